@@ -1,0 +1,79 @@
+# evo - one Makefile for every tool.
+#   make                 build bin/evo-* (CUDA parts only when nvcc is found; CUDA=0 forces CPU)
+#   make check           run all tests; ends with "N passed, N failed"
+#   make check SANITIZE=1  the same with ASan+UBSan builds (in build/asan)
+#   make check-all       both of the above, one summary line (CI)
+#   make install PREFIX=/usr/local   tools and man pages
+#   make demo            the pipeline on the bundled data
+
+PREFIX   ?= /usr/local
+CC       ?= cc
+NVCC     ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA     ?= $(if $(NVCC),1,0)
+SANITIZE ?= 0
+
+ifeq ($(SANITIZE),1)
+BUILD    := build/asan
+BIN      := build/asan/bin
+OPT      := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+LDSAN    := -fsanitize=address,undefined
+else
+BUILD    := build/release
+BIN      := bin
+OPT      := -O2 -g
+LDSAN    :=
+endif
+
+CPPFLAGS += -D_GNU_SOURCE -Isrc/lib
+CFLAGS   += -std=c11 $(OPT) -Wall -Wextra -Werror -pthread -MMD -MP
+LDLIBS   := -larchive -ljansson -lpcre2-8 -lutf8proc -lxxhash -lm -pthread
+LDFLAGS  += $(LDSAN)
+
+LIB_SRC  := $(sort $(wildcard src/lib/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIBEVO   := $(BUILD)/libevo.a
+
+TOOLS    := tokenize
+TOOL_BIN := $(TOOLS:%=$(BIN)/evo-%)
+
+.PHONY: all check check-all install demo clean
+all: $(TOOL_BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIBEVO): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# Each tool is src/<tool>/*.c linked against the shared library.
+define tool_rule
+$(BIN)/evo-$(1): $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard src/$(1)/*.c))) $(LIBEVO)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $$@ $$^ $(LDLIBS)
+endef
+$(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t))))
+
+check: all
+	@EVO_BINS=$(CURDIR)/$(BIN) tests/run.sh
+
+# Both builds through the whole suite, one summary line (what CI runs).
+check-all:
+	$(MAKE) all
+	$(MAKE) all SANITIZE=1
+	@EVO_BINS="$(CURDIR)/bin $(CURDIR)/build/asan/bin" tests/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 755 $(TOOL_BIN) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 man/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 man/man5/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+
+demo: all
+	@EVO_BIN=$(CURDIR)/$(BIN) scripts/demo.sh
+
+clean:
+	rm -rf build bin/evo-*
+
+-include $(LIB_OBJ:.o=.d) $(wildcard $(BUILD)/src/*/*.d)

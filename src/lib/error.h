@@ -1,0 +1,43 @@
+/* error.h - error reporting shared by every evo tool.
+ *
+ * Library code never exits: it fills an evo_err and returns -1 (or NULL).
+ * Programs decide: evo_fatal() prints "evo-xxx: what went wrong" on stderr
+ * and exits with EVO_EXIT_FAIL. Exit codes follow the Unix convention every
+ * tool documents: 0 ok, 1 failure, 2 usage. */
+#ifndef EVO_ERROR_H
+#define EVO_ERROR_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+enum { EVO_EXIT_OK = 0, EVO_EXIT_FAIL = 1, EVO_EXIT_USAGE = 2 };
+
+typedef struct {
+    char msg[1024];
+} evo_err;
+
+/* Formats a message into e (if not NULL) and returns -1, so that a library
+ * function can end with `return evo_errf(e, "...")`. */
+int evo_errf(evo_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prefixes the existing message: "prefix: old message". Returns -1. */
+int evo_err_prefix(evo_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The program name used in every message ("evo-tokenize"); set once by main. */
+void evo_set_progname(const char *name);
+const char *evo_progname(void);
+
+/* "evo-xxx: <message>\n" on stderr, then exit(EVO_EXIT_FAIL). */
+_Noreturn void evo_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Same for usage errors: adds a hint to --help and exits EVO_EXIT_USAGE. */
+_Noreturn void evo_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "evo-xxx: <message>\n" on stderr without exiting. */
+void evo_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Allocation that cannot fail: out of memory is fatal in every tool. */
+void *evo_malloc(size_t n);
+void *evo_calloc(size_t n, size_t size);
+void *evo_realloc(void *p, size_t n);
+char *evo_strdup(const char *s);
+
+#endif

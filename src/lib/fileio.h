@@ -1,0 +1,44 @@
+/* fileio.h - whole-file reads and crash-safe writes.
+ *
+ * Every output of every evo tool goes through evo_out: data is written to a
+ * temporary file beside the target, fsync'ed, and renamed over it only when
+ * complete, so a crash, a full disk or a kill never leaves a file that looks
+ * finished. "-" means stdout: the bytes are spooled to an unlinked
+ * temporary file and copied out at commit, so a reader on the pipe sees a
+ * complete file or an error, never a silently short one. */
+#ifndef EVO_FILEIO_H
+#define EVO_FILEIO_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "buf.h"
+#include "error.h"
+
+/* Reads a whole file ("-" = stdin) into buf (appending). */
+int evo_read_file(const char *path, evo_buf *buf, evo_err *e);
+
+typedef struct {
+    char *path;     /* the final name, or "-" */
+    char *tmp_path; /* the temporary beside it (NULL when spooling) */
+    int fd;         /* the temporary or the spool */
+    int dest_fd;    /* spooling: where the spool is copied at commit; else -1 */
+    uint64_t pos; /* bytes written so far = current offset */
+} evo_out;
+
+/* Opens a temporary for path. */
+int evo_out_open(evo_out *o, const char *path, evo_err *e);
+/* Appends bytes at the current position. */
+int evo_out_write(evo_out *o, const void *p, size_t n, evo_err *e);
+/* Overwrites bytes already written (e.g. a header finished last). */
+int evo_out_pwrite(evo_out *o, const void *p, size_t n, uint64_t offset, evo_err *e);
+/* fsync + rename (or copy to stdout); the file now exists complete. */
+int evo_out_commit(evo_out *o, evo_err *e);
+/* Removes the temporary; safe after a failed write or commit. */
+void evo_out_abort(evo_out *o);
+
+/* Removes every temporary still open: called from a signal handler so that
+ * Ctrl-C leaves nothing behind. */
+void evo_out_cleanup_all(void);
+
+#endif

@@ -1,0 +1,26 @@
+/* workpool.h - a fixed set of worker threads running one parallel loop at
+ * a time. The submitter does other work (reading the next batch) while the
+ * loop runs, then waits: the pipeline evo-tokenize uses to keep every core
+ * busy. Items are claimed dynamically, so uneven items balance out; results
+ * must be written per item, which keeps output independent of thread count. */
+#ifndef EVO_WORKPOOL_H
+#define EVO_WORKPOOL_H
+
+#include <stddef.h>
+
+typedef struct evo_pool evo_pool;
+/* fn(ctx, item, worker): worker in [0, n_workers) indexes per-thread state. */
+typedef void (*evo_pool_fn)(void *ctx, size_t item, int worker);
+
+evo_pool *evo_pool_new(int n_workers);
+void evo_pool_free(evo_pool *p);
+int evo_pool_size(const evo_pool *p);
+/* Starts fn over items [0, n) and returns at once. */
+void evo_pool_submit(evo_pool *p, size_t n, evo_pool_fn fn, void *ctx);
+/* Blocks until the submitted loop has finished. */
+void evo_pool_wait(evo_pool *p);
+
+/* Usable CPUs (affinity-aware, so a Slurm allocation is respected). */
+int evo_cpu_count(void);
+
+#endif

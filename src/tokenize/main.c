@@ -1,0 +1,129 @@
+/* evo-tokenize - text, JSONL and chat data to evo token files. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fileio.h"
+#include "log.h"
+#include "tokenize.h"
+#include "version.h"
+#include "workpool.h"
+
+static void usage(void)
+{
+    printf("Usage: evo-tokenize -t TOKENIZER [OPTION]... [FILE]...\n"
+           "       evo-tokenize --info TOKFILE...\n"
+           "       evo-tokenize --decode -t TOKENIZER TOKFILE...\n"
+           "Tokenize text into an evo token file (evo-tokens(5)) for evo-pack.\n"
+           "FILEs may be plain, compressed (gz, zst, xz, bz2) or tar/zip archives; none or - is stdin.\n"
+           "\n"
+           "  -t, --tokenizer FILE  SentencePiece .model or HuggingFace tokenizer.json (BPE)\n"
+           "  -o, --output FILE     output file (default -, stdout; written atomically)\n"
+           "  -f, --format FMT      auto (default: jsonl for *.jsonl*, else text), text (a document\n"
+           "                        per line), doc (a document per file or member), jsonl, chat\n"
+           "      --field PATH      JSONL field holding the text, dotted for nested (default text)\n"
+           "      --chat            same as --format chat: {\"messages\":[{\"role\",\"content\"}]} lines,\n"
+           "                        only assistant turns are loss targets (see evo-tokenize(1))\n"
+           "      --skip-bad        skip malformed JSON lines, report their count at the end\n"
+           "      --bos, --no-bos   add the tokenizer's BOS to every document (default on)\n"
+           "      --eos, --no-eos   add the tokenizer's EOS to every document (default on)\n"
+           "      --ids             write token ids as text, a document per line (like spm_encode\n"
+           "                        --output_format=id); chat context tokens print negated\n"
+           "      --info            describe token files: header, counts, length histogram\n"
+           "      --decode          token files back to text, a document per line\n"
+           "  -j, --threads N       encoding threads (default: all usable cores); output is\n"
+           "                        byte-identical for every N\n"
+           "      --progress        show progress (default: only when stderr is a terminal)\n"
+           "  -q, --quiet           no summary line\n"
+           "  -h, --help            this help\n"
+           "  -V, --version         version\n"
+           "\n"
+           "Exit status: 0 ok, 1 failure, 2 usage error. See evo-tokenize(1), evo-tokens(5).\n");
+}
+
+static void on_signal(int sig)
+{
+    evo_out_cleanup_all(); /* never leave a temporary that looks like output */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+int main(int argc, char **argv)
+{
+    evo_set_progname("evo-tokenize");
+    enum { OPT_FIELD = 256, OPT_CHAT, OPT_SKIP_BAD, OPT_BOS, OPT_NO_BOS, OPT_EOS, OPT_NO_EOS, OPT_IDS, OPT_INFO,
+           OPT_DECODE, OPT_PROGRESS };
+    static const struct option longopts[] = {
+        {"tokenizer", required_argument, NULL, 't'}, {"output", required_argument, NULL, 'o'},
+        {"format", required_argument, NULL, 'f'},    {"field", required_argument, NULL, OPT_FIELD},
+        {"chat", no_argument, NULL, OPT_CHAT},       {"skip-bad", no_argument, NULL, OPT_SKIP_BAD},
+        {"bos", no_argument, NULL, OPT_BOS},         {"no-bos", no_argument, NULL, OPT_NO_BOS},
+        {"eos", no_argument, NULL, OPT_EOS},         {"no-eos", no_argument, NULL, OPT_NO_EOS},
+        {"ids", no_argument, NULL, OPT_IDS},         {"info", no_argument, NULL, OPT_INFO},
+        {"decode", no_argument, NULL, OPT_DECODE},   {"threads", required_argument, NULL, 'j'},
+        {"progress", no_argument, NULL, OPT_PROGRESS}, {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0}};
+    tokenize_options opt = {.output = "-", .add_bos = 1, .add_eos = 1, .threads = evo_cpu_count()};
+    int info = 0, decode = 0, c;
+    while ((c = getopt_long(argc, argv, "t:o:f:j:qhV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 't': opt.tokenizer_path = optarg; break;
+        case 'o': opt.output = optarg; break;
+        case 'f':
+            if (!strcmp(optarg, "auto")) opt.in.format = FORMAT_AUTO;
+            else if (!strcmp(optarg, "text")) opt.in.format = FORMAT_TEXT;
+            else if (!strcmp(optarg, "doc")) opt.in.format = FORMAT_DOC;
+            else if (!strcmp(optarg, "jsonl")) opt.in.format = FORMAT_JSONL;
+            else if (!strcmp(optarg, "chat")) opt.in.format = FORMAT_CHAT;
+            else evo_usage_error("unknown format '%s' (auto, text, doc, jsonl, chat)", optarg);
+            break;
+        case OPT_FIELD: opt.in.field = optarg; break;
+        case OPT_CHAT: opt.in.format = FORMAT_CHAT; break;
+        case OPT_SKIP_BAD: opt.in.skip_bad = 1; break;
+        case OPT_BOS: opt.add_bos = 1; break;
+        case OPT_NO_BOS: opt.add_bos = 0; break;
+        case OPT_EOS: opt.add_eos = 1; break;
+        case OPT_NO_EOS: opt.add_eos = 0; break;
+        case OPT_IDS: opt.ids_text = 1; break;
+        case OPT_INFO: info = 1; break;
+        case OPT_DECODE: decode = 1; break;
+        case 'j': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end || n < 1 || n > 1024)
+                evo_usage_error("-j wants a thread count from 1 to 1024, not '%s'", optarg);
+            opt.threads = (int)n;
+            break;
+        }
+        case OPT_PROGRESS: opt.progress = 1; break;
+        case 'q': evo_quiet = 1; break;
+        case 'h': usage(); return EVO_EXIT_OK;
+        case 'V': printf("evo-tokenize (evo) %s\n", EVO_VERSION); return EVO_EXIT_OK;
+        default: evo_usage_error("bad option");
+        }
+    }
+    char **files = argv + optind;
+    int n_files = argc - optind;
+    if (info + decode > 1 || ((info || decode) && opt.ids_text))
+        evo_usage_error("--info, --decode and --ids exclude each other");
+    if (info) {
+        if (!n_files)
+            evo_usage_error("--info needs token files");
+        return tokens_info(files, n_files);
+    }
+    if (!opt.tokenizer_path)
+        evo_usage_error("no tokenizer given (-t FILE)");
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
+    signal(SIGPIPE, on_signal);
+    if (decode) {
+        if (!n_files)
+            evo_usage_error("--decode needs token files");
+        return tokens_decode(opt.tokenizer_path, files, n_files, opt.output);
+    }
+    return tokenize_run(&opt, files, n_files);
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every tests/t*.sh (git-style numbered scripts driving the real tools)
+# and ends with the line CI reads: "N passed, N failed".
+#   EVO_BINS  directories of evo-* binaries to test, each gets the whole
+#             suite (default: bin/; make check-all adds the ASan+UBSan build)
+#   TESTS     space-separated subset, e.g. TESTS="t0020-input.sh"
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+export EVO_ROOT=$(dirname "$here")
+export EVO_RESULTS=$(mktemp)
+trap 'rm -f "$EVO_RESULTS"' EXIT
+
+scripts=${TESTS:-$(cd "$here" && ls t[0-9]*.sh)}
+for EVO_BIN in ${EVO_BINS:-$EVO_ROOT/bin}; do
+    export EVO_BIN
+    case $EVO_BIN in */asan/*) export EVO_SANITIZED=1 ;; *) unset EVO_SANITIZED ;; esac
+    for t in $scripts; do
+        echo "# $t ($EVO_BIN)"
+        bash "$here/$t"
+        rc=$?
+        if [ $rc -ne 0 ]; then
+            echo "FAIL - $t exited with status $rc"
+            echo fail >>"$EVO_RESULTS"
+            echo "fail-name $t ($EVO_BIN)" >>"$EVO_RESULTS"
+        fi
+    done
+done
+passed=$(grep -c '^pass$' "$EVO_RESULTS")
+failed=$(grep -c '^fail$' "$EVO_RESULTS")
+echo
+grep '^fail-name ' "$EVO_RESULTS" | sed 's/^fail-name /failed: /'
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
