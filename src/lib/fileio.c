@@ -165,6 +165,20 @@ static int copy_spool(evo_out *o, evo_err *e)
     return rc;
 }
 
+/* Closes the descriptors and forgets the output (the temporary, if any,
+ * was renamed or removed by the caller). */
+static void release(evo_out *o)
+{
+    if (o->fd >= 0)
+        close(o->fd);
+    o->fd = -1;
+    if (o->dest_fd > STDOUT_FILENO)
+        close(o->dest_fd);
+    o->dest_fd = -1;
+    free(o->path);
+    o->path = NULL;
+}
+
 int evo_out_commit(evo_out *o, evo_err *e)
 {
     int rc = 0;
@@ -200,31 +214,17 @@ int evo_out_commit(evo_out *o, evo_err *e)
         evo_out_abort(o);
         return rc;
     }
-    if (o->fd >= 0)
-        close(o->fd);
-    o->fd = -1;
-    if (o->dest_fd > STDOUT_FILENO)
-        close(o->dest_fd);
-    o->dest_fd = -1;
-    free(o->path);
-    o->path = NULL;
+    release(o);
     return 0;
 }
 
 void evo_out_abort(evo_out *o)
 {
-    if (o->fd >= 0)
-        close(o->fd);
-    o->fd = -1;
-    if (o->dest_fd > STDOUT_FILENO)
-        close(o->dest_fd);
-    o->dest_fd = -1;
     if (o->tmp_path) {
         track(o, 0);
         unlink(o->tmp_path);
         free(o->tmp_path);
         o->tmp_path = NULL;
     }
-    free(o->path);
-    o->path = NULL;
+    release(o);
 }

@@ -66,7 +66,7 @@ int main(int argc, char **argv)
         {"progress", no_argument, NULL, OPT_PROGRESS}, {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
-    tokenize_options opt = {.output = "-", .add_bos = 1, .add_eos = 1, .threads = evo_cpu_count()};
+    tokenize_options opt = {.output = "-", .add_bos = -1, .add_eos = -1, .threads = evo_cpu_count()};
     int info = 0, decode = 0, c;
     while ((c = getopt_long(argc, argv, "t:o:f:j:qhV", longopts, NULL)) != -1) {
         switch (c) {

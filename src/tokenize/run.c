@@ -59,7 +59,7 @@ typedef struct {
     uint64_t docs, tokens;
 } sink;
 
-static int sink_open(sink *s, const tokenize_options *opt, const evo_tokenizer *tok, evo_err *e)
+static int sink_open(sink *s, const tokenize_options *opt, const evo_tokenizer *tok, int adds, evo_err *e)
 {
     s->ids_text = opt->ids_text;
     s->has_mask = opt->in.format == FORMAT_CHAT;
@@ -73,8 +73,7 @@ static int sink_open(sink *s, const tokenize_options *opt, const evo_tokenizer *
     m.vocab_size = evo_tokenizer_vocab_size(tok);
     m.bos_id = evo_tokenizer_bos(tok);
     m.eos_id = evo_tokenizer_eos(tok);
-    m.flags = (s->has_mask ? EVO_TOK_HAS_MASK : 0) | (opt->add_bos ? EVO_TOK_ADDED_BOS : 0) |
-              (opt->add_eos ? EVO_TOK_ADDED_EOS : 0);
+    m.flags = (s->has_mask ? EVO_TOK_HAS_MASK : 0) | adds;
     evo_tokenizer_fingerprint(tok, m.fingerprint);
     snprintf(m.tokenizer_kind, sizeof m.tokenizer_kind, "%s", evo_tokenizer_kind(tok));
     const char *base = strrchr(opt->tokenizer_path, '/');
@@ -163,9 +162,9 @@ int tokenize_run(const tokenize_options *opt, char **inputs, int n_inputs)
     if (!tok)
         evo_fatal("%s", e.msg);
     int32_t bos = evo_tokenizer_bos(tok), eos = evo_tokenizer_eos(tok);
-    if (opt->add_bos && bos < 0)
+    if (opt->add_bos == 1 && bos < 0)
         evo_fatal("%s: the tokenizer has no BOS token (use --no-bos)", opt->tokenizer_path);
-    if (opt->add_eos && eos < 0)
+    if (opt->add_eos == 1 && eos < 0)
         evo_fatal("%s: the tokenizer has no EOS token (use --no-eos)", opt->tokenizer_path);
 
     input_options in = opt->in;
@@ -174,12 +173,13 @@ int tokenize_run(const tokenize_options *opt, char **inputs, int n_inputs)
     reader *rd = n_inputs ? reader_new(inputs, n_inputs, &in) : reader_new(stdin_only, 1, &in);
     evo_pool *pool = evo_pool_new(opt->threads);
     encode_job job = {.bos = opt->add_bos ? bos : -1, .eos = opt->add_eos ? eos : -1};
+    int adds = (job.bos >= 0 ? EVO_TOK_ADDED_BOS : 0) | (job.eos >= 0 ? EVO_TOK_ADDED_EOS : 0);
     job.enc = evo_calloc((size_t)opt->threads, sizeof *job.enc);
     for (int i = 0; i < opt->threads; i++)
         job.enc[i] = evo_encoder_new(tok);
 
     sink out = {0};
-    if (sink_open(&out, opt, tok, &e) < 0)
+    if (sink_open(&out, opt, tok, adds, &e) < 0)
         evo_fatal("%s", e.msg);
 
     evo_progress prog;

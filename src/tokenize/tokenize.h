@@ -10,7 +10,7 @@ typedef struct {
     const char *tokenizer_path;
     const char *output; /* "-" = stdout */
     int ids_text;       /* --ids: text ids instead of a token file */
-    int add_bos, add_eos;
+    int add_bos, add_eos; /* 1 asked for, 0 refused, -1 default: if the tokenizer has one */
     int threads;
     int progress;
     input_options in;

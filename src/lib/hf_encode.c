@@ -1,0 +1,844 @@
+/* hf_encode.c - encoding and decoding with a loaded HF tokenizer.json. */
+#include "hf.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+#include <xxhash.h>
+
+#include "tokenizer_impl.h"
+#include "utf8.h"
+
+/* buf.h's append, but a no-op for 0 bytes: memcpy must never see the
+ * NULL of a buffer that has not grown yet. */
+static inline void buf_add(evo_buf *b, const void *p, size_t n)
+{
+    if (n)
+        evo_buf_append(b, p, n);
+}
+
+/* ---------------------------------------------------- character sets -- */
+
+/* Unicode White_Space: Rust's char::is_whitespace and regex \s. */
+static int is_white_space(uint32_t c)
+{
+    return (c >= 9 && c <= 13) || c == ' ' || c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
+           c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+/* Rust regex's \w: letters, marks, decimal and letter numbers, connectors. */
+static int is_word_char(uint32_t c)
+{
+    utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
+    return (k >= UTF8PROC_CATEGORY_LU && k <= UTF8PROC_CATEGORY_NL) || k == UTF8PROC_CATEGORY_PC ||
+           c == 0x200C || c == 0x200D;
+}
+
+/* The character that ends at s[end) (valid UTF-8 before it). */
+static size_t char_before(const char *s, size_t end, uint32_t *cp)
+{
+    size_t b = end - 1;
+    while (b > 0 && ((unsigned char)s[b] & 0xC0) == 0x80)
+        b--;
+    if (!evo_utf8_decode((const unsigned char *)s + b, end - b, cp))
+        *cp = 0xFFFD;
+    return end - b;
+}
+
+/* ------------------------------------------------------ normalizers -- */
+
+/* Characters no normalization form changes, and which never compose with
+ * a neighbour: lets ASCII and CJK text skip utf8proc. Below U+0300 nothing
+ * decomposes canonically and nothing is a second in a composition pair;
+ * the compatibility forms have exceptions (U+00A0, U+00B2, ...), so they
+ * only trust ASCII. */
+static int normalization_inert(const char *s, size_t n, int compat)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        uint32_t cp;
+        size_t l = evo_utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        if (!l || compat)
+            return 0;
+        /* Also general punctuation (but U+2000/1, canonical singletons),
+         * CJK punctuation and kana (but the combining sound marks U+302A-F
+         * and U+3099/A), CJK ideographs, Hangul syllables (a following
+         * trailing jamo is not inert) and the fullwidth forms. */
+        if (!(cp < 0x300 || (cp >= 0x2002 && cp <= 0x206F) || (cp >= 0x3000 && cp <= 0x3029) ||
+              (cp >= 0x3030 && cp <= 0x3098) || (cp >= 0x309B && cp <= 0x30FF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
+              (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0xAC00 && cp <= 0xD7A3) || (cp >= 0xFF01 && cp <= 0xFFEF)))
+            return 0;
+        i += l;
+    }
+    return 1;
+}
+
+static int unicode_form(enum hf_norm_type t, const char *s, size_t n, evo_buf *out, evo_err *e)
+{
+    int compat = t == HF_NFKC || t == HF_NFKD;
+    int compose = t == HF_NFC || t == HF_NFKC;
+    /* NFD and NFKD decompose Latin-1 too: only ASCII is inert for them. */
+    if (compose ? normalization_inert(s, n, compat) : normalization_inert(s, n, 1)) {
+        buf_add(out, s, n);
+        return 0;
+    }
+    utf8proc_uint8_t *dst = NULL;
+    int flags = UTF8PROC_STABLE | (compose ? UTF8PROC_COMPOSE : UTF8PROC_DECOMPOSE) | (compat ? UTF8PROC_COMPAT : 0);
+    utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &dst, flags);
+    if (r < 0)
+        return evo_errf(e, "normalization failed: %s", utf8proc_errmsg(r));
+    buf_add(out, dst, (size_t)r);
+    free(dst);
+    return 0;
+}
+
+static void lowercase(const char *s, size_t n, evo_buf *out)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x80) {
+            evo_buf_push(out, (char)(c >= 'A' && c <= 'Z' ? c + 32 : c));
+            i++;
+            continue;
+        }
+        uint32_t cp = 0xFFFD;
+        size_t l = evo_utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        l = l ? l : 1; /* the text is valid UTF-8; never loop */
+        char u[8];
+        if (cp == 0x130) { /* the one full lowercase mapping of two characters: i + U+0307 */
+            buf_add(out, "i\xcc\x87", 3);
+        } else {
+            buf_add(out, u, evo_utf8_encode((uint32_t)utf8proc_tolower((utf8proc_int32_t)cp), u));
+        }
+        i += l;
+    }
+}
+
+static void strip(const char *s, size_t n, int left, int right, evo_buf *out)
+{
+    size_t a = 0, b = n;
+    uint32_t cp;
+    size_t l;
+    while (left && a < b && (l = evo_utf8_decode((const unsigned char *)s + a, b - a, &cp)) && is_white_space(cp))
+        a += l;
+    while (right && b > a && (l = char_before(s, b, &cp)) && is_white_space(cp))
+        b -= l;
+    buf_add(out, s + a, b - a);
+}
+
+static int replace(const hf_norm *nm, evo_pattern_scratch *ps, const char *s, size_t n, evo_buf *out, evo_err *e)
+{
+    size_t pos = 0, from = 0, a, b;
+    int rc;
+    while (from <= n && (rc = evo_pattern_find(nm->pat, ps, s, n, from, &a, &b, e)) == 1) {
+        buf_add(out, s + pos, a - pos);
+        buf_add(out, nm->str, nm->str_len);
+        pos = from = b;
+        if (a == b) { /* an empty match: step over one character */
+            if (b >= n)
+                break;
+            from = b + 1;
+            while (from < n && ((unsigned char)s[from] & 0xC0) == 0x80)
+                from++;
+        }
+    }
+    if (rc < 0)
+        return -1;
+    buf_add(out, s + pos, n - pos);
+    return 0;
+}
+
+int hf_normalize(const hf_model *m, evo_pattern_scratch *ps, const char *s, size_t n, int prepend, evo_buf *out,
+                 evo_buf *tmp, evo_err *e)
+{
+    /* Each step reads one buffer and writes the other. */
+    evo_buf *src = tmp, *dst = out;
+    src->len = 0;
+    evo_buf_reserve(src, n + 1);
+    if (n)
+        memcpy(src->data, s, n);
+    src->len = n;
+    for (size_t i = 0; i < m->nnorm; i++) {
+        const hf_norm *nm = &m->norms[i];
+        dst->len = 0;
+        evo_buf_reserve(dst, src->len + 16);
+        switch (nm->type) {
+        case HF_NFC:
+        case HF_NFD:
+        case HF_NFKC:
+        case HF_NFKD:
+            if (unicode_form(nm->type, src->data, src->len, dst, e) < 0)
+                return -1;
+            break;
+        case HF_LOWERCASE:
+            lowercase(src->data, src->len, dst);
+            break;
+        case HF_STRIP:
+            strip(src->data, src->len, nm->left, nm->right, dst);
+            break;
+        case HF_PREPEND:
+            if (prepend && src->len)
+                buf_add(dst, nm->str, nm->str_len);
+            buf_add(dst, src->data, src->len);
+            break;
+        case HF_REPLACE:
+            if (replace(nm, ps, src->data, src->len, dst, e) < 0)
+                return -1;
+            break;
+        }
+        evo_buf *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != out) {
+        out->len = 0;
+        buf_add(out, src->data, src->len);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------- encoder -- */
+
+/* Words up to this many bytes are remembered with their ids; longer ones
+ * are rare and cost little extra to merge again. */
+#define CACHE_MAX_KEY 64
+#define CACHE_SLOTS (1u << 16)
+
+typedef struct {
+    uint64_t hash;
+    uint32_t key_off, val_off;
+    uint16_t key_len, val_len;
+} cache_slot;
+
+typedef struct {
+    const hf_model *m;
+    evo_buf clean, seg, tmp, arena;
+    evo_spans pcs[2], mt;
+    evo_pattern_scratch ps;
+    evo_bpe_scratch bs;
+    int32_t *sym;
+    uint32_t *starts;
+    size_t sym_cap;
+    cache_slot *cache;
+    size_t cache_n;
+    evo_buf cache_keys;
+    evo_ids cache_vals;
+} hf_enc;
+
+static void *enc_new(const void *model)
+{
+    hf_enc *x = evo_calloc(1, sizeof *x);
+    x->m = model;
+    x->cache = evo_calloc(CACHE_SLOTS, sizeof *x->cache);
+    return x;
+}
+
+static void enc_free(void *p)
+{
+    hf_enc *x = p;
+    if (!x)
+        return;
+    evo_buf_free(&x->clean);
+    evo_buf_free(&x->seg);
+    evo_buf_free(&x->tmp);
+    evo_buf_free(&x->arena);
+    free(x->pcs[0].data);
+    free(x->pcs[1].data);
+    free(x->mt.data);
+    evo_pattern_scratch_free(&x->ps);
+    evo_bpe_scratch_free(&x->bs);
+    free(x->sym);
+    free(x->starts);
+    free(x->cache);
+    evo_buf_free(&x->cache_keys);
+    evo_ids_free(&x->cache_vals);
+    free(x);
+}
+
+static void push_sym(hf_enc *x, size_t *n, int32_t id)
+{
+    if (*n + 1 >= x->sym_cap) {
+        x->sym_cap = x->sym_cap ? 2 * x->sym_cap : 256;
+        x->sym = evo_realloc(x->sym, x->sym_cap * sizeof *x->sym);
+        x->starts = evo_realloc(x->starts, x->sym_cap * sizeof *x->starts);
+    }
+    x->starts[*n] = (uint32_t)*n;
+    x->sym[(*n)++] = id;
+}
+
+/* tokenizers' BPE::merge_word, initial symbols: a character the vocabulary
+ * lacks becomes its <0xXX> byte tokens (byte_fallback) or the unk token,
+ * consecutive unks fused into one when fuse_unk; without either it is
+ * dropped. A pending unk waits until the next known character, exactly as
+ * there (byte-fallback tokens do not flush it). */
+static int unknown_char(hf_enc *x, size_t *n, const char *text, size_t len, int *unk_pending, evo_err *e)
+{
+    const hf_model *m = x->m;
+    if (m->byte_fallback) {
+        size_t k = 0;
+        while (k < len && m->fallback_id[(unsigned char)text[k]] >= 0)
+            k++;
+        if (k == len) {
+            for (k = 0; k < len; k++)
+                push_sym(x, n, m->fallback_id[(unsigned char)text[k]]);
+            return 0;
+        }
+    }
+    if (m->unk_missing)
+        return evo_errf(e, "the unk_token of tokenizer.json is not in its vocabulary");
+    if (m->unk_id < 0)
+        return 0;
+    if (*unk_pending && !m->fuse_unk)
+        push_sym(x, n, m->unk_id);
+    *unk_pending = 1;
+    return 0;
+}
+
+static int initial_symbols(hf_enc *x, const char *w, size_t len, size_t *count, evo_err *e)
+{
+    const hf_model *m = x->m;
+    size_t n = 0;
+    int unk = 0;
+    for (size_t i = 0; i < len;) {
+        int32_t id;
+        size_t l;
+        if (m->byte_level) {
+            l = 1;
+            id = m->byte_id[(unsigned char)w[i]];
+        } else {
+            uint32_t cp;
+            l = evo_utf8_decode((const unsigned char *)w + i, len - i, &cp);
+            if (!l)
+                return evo_errf(e, "internal error: invalid UTF-8 reached BPE");
+            id = cp < 0x10000 ? m->bmp_id[cp] : hf_map_get(&m->vocab, w + i, l);
+        }
+        if (id >= 0) {
+            if (unk)
+                push_sym(x, &n, m->unk_id);
+            unk = 0;
+            push_sym(x, &n, id);
+        } else {
+            /* byte fallback sees the character: for a byte-level model the
+             * byte's GPT-2 character */
+            char mapped[4];
+            size_t ml = m->byte_level ? evo_utf8_encode(hf_byte_char((unsigned char)w[i]), mapped) : 0;
+            if (unknown_char(x, &n, ml ? mapped : w + i, ml ? ml : l, &unk, e) < 0)
+                return -1;
+        }
+        i += l;
+    }
+    if (unk)
+        push_sym(x, &n, m->unk_id);
+    *count = n;
+    return 0;
+}
+
+static int encode_word_uncached(hf_enc *x, const char *w, size_t len, evo_ids *out, evo_err *e)
+{
+    const hf_model *m = x->m;
+    if (m->ignore_merges) {
+        int32_t id = hf_map_get(m->byte_level ? &m->raw : &m->vocab, w, len);
+        if (id >= 0) {
+            evo_ids_push(out, id);
+            return 0;
+        }
+    }
+    size_t n = 0;
+    if (initial_symbols(x, w, len, &n, e) < 0)
+        return -1;
+    if (!n) /* every character dropped: no unk token, no byte fallback */
+        return 0;
+    x->starts[n] = (uint32_t)n;
+    n = evo_bpe_merge(m->bpe, &x->bs, x->sym, x->starts, n);
+    evo_ids_reserve(out, n);
+    memcpy(out->data + out->len, x->sym, n * sizeof *x->sym);
+    out->len += n;
+    return 0;
+}
+
+static int encode_cached(hf_enc *x, const char *w, size_t len, evo_ids *out, evo_err *e)
+{
+    if (len > CACHE_MAX_KEY)
+        return encode_word_uncached(x, w, len, out, e);
+    uint64_t h = XXH3_64bits(w, len);
+    cache_slot *slot = NULL;
+    for (size_t j = (size_t)h & (CACHE_SLOTS - 1);; j = (j + 1) & (CACHE_SLOTS - 1)) {
+        cache_slot *c = &x->cache[j];
+        if (!c->key_len) {
+            slot = c;
+            break;
+        }
+        if (c->hash == h && c->key_len == len && !memcmp(x->cache_keys.data + c->key_off, w, len)) {
+            evo_ids_reserve(out, c->val_len);
+            memcpy(out->data + out->len, x->cache_vals.data + c->val_off, c->val_len * sizeof(int32_t));
+            out->len += c->val_len;
+            return 0;
+        }
+    }
+    size_t before = out->len;
+    if (encode_word_uncached(x, w, len, out, e) < 0)
+        return -1;
+    /* Full at half load: start over rather than evict (words repeat, and
+     * the hot ones come back within a few thousand words). */
+    if (2 * (x->cache_n + 1) > CACHE_SLOTS) {
+        memset(x->cache, 0, CACHE_SLOTS * sizeof *x->cache);
+        x->cache_n = 0;
+        x->cache_keys.len = 0;
+        x->cache_vals.len = 0;
+        for (size_t j = (size_t)h & (CACHE_SLOTS - 1);; j = (j + 1) & (CACHE_SLOTS - 1))
+            if (!x->cache[j].key_len) {
+                slot = &x->cache[j];
+                break;
+            }
+    }
+    size_t nv = out->len - before;
+    if (nv > UINT16_MAX)
+        return 0;
+    *slot = (cache_slot){h, (uint32_t)x->cache_keys.len, (uint32_t)x->cache_vals.len, (uint16_t)len, (uint16_t)nv};
+    buf_add(&x->cache_keys, w, len);
+    evo_ids_reserve(&x->cache_vals, nv);
+    memcpy(x->cache_vals.data + x->cache_vals.len, out->data + before, nv * sizeof(int32_t));
+    x->cache_vals.len += nv;
+    x->cache_n++;
+    return 0;
+}
+
+/* A long word of a character-level model is cut before each space symbol
+ * that follows an ASCII character no merge glues to it (hf.h): BPE on the
+ * parts gives the same ids, and the parts are short enough to cache. */
+static int encode_word(hf_enc *x, const char *w, size_t len, evo_ids *out, evo_err *e)
+{
+    const hf_model *m = x->m;
+    if (len <= CACHE_MAX_KEY || m->byte_level || m->ignore_merges || !m->space_sym_known)
+        return encode_cached(x, w, len, out, e);
+    const char *end = w + len, *start = w, *p = w + 1;
+    while (p < end && (p = memmem(p, (size_t)(end - p), m->space_sym, m->space_sym_len))) {
+        unsigned char c = (unsigned char)p[-1];
+        if (c < 128 && !m->glue[c] && m->bmp_id[c] >= 0) {
+            if (encode_cached(x, start, (size_t)(p - start), out, e) < 0)
+                return -1;
+            start = p;
+        }
+        p += m->space_sym_len;
+    }
+    return encode_cached(x, start, (size_t)(end - start), out, e);
+}
+
+/* ByteLevel's add_prefix_space: a copy of an arena piece with a space in
+ * front (reserved first: the append may move the arena under the piece). */
+static evo_span prefix_space(hf_enc *x, evo_span in)
+{
+    evo_buf_reserve(&x->arena, (size_t)in.len + 1);
+    evo_span sp = {(uint32_t)x->arena.len, in.len + 1};
+    x->arena.data[x->arena.len++] = ' ';
+    memcpy(x->arena.data + x->arena.len, x->arena.data + in.off, in.len);
+    x->arena.len += in.len;
+    return sp;
+}
+
+/* Metaspace: every ' ' becomes the replacement; the replacement goes in
+ * front per prepend_scheme ("first": only the piece at offset 0 of the
+ * document). */
+static evo_span metaspace_piece(hf_enc *x, const hf_pre *p, evo_span in, int at_doc_start)
+{
+    evo_span sp = {(uint32_t)x->arena.len, 0};
+    evo_buf_reserve(&x->arena, (size_t)in.len * p->rep_len + p->rep_len);
+    const char *s = x->arena.data + in.off; /* stable: reserved above */
+    /* tokenizers tests for the replacement after replacing the spaces */
+    int starts_with_rep = (in.len >= p->rep_len && !memcmp(s, p->rep, p->rep_len)) || (in.len && s[0] == ' ');
+    if (!starts_with_rep && (p->prepend == HF_PREPEND_ALWAYS || (p->prepend == HF_PREPEND_FIRST && at_doc_start)))
+        buf_add(&x->arena, p->rep, p->rep_len);
+    for (uint32_t i = 0; i < in.len; i++) {
+        if (s[i] == ' ')
+            buf_add(&x->arena, p->rep, p->rep_len);
+        else
+            evo_buf_push(&x->arena, s[i]);
+    }
+    sp.len = (uint32_t)(x->arena.len - sp.off);
+    return sp;
+}
+
+/* Pre-tokenizes one piece of normalized text and encodes its words. */
+static int encode_piece(hf_enc *x, const char *s, size_t n, int at_doc_start, evo_ids *out, evo_err *e)
+{
+    const hf_model *m = x->m;
+    if (n > UINT32_MAX / 4)
+        return evo_errf(e, "a text segment of %zu bytes is too long", n);
+    x->arena.len = 0;
+    evo_spans *cur = &x->pcs[0], *next = &x->pcs[1];
+    cur->len = 0;
+    evo_spans_push(cur, 0, (uint32_t)n);
+    buf_add(&x->arena, s, n);
+    for (size_t k = 0; k < m->npre; k++) {
+        const hf_pre *p = &m->pres[k];
+        if (p->type == HF_PRE_BYTELEVEL && !p->add_prefix_space && !p->pat)
+            continue; /* the byte mapping itself is implicit: words stay raw bytes */
+        next->len = 0;
+        for (size_t i = 0; i < cur->len; i++) {
+            evo_span in = cur->data[i];
+            int first = at_doc_start && i == 0;
+            size_t before = next->len;
+            if (p->type == HF_PRE_METASPACE)
+                in = metaspace_piece(x, p, in, first);
+            else if (p->type == HF_PRE_BYTELEVEL && p->add_prefix_space && x->arena.data[in.off] != ' ')
+                in = prefix_space(x, in);
+            if (p->pat && (p->type != HF_PRE_METASPACE || p->split)) {
+                if (evo_pattern_split(p->pat, &x->ps, x->arena.data + in.off, in.len, in.off, p->behavior, p->invert,
+                                      &x->mt, next, e) < 0)
+                    return -1;
+            } else {
+                evo_spans_push(next, in.off, in.len);
+            }
+            /* Only a piece that still begins where the document does is
+             * "first" for a later Metaspace. */
+            if (first && (next->len == before || next->data[before].off != in.off))
+                at_doc_start = 0;
+        }
+        evo_spans *t = cur;
+        cur = next;
+        next = t;
+    }
+    for (size_t i = 0; i < cur->len; i++)
+        if (encode_word(x, x->arena.data + cur->data[i].off, cur->data[i].len, out, e) < 0)
+            return -1;
+    return 0;
+}
+
+/* Leftmost-longest added token in s[from..n): returns its index or -1. */
+static int32_t find_added(const hf_trie *t, const char *s, size_t n, size_t from, size_t *start, size_t *end)
+{
+    if (!t->node)
+        return -1;
+    for (size_t p = from; p < n; p++) {
+        if (!t->can_start[(unsigned char)s[p]])
+            continue;
+        int32_t cur = 0, best = -1;
+        for (size_t q = p; q < n; q++) {
+            int32_t k = t->node[cur].child;
+            while (k >= 0 && t->node[k].byte != (unsigned char)s[q])
+                k = t->node[k].sibling;
+            if (k < 0)
+                break;
+            cur = k;
+            if (t->node[k].token >= 0) {
+                best = t->node[k].token;
+                *end = q + 1;
+            }
+        }
+        if (best >= 0) {
+            *start = p;
+            return best;
+        }
+    }
+    return -1;
+}
+
+typedef int (*segment_fn)(hf_enc *x, const char *s, size_t n, int at_doc_start, int chunk_first, evo_ids *out,
+                          evo_err *e);
+
+/* tokenizers' AddedVocabulary::find_matches + split_with_indices: emits the
+ * tokens found in s[0..n) and hands the text between them to fn. */
+static int split_added(hf_enc *x, const hf_trie *t, const char *s, size_t n, int at_doc_start, segment_fn fn,
+                       evo_ids *out, evo_err *e)
+{
+    const hf_model *m = x->m;
+    size_t done = 0, from = 0, a = 0, b = 0;
+    int32_t k;
+    while ((k = find_added(t, s, n, from, &a, &b)) >= 0) {
+        const hf_added *tok = &m->added[k];
+        from = b;
+        uint32_t cp;
+        if (tok->single_word && ((a > 0 && (char_before(s, a, &cp), is_word_char(cp))) ||
+                                 (b < n && evo_utf8_decode((const unsigned char *)s + b, n - b, &cp) &&
+                                  is_word_char(cp))))
+            continue;
+        if (tok->lstrip) {
+            size_t l;
+            while (a > done && (l = char_before(s, a, &cp)) && is_white_space(cp))
+                a -= l;
+        }
+        if (tok->rstrip) {
+            size_t l;
+            while (b < n && (l = evo_utf8_decode((const unsigned char *)s + b, n - b, &cp)) && is_white_space(cp))
+                b += l;
+            from = b;
+        }
+        if (a > done && fn(x, s + done, a - done, at_doc_start && done == 0, done == 0, out, e) < 0)
+            return -1;
+        evo_ids_push(out, tok->id);
+        done = b;
+    }
+    if (done < n && fn(x, s + done, n - done, at_doc_start && done == 0, done == 0, out, e) < 0)
+        return -1;
+    return 0;
+}
+
+static int normalized_gap(hf_enc *x, const char *s, size_t n, int at_doc_start, int chunk_first, evo_ids *out,
+                          evo_err *e)
+{
+    (void)chunk_first;
+    return encode_piece(x, s, n, at_doc_start, out, e);
+}
+
+static int raw_segment(hf_enc *x, const char *s, size_t n, int at_doc_start, int chunk_first, evo_ids *out,
+                       evo_err *e)
+{
+    const hf_model *m = x->m;
+    if (!m->nnorm)
+        return split_added(x, &m->norm_trie, s, n, at_doc_start, normalized_gap, out, e);
+    /* Prepend applies to every segment except the first of a chunk that
+     * continues a document (its text was cut there, not begun). */
+    int prepend = !chunk_first || at_doc_start;
+    if (hf_normalize(m, &x->ps, s, n, prepend, &x->seg, &x->tmp, e) < 0)
+        return -1;
+    /* seg is reused by the next segment only after this one is done; the
+     * pieces below are copied into the arena first. */
+    return split_added(x, &m->norm_trie, x->seg.data, x->seg.len, at_doc_start, normalized_gap, out, e);
+}
+
+static int hf_encode(const void *model, void *scratch, const char *text, size_t len, unsigned flags, evo_ids *out,
+                     evo_err *e)
+{
+    (void)model;
+    hf_enc *x = scratch;
+    if (evo_utf8_valid_prefix(text, len) != len) {
+        x->clean.len = 0;
+        evo_utf8_replace_invalid(text, len, &x->clean);
+        text = x->clean.data;
+        len = x->clean.len;
+    }
+    return split_added(x, &x->m->raw_trie, text, len, (flags & EVO_ENC_DOC_START) != 0, raw_segment, out, e);
+}
+
+static int is_ascii_alnum(unsigned char c) { return (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z'); }
+
+static size_t hf_safe_cut(const void *model, const char *text, size_t len)
+{
+    const hf_model *m = model;
+    if (!m->cut_ok)
+        return 0;
+    for (size_t p = len >= 2 ? len - 2 : 0; p > 0; p--) {
+        unsigned char c = (unsigned char)text[p - 1], nx = (unsigned char)text[p + 1];
+        if (text[p] != ' ' || !is_ascii_alnum(c) || !((nx | 32) >= 'a' && (nx | 32) <= 'z'))
+            continue;
+        if (m->cut_needs_glue && (m->glue[c] || (m->byte_level ? m->byte_id[c] : m->bmp_id[c]) < 0))
+            continue;
+        return p;
+    }
+    return 0;
+}
+
+static int32_t hf_piece_id(const void *model, const char *piece, size_t len)
+{
+    const hf_model *m = model;
+    for (size_t i = 0; i < m->nadded; i++)
+        if (m->added[i].len == len && !memcmp(m->added_text.data + m->added[i].off, piece, len))
+            return m->added[i].id;
+    return hf_map_get(&m->vocab, piece, len);
+}
+
+/* ---------------------------------------------------------- decoder -- */
+
+/* A list of strings, as tokenizers' decoders pass along: spans in text. */
+typedef struct {
+    evo_buf text;
+    evo_spans s;
+} str_list;
+
+static void list_add(str_list *l, const char *p, size_t n)
+{
+    evo_spans_push(&l->s, (uint32_t)l->text.len, (uint32_t)n);
+    if (n)
+        buf_add(&l->text, p, n);
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : (c | 32) >= 'a' && (c | 32) <= 'f' ? (c | 32) - 'a' + 10 : -1;
+}
+
+/* "<0xAB>" -> 0xAB, as Rust's u8::from_str_radix(&t[3..5], 16) (which
+ * also takes "+A"); -1 otherwise. */
+static int byte_token(const char *t, size_t n)
+{
+    if (n != 6 || memcmp(t, "<0x", 3) || t[5] != '>')
+        return -1;
+    if (t[3] == '+')
+        return hex_digit(t[4]);
+    int h = hex_digit(t[3]), l = hex_digit(t[4]);
+    return h < 0 || l < 0 ? -1 : h * 16 + l;
+}
+
+static void apply_decoder(const hf_dec *d, str_list *in, str_list *out)
+{
+    out->text.len = 0;
+    out->s.len = 0;
+    evo_buf bytes = {0};
+    if (d->type == HF_DEC_BYTELEVEL || d->type == HF_DEC_FUSE) {
+        for (size_t i = 0; i < in->s.len; i++) {
+            const char *t = in->text.data + in->s.data[i].off;
+            size_t n = in->s.data[i].len, start = bytes.len, k = 0;
+            while (d->type == HF_DEC_BYTELEVEL && k < n) {
+                uint32_t cp;
+                size_t l = evo_utf8_decode((const unsigned char *)t + k, n - k, &cp);
+                int b = l ? hf_char_byte(cp) : -1;
+                if (b < 0)
+                    break;
+                evo_buf_push(&bytes, (char)b);
+                k += l;
+            }
+            if (d->type == HF_DEC_FUSE || k < n) { /* a character outside the table: the token as is */
+                bytes.len = start;
+                if (n)
+                    buf_add(&bytes, t, n);
+            }
+        }
+        evo_buf fixed = {0};
+        evo_utf8_replace_invalid(bytes.data ? bytes.data : "", bytes.len, &fixed);
+        list_add(out, fixed.data, fixed.len);
+        evo_buf_free(&fixed);
+        evo_buf_free(&bytes);
+        return;
+    }
+    for (size_t i = 0; i <= in->s.len; i++) {
+        const char *t = i < in->s.len ? in->text.data + in->s.data[i].off : NULL;
+        size_t n = i < in->s.len ? in->s.data[i].len : 0;
+        if (d->type == HF_DEC_BYTEFALLBACK) {
+            int b = t ? byte_token(t, n) : -1;
+            if (b >= 0) {
+                evo_buf_push(&bytes, (char)b);
+                continue;
+            }
+            if (bytes.len) { /* valid UTF-8 as one string, else one U+FFFD per byte */
+                if (evo_utf8_valid_prefix(bytes.data, bytes.len) == bytes.len)
+                    list_add(out, bytes.data, bytes.len);
+                else
+                    for (size_t k = 0; k < bytes.len; k++)
+                        list_add(out, "\xEF\xBF\xBD", 3);
+                bytes.len = 0;
+            }
+            if (t)
+                list_add(out, t, n);
+            continue;
+        }
+        if (!t)
+            break;
+        size_t start = out->text.len;
+        if (d->type == HF_DEC_REPLACE || d->type == HF_DEC_METASPACE) {
+            for (size_t k = 0; k < n;) {
+                if (n - k >= d->from_len && !memcmp(t + k, d->from, d->from_len)) {
+                    if (d->type == HF_DEC_REPLACE)
+                        buf_add(&out->text, d->to, d->to_len);
+                    else if (i > 0 || d->prepend_never)
+                        evo_buf_push(&out->text, ' ');
+                    k += d->from_len;
+                } else {
+                    evo_buf_push(&out->text, t[k++]);
+                }
+            }
+        } else { /* HF_DEC_STRIP: up to start leading / stop trailing copies of one character */
+            size_t a = 0, b = n, l;
+            uint32_t cp;
+            for (size_t c = 0; c < d->strip_start && a < b; c++) {
+                l = evo_utf8_decode((const unsigned char *)t + a, b - a, &cp);
+                if (!l || cp != d->strip_char)
+                    break;
+                a += l;
+            }
+            for (size_t c = 0; c < d->strip_stop && b > a; c++) {
+                l = char_before(t, b, &cp);
+                if (cp != d->strip_char)
+                    break;
+                b -= l;
+            }
+            if (b > a)
+                buf_add(&out->text, t + a, b - a);
+        }
+        evo_spans_push(&out->s, (uint32_t)start, (uint32_t)(out->text.len - start));
+    }
+    evo_buf_free(&bytes);
+}
+
+static int hf_decode(const void *model, const int32_t *ids, size_t n, evo_buf *out, evo_err *e)
+{
+    const hf_model *m = model;
+    str_list a = {0}, b = {0};
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || (uint32_t)ids[i] >= m->vocab_size || m->tok_len[ids[i]] == UINT32_MAX) {
+            evo_buf_free(&a.text);
+            free(a.s.data);
+            return evo_errf(e, "token id %d is not in the vocabulary", ids[i]);
+        }
+        list_add(&a, m->tok_text.data + m->tok_off[ids[i]], m->tok_len[ids[i]]);
+    }
+    str_list *cur = &a, *nx = &b;
+    for (size_t k = 0; k < m->ndec; k++) {
+        apply_decoder(&m->decs[k], cur, nx);
+        str_list *t = cur;
+        cur = nx;
+        nx = t;
+    }
+    for (size_t i = 0; i < cur->s.len; i++) {
+        if (!m->has_decoder && i > 0) /* tokenizers joins undecoded tokens with spaces */
+            evo_buf_push(out, ' ');
+        if (cur->s.data[i].len)
+            buf_add(out, cur->text.data + cur->s.data[i].off, cur->s.data[i].len);
+    }
+    evo_buf_free(&a.text);
+    evo_buf_free(&b.text);
+    free(a.s.data);
+    free(b.s.data);
+    return 0;
+}
+
+/* ------------------------------------------------------------ model -- */
+
+void hf_model_free(void *model)
+{
+    hf_model *m = model;
+    if (!m)
+        return;
+    hf_map_free(&m->vocab);
+    hf_map_free(&m->raw);
+    free(m->bmp_id);
+    evo_bpe_free(m->bpe);
+    free(m->tok_off);
+    free(m->tok_len);
+    evo_buf_free(&m->tok_text);
+    for (size_t i = 0; i < m->nnorm; i++) {
+        free(m->norms[i].str);
+        evo_pattern_free(m->norms[i].pat);
+    }
+    free(m->norms);
+    for (size_t i = 0; i < m->npre; i++)
+        evo_pattern_free(m->pres[i].pat);
+    free(m->pres);
+    for (size_t i = 0; i < m->ndec; i++) {
+        free(m->decs[i].from);
+        free(m->decs[i].to);
+    }
+    free(m->decs);
+    free(m->added);
+    evo_buf_free(&m->added_text);
+    free(m->raw_trie.node);
+    free(m->norm_trie.node);
+    free(m);
+}
+
+#define HF_OPS(name, kind_string)                                                                                   \
+    const struct evo_tokenizer_ops name = {                                                                         \
+        .kind = kind_string,                                                                                        \
+        .free = hf_model_free,                                                                                      \
+        .encoder_new = enc_new,                                                                                     \
+        .encoder_free = enc_free,                                                                                   \
+        .encode = hf_encode,                                                                                        \
+        .safe_cut = hf_safe_cut,                                                                                    \
+        .decode = hf_decode,                                                                                        \
+        .piece_id = hf_piece_id,                                                                                    \
+    }
+HF_OPS(evo_hf_bytelevel_ops, "hf-bpe-bytelevel");
+HF_OPS(evo_hf_metaspace_ops, "hf-bpe-metaspace");
