@@ -12,6 +12,17 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/evo-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 cd "$T" || exit 1
 
+# corpus_text FILE: the bundled English and Chinese text, one document a line
+# (all 4.5 MB; a 600-line sample under the sanitizers, which are ~5x slower
+# and are there to catch memory errors, not to re-check every id).
+corpus_text() {
+    if [ -n "${EVO_SANITIZED:-}" ]; then
+        head -n 300 "$EVO_ROOT/data/corpus/en.txt"; head -n 300 "$EVO_ROOT/data/corpus/zh.txt"
+    else
+        cat "$EVO_ROOT/data/corpus/en.txt" "$EVO_ROOT/data/corpus/zh.txt"
+    fi >"$1"
+}
+
 pass() { echo "ok - $1"; echo pass >>"$EVO_RESULTS"; }
 fail() {
     echo "FAIL - $1"
@@ -49,4 +60,25 @@ same_ids() {
         n=$(diff <(cat "$a") <(cat "$b") | grep -c '^<')
         fail "$name" "$n of $(wc -l <"$a") lines differ; first: $(diff "$a" "$b" | head -4)"
     fi
+}
+
+# reference OUT INPUT CMD...: runs CMD <INPUT >OUT, a reference tool whose
+# output depends only on its arguments and input files. The output is kept
+# in build/test-cache, keyed by those, so the second pass of make check-all
+# (the sanitizer builds) does not run the slow references again.
+reference() {
+    local out=$1 input=$2
+    shift 2
+    local key a
+    key=$({
+        printf '%s\n' "$@"
+        sha256sum <"$input"
+        for a in "$@"; do [ -f "$a" ] && sha256sum <"$a"; done
+    } | sha256sum | cut -c1-32)
+    local dir=$EVO_ROOT/build/test-cache
+    mkdir -p "$dir"
+    if [ ! -s "$dir/$key" ]; then
+        "$@" <"$input" >"$dir/$key.tmp" && mv "$dir/$key.tmp" "$dir/$key" || { rm -f "$dir/$key.tmp"; return 1; }
+    fi
+    cp "$dir/$key" "$out"
 }

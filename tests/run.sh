@@ -16,8 +16,10 @@ for EVO_BIN in ${EVO_BINS:-$EVO_ROOT/bin}; do
     case $EVO_BIN in */asan/*) export EVO_SANITIZED=1 ;; *) unset EVO_SANITIZED ;; esac
     for t in $scripts; do
         echo "# $t ($EVO_BIN)"
+        start=$(date +%s)
         bash "$here/$t"
         rc=$?
+        echo "# $t: $(( $(date +%s) - start )) s"
         if [ $rc -ne 0 ]; then
             echo "FAIL - $t exited with status $rc"
             echo fail >>"$EVO_RESULTS"

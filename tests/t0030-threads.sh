@@ -2,7 +2,7 @@
 # The output is byte-identical whatever the thread count.
 . "$(dirname "$0")/lib.sh"
 M=$EVO_ROOT/data/tokenizer/evo-bpe8k.model
-cat "$EVO_ROOT/data/corpus/en.txt" "$EVO_ROOT/data/corpus/zh.txt" >in.txt
+corpus_text in.txt
 evo-tokenize -q -t "$M" -j 1 -o j1.tok in.txt
 for j in 2 3 8; do
     check "-j $j output equals -j 1" sh -c "evo-tokenize -q -t '$M' -j $j in.txt | cmp - j1.tok"

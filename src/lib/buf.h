@@ -22,15 +22,22 @@ typedef struct {
     size_t len, cap;
 } evo_ids;
 
+/* Grows an array of elem-byte items to hold at least need of them,
+ * doubling from min so appends stay amortized O(1). */
+static inline void *evo_grow(void *data, size_t *cap, size_t need, size_t elem, size_t min)
+{
+    if (need <= *cap)
+        return data;
+    size_t c = *cap ? *cap : min;
+    while (c < need)
+        c *= 2;
+    *cap = c;
+    return evo_realloc(data, c * elem);
+}
+
 static inline void evo_buf_reserve(evo_buf *b, size_t extra)
 {
-    if (b->len + extra > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + extra)
-            cap *= 2;
-        b->data = evo_realloc(b->data, cap);
-        b->cap = cap;
-    }
+    b->data = evo_grow(b->data, &b->cap, b->len + extra, 1, 256);
 }
 
 static inline void evo_buf_append(evo_buf *b, const void *p, size_t n)
@@ -55,13 +62,7 @@ static inline void evo_buf_free(evo_buf *b)
 
 static inline void evo_ids_reserve(evo_ids *v, size_t extra)
 {
-    if (v->len + extra > v->cap) {
-        size_t cap = v->cap ? v->cap : 64;
-        while (cap < v->len + extra)
-            cap *= 2;
-        v->data = evo_realloc(v->data, cap * sizeof *v->data);
-        v->cap = cap;
-    }
+    v->data = evo_grow(v->data, &v->cap, v->len + extra, sizeof *v->data, 64);
 }
 
 static inline void evo_ids_push(evo_ids *v, int32_t id)

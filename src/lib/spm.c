@@ -48,6 +48,7 @@ typedef struct {
 typedef struct {
     piece *pieces;
     uint32_t n;
+    size_t cap;
     char *pool;
     int32_t *slots; /* hash of piece text -> id, -1 = empty */
     size_t slot_mask;
@@ -188,7 +189,7 @@ static int parse_piece(spm_model *m, evo_buf *pool, const evo_pb *r, const evo_p
     evo_buf_append(pool, text, p.len);
     if (m->n == UINT32_MAX / 2)
         return evo_errf(e, "too many pieces at byte %zu", f->offset);
-    m->pieces = evo_realloc(m->pieces, (m->n + 1) * sizeof *m->pieces);
+    m->pieces = evo_grow(m->pieces, &m->cap, (size_t)m->n + 1, sizeof *m->pieces, 1024);
     m->pieces[m->n++] = p;
     return 0;
 }

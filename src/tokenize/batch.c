@@ -39,10 +39,7 @@ void batch_begin_entry(batch *b, unsigned flags)
 
 void batch_add_segment(batch *b, const char *text, size_t len, unsigned enc_flags, int target)
 {
-    if (b->n_segs == b->cap_segs) {
-        b->cap_segs = b->cap_segs ? 2 * b->cap_segs : 1024;
-        b->segs = evo_realloc(b->segs, b->cap_segs * sizeof *b->segs);
-    }
+    b->segs = evo_grow(b->segs, &b->cap_segs, b->n_segs + 1, sizeof *b->segs, 1024);
     b->segs[b->n_segs++] = (segment){b->arena.len, len, enc_flags, (uint8_t)(target != 0)};
     evo_buf_append(&b->arena, text, len);
     b->entries[b->n_entries - 1].n_segs++;
