@@ -38,10 +38,12 @@ static inline size_t slot_of(uint64_t key, size_t cap)
     return (size_t)key & (cap - 1);
 }
 
-evo_bpe *evo_bpe_new(void)
+evo_bpe *evo_bpe_new(size_t expected_rules)
 {
     evo_bpe *b = evo_calloc(1, sizeof *b);
     b->cap = 1024;
+    while (b->cap < 2 * expected_rules && b->cap < ((size_t)1 << 40))
+        b->cap *= 2;
     b->slots = evo_calloc(b->cap, sizeof *b->slots);
     return b;
 }

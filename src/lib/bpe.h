@@ -16,7 +16,9 @@
 
 typedef struct evo_bpe evo_bpe;
 
-evo_bpe *evo_bpe_new(void);
+/* expected_rules sizes the table once, so loading a 280k-merge vocabulary
+ * does not rehash its way up (0 if unknown). */
+evo_bpe *evo_bpe_new(size_t expected_rules);
 void evo_bpe_free(evo_bpe *b);
 
 /* Adds the rule left+right -> merged at priority rank (lower merges first).

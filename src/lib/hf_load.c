@@ -561,8 +561,8 @@ static int read_model(hf_model *m, json_t *model, evo_err *e)
     /* tokenizers collects merges into a HashMap: for a pair listed twice
      * the later line wins. Adding from the end and skipping pairs already
      * present keeps exactly that rule, with its own rank. */
-    m->bpe = evo_bpe_new();
     size_t nmerges = json_array_size(merges);
+    m->bpe = evo_bpe_new(nmerges);
     if (nmerges >= INT32_MAX)
         return evo_errf(e, "tokenizer.json: too many merges");
     for (size_t i = nmerges; i-- > 0;) {

@@ -406,7 +406,7 @@ static void build_rules(spm_model *m)
         if (nu == 0 || scores[nu - 1] != scores[i])
             scores[nu++] = scores[i];
 
-    m->rules = evo_bpe_new();
+    m->rules = evo_bpe_new(2 * (size_t)m->n); /* a piece has about two splits into pieces */
     for (uint32_t id = 0; id < m->n; id++) {
         const piece *p = &m->pieces[id];
         if (!mergeable_result(p->type))

@@ -10,6 +10,7 @@
 
 struct evo_pool {
     int n;
+    int inline_only; /* one worker: the caller runs the loop itself, no thread */
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t work, done;
@@ -56,11 +57,12 @@ evo_pool *evo_pool_new(int n_workers)
 {
     evo_pool *p = evo_calloc(1, sizeof *p);
     p->n = n_workers < 1 ? 1 : n_workers;
+    p->inline_only = p->n == 1;
     p->threads = evo_calloc((size_t)p->n, sizeof *p->threads);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->done, NULL);
-    for (int i = 0; i < p->n; i++) {
+    for (int i = 0; i < p->n && !p->inline_only; i++) {
         worker_arg *w = evo_malloc(sizeof *w);
         *w = (worker_arg){p, i};
         if (pthread_create(&p->threads[i], NULL, worker_main, w) != 0)
@@ -77,7 +79,7 @@ void evo_pool_free(evo_pool *p)
     p->quit = 1;
     pthread_cond_broadcast(&p->work);
     pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < p->n; i++)
+    for (int i = 0; i < p->n && !p->inline_only; i++)
         pthread_join(p->threads[i], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->work);
@@ -90,6 +92,11 @@ int evo_pool_size(const evo_pool *p) { return p->n; }
 
 void evo_pool_submit(evo_pool *p, size_t n, evo_pool_fn fn, void *ctx)
 {
+    if (p->inline_only) {
+        for (size_t i = 0; i < n; i++)
+            fn(ctx, i, 0);
+        return;
+    }
     pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->ctx = ctx;

@@ -12,6 +12,8 @@ typedef struct evo_pool evo_pool;
 /* fn(ctx, item, worker): worker in [0, n_workers) indexes per-thread state. */
 typedef void (*evo_pool_fn)(void *ctx, size_t item, int worker);
 
+/* With one worker there is no thread at all: submit runs the loop in the
+ * caller, so "-j 1" means one thread, start to end. */
 evo_pool *evo_pool_new(int n_workers);
 void evo_pool_free(evo_pool *p);
 int evo_pool_size(const evo_pool *p);
