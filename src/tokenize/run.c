@@ -185,24 +185,32 @@ int tokenize_run(const tokenize_options *opt, char **inputs, int n_inputs)
     evo_progress prog;
     evo_progress_start(&prog, opt->progress, reader_bytes_total(rd));
     double t0 = evo_now();
+    /* Two batches in flight: the workers encode one while this thread
+     * reads the next and then writes the previous, so the workers never
+     * wait for a write. */
     batch bufs[2];
     memset(bufs, 0, sizeof bufs);
     int cur = 0, more = reader_fill(rd, &bufs[0], &e), failed = more < 0;
-    while (!failed && (bufs[cur].n_entries || more)) {
-        job.b = &bufs[cur];
-        evo_pool_submit(pool, bufs[cur].n_entries, encode_entry, &job);
-        /* Read the next batch while this one is encoded. */
+    int pending = !failed && bufs[0].n_entries;
+    if (pending) {
+        job.b = &bufs[0];
+        evo_pool_submit(pool, bufs[0].n_entries, encode_entry, &job);
+    }
+    while (pending) {
         batch *next = &bufs[cur ^ 1];
         batch_clear(next);
         evo_err read_err;
         int next_more = more ? reader_fill(rd, next, &read_err) : 0;
         evo_pool_wait(pool);
-        if (sink_write(&out, &bufs[cur], &e) < 0) {
-            failed = 1;
-            break;
+        pending = next_more >= 0 && next->n_entries;
+        if (pending) {
+            job.b = next;
+            evo_pool_submit(pool, next->n_entries, encode_entry, &job);
         }
-        if (next_more < 0) {
-            e = read_err;
+        if (sink_write(&out, &bufs[cur], &e) < 0 || next_more < 0) {
+            if (next_more < 0)
+                e = read_err;
+            evo_pool_wait(pool);
             failed = 1;
             break;
         }
