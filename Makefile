@@ -1,5 +1,5 @@
 # evo - one Makefile for every tool.
-#   make                 build bin/evo-* (CUDA parts only when nvcc is found; CUDA=0 forces CPU)
+#   make                 build bin/evo-* (CPU only so far: the CUDA switch arrives with kernels/)
 #   make check           run all tests; ends with "N passed, N failed"
 #   make check SANITIZE=1  the same with ASan+UBSan builds (in build/asan)
 #   make check-all       both of the above, one summary line (CI)
@@ -8,8 +8,6 @@
 
 PREFIX   ?= /usr/local
 CC       ?= cc
-NVCC     ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
-CUDA     ?= $(if $(NVCC),1,0)
 SANITIZE ?= 0
 
 ifeq ($(SANITIZE),1)

@@ -172,22 +172,38 @@ static int read_pattern(json_t *obj, const char *what, int allow_regex, evo_patt
 
 /* -------------------------------------------------------- normalizer -- */
 
+/* What normalizers, pre-tokenizers and decoders share: null adds nothing,
+ * a "Sequence" adds each item of its list in turn. Returns 1 when that
+ * handled c, 0 with *type set when the caller adds one component of that
+ * type, -1 on error. */
+typedef int (*add_component_fn)(hf_model *m, json_t *c, evo_err *e);
+
+static int expand_component(hf_model *m, json_t *c, const char *kind, const char *list_key, add_component_fn add,
+                            const char **type, evo_err *e)
+{
+    if (json_is_null(c))
+        return 1;
+    *type = json_is_object(c) ? type_of(c) : NULL;
+    if (!*type)
+        return evo_errf(e, "tokenizer.json: %s must be an object with a \"type\"", kind);
+    if (strcmp(*type, "Sequence"))
+        return 0;
+    json_t *list = json_object_get(c, list_key);
+    if (!json_is_array(list))
+        return evo_errf(e, "tokenizer.json: %s Sequence needs a \"%s\" array", kind, list_key);
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) if (add(m, v, e) < 0) return -1;
+    return 1;
+}
+
+
 static int add_normalizer(hf_model *m, json_t *n, evo_err *e)
 {
-    if (json_is_null(n))
-        return 0;
-    const char *t = json_is_object(n) ? type_of(n) : NULL;
-    if (!t)
-        return evo_errf(e, "tokenizer.json: normalizer must be an object with a \"type\"");
-    if (!strcmp(t, "Sequence")) {
-        json_t *list = json_object_get(n, "normalizers");
-        if (!json_is_array(list))
-            return evo_errf(e, "tokenizer.json: normalizer Sequence needs a \"normalizers\" array");
-        size_t i;
-        json_t *v;
-        json_array_foreach(list, i, v) if (add_normalizer(m, v, e) < 0) return -1;
-        return 0;
-    }
+    const char *t;
+    int rc = expand_component(m, n, "normalizer", "normalizers", add_normalizer, &t, e);
+    if (rc)
+        return rc < 0 ? -1 : 0;
     hf_norm nm = {0};
     static const struct {
         const char *name;
@@ -307,20 +323,10 @@ static int read_replacement(json_t *p, const char *what, char rep[4], size_t *re
 
 static int add_pre_tokenizer(hf_model *m, json_t *p, evo_err *e)
 {
-    if (json_is_null(p))
-        return 0;
-    const char *t = json_is_object(p) ? type_of(p) : NULL;
-    if (!t)
-        return evo_errf(e, "tokenizer.json: pre_tokenizer must be an object with a \"type\"");
-    if (!strcmp(t, "Sequence")) {
-        json_t *list = json_object_get(p, "pretokenizers");
-        if (!json_is_array(list))
-            return evo_errf(e, "tokenizer.json: pre_tokenizer Sequence needs a \"pretokenizers\" array");
-        size_t i;
-        json_t *v;
-        json_array_foreach(list, i, v) if (add_pre_tokenizer(m, v, e) < 0) return -1;
-        return 0;
-    }
+    const char *t;
+    int rc = expand_component(m, p, "pre_tokenizer", "pretokenizers", add_pre_tokenizer, &t, e);
+    if (rc)
+        return rc < 0 ? -1 : 0;
     if (m->byte_level)
         return evo_errf(e, "tokenizer.json: pre_tokenizer '%s' after ByteLevel is not supported", t);
     hf_pre pt = {0};
@@ -369,18 +375,10 @@ static int add_pre_tokenizer(hf_model *m, json_t *p, evo_err *e)
 
 static int add_decoder(hf_model *m, json_t *d, evo_err *e)
 {
-    const char *t = json_is_object(d) ? type_of(d) : NULL;
-    if (!t)
-        return evo_errf(e, "tokenizer.json: decoder must be an object with a \"type\"");
-    if (!strcmp(t, "Sequence")) {
-        json_t *list = json_object_get(d, "decoders");
-        if (!json_is_array(list))
-            return evo_errf(e, "tokenizer.json: decoder Sequence needs a \"decoders\" array");
-        size_t i;
-        json_t *v;
-        json_array_foreach(list, i, v) if (add_decoder(m, v, e) < 0) return -1;
-        return 0;
-    }
+    const char *t;
+    int rc = expand_component(m, d, "decoder", "decoders", add_decoder, &t, e);
+    if (rc)
+        return rc < 0 ? -1 : 0;
     hf_dec dc = {0};
     if (!strcmp(t, "ByteLevel")) {
         dc.type = HF_DEC_BYTELEVEL;

@@ -24,12 +24,13 @@ evo_tokenizer *evo_tokenizer_open(const char *path, evo_err *e)
     evo_buf_push(&file, '\0'); /* the JSON parser wants a terminated string */
     file.len--;
 
-    /* A tokenizer.json is a JSON object; a SentencePiece model is a
-     * protobuf whose first field (trainer_spec pieces, tag 0x0a) is binary. */
+    /* A tokenizer.json is JSON text (anything else than an object is refused
+     * by the JSON loader with a clear message); a SentencePiece model is a
+     * protobuf, which never starts with '{' or '[' (tag 0x0a, pieces). */
     size_t i = 0;
     while (i < file.len && strchr(" \t\r\n", file.data[i]))
         i++;
-    int is_json = i < file.len && file.data[i] == '{';
+    int is_json = i < file.len && (file.data[i] == '{' || file.data[i] == '[');
 
     evo_tokenizer *t = evo_calloc(1, sizeof *t);
     int rc = is_json ? evo_hf_open((const uint8_t *)file.data, file.len, &t->m, e)

@@ -108,7 +108,7 @@ uint64_t reader_bytes_total(const reader *r) { return r->bytes_total; }
 uint64_t reader_bad_lines(const reader *r) { return r->bad_lines; }
 
 /* Errors name "file" or "file:member", with ":line" for line-based formats. */
-static int fail(reader *r, evo_err *e, int with_line, const char *fmt, const char *detail)
+static int fail(reader *r, evo_err *e, int with_line, const char *what, const char *detail)
 {
     char where[1024];
     if (r->member)
@@ -116,8 +116,8 @@ static int fail(reader *r, evo_err *e, int with_line, const char *fmt, const cha
     else
         snprintf(where, sizeof where, "%s", r->path);
     if (with_line)
-        return evo_errf(e, "%s:%llu: %s%s", where, (unsigned long long)r->line, fmt, detail ? detail : "");
-    return evo_errf(e, "%s: %s%s", where, fmt, detail ? detail : "");
+        return evo_errf(e, "%s:%llu: %s%s", where, (unsigned long long)r->line, what, detail ? detail : "");
+    return evo_errf(e, "%s: %s%s", where, what, detail ? detail : "");
 }
 
 /* libarchive reads through us: we count raw bytes (progress, and telling
