@@ -18,7 +18,7 @@ LDSAN    := -fsanitize=address,undefined
 else
 BUILD    := build/release
 BIN      := bin
-OPT      := -O2 -g
+OPT      := -O2 -fvect-cost-model=dynamic -g
 LDSAN    :=
 endif
 
@@ -31,7 +31,7 @@ LIB_SRC  := $(sort $(wildcard src/lib/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIBEVO   := $(BUILD)/libevo.a
 
-TOOLS    := tokenize
+TOOLS    := tokenize pack
 TOOL_BIN := $(TOOLS:%=$(BIN)/evo-%)
 
 .PHONY: all check check-all install demo clean

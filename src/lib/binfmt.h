@@ -43,7 +43,9 @@ typedef struct {
     char *path;
     const uint8_t *data;
     uint64_t size;
-    int mapped;
+    int mapped; /* data is an mmap of the file */
+    int owned;  /* data is released on close (not a caller's buffer) */
+    int fd;     /* the mapped file, for reads that bypass the mapping; -1 if none */
     uint32_t version;
     const uint8_t *meta;
     uint32_t meta_size;
@@ -51,7 +53,10 @@ typedef struct {
     uint32_t n_sections;
 } evo_binfile;
 
-enum { EVO_VERIFY_CHECKSUMS = 1 };
+enum {
+    EVO_VERIFY_CHECKSUMS = 1,
+    EVO_FILE_BACKED = 2 /* open_mem: the bytes are a read-only file mapping (pages may be dropped) */
+};
 
 /* Opens and validates path ("-" = stdin) as a file of format magic with a
  * version in [1, max_version]: prefix, header checksum, size, section
@@ -59,7 +64,19 @@ enum { EVO_VERIFY_CHECKSUMS = 1 };
  * the file and the offset of the bad field. */
 int evo_binfile_open(evo_binfile *f, const char *path, const char magic[8], uint32_t max_version,
                      unsigned flags, evo_err *e);
+/* The same over bytes the caller owns and keeps alive (a file embedded in
+ * another); name is used in messages. */
+int evo_binfile_open_mem(evo_binfile *f, const char *name, const uint8_t *data, uint64_t size,
+                         const char magic[8], uint32_t max_version, unsigned flags, evo_err *e);
 void evo_binfile_close(evo_binfile *f);
+
+/* Verifies one section's XXH3 in chunks, calling check (if not NULL) on
+ * each chunk with its offset inside the section, so a format can validate
+ * its contents in the same pass over memory. Pages of a mapped file are
+ * released as it goes: verifying never makes a big file resident. */
+typedef int (*evo_chunk_fn)(void *ctx, const uint8_t *p, uint64_t n, uint64_t at, evo_err *e);
+int evo_binfile_verify_section(const evo_binfile *f, const evo_section *sec, evo_chunk_fn check, void *ctx,
+                               evo_err *e);
 /* The section with this id, or NULL. */
 const evo_section *evo_binfile_section(const evo_binfile *f, uint32_t id);
 

@@ -42,6 +42,8 @@ static inline void evo_buf_reserve(evo_buf *b, size_t extra)
 
 static inline void evo_buf_append(evo_buf *b, const void *p, size_t n)
 {
+    if (!n) /* data may still be NULL, and memcpy wants valid pointers even for 0 bytes */
+        return;
     evo_buf_reserve(b, n);
     memcpy(b->data + b->len, p, n);
     b->len += n;

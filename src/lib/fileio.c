@@ -57,6 +57,20 @@ void evo_out_cleanup_all(void)
     }
 }
 
+static void on_signal(int sig)
+{
+    evo_out_cleanup_all(); /* never leave a temporary that looks like output */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void evo_out_cleanup_on_signals(void)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+        signal(sigs[i], on_signal);
+}
+
 static int is_stdout(const char *path) { return strcmp(path, "-") == 0; }
 
 /* Outputs that are not regular files (/dev/null, a FIFO, a tty) cannot be

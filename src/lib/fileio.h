@@ -40,5 +40,8 @@ void evo_out_abort(evo_out *o);
 /* Removes every temporary still open: called from a signal handler so that
  * Ctrl-C leaves nothing behind. */
 void evo_out_cleanup_all(void);
+/* Installs handlers for SIGINT, SIGTERM, SIGHUP and SIGPIPE that remove
+ * the temporaries, then die of the signal as before. */
+void evo_out_cleanup_on_signals(void);
 
 #endif

@@ -43,104 +43,130 @@ static void meta_decode(const uint8_t *in, evo_tokens_meta *m)
 /* Offset of a meta field inside the file, for error messages. */
 #define META_AT(field) (EVO_PREFIX_SIZE + (field))
 
-static int check_ids(const evo_tokens_reader *r, evo_err *e)
+/* Every id < vocab_size, checked chunk by chunk while the tokens section is
+ * hashed (one pass over memory). Branch-free max first, which vectorizes;
+ * the culprit is located only on failure. */
+typedef struct {
+    const evo_tokens_reader *r;
+    uint64_t section_offset;
+} ids_check;
+
+static int check_ids(void *ctx, const uint8_t *p, uint64_t n, uint64_t at, evo_err *e)
 {
-    const evo_tokens_meta *m = &r->meta;
-    uint32_t vmax = 0;
-    uint64_t bad = UINT64_MAX;
-    /* Branch-free max first (vectorizes); locate the culprit only on failure. */
-    if (m->token_width == 2) {
-        const uint8_t *t = r->tokens;
-        for (uint64_t i = 0; i < m->n_tokens; i++) {
-            uint32_t v = (uint32_t)t[2 * i] | (uint32_t)t[2 * i + 1] << 8;
-            vmax = v > vmax ? v : vmax;
+    const ids_check *c = ctx;
+    const evo_tokens_meta *m = &c->r->meta;
+    uint32_t vmax = 0, width = m->token_width;
+    if (width == 2) {
+        uint16_t m16 = 0; /* a 16-bit max vectorizes twice as wide */
+        for (uint64_t i = 0; i + 1 < n; i += 2) {
+            uint16_t v = (uint16_t)(p[i] | p[i + 1] << 8);
+            m16 = v > m16 ? v : m16;
         }
+        vmax = m16;
     } else {
-        for (uint64_t i = 0; i < m->n_tokens; i++) {
-            uint32_t v = evo_le32(r->tokens + 4 * i);
+        for (uint64_t i = 0; i + 3 < n; i += 4) {
+            uint32_t v = evo_le32(p + i);
             vmax = v > vmax ? v : vmax;
         }
     }
-    if (m->n_tokens == 0 || vmax < m->vocab_size)
+    if (vmax < m->vocab_size)
         return 0;
-    for (uint64_t i = 0; i < m->n_tokens && bad == UINT64_MAX; i++)
-        if (evo_tokens_id(r, i) >= m->vocab_size)
-            bad = i;
-    const evo_section *s = evo_binfile_section(&r->file, EVO_TOK_SEC_TOKENS);
-    return evo_errf(e, "%s: offset %llu: token %llu has id %u, outside the vocabulary (size %u)", r->file.path,
-                    (unsigned long long)(s->offset + bad * m->token_width), (unsigned long long)bad,
-                    evo_tokens_id(r, bad), m->vocab_size);
+    uint64_t i = 0;
+    while (evo_tokens_id(c->r, at / width + i) < m->vocab_size)
+        i++;
+    uint64_t t = at / width + i;
+    return evo_errf(e, "%s: offset %llu: token %llu has id %u, outside the vocabulary (size %u)", c->r->file.path,
+                    (unsigned long long)(c->section_offset + t * width), (unsigned long long)t,
+                    evo_tokens_id(c->r, t), m->vocab_size);
 }
 
-int evo_tokens_open(evo_tokens_reader *r, const char *path, evo_err *e)
+/* Everything after the container is open but the bulk data: meta, section
+ * sizes, the offsets (checksum and order). */
+static int validate_tokens(evo_tokens_reader *r, evo_err *e)
 {
-    *r = (evo_tokens_reader){0};
-    if (evo_binfile_open(&r->file, path, EVO_TOKENS_MAGIC, EVO_TOKENS_VERSION, EVO_VERIFY_CHECKSUMS, e) < 0)
-        return -1;
     const evo_binfile *f = &r->file;
+    const char *path = f->path;
     evo_tokens_meta *m = &r->meta;
-    if (f->meta_size != EVO_TOKENS_META_SIZE) {
-        evo_errf(e, "%s: offset 32: token file meta is %u bytes, expected %d", path, f->meta_size,
-                 EVO_TOKENS_META_SIZE);
-        goto fail;
-    }
+    if (f->meta_size != EVO_TOKENS_META_SIZE)
+        return evo_errf(e, "%s: offset 32: token file meta is %u bytes, expected %d", path, f->meta_size,
+                        EVO_TOKENS_META_SIZE);
     meta_decode(f->meta, m);
-    if (m->token_width != 2 && m->token_width != 4) {
-        evo_errf(e, "%s: offset %d: token width %u (must be 2 or 4)", path, META_AT(M_WIDTH), m->token_width);
-        goto fail;
-    }
-    if (m->vocab_size == 0 || (m->token_width == 2 && m->vocab_size > 65536)) {
-        evo_errf(e, "%s: offset %d: vocabulary size %u does not fit token width %u", path, META_AT(M_VOCAB),
-                 m->vocab_size, m->token_width);
-        goto fail;
-    }
-    if (m->flags & ~(uint32_t)(EVO_TOK_HAS_MASK | EVO_TOK_ADDED_BOS | EVO_TOK_ADDED_EOS)) {
-        evo_errf(e, "%s: offset %d: unknown flags 0x%x", path, META_AT(M_FLAGS), m->flags);
-        goto fail;
-    }
+    if (m->token_width != 2 && m->token_width != 4)
+        return evo_errf(e, "%s: offset %d: token width %u (must be 2 or 4)", path, META_AT(M_WIDTH), m->token_width);
+    if (m->vocab_size == 0 || (m->token_width == 2 && m->vocab_size > 65536))
+        return evo_errf(e, "%s: offset %d: vocabulary size %u does not fit token width %u", path, META_AT(M_VOCAB),
+                        m->vocab_size, m->token_width);
+    if (m->flags & ~(uint32_t)(EVO_TOK_HAS_MASK | EVO_TOK_ADDED_BOS | EVO_TOK_ADDED_EOS))
+        return evo_errf(e, "%s: offset %d: unknown flags 0x%x", path, META_AT(M_FLAGS), m->flags);
     const evo_section *tok = evo_binfile_section(f, EVO_TOK_SEC_TOKENS);
     const evo_section *off = evo_binfile_section(f, EVO_TOK_SEC_OFFSETS);
     const evo_section *msk = evo_binfile_section(f, EVO_TOK_SEC_MASK);
     int want_mask = (m->flags & EVO_TOK_HAS_MASK) != 0;
-    if (!tok || !off || want_mask != (msk != NULL)) {
-        evo_errf(e, "%s: offset 64: missing or unexpected section (tokens, offsets, mask)", path);
-        goto fail;
-    }
+    if (!tok || !off || want_mask != (msk != NULL) || f->n_sections != 2u + (msk != NULL))
+        return evo_errf(e, "%s: offset 64: missing or unexpected section (tokens, offsets, mask)", path);
     /* Sizes are checked by division so hostile counts cannot overflow. */
-    if (tok->size % m->token_width || tok->size / m->token_width != m->n_tokens) {
-        evo_errf(e, "%s: offset %llu: tokens section holds %llu bytes, header says %llu tokens", path,
-                 (unsigned long long)tok->offset, (unsigned long long)tok->size, (unsigned long long)m->n_tokens);
-        goto fail;
-    }
-    if (off->size % 8 || off->size / 8 != m->n_docs + 1 || m->n_docs == UINT64_MAX) {
-        evo_errf(e, "%s: offset %llu: offsets section holds %llu bytes, header says %llu documents", path,
-                 (unsigned long long)off->offset, (unsigned long long)off->size, (unsigned long long)m->n_docs);
-        goto fail;
-    }
-    if (msk && msk->size != (m->n_tokens + 7) / 8) {
-        evo_errf(e, "%s: offset %llu: mask section size does not match %llu tokens", path,
-                 (unsigned long long)msk->offset, (unsigned long long)m->n_tokens);
-        goto fail;
-    }
+    if (tok->size % m->token_width || tok->size / m->token_width != m->n_tokens)
+        return evo_errf(e, "%s: offset %llu: tokens section holds %llu bytes, header says %llu tokens", path,
+                        (unsigned long long)tok->offset, (unsigned long long)tok->size,
+                        (unsigned long long)m->n_tokens);
+    if (off->size % 8 || off->size / 8 != m->n_docs + 1 || m->n_docs == UINT64_MAX)
+        return evo_errf(e, "%s: offset %llu: offsets section holds %llu bytes, header says %llu documents", path,
+                        (unsigned long long)off->offset, (unsigned long long)off->size,
+                        (unsigned long long)m->n_docs);
+    if (msk && msk->size != (m->n_tokens + 7) / 8)
+        return evo_errf(e, "%s: offset %llu: mask section size does not match %llu tokens", path,
+                        (unsigned long long)msk->offset, (unsigned long long)m->n_tokens);
     r->tokens = f->data + tok->offset;
     r->offsets = f->data + off->offset;
     r->mask = msk ? f->data + msk->offset : NULL;
+    if (evo_binfile_verify_section(f, off, NULL, NULL, e) < 0)
+        return -1;
     uint64_t prev = 0;
     for (uint64_t d = 0; d <= m->n_docs; d++) {
         uint64_t o = evo_tokens_doc_start(r, d);
-        if ((d == 0 && o != 0) || o < prev || o > m->n_tokens || (d == m->n_docs && o != m->n_tokens)) {
-            evo_errf(e, "%s: offset %llu: document offset %llu of document %llu is out of order or range", path,
-                     (unsigned long long)(off->offset + 8 * d), (unsigned long long)o, (unsigned long long)d);
-            goto fail;
-        }
+        if ((d == 0 && o != 0) || o < prev || o > m->n_tokens || (d == m->n_docs && o != m->n_tokens))
+            return evo_errf(e, "%s: offset %llu: document offset %llu of document %llu is out of order or range",
+                            path, (unsigned long long)(off->offset + 8 * d), (unsigned long long)o,
+                            (unsigned long long)d);
         prev = o;
     }
-    if (check_ids(r, e) < 0)
-        goto fail;
     return 0;
-fail:
-    evo_binfile_close(&r->file);
-    return -1;
+}
+
+int evo_tokens_verify(const evo_tokens_reader *r, evo_err *e)
+{
+    const evo_section *tok = evo_binfile_section(&r->file, EVO_TOK_SEC_TOKENS);
+    const evo_section *msk = evo_binfile_section(&r->file, EVO_TOK_SEC_MASK);
+    ids_check ic = {r, tok->offset};
+    if (evo_binfile_verify_section(&r->file, tok, check_ids, &ic, e) < 0)
+        return -1;
+    return msk ? evo_binfile_verify_section(&r->file, msk, NULL, NULL, e) : 0;
+}
+
+static int finish_open(evo_tokens_reader *r, unsigned flags, evo_err *e)
+{
+    if (validate_tokens(r, e) < 0 || (!(flags & EVO_TOKENS_DEFER_VERIFY) && evo_tokens_verify(r, e) < 0)) {
+        evo_binfile_close(&r->file);
+        return -1;
+    }
+    return 0;
+}
+
+int evo_tokens_open(evo_tokens_reader *r, const char *path, unsigned flags, evo_err *e)
+{
+    *r = (evo_tokens_reader){0};
+    if (evo_binfile_open(&r->file, path, EVO_TOKENS_MAGIC, EVO_TOKENS_VERSION, 0, e) < 0)
+        return -1;
+    return finish_open(r, flags, e);
+}
+
+int evo_tokens_open_mem(evo_tokens_reader *r, const char *name, const uint8_t *data, uint64_t size, unsigned flags,
+                        evo_err *e)
+{
+    *r = (evo_tokens_reader){0};
+    if (evo_binfile_open_mem(&r->file, name, data, size, EVO_TOKENS_MAGIC, EVO_TOKENS_VERSION, flags, e) < 0)
+        return -1;
+    return finish_open(r, flags, e);
 }
 
 void evo_tokens_close(evo_tokens_reader *r) { evo_binfile_close(&r->file); }

@@ -52,8 +52,18 @@ typedef struct {
 } evo_tokens_reader;
 
 /* Opens and fully validates a token file: container, checksums, offsets
- * monotonic from 0 to n_tokens, every id < vocab_size. */
-int evo_tokens_open(evo_tokens_reader *r, const char *path, evo_err *e);
+ * monotonic from 0 to n_tokens, every id < vocab_size. With
+ * EVO_TOKENS_DEFER_VERIFY the tokens and mask sections (the bulk) are left
+ * for evo_tokens_verify, so a caller that needs only the offsets first can
+ * verify the rest on another thread meanwhile. */
+enum { EVO_TOKENS_DEFER_VERIFY = 0x100 };
+int evo_tokens_open(evo_tokens_reader *r, const char *path, unsigned flags, evo_err *e);
+/* The same over a token file held in memory the caller keeps alive (one
+ * embedded in a pack); flags may add EVO_FILE_BACKED (binfmt.h). */
+int evo_tokens_open_mem(evo_tokens_reader *r, const char *name, const uint8_t *data, uint64_t size, unsigned flags,
+                        evo_err *e);
+/* Checksums of the tokens and mask, and every id < vocab_size, in one pass. */
+int evo_tokens_verify(const evo_tokens_reader *r, evo_err *e);
 void evo_tokens_close(evo_tokens_reader *r);
 
 static inline uint32_t evo_tokens_id(const evo_tokens_reader *r, uint64_t i)

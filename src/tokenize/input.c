@@ -399,9 +399,47 @@ static void emit_text(reader *r, batch *b, int complete)
     unsigned enc = (r->cur_started ? 0 : EVO_ENC_DOC_START) | (complete ? EVO_ENC_DOC_END : 0);
     batch_begin_entry(b, flags);
     batch_add_segment(b, r->cur.data, n, enc, 1);
-    memmove(r->cur.data, r->cur.data + n, r->cur.len - n);
+    if (r->cur.len > n) /* an empty line has no buffer yet */
+        memmove(r->cur.data, r->cur.data + n, r->cur.len - n);
     r->cur.len -= n;
     r->cur_started = !complete;
+}
+
+int parse_id_line(const char *s, size_t n, uint32_t vocab_size, evo_ids *ids, evo_buf *target, evo_err *e)
+{
+    size_t i = 0;
+    for (;;) {
+        while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r'))
+            i++;
+        if (i == n)
+            return 0;
+        int neg = s[i] == '-';
+        i += neg;
+        uint64_t v = 0;
+        size_t digits = 0;
+        for (; i < n && s[i] >= '0' && s[i] <= '9' && v < ((uint64_t)1 << 32); i++, digits++)
+            v = 10 * v + (uint64_t)(s[i] - '0');
+        if (!digits || (i < n && s[i] != ' ' && s[i] != '\t' && s[i] != '\r'))
+            return evo_errf(e, "not a token id at column %zu", i + 1);
+        if (v >= vocab_size)
+            return evo_errf(e, "token id %s%llu is outside the vocabulary (size %u)", neg ? "-" : "",
+                            (unsigned long long)v, vocab_size);
+        evo_ids_push(ids, (int32_t)v);
+        evo_buf_push(target, neg ? 0 : 1);
+    }
+}
+
+/* An ids line is checked here, where the file and line are known; the
+ * workers parse it again for the result. */
+static int check_id_line(reader *r, const char *s, size_t n, evo_err *e)
+{
+    evo_ids ids = {0};
+    evo_buf target = {0};
+    evo_err why;
+    int rc = parse_id_line(s, n, evo_tokenizer_vocab_size(r->opt.tok), &ids, &target, &why);
+    evo_ids_free(&ids);
+    evo_buf_free(&target);
+    return rc < 0 ? fail(r, e, 1, why.msg, NULL) : 0;
 }
 
 static int end_line(reader *r, batch *b, evo_err *e)
@@ -410,6 +448,8 @@ static int end_line(reader *r, batch *b, evo_err *e)
     int rc = 0;
     if (r->format == FORMAT_JSONL || r->format == FORMAT_CHAT)
         rc = add_json_line(r, b, r->cur.data, r->cur.len, e);
+    else if (r->format == FORMAT_IDS && check_id_line(r, r->cur.data, r->cur.len, e) < 0)
+        rc = r->opt.skip_bad ? (r->bad_lines++, 0) : -1;
     else
         emit_text(r, b, 1);
     r->cur.len = 0;

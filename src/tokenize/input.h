@@ -15,7 +15,8 @@ typedef enum {
     FORMAT_TEXT,  /* one document per line */
     FORMAT_DOC,   /* one document per file or archive member */
     FORMAT_JSONL, /* one JSON object per line, text in --field */
-    FORMAT_CHAT   /* one JSON object per line with "messages": SFT with a loss mask */
+    FORMAT_CHAT,  /* one JSON object per line with "messages": SFT with a loss mask */
+    FORMAT_IDS    /* one document per line of decimal ids; -t = context-only token t */
 } input_format;
 
 typedef struct {
@@ -33,6 +34,11 @@ void reader_free(reader *r);
 /* Appends entries to b until it is full or the input ends. Returns 1 while
  * input remains, 0 at the end, -1 on error (e names file and line). */
 int reader_fill(reader *r, batch *b, evo_err *e);
+
+/* Parses one line of -f ids: appends the ids and a target byte per id
+ * (0 for a negative id, i.e. context only). Returns -1 with the reason in
+ * e (no location) on a malformed number or an id >= vocab_size. */
+int parse_id_line(const char *s, size_t n, uint32_t vocab_size, evo_ids *ids, evo_buf *target, evo_err *e);
 
 uint64_t reader_bytes_read(const reader *r);  /* input bytes consumed (compressed) */
 uint64_t reader_bytes_total(const reader *r); /* sum of input file sizes, 0 if unknown */

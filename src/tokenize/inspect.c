@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "fileio.h"
+#include "histogram.h"
 #include "tokenize.h"
 #include "tokens.h"
 
@@ -13,30 +14,12 @@ static void print_hex(const uint8_t *p, size_t n)
         printf("%02x", p[i]);
 }
 
-/* Document lengths in power-of-two buckets: [0], [1], [2,4), [4,8) ... */
 static void print_histogram(const evo_tokens_reader *r)
 {
-    uint64_t bucket[65] = {0}, max_count = 0;
-    int top = 0;
-    for (uint64_t d = 0; d < r->meta.n_docs; d++) {
-        uint64_t len = evo_tokens_doc_start(r, d + 1) - evo_tokens_doc_start(r, d);
-        int b = len ? 64 - __builtin_clzll(len) : 0;
-        bucket[b]++;
-        top = b > top ? b : top;
-    }
-    for (int b = 0; b <= top; b++)
-        max_count = bucket[b] > max_count ? bucket[b] : max_count;
-    printf("document length histogram (tokens):\n");
-    for (int b = 0; b <= top; b++) {
-        char range[48];
-        if (b <= 1)
-            snprintf(range, sizeof range, "%d", b);
-        else
-            snprintf(range, sizeof range, "%llu-%llu", 1ULL << (b - 1), (1ULL << b) - 1);
-        int bar = max_count ? (int)(40 * bucket[b] / max_count) : 0;
-        printf("  %15s %12llu %.*s\n", range, (unsigned long long)bucket[b], bar,
-               "########################################");
-    }
+    evo_histogram h = {0};
+    for (uint64_t d = 0; d < r->meta.n_docs; d++)
+        evo_histogram_add(&h, evo_tokens_doc_start(r, d + 1) - evo_tokens_doc_start(r, d));
+    evo_histogram_print(&h, "document length histogram (tokens):");
 }
 
 int tokens_info(char **files, int n)
@@ -45,7 +28,7 @@ int tokens_info(char **files, int n)
     for (int i = 0; i < n; i++) {
         evo_tokens_reader r;
         evo_err e;
-        if (evo_tokens_open(&r, files[i], &e) < 0) {
+        if (evo_tokens_open(&r, files[i], 0, &e) < 0) {
             evo_warn("%s", e.msg);
             rc = EVO_EXIT_FAIL;
             continue;
@@ -105,7 +88,7 @@ int tokens_decode(const char *tokenizer_path, char **files, int n, const char *o
     evo_buf text = {0};
     for (int i = 0; i < n; i++) {
         evo_tokens_reader r;
-        if (evo_tokens_open(&r, files[i], &e) < 0)
+        if (evo_tokens_open(&r, files[i], 0, &e) < 0)
             goto fail;
         if (memcmp(fp, r.meta.fingerprint, 16) != 0)
             evo_warn("%s: made by another tokenizer (%s) than %s; decoding anyway", files[i],

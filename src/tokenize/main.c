@@ -1,6 +1,5 @@
 /* evo-tokenize - text, JSONL and chat data to evo token files. */
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +21,9 @@ static void usage(void)
            "  -t, --tokenizer FILE  SentencePiece .model or HuggingFace tokenizer.json (BPE)\n"
            "  -o, --output FILE     output file (default -, stdout; written atomically)\n"
            "  -f, --format FMT      auto (default: jsonl for *.jsonl*, else text), text (a document\n"
-           "                        per line), doc (a document per file or member), jsonl, chat\n"
+           "                        per line), doc (a document per file or member), jsonl, chat,\n"
+           "                        ids (a document per line of token ids, -ID = context only;\n"
+           "                        no BOS/EOS added unless asked for)\n"
            "      --field PATH      JSONL field holding the text, dotted for nested (default text)\n"
            "      --chat            same as --format chat: {\"messages\":[{\"role\",\"content\"}]} lines,\n"
            "                        only assistant turns are loss targets (see evo-tokenize(1))\n"
@@ -43,13 +44,6 @@ static void usage(void)
            "  -V, --version         version\n"
            "\n"
            "Exit status: 0 ok, 1 failure, 2 usage error. See evo-tokenize(1), evo-tokens(5).\n");
-}
-
-static void on_signal(int sig)
-{
-    evo_out_cleanup_all(); /* never leave a temporary that looks like output */
-    signal(sig, SIG_DFL);
-    raise(sig);
 }
 
 int main(int argc, char **argv)
@@ -80,7 +74,8 @@ int main(int argc, char **argv)
             else if (!strcmp(optarg, "doc")) opt.in.format = FORMAT_DOC;
             else if (!strcmp(optarg, "jsonl")) opt.in.format = FORMAT_JSONL;
             else if (!strcmp(optarg, "chat")) opt.in.format = FORMAT_CHAT;
-            else evo_usage_error("unknown format '%s' (auto, text, doc, jsonl, chat)", optarg);
+            else if (!strcmp(optarg, "ids")) opt.in.format = FORMAT_IDS;
+            else evo_usage_error("unknown format '%s' (auto, text, doc, jsonl, chat, ids)", optarg);
             break;
         case OPT_FIELD: opt.in.field = optarg; break;
         case OPT_CHAT: opt.in.format = FORMAT_CHAT; break;
@@ -118,10 +113,7 @@ int main(int argc, char **argv)
     }
     if (!opt.tokenizer_path)
         evo_usage_error("no tokenizer given (-t FILE)");
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGHUP, on_signal);
-    signal(SIGPIPE, on_signal);
+    evo_out_cleanup_on_signals();
     if (decode) {
         if (!n_files)
             evo_usage_error("--decode needs token files");
