@@ -24,14 +24,14 @@ endif
 
 CPPFLAGS += -D_GNU_SOURCE -Isrc/lib
 CFLAGS   += -std=c11 $(OPT) -Wall -Wextra -Werror -pthread -MMD -MP
-LDLIBS   := -larchive -ljansson -lpcre2-8 -lutf8proc -lxxhash -lm -pthread
+LDLIBS   := -larchive -ljansson -linih -lpcre2-8 -lutf8proc -lxxhash -lm -pthread
 LDFLAGS  += $(LDSAN)
 
 LIB_SRC  := $(sort $(wildcard src/lib/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIBEVO   := $(BUILD)/libevo.a
 
-TOOLS    := tokenize pack
+TOOLS    := tokenize pack train
 TOOL_BIN := $(TOOLS:%=$(BIN)/evo-%)
 
 .PHONY: all check check-all install demo clean

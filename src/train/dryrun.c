@@ -1,0 +1,80 @@
+/* dryrun.c - what a config means before a GPU is touched. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "model.h"
+#include "train.h"
+
+static double gib(double bytes) { return bytes / (1024.0 * 1024.0 * 1024.0); }
+
+static uint32_t dtype_bytes(evo_precision p) { return p == EVO_DT_BF16 || p == EVO_DT_F16 ? 2 : 4; }
+
+static void print_count(const char *label, uint64_t n)
+{
+    printf("  %-26s %15" PRIu64 "  (%.2f M)\n", label, n, (double)n / 1e6);
+}
+
+int train_dry_run(const evo_config *c, uint32_t world)
+{
+    evo_model m;
+    evo_err e;
+    if (evo_model_describe(&m, c, &e) < 0)
+        evo_fatal("%s", e.msg);
+    uint32_t tp = c->parallel.tensor_size, pp = c->parallel.pipeline_size;
+    int32_t z = c->parallel.zero1_size;
+    if (!world)
+        world = tp * pp * (uint32_t)(z > 1 ? z : 1);
+    if (world % (tp * pp))
+        evo_fatal("--world %u is not a multiple of tensor.size x pipeline.size = %u", world, tp * pp);
+    uint32_t dp = world / (tp * pp), zero = z <= 0 || (uint32_t)z > dp ? dp : (uint32_t)z;
+
+    printf("# evo-train --dry-run: the resolved configuration (loadable as is)\n");
+    evo_config_print(c, stdout);
+
+    uint64_t emb = m.tensors[0].numel, head = m.tensors[m.n_tensors - 1].numel;
+    uint64_t layer = (m.n_params - emb - head - m.dim) / m.layers;
+    printf("\n# model\n");
+    printf("  shapes: vocab %u, dim %u, %u layers, %u heads (%u kv heads, head dim %u), mlp %u, biases %s\n",
+           m.vocab, m.dim, m.layers, m.heads, m.kv_heads, m.head_dim, m.ffn, m.bias ? "q/k/v/o" : "none");
+    print_count("parameters", m.n_params);
+    print_count("  embedding", emb);
+    print_count("  head", head);
+    print_count("  per layer", layer);
+    printf("  %-26s %15.2f B\n", "total", (double)m.n_params / 1e9);
+
+    uint64_t seq = c->data.seq_len, tokens_row = seq * c->data.micro_bsz;
+    double flops = evo_model_train_flops_per_token(&m, c->data.seq_len, c->model.checkpoint);
+    printf("\n# compute\n");
+    printf("  training FLOPs per token   %.4g (forward %.4g; seq_len %" PRIu64 ", recompute share %g)\n", flops,
+           flops / (3 + c->model.checkpoint), seq, c->model.checkpoint);
+    printf("  tokens per step            %" PRIu64 " (micro_num %u x micro_bsz %u x seq_len %" PRIu64
+           " x data parallel %u)\n",
+           (uint64_t)c->data.micro_num * tokens_row * dp, c->data.micro_num, c->data.micro_bsz, seq, dp);
+
+    /* Memory of one rank. Weights and gradients in the training dtype,
+     * sharded by tensor and pipeline parallelism; the fp32 master copy and
+     * Adam's two moments (12 bytes a parameter; 8 when training in fp32,
+     * the weights being the master) also by ZeRO-1. Activations saved for
+     * backward per token and layer: the layer input, the normed inputs,
+     * q/k/v, the attention output, the residual, gate, up and their product
+     * (dtype), plus the softmax log-sum-exp and two rstd (fp32); a
+     * recomputed layer keeps its input only. Logits are fp32. */
+    double b = dtype_bytes(c->model.dtype), local = (double)m.n_params / (tp * pp);
+    double kv = (double)m.kv_heads * m.head_dim;
+    double per_tok_layer = (5.0 * m.dim + 2 * kv + 3.0 * m.ffn) * b / tp + (m.heads / tp + 2) * 4.0;
+    double recomputed = c->model.checkpoint * m.layers, kept = m.layers - recomputed;
+    double act = (double)tokens_row * (kept * per_tok_layer + recomputed * m.dim * b) / pp;
+    double logits = (double)tokens_row * m.vocab / tp * 4.0;
+    double optim = local * (b == 4 ? 8.0 : 12.0) / zero;
+    printf("\n# memory per rank: %u ranks = tensor %u x pipeline %u x data %u, ZeRO-1 over %u, %s\n", world, tp, pp,
+           dp, zero, evo_precision_name(c->model.dtype));
+    printf("  weights                    %8.2f GiB\n", gib(local * b));
+    printf("  gradients                  %8.2f GiB\n", gib(local * b));
+    printf("  optimizer (master, m, v)   %8.2f GiB\n", gib(optim));
+    printf("  activations                %8.2f GiB (one row of %" PRIu64 " tokens)\n", gib(act), tokens_row);
+    printf("  logits                     %8.2f GiB\n", gib(logits));
+    printf("  total                      %8.2f GiB\n", gib(2 * local * b + optim + act + logits));
+    evo_model_free(&m);
+    return EVO_EXIT_OK;
+}
