@@ -204,9 +204,11 @@ int hf_normalize(const hf_model *m, evo_pattern_scratch *ps, const char *s, size
 /* ---------------------------------------------------------- encoder -- */
 
 /* Words up to this many bytes are remembered with their ids; longer ones
- * are rare and cost little extra to merge again. */
+ * are rare and cost little extra to merge again. The cache (6 MB a
+ * thread) starts over at half load, 128k words: enough for the distinct
+ * words of a large corpus, each then merged once. */
 #define CACHE_MAX_KEY 64
-#define CACHE_SLOTS (1u << 16)
+#define CACHE_SLOTS (1u << 18)
 
 typedef struct {
     uint64_t hash;
@@ -221,7 +223,6 @@ typedef struct {
     evo_pattern_scratch ps;
     evo_bpe_scratch bs;
     int32_t *sym;
-    uint32_t *starts;
     size_t sym_cap;
     cache_slot *cache;
     size_t cache_n;
@@ -252,21 +253,26 @@ static void enc_free(void *p)
     evo_pattern_scratch_free(&x->ps);
     evo_bpe_scratch_free(&x->bs);
     free(x->sym);
-    free(x->starts);
     free(x->cache);
     evo_buf_free(&x->cache_keys);
     evo_ids_free(&x->cache_vals);
     free(x);
 }
 
-static void push_sym(hf_enc *x, size_t *n, int32_t id)
+/* Room for the initial symbols of a word of len bytes: one per byte at
+ * most, but byte fallback on a byte-level model's GPT-2 character, up to
+ * two bytes long. */
+static void reserve_syms(hf_enc *x, size_t len)
 {
-    if (*n + 1 >= x->sym_cap) {
-        x->sym_cap = x->sym_cap ? 2 * x->sym_cap : 256;
+    size_t need = (x->m->byte_level && x->m->byte_fallback ? 2 : 1) * len;
+    if (need > x->sym_cap) {
+        x->sym_cap = need > 2 * x->sym_cap ? need : 2 * x->sym_cap;
         x->sym = evo_realloc(x->sym, x->sym_cap * sizeof *x->sym);
-        x->starts = evo_realloc(x->starts, x->sym_cap * sizeof *x->starts);
     }
-    x->starts[*n] = (uint32_t)*n;
+}
+
+static inline void push_sym(hf_enc *x, size_t *n, int32_t id)
+{
     x->sym[(*n)++] = id;
 }
 
@@ -303,6 +309,7 @@ static int initial_symbols(hf_enc *x, const char *w, size_t len, size_t *count, 
     const hf_model *m = x->m;
     size_t n = 0;
     int unk = 0;
+    reserve_syms(x, len);
     for (size_t i = 0; i < len;) {
         int32_t id;
         size_t l;
@@ -352,8 +359,7 @@ static int encode_word_uncached(hf_enc *x, const char *w, size_t len, evo_ids *o
         return -1;
     if (!n) /* every character dropped: no unk token, no byte fallback */
         return 0;
-    x->starts[n] = (uint32_t)n;
-    n = evo_bpe_merge(m->bpe, &x->bs, x->sym, x->starts, n);
+    n = evo_bpe_merge(m->bpe, &x->bs, x->sym, NULL, n);
     evo_ids_reserve(out, n);
     memcpy(out->data + out->len, x->sym, n * sizeof *x->sym);
     out->len += n;
@@ -407,13 +413,14 @@ static int encode_cached(hf_enc *x, const char *w, size_t len, evo_ids *out, evo
     return 0;
 }
 
-/* A long word of a character-level model is cut before each space symbol
- * that follows an ASCII character no merge glues to it (hf.h): BPE on the
- * parts gives the same ids, and the parts are short enough to cache. */
+/* A word of a character-level model (without a pre-tokenizer: a whole
+ * line) is cut before each space symbol that follows an ASCII character no
+ * merge glues to it (hf.h): BPE on the parts gives the same ids, and the
+ * parts are short enough to cache and to repeat, as whole lines rarely do. */
 static int encode_word(hf_enc *x, const char *w, size_t len, evo_ids *out, evo_err *e)
 {
     const hf_model *m = x->m;
-    if (len <= CACHE_MAX_KEY || m->byte_level || m->ignore_merges || !m->space_sym_known)
+    if (m->byte_level || m->ignore_merges || !m->space_sym_known)
         return encode_cached(x, w, len, out, e);
     const char *end = w + len, *start = w, *p = w + 1;
     while (p < end && (p = memmem(p, (size_t)(end - p), m->space_sym, m->space_sym_len))) {

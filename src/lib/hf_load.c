@@ -584,6 +584,7 @@ static int read_model(hf_model *m, json_t *model, evo_err *e)
         if (!evo_bpe_lookup(m->bpe, ia, ib, &merged, &rank))
             evo_bpe_add(m->bpe, ia, ib, iab, (int32_t)i);
     }
+    evo_bpe_finish(m->bpe);
     return 0;
 }
 

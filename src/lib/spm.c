@@ -432,6 +432,7 @@ static void build_rules(spm_model *m)
             evo_bpe_add(m->rules, a, b, (int32_t)id, (int32_t)lo);
         }
     }
+    evo_bpe_finish(m->rules);
     free(scores);
 }
 
