@@ -23,9 +23,11 @@ LDSAN    :=
 endif
 
 CPPFLAGS += -D_GNU_SOURCE -Isrc/lib
-CFLAGS   += -std=c11 $(OPT) -Wall -Wextra -Werror -pthread -MMD -MP
-LDLIBS   := -larchive -ljansson -linih -lpcre2-8 -lutf8proc -lxxhash -lm -pthread
-LDFLAGS  += $(LDSAN)
+# -fopenmp: the CPU backend's parallel loops. --as-needed keeps libopenblas
+# and libgomp out of the tools that never call the backend.
+CFLAGS   += -std=c11 $(OPT) -Wall -Wextra -Werror -pthread -fopenmp -MMD -MP
+LDLIBS   := -larchive -ljansson -linih -lpcre2-8 -lutf8proc -lxxhash -lopenblas -lm -pthread
+LDFLAGS  += $(LDSAN) -fopenmp -Wl,--as-needed
 
 LIB_SRC  := $(sort $(wildcard src/lib/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -34,8 +36,14 @@ LIBEVO   := $(BUILD)/libevo.a
 TOOLS    := tokenize pack train
 TOOL_BIN := $(TOOLS:%=$(BIN)/evo-%)
 
-.PHONY: all check check-all install demo clean
+.PHONY: all test-progs check check-all install demo clean
 all: $(TOOL_BIN)
+
+# Test drivers: tests/c/<name>.c -> $(BUILD)/tests/<name>, linked against the
+# library; tests/run.sh points the scripts at the flavour's folder
+# (EVO_TESTBIN).
+TEST_PROGS := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(sort $(wildcard tests/c/*.c)))
+test-progs: $(TEST_PROGS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -53,13 +61,17 @@ $(BIN)/evo-$(1): $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard src/$(1)/*.c))) $
 endef
 $(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t))))
 
-check: all
+$(TEST_PROGS): $(BUILD)/tests/%: $(BUILD)/tests/c/%.o $(LIBEVO)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+check: all test-progs
 	@EVO_BINS=$(CURDIR)/$(BIN) tests/run.sh
 
 # Both builds through the whole suite, one summary line (what CI runs).
 check-all:
-	$(MAKE) all
-	$(MAKE) all SANITIZE=1
+	$(MAKE) all test-progs
+	$(MAKE) all test-progs SANITIZE=1
 	@EVO_BINS="$(CURDIR)/bin $(CURDIR)/build/asan/bin" tests/run.sh
 
 install: all
@@ -74,4 +86,4 @@ demo: all
 clean:
 	rm -rf build bin/evo-*
 
--include $(LIB_OBJ:.o=.d) $(wildcard $(BUILD)/src/*/*.d)
+-include $(LIB_OBJ:.o=.d) $(wildcard $(BUILD)/src/*/*.d $(BUILD)/tests/c/*.d)

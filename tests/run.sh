@@ -4,6 +4,8 @@
 #   EVO_BINS  directories of evo-* binaries to test, each gets the whole
 #             suite (default: bin/; make check-all adds the ASan+UBSan build)
 #   TESTS     space-separated subset, e.g. TESTS="t0020-input.sh"
+# Each flavour's test drivers (tests/c/*.c, built by make check) are in its
+# build folder, build/release/tests or build/asan/tests: EVO_TESTBIN.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 export EVO_ROOT=$(dirname "$here")
@@ -13,7 +15,10 @@ trap 'rm -f "$EVO_RESULTS"' EXIT
 scripts=${TESTS:-$(cd "$here" && ls t[0-9]*.sh)}
 for EVO_BIN in ${EVO_BINS:-$EVO_ROOT/bin}; do
     export EVO_BIN
-    case $EVO_BIN in */asan/*) export EVO_SANITIZED=1 ;; *) unset EVO_SANITIZED ;; esac
+    case $EVO_BIN in
+    */asan/*) export EVO_SANITIZED=1 EVO_TESTBIN=$EVO_ROOT/build/asan/tests ;;
+    *) unset EVO_SANITIZED; export EVO_TESTBIN=$EVO_ROOT/build/release/tests ;;
+    esac
     for t in $scripts; do
         echo "# $t ($EVO_BIN)"
         start=$(date +%s)

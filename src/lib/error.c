@@ -1,5 +1,7 @@
 #include "error.h"
 
+#include <sys/mman.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,3 +91,16 @@ void *evo_malloc(size_t n) { return check(malloc(n ? n : 1), n); }
 void *evo_calloc(size_t n, size_t size) { return check(calloc(n ? n : 1, size ? size : 1), n * size); }
 void *evo_realloc(void *p, size_t n) { return check(realloc(p, n ? n : 1), n); }
 char *evo_strdup(const char *s) { return check(strdup(s), strlen(s) + 1); }
+
+void *evo_malloc_large(size_t n)
+{
+    const size_t huge = (size_t)2 << 20;
+    if (n < huge)
+        return evo_malloc(n);
+    void *p = NULL;
+    size_t rounded = (n + huge - 1) / huge * huge;
+    if (posix_memalign(&p, huge, rounded) != 0)
+        evo_fatal("out of memory (%zu bytes)", n);
+    madvise(p, rounded, MADV_HUGEPAGE); /* a hint: without THP it is plain memory */
+    return p;
+}

@@ -39,5 +39,9 @@ void *evo_malloc(size_t n);
 void *evo_calloc(size_t n, size_t size);
 void *evo_realloc(void *p, size_t n);
 char *evo_strdup(const char *s);
+/* For arrays of many megabytes: 2 MB aligned and marked for transparent
+ * huge pages, so that first use faults once per 2 MB rather than once per
+ * 4 KB page (a fault is costly, on VMs above all). Released with free(). */
+void *evo_malloc_large(size_t n);
 
 #endif

@@ -62,7 +62,8 @@ evo_pool *evo_pool_new(int n_workers)
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->done, NULL);
-    for (int i = 0; i < p->n && !p->inline_only; i++) {
+    /* n - 1 threads: the caller is worker n - 1 while it waits. */
+    for (int i = 0; i < p->n - 1; i++) {
         worker_arg *w = evo_malloc(sizeof *w);
         *w = (worker_arg){p, i};
         if (pthread_create(&p->threads[i], NULL, worker_main, w) != 0)
@@ -79,7 +80,7 @@ void evo_pool_free(evo_pool *p)
     p->quit = 1;
     pthread_cond_broadcast(&p->work);
     pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < p->n && !p->inline_only; i++)
+    for (int i = 0; i < p->n - 1; i++)
         pthread_join(p->threads[i], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->work);
@@ -102,7 +103,7 @@ void evo_pool_submit(evo_pool *p, size_t n, evo_pool_fn fn, void *ctx)
     p->ctx = ctx;
     p->n_items = n;
     atomic_store(&p->next, 0);
-    p->busy = p->n;
+    p->busy = p->n - 1;
     p->generation++;
     pthread_cond_broadcast(&p->work);
     pthread_mutex_unlock(&p->mu);
@@ -110,6 +111,11 @@ void evo_pool_submit(evo_pool *p, size_t n, evo_pool_fn fn, void *ctx)
 
 void evo_pool_wait(evo_pool *p)
 {
+    if (p->inline_only)
+        return;
+    /* The caller's work (reading, writing) is done: it takes items too. */
+    for (size_t i; (i = atomic_fetch_add(&p->next, 1)) < p->n_items;)
+        p->fn(p->ctx, i, p->n - 1);
     pthread_mutex_lock(&p->mu);
     while (p->busy)
         pthread_cond_wait(&p->done, &p->mu);

@@ -43,7 +43,7 @@ static void build_units(const pack_input *in, uint16_t source, const pack_option
     const evo_tokens_reader *r = &in->tok;
     unit_list all = {0};
     all.cap = r->meta.n_docs ? r->meta.n_docs : 1; /* one allocation in the usual case */
-    all.v = evo_malloc(all.cap * sizeof *all.v);
+    all.v = evo_malloc_large(all.cap * sizeof *all.v);
     for (uint64_t d = 0; d < r->meta.n_docs; d++) {
         uint64_t s = evo_tokens_doc_start(r, d), len = evo_tokens_doc_start(r, d + 1) - s;
         if (len < opt->min_length) {
@@ -131,7 +131,7 @@ static uint64_t stream_limit(uint64_t total, const cutter *c, int keep_tail, evo
  * only a second epoch needs a copy; one epoch shuffles the list in place. */
 static int pack_shuffled(cutter *c, unit_list *l, evo_np_random *rng, uint32_t epochs, evo_err *e)
 {
-    unit *order = epochs > 1 ? evo_malloc((l->n ? l->n : 1) * sizeof *order) : l->v;
+    unit *order = epochs > 1 ? evo_malloc_large((l->n ? l->n : 1) * sizeof *order) : l->v;
     int rc = 0;
     for (uint32_t ep = 0; ep < epochs && c->fed < c->limit && rc == 0; ep++) {
         if (order != l->v)

@@ -1,0 +1,64 @@
+/* backend_cpu_loss.c - cross-entropy with label smoothing over logits[T,V]
+ * (math in backend.h), one token per parallel unit.
+ *
+ * With lse = log sum_v exp z_v, -log p_v = lse - z_v, so
+ *   (1-eps)(lse - z_y) + eps mean_v (lse - z_v) = lse - (1-eps) z_y - eps mean(z)
+ * and its derivative in z_v is p_v - (1-eps)[v = y] - eps/V. */
+#include <math.h>
+
+#include "backend_cpu.h"
+
+void evo_cpu_crossentropy_fwd(const evo_backend *be, float *losses, float *lse, int32_t *count,
+                              const float *logits, const int32_t *labels, float eps, size_t T,
+                              size_t V)
+{
+    (void)be;
+#pragma omp parallel for schedule(static)
+    for (size_t t = 0; t < T; t++) {
+        if (labels[t] == EVO_IGNORE_LABEL) {
+            losses[t] = 0;
+            lse[t] = 0;
+            continue;
+        }
+        const float *z = logits + t * V;
+        /* Sums over the vocabulary in double: V is up to ~10^5 terms. The
+         * max is subtracted first so that exp cannot overflow. */
+        float m = -INFINITY;
+        for (size_t i = 0; i < V; i++)
+            m = fmaxf(m, z[i]);
+        double sum = 0, zsum = 0;
+        for (size_t i = 0; i < V; i++) {
+            sum += exp((double)(z[i] - m));
+            zsum += z[i];
+        }
+        double L = m + log(sum);
+        lse[t] = (float)L;
+        losses[t] = (float)(L - (1.0 - eps) * z[labels[t]] - eps * zsum / (double)V);
+    }
+    int32_t n = 0;
+    for (size_t t = 0; t < T; t++)
+        n += labels[t] != EVO_IGNORE_LABEL;
+    *count = n;
+}
+
+void evo_cpu_crossentropy_bwd(const evo_backend *be, float *dlogits, const float *dloss,
+                              const float *logits, const float *lse, const int32_t *labels,
+                              float eps, size_t T, size_t V)
+{
+    (void)be;
+#pragma omp parallel for schedule(static)
+    for (size_t t = 0; t < T; t++) {
+        float *dz = dlogits + t * V;
+        const float *z = logits + t * V;
+        int32_t y = labels[t];
+        if (y == EVO_IGNORE_LABEL) {
+            for (size_t i = 0; i < V; i++)
+                dz[i] = 0;
+            continue;
+        }
+        float d = dloss[t], L = lse[t], smooth = eps / (float)V;
+        for (size_t i = 0; i < V; i++)
+            dz[i] = d * (expf(z[i] - L) - smooth);
+        dz[y] -= d * (1.0f - eps);
+    }
+}

@@ -1,0 +1,417 @@
+/* op-check - runs every op of the CPU backend on deterministic random
+ * inputs and writes inputs and outputs for tests/ref/torch-ops.py, which
+ * recomputes them with PyTorch autograd and compares (tests/t0200-ops.sh).
+ *
+ *   op-check [-s] DIR
+ *
+ * For each case it writes DIR/<case>.json (the dimensions and scalars) and
+ * one raw little-endian file per tensor, DIR/<case>.<name>.<f32|i32|u16|f64>,
+ * flat (the JSON gives the shapes). -s: smaller sizes, for the sanitizer
+ * build. Every buffer goes through the backend's alloc/upload/download, as
+ * evo-train's will. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "error.h"
+
+static const evo_backend *be;
+static const char *dir;
+static const char *case_name;
+static int small;
+
+/* Device buffers of the current case, freed together when it ends. */
+static void *bufs[64];
+static int nbufs;
+
+/* splitmix64: a fixed stream, so every run writes the same inputs. */
+static uint64_t rng_state = 0x5eed;
+static uint64_t rng_u64(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static float rng_uniform(float lo, float hi)
+{
+    return lo + (hi - lo) * (float)((double)(rng_u64() >> 11) / 9007199254740992.0);
+}
+
+static void *dev_alloc(size_t bytes)
+{
+    if (nbufs == (int)(sizeof bufs / sizeof bufs[0]))
+        evo_fatal("op-check: too many buffers in case %s", case_name);
+    return bufs[nbufs++] = be->alloc(be, bytes);
+}
+
+static void *dev_from(const void *host, size_t bytes)
+{
+    void *d = dev_alloc(bytes);
+    be->upload(be, d, host, bytes);
+    return d;
+}
+
+/* n uniform floats in [lo, hi), on the device. */
+static float *dev_uniform(size_t n, float lo, float hi)
+{
+    float *h = evo_malloc(n * sizeof *h);
+    for (size_t i = 0; i < n; i++)
+        h[i] = rng_uniform(lo, hi);
+    float *d = dev_from(h, n * sizeof *h);
+    free(h);
+    return d;
+}
+
+/* n int32 in [lo, hi), with probability p_ignore of EVO_IGNORE_LABEL. */
+static int32_t *dev_ints(size_t n, int32_t lo, int32_t hi, double p_ignore)
+{
+    int32_t *h = evo_malloc(n * sizeof *h);
+    for (size_t i = 0; i < n; i++)
+        h[i] = rng_uniform(0, 1) < p_ignore ? EVO_IGNORE_LABEL
+                                            : lo + (int32_t)(rng_u64() % (uint64_t)(hi - lo));
+    int32_t *d = dev_from(h, n * sizeof *h);
+    free(h);
+    return d;
+}
+
+static void begin(const char *name, const char *json_fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void begin(const char *name, const char *json_fmt, ...)
+{
+    case_name = name;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.json", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        evo_fatal("op-check: cannot write %s", path);
+    va_list ap;
+    va_start(ap, json_fmt);
+    fputc('{', f);
+    vfprintf(f, json_fmt, ap);
+    fputs("}\n", f);
+    va_end(ap);
+    if (fclose(f) != 0)
+        evo_fatal("op-check: cannot write %s", path);
+}
+
+static void end(void)
+{
+    while (nbufs > 0)
+        be->free(be, bufs[--nbufs]);
+}
+
+/* Downloads n elements of size es from the device into DIR/<case>.<name>.<ext>. */
+static void save(const char *name, const char *ext, const void *dev, size_t n, size_t es)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.%s.%s", dir, case_name, name, ext);
+    void *h = evo_malloc(n * es);
+    be->download(be, h, dev, n * es);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(h, es, n, f) != n || fclose(f) != 0)
+        evo_fatal("op-check: cannot write %s", path);
+    free(h);
+}
+#define SAVE_F32(name, p, n) save(name, "f32", p, n, 4)
+#define SAVE_I32(name, p, n) save(name, "i32", p, n, 4)
+
+/* An uninitialised device buffer, or one filled with random values saved
+ * under NAME first (a gradient that the op must accumulate into). */
+static float *dev_out(size_t n)
+{
+    return dev_alloc(n * sizeof(float));
+}
+static float *dev_acc(const char *name, size_t n)
+{
+    float *d = dev_uniform(n, -1, 1);
+    SAVE_F32(name, d, n);
+    return d;
+}
+
+static void check_embedding(void)
+{
+    size_t T = small ? 24 : 96, V = 37, C = 80;
+    begin("embedding", "\"T\": %zu, \"V\": %zu, \"C\": %zu", T, V, C);
+    int32_t *ids = dev_ints(T, 0, (int32_t)V, 0);
+    float *table = dev_uniform(V * C, -1, 1), *out = dev_out(T * C);
+    float *dout = dev_uniform(T * C, -1, 1), *dtable = dev_acc("dtable0", V * C);
+    be->embedding_fwd(be, out, ids, table, T, C);
+    be->embedding_bwd(be, dtable, ids, dout, T, C);
+    SAVE_I32("ids", ids, T);
+    SAVE_F32("table", table, V * C);
+    SAVE_F32("dout", dout, T * C);
+    SAVE_F32("out", out, T * C);
+    SAVE_F32("dtable", dtable, V * C);
+    end();
+}
+
+static void check_matmul(void)
+{
+    size_t T = small ? 16 : 64, C = 72, OC = 100;
+    begin("matmul", "\"T\": %zu, \"C\": %zu, \"OC\": %zu", T, C, OC);
+    float *inp = dev_uniform(T * C, -1, 1), *W = dev_uniform(OC * C, -0.2f, 0.2f);
+    float *b = dev_uniform(OC, -1, 1), *out = dev_out(T * OC), *dout = dev_uniform(T * OC, -1, 1);
+    float *dinp = dev_out(T * C), *dW = dev_acc("dW0", OC * C), *db = dev_acc("db0", OC);
+    be->matmul_fwd(be, out, inp, W, b, T, C, OC);
+    be->matmul_bwd(be, dinp, dW, db, dout, inp, W, T, C, OC);
+    SAVE_F32("inp", inp, T * C);
+    SAVE_F32("W", W, OC * C);
+    SAVE_F32("b", b, OC);
+    SAVE_F32("dout", dout, T * OC);
+    SAVE_F32("out", out, T * OC);
+    SAVE_F32("dinp", dinp, T * C);
+    SAVE_F32("dW", dW, OC * C);
+    SAVE_F32("db", db, OC);
+    end();
+}
+
+static void check_rmsnorm(void)
+{
+    size_t T = small ? 8 : 48, C = 192;
+    float eps = 1e-5f;
+    begin("rmsnorm", "\"T\": %zu, \"C\": %zu, \"eps\": %.9g", T, C, (double)eps);
+    float *inp = dev_uniform(T * C, -2, 2), *w = dev_uniform(C, 0.5f, 1.5f);
+    float *out = dev_out(T * C), *rstd = dev_out(T), *dout = dev_uniform(T * C, -1, 1);
+    float *dinp = dev_out(T * C), *dw = dev_acc("dw0", C);
+    be->rmsnorm_fwd(be, out, rstd, inp, w, eps, T, C);
+    be->rmsnorm_bwd(be, dinp, dw, dout, inp, w, rstd, T, C);
+    SAVE_F32("inp", inp, T * C);
+    SAVE_F32("w", w, C);
+    SAVE_F32("dout", dout, T * C);
+    SAVE_F32("out", out, T * C);
+    SAVE_F32("rstd", rstd, T);
+    SAVE_F32("dinp", dinp, T * C);
+    SAVE_F32("dw", dw, C);
+    end();
+}
+
+/* Positions as evo-pack makes them, restarting at every segment start,
+ * with the last segment far into a long document (large angles). */
+static int32_t *dev_positions(size_t T, const int32_t *cu, int n_seg, int32_t last_offset)
+{
+    int32_t *h = evo_malloc(T * sizeof *h);
+    for (int s = 0; s < n_seg; s++)
+        for (int32_t t = cu[s]; t < cu[s + 1]; t++)
+            h[t] = t - cu[s] + (s == n_seg - 1 ? last_offset : 0);
+    int32_t *d = dev_from(h, T * sizeof *h);
+    free(h);
+    return d;
+}
+
+static void check_rope(void)
+{
+    size_t T = small ? 24 : 64;
+    int H = 3, hd = 32, n_seg = 3;
+    float base = 10000;
+    int32_t cu[] = {0, (int32_t)T / 4, (int32_t)T / 2, (int32_t)T};
+    begin("rope", "\"T\": %zu, \"H\": %d, \"hd\": %d, \"base\": %.9g", T, H, hd, (double)base);
+    int32_t *pos = dev_positions(T, cu, n_seg, 4000);
+    size_t n = T * (size_t)H * (size_t)hd;
+    float *inp = dev_uniform(n, -1, 1), *out = dev_out(n), *dout = dev_uniform(n, -1, 1);
+    float *dinp = dev_out(n);
+    be->rope_fwd(be, out, inp, pos, T, H, hd, base);
+    be->rope_bwd(be, dinp, dout, pos, T, H, hd, base);
+    SAVE_I32("pos", pos, T);
+    SAVE_F32("inp", inp, n);
+    SAVE_F32("dout", dout, n);
+    SAVE_F32("out", out, n);
+    SAVE_F32("dinp", dinp, n);
+    end();
+}
+
+static void check_attention(const char *name, int H, int KVH, int hd)
+{
+    size_t T = small ? 30 : 96;
+    int n_seg = 3;
+    int32_t cu[] = {0, (int32_t)(T * 5 / 12), (int32_t)(T * 2 / 3), (int32_t)T};
+    begin(name, "\"T\": %zu, \"H\": %d, \"KVH\": %d, \"hd\": %d, \"cu_seqlens\": [%d, %d, %d, %d]",
+          T, H, KVH, hd, cu[0], cu[1], cu[2], cu[3]);
+    size_t nq = T * (size_t)H * (size_t)hd, nkv = T * (size_t)KVH * (size_t)hd;
+    int32_t *dcu = dev_from(cu, sizeof cu);
+    /* q.k / sqrt(hd) has variance 1 (Var U(-3,3) U(-1,1) = 1): softmax
+     * neither flat nor one-hot. */
+    float *q = dev_uniform(nq, -3, 3), *k = dev_uniform(nkv, -1, 1), *v = dev_uniform(nkv, -1, 1);
+    float *out = dev_out(nq), *lse = dev_out(T * (size_t)H), *dout = dev_uniform(nq, -1, 1);
+    float *dq = dev_out(nq), *dk = dev_out(nkv), *dv = dev_out(nkv);
+    float *scratch = dev_out(T * (size_t)H);
+    be->attention_fwd(be, out, lse, q, k, v, dcu, n_seg, T, H, KVH, hd);
+    be->attention_bwd(be, dq, dk, dv, scratch, dout, q, k, v, out, lse, dcu, n_seg, T, H, KVH,
+                      hd);
+    SAVE_F32("q", q, nq);
+    SAVE_F32("k", k, nkv);
+    SAVE_F32("v", v, nkv);
+    SAVE_F32("dout", dout, nq);
+    SAVE_F32("out", out, nq);
+    SAVE_F32("lse", lse, T * (size_t)H);
+    SAVE_F32("dq", dq, nq);
+    SAVE_F32("dk", dk, nkv);
+    SAVE_F32("dv", dv, nkv);
+    end();
+}
+
+static void check_swiglu(void)
+{
+    size_t n = small ? 500 : 4000;
+    begin("swiglu", "\"n\": %zu", n);
+    float *gate = dev_uniform(n, -6, 6), *up = dev_uniform(n, -2, 2), *out = dev_out(n);
+    float *dout = dev_uniform(n, -1, 1), *dgate = dev_out(n), *dup = dev_out(n);
+    be->swiglu_fwd(be, out, gate, up, n);
+    be->swiglu_bwd(be, dgate, dup, dout, gate, up, n);
+    SAVE_F32("gate", gate, n);
+    SAVE_F32("up", up, n);
+    SAVE_F32("dout", dout, n);
+    SAVE_F32("out", out, n);
+    SAVE_F32("dgate", dgate, n);
+    SAVE_F32("dup", dup, n);
+    end();
+}
+
+static void check_crossentropy(const char *name, float eps)
+{
+    size_t T = small ? 16 : 64, V = 301;
+    begin(name, "\"T\": %zu, \"V\": %zu, \"eps\": %.9g", T, V, (double)eps);
+    float *logits = dev_uniform(T * V, -8, 8), *losses = dev_out(T), *lse = dev_out(T);
+    int32_t *labels = dev_ints(T, 0, (int32_t)V, 0.25), *count = dev_alloc(sizeof *count);
+    float *dloss = dev_uniform(T, 0, 1), *dlogits = dev_out(T * V);
+    be->crossentropy_fwd(be, losses, lse, count, logits, labels, eps, T, V);
+    SAVE_F32("logits", logits, T * V);
+    /* In place, as evo-train will run it: the logits buffer becomes dlogits. */
+    be->copy(be, dlogits, logits, T * V * sizeof(float));
+    be->crossentropy_bwd(be, dlogits, dloss, dlogits, lse, labels, eps, T, V);
+    SAVE_I32("labels", labels, T);
+    SAVE_F32("dloss", dloss, T);
+    SAVE_F32("losses", losses, T);
+    SAVE_I32("count", count, 1);
+    SAVE_F32("dlogits", dlogits, T * V);
+    end();
+}
+
+/* Three steps from zero state, a new gradient each step. */
+static void check_adamw(void)
+{
+    size_t n = small ? 300 : 3000;
+    float lr = 1e-3f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = 0.1f, scale = 0.5f;
+    begin("adamw",
+          "\"n\": %zu, \"lr\": %.9g, \"beta1\": %.9g, \"beta2\": %.9g, \"eps\": %.9g, "
+          "\"wd\": %.9g, \"grad_scale\": %.9g, \"steps\": 3",
+          n, (double)lr, (double)b1, (double)b2, (double)eps, (double)wd, (double)scale);
+    float *p = dev_uniform(n, -1, 1), *m = dev_out(n), *v = dev_out(n);
+    be->fill(be, m, 0, n);
+    be->fill(be, v, 0, n);
+    SAVE_F32("p0", p, n);
+    for (int t = 1; t <= 3; t++) {
+        float *g = dev_uniform(n, -2, 2);
+        char name[16];
+        snprintf(name, sizeof name, "g%d", t);
+        SAVE_F32(name, g, n);
+        be->adamw(be, p, g, m, v, n, lr, b1, b2, eps, wd, scale, t);
+    }
+    SAVE_F32("p", p, n);
+    SAVE_F32("m", m, n);
+    SAVE_F32("v", v, n);
+    end();
+}
+
+/* Accumulates onto 1.5 to show that it adds; then a buffer holding an inf
+ * and one holding a NaN, each of which must make the sum non-finite. */
+static void check_sqnorm(void)
+{
+    size_t n = small ? 1001 : 100003;
+    begin("sqnorm", "\"n\": %zu, \"acc0\": 1.5", n);
+    float *x = dev_uniform(n, -3, 3);
+    double acc0[3] = {1.5, 0, 0};
+    double *acc = dev_from(acc0, sizeof acc0);
+    be->sqnorm(be, acc, x, n);
+    SAVE_F32("x", x, n);
+    float bad[2] = {INFINITY, NAN};
+    for (int i = 0; i < 2; i++) {
+        be->upload(be, x + n / 2, &bad[i], sizeof bad[i]);
+        be->sqnorm(be, acc + 1 + i, x, n);
+    }
+    save("acc", "f64", acc, 3, 8);
+    end();
+}
+
+/* Values that exercise rounding: ties in both formats, subnormals,
+ * overflow, inf, NaN, then random floats across many binades. */
+static void check_cast(void)
+{
+    static const float special[] = {
+        0.0f, -0.0f, 1.0f, -1.0f, 1.00390625f, 1.01171875f, /* bf16 ties (even, odd) */
+        1.00048828125f, 1.00146484375f,                     /* f16 ties */
+        65504.0f, 65520.0f, 1e-7f, 6e-8f, 3e-8f, 1e-40f,    /* f16 max/overflow/subnormals */
+        3.3961776e38f, 3.4028235e38f, INFINITY, -INFINITY, NAN,
+    };
+    size_t ns = sizeof special / sizeof special[0], n = ns + (small ? 200 : 2000);
+    begin("cast", "\"n\": %zu", n);
+    float *h = evo_malloc(n * sizeof *h);
+    memcpy(h, special, sizeof special);
+    for (size_t i = ns; i < n; i++)
+        h[i] = rng_uniform(-1, 1) * powf(2.0f, rng_uniform(-30, 30));
+    float *x = dev_from(h, n * sizeof *h);
+    free(h);
+    size_t half = n * evo_dtype_size(EVO_BF16);
+    uint16_t *bf = dev_alloc(half), *hf = dev_alloc(half), *bf_hf = dev_alloc(half),
+             *hf_bf = dev_alloc(half);
+    float *bf32 = dev_out(n), *hf32 = dev_out(n);
+    be->cast(be, bf, EVO_BF16, x, EVO_F32, n);
+    be->cast(be, hf, EVO_F16, x, EVO_F32, n);
+    be->cast(be, bf32, EVO_F32, bf, EVO_BF16, n);
+    be->cast(be, hf32, EVO_F32, hf, EVO_F16, n);
+    be->cast(be, hf_bf, EVO_F16, bf, EVO_BF16, n);
+    be->cast(be, bf_hf, EVO_BF16, hf, EVO_F16, n);
+    SAVE_F32("x", x, n);
+    save("bf16", "u16", bf, n, 2);
+    save("f16", "u16", hf, n, 2);
+    SAVE_F32("bf16_f32", bf32, n);
+    SAVE_F32("f16_f32", hf32, n);
+    save("bf16_f16", "u16", hf_bf, n, 2);
+    save("f16_bf16", "u16", bf_hf, n, 2);
+    end();
+}
+
+/* fill and device-to-device copy. */
+static void check_memory(void)
+{
+    size_t n = 1000;
+    begin("memory", "\"n\": %zu, \"value\": 0.25", n);
+    float *x = dev_uniform(n, -1, 1), *y = dev_out(n), *z = dev_out(n);
+    be->copy(be, y, x, n * sizeof(float));
+    be->fill(be, z, 0.25f, n);
+    SAVE_F32("x", x, n);
+    SAVE_F32("y", y, n);
+    SAVE_F32("z", z, n);
+    end();
+}
+
+int main(int argc, char **argv)
+{
+    evo_set_progname("op-check");
+    int a = 1;
+    if (a < argc && strcmp(argv[a], "-s") == 0) {
+        small = 1;
+        a++;
+    }
+    if (a + 1 != argc)
+        evo_usage_error("usage: op-check [-s] DIR");
+    dir = argv[a];
+    be = evo_backend_cpu();
+    check_embedding();
+    check_matmul();
+    check_rmsnorm();
+    check_rope();
+    check_attention("attention_gqa", 8, 2, 16);
+    check_attention("attention_mha", 4, 4, 32);
+    check_swiglu();
+    check_crossentropy("crossentropy", 0.0f);
+    check_crossentropy("crossentropy_smooth", 0.1f);
+    check_adamw();
+    check_sqnorm();
+    check_cast();
+    check_memory();
+    return 0;
+}
