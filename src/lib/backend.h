@@ -54,6 +54,7 @@ struct evo_backend {
     void (*upload)(const evo_backend *be, void *dst, const void *host_src, size_t bytes);
     void (*download)(const evo_backend *be, void *host_dst, const void *src, size_t bytes);
     void (*fill)(const evo_backend *be, float *dst, float value, size_t n);
+    void (*add)(const evo_backend *be, float *dst, const float *src, size_t n);
     void (*copy)(const evo_backend *be, void *dst, const void *src, size_t bytes);
     void (*cast)(const evo_backend *be, void *dst, evo_dtype dst_dt, const void *src,
                  evo_dtype src_dt, size_t n);

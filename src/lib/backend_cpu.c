@@ -45,6 +45,14 @@ static void cpu_fill(const evo_backend *be, float *dst, float value, size_t n)
         dst[i] = value;
 }
 
+static void cpu_add(const evo_backend *be, float *dst, const float *src, size_t n)
+{
+    (void)be;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+        dst[i] += src[i];
+}
+
 /* bf16 is the top half of an fp32. Rounding to nearest even: add 0x7fff
  * plus the lowest kept bit, so a tie (low half exactly 0x8000) rounds up
  * only when that bit is odd; a carry out of the mantissa bumps the exponent,
@@ -121,6 +129,7 @@ static const evo_backend cpu_backend = {
     .upload = cpu_memcpy,
     .download = cpu_memcpy,
     .fill = cpu_fill,
+    .add = cpu_add,
     .copy = cpu_memcpy,
     .cast = cpu_cast,
     .embedding_fwd = evo_cpu_embedding_fwd,

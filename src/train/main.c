@@ -52,8 +52,14 @@ int main(int argc, char **argv)
             break;
         }
         case 'q': evo_quiet = 1; break;
-        case 'h': usage(); return EVO_EXIT_OK;
-        case 'V': printf("evo-train (evo) %s\n", EVO_VERSION); return EVO_EXIT_OK;
+        case 'h':
+            usage();
+            free(sets);
+            return EVO_EXIT_OK;
+        case 'V':
+            printf("evo-train (evo) %s\n", EVO_VERSION);
+            free(sets);
+            return EVO_EXIT_OK;
         default: evo_usage_error("bad option");
         }
     }

@@ -374,7 +374,7 @@ static void check_cast(void)
     end();
 }
 
-/* fill and device-to-device copy. */
+/* fill, add and device-to-device copy. */
 static void check_memory(void)
 {
     size_t n = 1000;
@@ -385,6 +385,8 @@ static void check_memory(void)
     SAVE_F32("x", x, n);
     SAVE_F32("y", y, n);
     SAVE_F32("z", z, n);
+    be->add(be, y, z, n); /* y = x + 0.25 */
+    SAVE_F32("sum", y, n);
     end();
 }
 

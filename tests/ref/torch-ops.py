@@ -193,6 +193,7 @@ def memory(c, m):
     x, y, z = load(c, "x"), load(c, "y"), load(c, "z")
     report(torch.equal(x, y), c, "copy", "exact")
     report(bool((z == m["value"]).all()), c, "fill", f"value {m['value']}")
+    report(torch.equal(load(c, "sum"), x + z), c, "add", "exact")
 
 
 CASES = {"embedding": embedding, "matmul": matmul, "rmsnorm": rmsnorm, "rope": rope,

@@ -1,0 +1,158 @@
+/* model-check - runs the transformer (src/lib/transformer.c) forward and
+ * backward over a fixed synthetic packed row and writes what it computed,
+ * for tests/ref/torch-model.py to recompute with PyTorch (t0210-model.sh).
+ *
+ *   model-check [--set section.key=value]... [--seed N] DIR
+ *
+ * The model is InternEvo's default config with the --set overrides; the row
+ * is seq_len x micro_bsz tokens in three segments (the last longer than
+ * seq_len), positions restarting in each, the last token of every segment
+ * and every 7th token unlabelled. Written into DIR, raw little-endian:
+ *   index.json      dimensions, tensor table, row layout, loss, grad scale
+ *   params.f32      the flat parameter buffer after init
+ *   tokens.i32 labels.i32 positions.i32
+ *   logits.f32      [T,V] of the row
+ *   grads.f32       the gradient of SCALE x loss, accumulated from two
+ *                   backward passes of SCALE/2 each (micro-batch accumulation)
+ *   alone.f32       [T,V] the logits of each segment run as a row of its own */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "config.h"
+#include "error.h"
+#include "model.h"
+#include "pack.h"
+#include "transformer.h"
+
+static const float SCALE = 0.5f;
+
+static void write_file(const char *dir, const char *name, const void *p, size_t bytes)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(p, 1, bytes, f) != bytes || fclose(f) != 0)
+        evo_fatal("cannot write %s", path);
+}
+
+/* Downloads n floats of device memory into DIR/name. */
+static void save_dev(const evo_backend *be, const char *dir, const char *name, const float *dev,
+                     size_t n)
+{
+    float *h = evo_malloc(n * sizeof *h);
+    be->download(be, h, dev, n * sizeof *h);
+    write_file(dir, name, h, n * sizeof *h);
+    free(h);
+}
+
+/* The synthetic row: three segments [0,T/6), [T/6,T/3), [T/3,T). */
+static void make_row(evo_pack_row *r, size_t T, uint32_t V)
+{
+    int32_t cu[] = {0, (int32_t)T / 6, (int32_t)T / 3, (int32_t)T};
+    r->n_segments = 3;
+    memcpy(r->cu_seqlens, cu, sizeof cu);
+    uint32_t lcg = 12345;
+    for (size_t t = 0; t < T; t++) {
+        lcg = lcg * 1664525u + 1013904223u;
+        r->tokens[t] = (int32_t)((lcg >> 8) % V);
+    }
+    for (int s = 0; s < 3; s++)
+        for (int32_t t = cu[s]; t < cu[s + 1]; t++) {
+            r->positions[t] = t - cu[s];
+            r->labels[t] = t + 1 == cu[s + 1] || t % 7 == 3 ? EVO_IGNORE_LABEL : r->tokens[t + 1];
+        }
+}
+
+int main(int argc, char **argv)
+{
+    evo_set_progname("model-check");
+    evo_config c;
+    evo_err e = {0};
+    evo_config_defaults(&c);
+    uint64_t seed = 1;
+    int a = 1;
+    for (; a + 1 < argc; a += 2) {
+        if (strcmp(argv[a], "--set") == 0) {
+            if (evo_config_set(&c, argv[a + 1], &e))
+                evo_usage_error("%s", e.msg);
+        } else if (strcmp(argv[a], "--seed") == 0) {
+            seed = strtoull(argv[a + 1], NULL, 10);
+        } else {
+            break;
+        }
+    }
+    if (a + 1 != argc)
+        evo_usage_error("usage: model-check [--set section.key=value]... [--seed N] DIR");
+    const char *dir = argv[a];
+    evo_model m;
+    if (evo_config_resolve(&c, &e) || evo_model_describe(&m, &c, &e))
+        evo_fatal("%s", e.msg);
+
+    const evo_backend *be = evo_backend_cpu();
+    size_t T = (size_t)c.data.seq_len * c.data.micro_bsz, V = m.vocab;
+    evo_pack_meta meta = {.seq_len = c.data.seq_len, .micro_bsz = c.data.micro_bsz};
+    evo_pack_row row;
+    evo_pack_row_init(&row, &meta);
+    make_row(&row, T, m.vocab);
+
+    evo_transformer tf;
+    evo_transformer_init(&tf, &m, be, T, (float)c.loss.label_smoothing);
+    evo_transformer_init_params(&tf, seed);
+    evo_transformer_zero_grad(&tf);
+    double loss = evo_transformer_forward(&tf, &row, T);
+    save_dev(be, dir, "logits.f32", tf.logits, T * V);
+    evo_transformer_backward(&tf, SCALE / 2);
+    double loss2 = evo_transformer_forward(&tf, &row, T);
+    evo_transformer_backward(&tf, SCALE / 2);
+    if (loss2 != loss)
+        evo_fatal("the same row gave loss %.9g, then %.9g", loss, loss2);
+    save_dev(be, dir, "params.f32", tf.params, m.n_params);
+    save_dev(be, dir, "grads.f32", tf.grads, m.n_params);
+    write_file(dir, "tokens.i32", row.tokens, T * sizeof(int32_t));
+    write_file(dir, "labels.i32", row.labels, T * sizeof(int32_t));
+    write_file(dir, "positions.i32", row.positions, T * sizeof(int32_t));
+
+    /* Each segment as a row of its own: the slices of the row, one segment. */
+    float *alone = evo_malloc(T * V * sizeof *alone);
+    for (uint32_t s = 0; s < row.n_segments; s++) {
+        int32_t s0 = row.cu_seqlens[s], len = row.cu_seqlens[s + 1] - s0, cu[2] = {0, len};
+        evo_pack_row seg = {.tokens = row.tokens + s0, .labels = row.labels + s0,
+                            .positions = row.positions + s0, .cu_seqlens = cu, .n_segments = 1};
+        evo_transformer_forward(&tf, &seg, (size_t)len);
+        be->download(be, alone + (size_t)s0 * V, tf.logits, (size_t)len * V * sizeof *alone);
+    }
+    write_file(dir, "alone.f32", alone, T * V * sizeof *alone);
+    free(alone);
+
+    char path[4096];
+    snprintf(path, sizeof path, "%s/index.json", dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        evo_fatal("cannot write %s", path);
+    fprintf(f,
+            "{\"vocab\": %u, \"dim\": %u, \"heads\": %u, \"kv_heads\": %u, \"head_dim\": %u, "
+            "\"layers\": %u, \"ffn\": %u, \"bias\": %d, \"eps\": %.17g, \"rope_base\": %.17g,\n"
+            " \"label_smoothing\": %.17g, \"T\": %zu, \"scale\": %.9g, \"loss\": %.17g,\n"
+            " \"cu_seqlens\": [%d, %d, %d, %d],\n \"tensors\": [\n",
+            m.vocab, m.dim, m.heads, m.kv_heads, m.head_dim, m.layers, m.ffn, m.bias, m.eps,
+            m.rope_base, (double)(float)c.loss.label_smoothing, T, (double)SCALE, loss,
+            row.cu_seqlens[0], row.cu_seqlens[1], row.cu_seqlens[2], row.cu_seqlens[3]);
+    for (size_t i = 0; i < m.n_tensors; i++) {
+        const evo_tensor_info *t = &m.tensors[i];
+        fprintf(f, "  {\"name\": \"%s\", \"shape\": [%llu", t->name, (unsigned long long)t->shape[0]);
+        if (t->ndim == 2)
+            fprintf(f, ", %llu", (unsigned long long)t->shape[1]);
+        fprintf(f, "], \"offset\": %llu}%s\n", (unsigned long long)t->offset,
+                i + 1 < m.n_tensors ? "," : "");
+    }
+    fputs(" ]}\n", f);
+    if (fclose(f) != 0)
+        evo_fatal("cannot write %s", path);
+
+    evo_transformer_free(&tf);
+    evo_pack_row_free(&row);
+    evo_model_free(&m);
+    return 0;
+}
