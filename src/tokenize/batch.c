@@ -14,6 +14,7 @@ void batch_free(batch *b)
     for (size_t i = 0; i < b->cap_entries; i++) {
         evo_ids_free(&b->entries[i].ids);
         evo_buf_free(&b->entries[i].target);
+        free(b->entries[i].err);
     }
     free(b->entries);
     free(b->segs);
@@ -34,7 +35,8 @@ void batch_begin_entry(batch *b, unsigned flags)
     en->first_seg = b->n_segs;
     en->n_segs = 0;
     en->flags = flags;
-    en->failed = 0;
+    free(en->err);
+    en->err = NULL;
 }
 
 void batch_add_segment(batch *b, const char *text, size_t len, unsigned enc_flags, int target)

@@ -27,8 +27,7 @@ typedef struct {
     unsigned flags;  /* ENTRY_STARTS_DOC: BOS and a new document; ENTRY_ENDS_DOC: EOS */
     evo_ids ids;     /* the result */
     evo_buf target;  /* one byte per id: 1 = loss target */
-    int failed;
-    evo_err err;
+    evo_err *err;    /* why encoding failed (allocated then), else NULL: entries stay small */
 } entry;
 
 typedef struct {

@@ -27,10 +27,18 @@ static void mark_targets(entry *en, uint8_t target)
     en->target.len = en->ids.len;
 }
 
+/* Keeps the reason of a failed entry for the writer to report. */
+static void entry_failed(entry *en, const evo_err *why)
+{
+    en->err = evo_malloc(sizeof *en->err);
+    *en->err = *why;
+}
+
 static void encode_entry(void *ctx, size_t i, int worker)
 {
     encode_job *job = ctx;
     entry *en = &job->b->entries[i];
+    evo_err why;
     en->ids.len = 0;
     en->target.len = 0;
     if ((en->flags & ENTRY_STARTS_DOC) && job->bos >= 0)
@@ -40,15 +48,15 @@ static void encode_entry(void *ctx, size_t i, int worker)
         const segment *seg = &job->b->segs[s];
         if (job->ids_vocab) {
             if (parse_id_line(job->b->arena.data + seg->text_off, seg->len, job->ids_vocab, &en->ids, &en->target,
-                              &en->err) < 0) {
-                en->failed = 1;
+                              &why) < 0) {
+                entry_failed(en, &why);
                 return;
             }
             continue;
         }
         if (evo_encode(job->enc[worker], job->b->arena.data + seg->text_off, seg->len, seg->enc_flags, &en->ids,
-                       &en->err) < 0) {
-            en->failed = 1;
+                       &why) < 0) {
+            entry_failed(en, &why);
             return;
         }
         mark_targets(en, seg->target);
@@ -129,8 +137,8 @@ static int sink_write(sink *s, const batch *b, evo_err *e)
 {
     for (size_t i = 0; i < b->n_entries; i++) {
         const entry *en = &b->entries[i];
-        if (en->failed) {
-            *e = en->err;
+        if (en->err) {
+            *e = *en->err;
             return -1;
         }
         s->docs += (en->flags & ENTRY_STARTS_DOC) != 0;
