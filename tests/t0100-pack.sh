@@ -414,3 +414,16 @@ rc=$?
 if [ $rc -eq 1 ] && printf '%s' "$out" | grep -q '^evo-pack: full.pack: '; then pass "a full disk is a clean error"; else fail "disk full" "rc=$rc $out"; fi
 check "the previous pack is untouched" cmp full.pack keep.pack
 check "no temporary is left behind" sh -c "! ls -a | grep 'pack.*tmp-'"
+
+# --- Hostile pack files: --info and --dump validate before they read.
+evo-pack -q -s 16 -b 2 x.tok -o good.pack
+size=$(stat -c %s good.pack)
+head -c $((size - 100)) good.pack >cut.pack
+check_fails "a truncated pack is named, with the offset" 1 "^evo-pack: cut.pack: offset 16: header says" evo-pack --info cut.pack
+cp good.pack flippack.pack
+printf '\x5a' | dd of=flippack.pack bs=1 seek=$((size - 200)) conv=notrunc status=none
+check_fails "a corrupted pack section fails its checksum" 1 "^evo-pack: flippack.pack: offset [0-9]+: checksum mismatch" \
+    evo-pack --dump 0 flippack.pack
+head -c 4096 /dev/urandom >noise.pack
+check_fails "random bytes are not a pack" 1 "^evo-pack: noise.pack: offset 0: not a EVOPACK file" evo-pack --dump all noise.pack
+check_fails "a token file is not a pack" 1 "not a EVOPACK file" evo-pack --info x.tok
