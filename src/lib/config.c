@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "schedule.h"
+
 typedef enum { T_U32, T_U64, T_I32, T_F64, T_BOOL, T_STR, T_PREC, T_FRACTION, T_MODE } field_type;
 
 /* One key of the file: where it lives in evo_config and how it is read.
@@ -71,6 +73,7 @@ static const field fields[] = {
     F("grad_scaler", "max_scale", T_F64, grad_scaler.max_scale),
     F("grad_scaler", "hysteresis", T_U32, grad_scaler.hysteresis),
     F("hybrid_zero_optimizer", "clip_grad_norm", T_F64, hybrid_zero_optimizer.clip_grad_norm),
+    F("hybrid_zero_optimizer", "max_skipped_in_row", T_U32, hybrid_zero_optimizer.max_skipped_in_row),
     F("hybrid_zero_optimizer", "overlap_sync_grad", T_BOOL, hybrid_zero_optimizer.overlap_sync_grad),
     F("hybrid_zero_optimizer", "overlap_sync_param", T_BOOL, hybrid_zero_optimizer.overlap_sync_param),
     F("hybrid_zero_optimizer", "reduce_bucket_size", T_U64, hybrid_zero_optimizer.reduce_bucket_size),
@@ -132,6 +135,7 @@ void evo_config_defaults(evo_config *c)
     c->grad_scaler.max_scale = 16777216;
     c->grad_scaler.hysteresis = 2;
     c->hybrid_zero_optimizer.reduce_bucket_size = 512ull << 20;
+    c->hybrid_zero_optimizer.max_skipped_in_row = 20;
     c->ckpt.enable_save_ckpt = 1;
     c->ckpt.auto_resume = 1;
     c->ckpt.load_optimizer = 1;
@@ -371,7 +375,6 @@ int evo_config_resolve(evo_config *c, evo_err *e)
         c->grad_scaler.initial_scale = 1; /* InternEvo: no loss scaling in fp32 */
     REQUIRE(c->data.seq_len && c->data.micro_bsz && c->data.micro_num, "[data] seq_len, micro_bsz and micro_num must be at least 1");
     REQUIRE((uint64_t)c->data.seq_len * c->data.micro_bsz <= (1u << 30), "[data] seq_len x micro_bsz is absurdly long");
-    REQUIRE(c->data.total_steps >= 1, "[data] total_steps must be at least 1");
     REQUIRE(c->model.vocab_size && c->model.hidden_size && c->model.num_layers && c->model.num_attention_heads,
             "[model] vocab_size, hidden_size, num_layers and num_attention_heads must be at least 1");
     REQUIRE(c->model.hidden_size % c->model.num_attention_heads == 0, "[model] hidden_size %u is not a multiple of num_attention_heads %u",
@@ -392,6 +395,13 @@ int evo_config_resolve(evo_config *c, evo_err *e)
     REQUIRE(c->grad_scaler.min_scale > 0 && c->grad_scaler.min_scale <= c->grad_scaler.max_scale,
             "[grad_scaler] need 0 < fp16.min_scale <= max_scale");
     REQUIRE(c->parallel.tensor_size >= 1 && c->parallel.pipeline_size >= 1, "[parallel] sizes must be at least 1");
+    evo_batch_set skip;
+    evo_rampup rampup;
+    if (evo_batch_set_parse(&skip, c->data.skip_batches, e) < 0)
+        return evo_err_prefix(e, "[data] skip_batches");
+    evo_batch_set_free(&skip);
+    if (evo_rampup_parse(&rampup, c->data.rampup_batch_size, c->data.micro_num, e) < 0)
+        return evo_err_prefix(e, "[data]");
     return 0;
 }
 

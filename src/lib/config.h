@@ -52,6 +52,7 @@ typedef struct {
     } grad_scaler;
     struct {
         double clip_grad_norm;
+        uint32_t max_skipped_in_row; /* evo: steps with inf/NaN gradients in a row that end the run */
         int overlap_sync_grad, overlap_sync_param;
         uint64_t reduce_bucket_size;
     } hybrid_zero_optimizer;

@@ -242,3 +242,24 @@ void evo_out_abort(evo_out *o)
     }
     release(o);
 }
+
+int evo_make_dirs(const char *path, evo_err *e)
+{
+    char *p = evo_strdup(path);
+    for (char *s = p + 1;; s++) {
+        if (*s && *s != '/')
+            continue;
+        char c = *s;
+        *s = 0;
+        if (mkdir(p, 0777) < 0 && errno != EEXIST) {
+            evo_errf(e, "%s: cannot create directory: %s", p, strerror(errno));
+            free(p);
+            return -1;
+        }
+        *s = c;
+        if (!c)
+            break;
+    }
+    free(p);
+    return 0;
+}

@@ -26,6 +26,9 @@ typedef struct {
     uint64_t pos; /* bytes written so far = current offset */
 } evo_out;
 
+/* mkdir -p: creates path and its missing parents. */
+int evo_make_dirs(const char *path, evo_err *e);
+
 /* Opens a temporary for path. */
 int evo_out_open(evo_out *o, const char *path, evo_err *e);
 /* Appends bytes at the current position. */

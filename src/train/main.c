@@ -21,12 +21,17 @@ static void usage(void)
            "                        and memory per rank, then exit\n"
            "      --world N         ranks to assume for --dry-run (default: the smallest layout\n"
            "                        the [parallel] section allows)\n"
+           "      --metrics FILE    append one JSON line per step to FILE ('-': stdout; default:\n"
+           "                        SAVE_CKPT_FOLDER/metrics.jsonl when checkpoints are saved)\n"
+           "      --peak-tflops X   the hardware's peak, to report MFU (default: no MFU)\n"
+           "      --inject-nan BATCHES  poison the gradients of these batches (\"3,7-9\"), to try\n"
+           "                        the inf/NaN handling and a job script's reaction to it\n"
            "  -q, --quiet           less on stderr\n"
            "  -h, --help            this help\n"
            "  -V, --version         version\n");
 }
 
-enum { OPT_SET = 256, OPT_DRY_RUN, OPT_WORLD };
+enum { OPT_SET = 256, OPT_DRY_RUN, OPT_WORLD, OPT_METRICS, OPT_PEAK, OPT_INJECT_NAN };
 
 int main(int argc, char **argv)
 {
@@ -34,9 +39,12 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"set", required_argument, NULL, OPT_SET},    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
         {"world", required_argument, NULL, OPT_WORLD}, {"quiet", no_argument, NULL, 'q'},
+        {"metrics", required_argument, NULL, OPT_METRICS}, {"peak-tflops", required_argument, NULL, OPT_PEAK},
+        {"inject-nan", required_argument, NULL, OPT_INJECT_NAN},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     int dry_run = 0, c, n_sets = 0;
+    train_options opt = {0};
     long world = 0;
     char **sets = evo_calloc((size_t)argc, sizeof *sets);
     while ((c = getopt_long(argc, argv, "qhV", longopts, NULL)) != -1) {
@@ -51,6 +59,15 @@ int main(int argc, char **argv)
                 evo_usage_error("--world wants a rank count from 1 to 1048576, not '%s'", optarg);
             break;
         }
+        case OPT_METRICS: opt.metrics_path = optarg; break;
+        case OPT_PEAK: {
+            char *end;
+            opt.peak_tflops = strtod(optarg, &end);
+            if (*end || !(opt.peak_tflops > 0))
+                evo_usage_error("--peak-tflops wants a positive number, not '%s'", optarg);
+            break;
+        }
+        case OPT_INJECT_NAN: opt.inject_nan = optarg; break;
         case 'q': evo_quiet = 1; break;
         case 'h':
             usage();
@@ -78,5 +95,6 @@ int main(int argc, char **argv)
         evo_fatal("%s: %s", argv[optind], e.msg);
     if (dry_run)
         return train_dry_run(&cfg, (uint32_t)world);
-    evo_fatal("training is not in this build yet (the compute backend is being written); --dry-run works");
+    opt.config_path = argv[optind];
+    return train_run_main(&cfg, &opt);
 }

@@ -1,10 +1,129 @@
-/* train.h - evo-train's parts, driven by main.c. */
+/* train.h - evo-train's parts, driven by main.c.
+ *
+ *   main.c        options, config
+ *   dryrun.c      --dry-run: what a config costs
+ *   run.c         the training loop: batches, steps, validation, stops
+ *   data.c        rows from evo-pack files, and where the run is in them
+ *   optim.c       one optimizer step: norm, loss scaler, clipping, AdamW
+ *   checkpoint.c  saving and resuming a run (evo-ckpt(5))
+ *   report.c      the per-step line on stderr and the JSONL metrics
+ *   control.c     signals and InternEvo's stop file */
 #ifndef EVO_TRAIN_H
 #define EVO_TRAIN_H
 
 #include <stdint.h>
+#include <stdio.h>
 
+#include "comm.h"
 #include "config.h"
+#include "pack.h"
+#include "schedule.h"
+#include "transformer.h"
+
+/* Exit code of a run stopped by SIGUSR1 or SIGTERM after saving a
+ * checkpoint: sysexits' EX_TEMPFAIL, "try again", for requeueing scripts. */
+enum { TRAIN_EXIT_REQUEUE = 75 };
+
+/* Options from the command line that are not part of the config. */
+typedef struct {
+    const char *config_path;
+    const char *metrics_path; /* NULL: SAVE_CKPT_FOLDER/metrics.jsonl when saving, else none */
+    double peak_tflops;       /* for MFU; 0: not shown */
+    const char *inject_nan;   /* batches whose gradients are poisoned (testing) */
+} train_options;
+
+/* --- data.c ---------------------------------------------------------------- */
+
+/* The rows of one pack, read in file order; a run that reaches the end
+ * starts over (the next epoch). */
+typedef struct {
+    evo_pack pack;
+    evo_pack_row row;
+    uint64_t content_id; /* the pack's header checksum: which data a checkpoint saw */
+} train_data;
+
+int train_data_open(train_data *d, const char *path, const evo_config *c, const evo_model *m, evo_err *e);
+void train_data_close(train_data *d);
+/* Row number n of the stream (n counts from the start of training). */
+const evo_pack_row *train_data_row(train_data *d, uint64_t n);
+
+/* --- the run ---------------------------------------------------------------- */
+
+/* Everything a checkpoint must hold to continue bit for bit (state.json),
+ * besides weights and optimizer moments. */
+typedef struct {
+    uint64_t step;            /* optimizer steps taken */
+    uint64_t batch;           /* batches consumed, skipped ones included */
+    uint64_t rows;            /* rows consumed from the training pack */
+    uint64_t tokens;          /* real (not padding) tokens in them */
+    uint64_t skipped_nonfinite, nonfinite_in_row, skipped_batches;
+    evo_loss_scaler scaler;
+} train_state;
+
+typedef struct {
+    evo_config *cfg;
+    const train_options *opt;
+    const evo_backend *be;
+    const evo_comm *comm;
+    evo_model model;
+    evo_transformer tf;
+    float *adam_m, *adam_v; /* optimizer moments, n_params each (backend memory) */
+    double *sqnorm;         /* one double of backend memory */
+    train_state st;
+    train_data train, valid;
+    int has_valid;
+    uint64_t last_saved_step; /* UINT64_MAX: none this run */
+    FILE *metrics;
+} train_run;
+
+/* run.c: the whole of training; returns the exit code. */
+int train_run_main(evo_config *c, const train_options *opt);
+
+/* --- optim.c --------------------------------------------------------------- */
+
+typedef struct {
+    int applied;      /* 0: gradients held inf/NaN, the step was skipped */
+    double grad_norm; /* of the unscaled gradient, before clipping (NaN/inf when skipped) */
+    double lr, beta2;
+} train_step_result;
+
+void train_optim_init(train_run *r);
+void train_optim_free(train_run *r);
+/* Takes the optimizer step on the accumulated (loss-scaled) gradients. */
+train_step_result train_optim_step(train_run *r);
+
+/* --- checkpoint.c ------------------------------------------------------------ */
+
+/* Starts the run: resumes from the newest checkpoint (auto_resume), from
+ * load_ckpt_folder, loads weights only (load_model_only_folder), or
+ * initialises from the seed. Says which on stderr. */
+int train_checkpoint_start(train_run *r, evo_err *e);
+/* Saves the run at its current step into save_ckpt_folder. */
+int train_checkpoint_save(train_run *r, evo_err *e);
+
+/* --- report.c ---------------------------------------------------------------- */
+
+typedef struct {
+    double loss, seconds;
+    uint32_t rows;
+    train_step_result step;
+} train_report;
+
+void train_report_step(train_run *r, const train_report *rep);
+void train_report_skip(train_run *r, uint32_t rows);
+void train_report_valid(train_run *r, double loss, uint64_t rows);
+
+/* --- control.c --------------------------------------------------------------- */
+
+typedef enum { TRAIN_GO_ON, TRAIN_SAVE, TRAIN_SAVE_AND_STOP, TRAIN_REQUEUE } train_action;
+
+/* Installs the SIGUSR1/SIGTERM handlers. */
+void train_control_init(void);
+/* What to do at this step boundary: a signal arrived (save, exit 75), or
+ * the stop file names this step (N: save and stop; -N: save, go on). */
+train_action train_control_poll(const train_run *r);
+
+/* --- dryrun.c ----------------------------------------------------------------- */
 
 /* --dry-run: the resolved config, parameter count, FLOPs per token and
  * memory per GPU for world_size ranks (0 = the smallest layout the

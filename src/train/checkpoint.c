@@ -1,0 +1,347 @@
+/* checkpoint.c - saving a run and starting one from a checkpoint
+ * (evo-ckpt(5) has the layout; ckpt.c writes and validates the files).
+ *
+ * A run resumed from step N continues bit for bit as if it had never
+ * stopped: weights and AdamW moments are saved as the exact fp32 values,
+ * the schedules are functions of the step, the loss scaler's counters and
+ * the data position are in state.json (doubles printed with 17 digits,
+ * which read back to the same bits). */
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ckpt.h"
+#include "log.h"
+#include "train.h"
+
+#define MODEL_FILE "model_tp0_pp0.evo"
+#define OPTIM_FILE "optimizer_tp0_pp0_zo0.evo"
+#define STATE_FILE "state.json"
+#define CONFIG_FILE "config.ini"
+
+static evo_ckpt_meta file_meta(uint32_t kind, uint64_t step)
+{
+    return (evo_ckpt_meta){.kind = kind, .dtype = EVO_F32, .tp_size = 1, .pp_size = 1, .zero_size = 1, .step = step};
+}
+
+/* The checkpoint's table for the model's tensors, names prefixed (the
+ * optimizer's "adam.m." copies start at element base). */
+static void fill_table(evo_ckpt_tensor *t, const evo_model *m, const char *prefix, uint64_t base)
+{
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        const evo_tensor_info *s = &m->tensors[i];
+        t[i] = (evo_ckpt_tensor){.ndim = s->ndim, .offset = base + s->offset, .numel = s->numel};
+        snprintf(t[i].name, sizeof t[i].name, "%s%s", prefix, s->name);
+        for (uint32_t d = 0; d < s->ndim; d++)
+            t[i].shape[d] = s->shape[d];
+    }
+}
+
+/* Each file of a checkpoint is written by one of these into the
+ * checkpoint's temporary directory. */
+typedef int (*file_writer)(const char *path, const train_run *r, evo_err *e);
+
+static int write_config(const char *path, const train_run *r, evo_err *e)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return evo_errf(e, "%s: out of memory", path);
+    evo_config_print(r->cfg, f);
+    fclose(f);
+    evo_out o;
+    int rc = evo_out_open(&o, path, e);
+    if (rc == 0 && (rc = evo_out_write(&o, text, len, e)) == 0)
+        rc = evo_out_commit(&o, e);
+    else if (rc == 0)
+        evo_out_abort(&o);
+    free(text);
+    return rc;
+}
+
+static int write_state(const char *path, const train_run *r, evo_err *e)
+{
+    const train_state *st = &r->st;
+    char id[17];
+    snprintf(id, sizeof id, "%016" PRIx64, r->train.content_id);
+    json_t *j = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:f, s:s, s:s, s:I}",
+                          "format", "evo-ckpt state", "version", 1, "step", (json_int_t)st->step, "batch",
+                          (json_int_t)st->batch, "rows", (json_int_t)st->rows, "tokens", (json_int_t)st->tokens,
+                          "skipped_nonfinite", (json_int_t)st->skipped_nonfinite, "nonfinite_in_row",
+                          (json_int_t)st->nonfinite_in_row, "skipped_batches", (json_int_t)st->skipped_batches,
+                          "loss_scale", st->scaler.scale, "scaler_clean_steps", (json_int_t)st->scaler.clean_steps,
+                          "scaler_overflows", (json_int_t)st->scaler.overflows, "next_lr",
+                          evo_lr_at(r->cfg, st->step), "train_pack", r->cfg->data.train_folder, "train_pack_id", id,
+                          "train_pack_rows", (json_int_t)r->train.pack.meta.n_rows);
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+    json_decref(j);
+    evo_out o;
+    int rc = evo_out_open(&o, path, e);
+    if (rc == 0 && (rc = evo_out_write(&o, text, strlen(text), e)) == 0 && (rc = evo_out_write(&o, "\n", 1, e)) == 0)
+        rc = evo_out_commit(&o, e);
+    else if (rc == 0)
+        evo_out_abort(&o);
+    free(text);
+    return rc;
+}
+
+static int write_model(const char *path, const train_run *r, evo_err *e)
+{
+    const evo_model *m = &r->model;
+    float *host = evo_malloc_large(m->n_params * sizeof *host);
+    evo_ckpt_tensor *t = evo_calloc(m->n_tensors, sizeof *t);
+    r->be->download(r->be, host, r->tf.params, m->n_params * sizeof *host);
+    fill_table(t, m, "", 0);
+    evo_ckpt_meta meta = file_meta(EVO_CKPT_MODEL, r->st.step);
+    int rc = evo_ckpt_write_file(path, &meta, t, m->n_tensors, host, e);
+    free(t);
+    free(host);
+    return rc;
+}
+
+static int write_optimizer(const char *path, const train_run *r, evo_err *e)
+{
+    const evo_model *m = &r->model;
+    size_t n = m->n_params;
+    float *host = evo_malloc_large(2 * n * sizeof *host);
+    evo_ckpt_tensor *t = evo_calloc(2 * m->n_tensors, sizeof *t);
+    r->be->download(r->be, host, r->adam_m, n * sizeof *host);
+    r->be->download(r->be, host + n, r->adam_v, n * sizeof *host);
+    fill_table(t, m, "adam.m.", 0);
+    fill_table(t + m->n_tensors, m, "adam.v.", n);
+    evo_ckpt_meta meta = file_meta(EVO_CKPT_OPTIMIZER, r->st.step);
+    int rc = evo_ckpt_write_file(path, &meta, t, 2 * m->n_tensors, host, e);
+    free(t);
+    free(host);
+    return rc;
+}
+
+int train_checkpoint_save(train_run *r, evo_err *e)
+{
+    static const struct {
+        const char *name;
+        file_writer write;
+    } files[] = {{CONFIG_FILE, write_config},
+                 {STATE_FILE, write_state},
+                 {MODEL_FILE, write_model},
+                 {OPTIM_FILE, write_optimizer}};
+    const char *folder = r->cfg->ckpt.save_ckpt_folder;
+    double t0 = evo_now();
+    evo_ckpt_writer w;
+    if (evo_ckpt_begin(&w, folder, r->st.step, e) < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char *path = evo_ckpt_tmp_path(&w, files[i].name);
+        int rc = files[i].write(path, r, e);
+        free(path);
+        if (rc < 0 || evo_ckpt_add(&w, files[i].name, e) < 0) {
+            evo_ckpt_abort(&w);
+            return -1;
+        }
+    }
+    if (evo_ckpt_commit(&w, e) < 0) {
+        evo_ckpt_abort(&w);
+        return -1;
+    }
+    evo_ckpt_abort(&w); /* frees the writer; the directory is committed */
+    r->last_saved_step = r->st.step;
+    evo_info("checkpoint: %s/%" PRIu64 " saved (%.2f s)", folder, r->st.step, evo_now() - t0);
+    return r->cfg->ckpt.keep_last ? evo_ckpt_prune(folder, r->cfg->ckpt.keep_last, e) : 0;
+}
+
+/* --- loading -------------------------------------------------------------- */
+
+static char *join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = evo_malloc(n);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+/* Uploads the tensors named prefix+<param> of file c into dst (backend
+ * memory laid out as the model's flat buffer), converting to fp32. */
+static int load_tensors(train_run *r, const evo_ckpt_file *c, const char *prefix, float *dst, evo_err *e)
+{
+    const evo_model *m = &r->model;
+    const evo_backend *be = r->be;
+    size_t esize = evo_dtype_size(c->meta.dtype);
+    if (c->meta.n_tensors != m->n_tensors * (prefix[0] ? 2 : 1))
+        return evo_errf(e, "%s: %" PRIu64 " tensors, the configured model has %zu", c->f.path, c->meta.n_tensors,
+                        m->n_tensors);
+    void *staging = c->meta.dtype == EVO_F32 ? NULL : be->alloc(be, m->n_params * esize);
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        const evo_tensor_info *want = &m->tensors[i];
+        char name[EVO_CKPT_NAME_MAX + 16];
+        snprintf(name, sizeof name, "%s%s", prefix, want->name);
+        const evo_ckpt_tensor *t = evo_ckpt_find(c, name);
+        int same = t && t->ndim == want->ndim;
+        for (uint32_t d = 0; same && d < want->ndim; d++)
+            same = t->shape[d] == want->shape[d];
+        if (!same) {
+            if (staging)
+                be->free(be, staging);
+            return t ? evo_errf(e, "%s: tensor %s has another shape than the configured model's [%" PRIu64 ", %" PRIu64
+                                   "] (was the model changed in the config?)",
+                                c->f.path, name, want->shape[0], want->shape[1])
+                     : evo_errf(e, "%s: no tensor %s (was the model changed in the config?)", c->f.path, name);
+        }
+        const uint8_t *src = c->data + t->offset * esize;
+        if (staging) {
+            be->upload(be, (uint8_t *)staging + want->offset * esize, src, t->numel * esize);
+        } else {
+            be->upload(be, dst + want->offset, src, t->numel * esize);
+        }
+    }
+    if (staging) {
+        be->cast(be, dst, EVO_F32, staging, c->meta.dtype, m->n_params);
+        be->free(be, staging);
+    }
+    return 0;
+}
+
+static int load_tensor_file(train_run *r, const char *dir, const char *file, uint32_t kind, float *dst, float *dst2,
+                            evo_err *e)
+{
+    char *path = join(dir, file);
+    evo_ckpt_file c;
+    int rc = evo_ckpt_open(&c, path, e);
+    free(path);
+    if (rc < 0)
+        return -1;
+    if (c.meta.kind != kind)
+        rc = evo_errf(e, "%s: a %s file where %s was expected", c.f.path,
+                      c.meta.kind == EVO_CKPT_MODEL ? "model" : "optimizer", kind == EVO_CKPT_MODEL ? "weights" : "optimizer state");
+    else if (kind == EVO_CKPT_MODEL)
+        rc = load_tensors(r, &c, "", dst, e);
+    else if ((rc = load_tensors(r, &c, "adam.m.", dst, e)) == 0)
+        rc = load_tensors(r, &c, "adam.v.", dst2, e);
+    evo_ckpt_close(&c);
+    return rc;
+}
+
+/* One unsigned count of state.json. */
+static int state_u64(json_t *j, const char *key, uint64_t *out, const char *path, evo_err *e)
+{
+    json_t *v = json_object_get(j, key);
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return evo_errf(e, "%s: \"%s\" missing or not a count", path, key);
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+static int load_state(train_run *r, const char *dir, evo_err *e)
+{
+    char *path = join(dir, STATE_FILE);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    int rc = -1;
+    if (!j) {
+        evo_errf(e, "%s:%d: %s", path, je.line, je.text);
+        goto out;
+    }
+    train_state *st = &r->st;
+    uint64_t clean, overflows;
+    json_t *scale = json_object_get(j, "loss_scale");
+    if (state_u64(j, "step", &st->step, path, e) < 0 || state_u64(j, "batch", &st->batch, path, e) < 0 ||
+        state_u64(j, "rows", &st->rows, path, e) < 0 || state_u64(j, "tokens", &st->tokens, path, e) < 0 ||
+        state_u64(j, "skipped_nonfinite", &st->skipped_nonfinite, path, e) < 0 ||
+        state_u64(j, "nonfinite_in_row", &st->nonfinite_in_row, path, e) < 0 ||
+        state_u64(j, "skipped_batches", &st->skipped_batches, path, e) < 0 ||
+        state_u64(j, "scaler_clean_steps", &clean, path, e) < 0 ||
+        state_u64(j, "scaler_overflows", &overflows, path, e) < 0)
+        goto out;
+    if (!json_is_number(scale) || !(json_number_value(scale) > 0)) {
+        evo_errf(e, "%s: \"loss_scale\" missing or not positive", path);
+        goto out;
+    }
+    st->scaler.scale = json_number_value(scale);
+    st->scaler.clean_steps = (uint32_t)clean;
+    st->scaler.overflows = (uint32_t)overflows;
+    const char *id = json_string_value(json_object_get(j, "train_pack_id"));
+    char want[17];
+    snprintf(want, sizeof want, "%016" PRIx64, r->train.content_id);
+    if (!id || strcmp(id, want))
+        evo_warn("%s: saved while training on another pack than %s; the data position (row %" PRIu64
+                 ") is kept, on the new pack",
+                 path, r->cfg->data.train_folder, st->rows);
+    rc = 0;
+out:
+    json_decref(j);
+    free(path);
+    return rc;
+}
+
+/* dir is a checkpoint (it has a marker) or a folder of them (the newest). */
+static int resolve_dir(const char *path, char **dir, evo_err *e)
+{
+    const char *base = strrchr(path, '/');
+    base = base && base[1] ? base + 1 : path;
+    char marker[64];
+    snprintf(marker, sizeof marker, "%.40s.step", base);
+    char *m = join(path, marker);
+    struct stat sb;
+    int is_ckpt = stat(m, &sb) == 0;
+    free(m);
+    if (is_ckpt) {
+        *dir = evo_strdup(path);
+        return 0;
+    }
+    uint64_t step;
+    int found = evo_ckpt_latest(path, &step, dir, e);
+    if (found < 0)
+        return -1;
+    return found ? 0 : evo_errf(e, "%s: neither a checkpoint nor a folder holding one", path);
+}
+
+typedef enum { LOAD_ALL, LOAD_NO_OPTIMIZER, LOAD_MODEL_ONLY } load_what;
+
+static int load_checkpoint(train_run *r, const char *dir, load_what what, evo_err *e)
+{
+    if (evo_ckpt_verify_dir(dir, e) < 0 ||
+        load_tensor_file(r, dir, MODEL_FILE, EVO_CKPT_MODEL, r->tf.params, NULL, e) < 0)
+        return -1;
+    if (what == LOAD_MODEL_ONLY)
+        return 0;
+    if (what == LOAD_ALL && load_tensor_file(r, dir, OPTIM_FILE, EVO_CKPT_OPTIMIZER, r->adam_m, r->adam_v, e) < 0)
+        return -1;
+    return load_state(r, dir, e);
+}
+
+int train_checkpoint_start(train_run *r, evo_err *e)
+{
+    const evo_config *c = r->cfg;
+    char *dir = NULL;
+    uint64_t step;
+    int rc;
+    if (c->ckpt.auto_resume && *c->ckpt.save_ckpt_folder &&
+        (rc = evo_ckpt_latest(c->ckpt.save_ckpt_folder, &step, &dir, e)) != 0) {
+        if (rc < 0 || load_checkpoint(r, dir, LOAD_ALL, e) < 0)
+            goto fail;
+        r->last_saved_step = r->st.step;
+        evo_info("resuming from %s (step %" PRIu64 ", batch %" PRIu64 ")", dir, r->st.step, r->st.batch);
+    } else if (*c->ckpt.load_ckpt_folder) {
+        if (resolve_dir(c->ckpt.load_ckpt_folder, &dir, e) < 0 ||
+            load_checkpoint(r, dir, c->ckpt.load_optimizer ? LOAD_ALL : LOAD_NO_OPTIMIZER, e) < 0)
+            goto fail;
+        evo_info("continuing from %s (step %" PRIu64 "%s)", dir, r->st.step,
+                 c->ckpt.load_optimizer ? "" : ", fresh optimizer state");
+    } else if (*c->ckpt.load_model_only_folder) {
+        if (resolve_dir(c->ckpt.load_model_only_folder, &dir, e) < 0 || load_checkpoint(r, dir, LOAD_MODEL_ONLY, e) < 0)
+            goto fail;
+        evo_info("weights from %s; optimizer, schedule and data start afresh", dir);
+    } else {
+        evo_transformer_init_params(&r->tf, c->data.seed);
+        evo_info("weights initialised from seed %" PRIu64, c->data.seed);
+    }
+    free(dir);
+    return 0;
+fail:
+    if (dir)
+        evo_err_prefix(e, "cannot start from checkpoint %s", dir);
+    free(dir);
+    return -1;
+}
