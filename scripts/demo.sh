@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # make demo: the evo pipeline on the bundled data (data/corpus, data/tokenizer).
-# Today: tokenize -> pack -> inspect. Later stages (train, convert) join as they land.
+# tokenize -> pack -> inspect -> train a small model on the CPU -> checkpoint.
+# (Conversion to HuggingFace joins when evo-convert2hf lands.)
+# EVO_DEMO_DIR: where the files go (default demo/); EVO_DEMO_STEPS: a shorter run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${EVO_BIN:-$root/bin}
@@ -20,8 +22,8 @@ head -n 1 "$root/data/corpus/en.txt" | cut -c1-120 | "$bin/evo-tokenize" -q -t "
 head -n 1 "$root/data/corpus/en.txt" | cut -c1-120 | "$bin/evo-tokenize" -q -t "$model" |
     "$bin/evo-tokenize" --decode -t "$model" -
 echo
-echo "== evo-pack: shuffled and cut into rows of 512 x 2 tokens, 1% held out -> $out/train.pack"
-"$bin/evo-pack" -s 512 -b 2 --valid 0.01 --valid-out "$out/valid.pack" -o "$out/train.pack" "$out/corpus.tok"
+echo "== evo-pack: shuffled and cut into rows of 256 x 4 tokens, 1% held out -> $out/train.pack"
+"$bin/evo-pack" -s 256 -b 4 --valid 0.01 --valid-out "$out/valid.pack" -o "$out/train.pack" "$out/corpus.tok"
 echo
 echo "== evo-pack --info $out/train.pack"
 "$bin/evo-pack" --info "$out/train.pack"
@@ -29,3 +31,14 @@ echo
 echo "== what the model is fed: row 0 of a pack of short rows (32 x 2 tokens), decoded per segment"
 "$bin/evo-pack" -q -s 32 -b 2 -o "$out/short.pack" "$out/corpus.tok"
 "$bin/evo-pack" --dump 0 --tokenizer "$model" "$out/short.pack"
+echo
+echo "== evo-train configs/demo.ini: 7.5 M parameters, 300 steps on the CPU -> $out/ckpt"
+rm -rf "$out/ckpt"
+"$bin/evo-train" --set data.train_folder="$out/train.pack" --set data.valid_folder="$out/valid.pack" \
+    --set ckpt.save_ckpt_folder="$out/ckpt" ${EVO_DEMO_STEPS:+--set data.total_steps=$EVO_DEMO_STEPS} \
+    "$root/configs/demo.ini"
+echo
+echo "== the last checkpoint"
+last=$(ls "$out/ckpt" | grep -E '^[0-9]+$' | sort -n | tail -1)
+ls -l "$out/ckpt/$last"
+cat "$out/ckpt/$last/$last.step"

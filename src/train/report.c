@@ -32,6 +32,14 @@ void train_report_step(train_run *r, const train_report *rep)
     double tflops = tok_s * evo_model_train_flops_per_token(&r->model, c->data.seq_len, c->model.checkpoint) / 1e12;
     double mfu = r->opt->peak_tflops > 0 ? tflops / r->opt->peak_tflops : NAN;
     const train_state *st = &r->st;
+    if (rep->step.applied && isfinite(rep->loss)) {
+        size_t window = sizeof r->first_losses / sizeof *r->first_losses;
+        if (r->n_losses < window)
+            r->first_losses[r->n_losses] = rep->loss;
+        r->last_losses[r->n_losses++ % window] = rep->loss;
+    }
+    r->seconds += rep->seconds;
+    r->tokens_run += (uint64_t)tokens;
     if (!evo_quiet) {
         char mfu_text[32] = "";
         if (isfinite(mfu))
@@ -77,6 +85,7 @@ void train_report_skip(train_run *r, uint32_t rows)
 
 void train_report_valid(train_run *r, double loss, uint64_t rows)
 {
+    r->valid_loss = loss;
     if (!evo_quiet)
         fprintf(stderr, "evo-train: step %" PRIu64 " | validation loss %.4f (%" PRIu64 " rows) | ppl %.2f\n",
                 r->st.batch, loss, rows, exp(loss));
@@ -86,4 +95,25 @@ void train_report_valid(train_run *r, double loss, uint64_t rows)
         fprintf(r->metrics, ",\"valid_rows\":%" PRIu64 "}\n", rows);
         fflush(r->metrics);
     }
+}
+
+void train_report_summary(const train_run *r)
+{
+    size_t window = sizeof r->first_losses / sizeof *r->first_losses;
+    size_t n = r->n_losses < window ? (size_t)r->n_losses : window;
+    if (evo_quiet || !n)
+        return;
+    double first = 0, last = 0;
+    for (size_t i = 0; i < n; i++) {
+        first += r->first_losses[i];
+        last += r->last_losses[i];
+    }
+    char valid[64] = "";
+    if (isfinite(r->valid_loss))
+        snprintf(valid, sizeof valid, "; validation loss %.4f", r->valid_loss);
+    fprintf(stderr,
+            "evo-train: done: %" PRIu64 " steps in %.1f s, %.0f tok/s; loss %.4f -> %.4f (means of the first and "
+            "last %zu steps)%s\n",
+            r->n_losses, r->seconds, r->seconds > 0 ? (double)r->tokens_run / r->seconds : 0, first / (double)n,
+            last / (double)n, n, valid);
 }

@@ -133,7 +133,7 @@ static FILE *open_metrics(const evo_config *c, const train_options *opt, evo_err
 int train_run_main(evo_config *c, const train_options *opt)
 {
     train_run r = {.cfg = c, .opt = opt, .be = evo_backend_cpu(), .comm = evo_comm_single(),
-                   .last_saved_step = UINT64_MAX};
+                   .last_saved_step = UINT64_MAX, .valid_loss = NAN};
     evo_err e;
     evo_batch_set skip, poison;
     evo_rampup rampup;
@@ -175,6 +175,7 @@ int train_run_main(evo_config *c, const train_options *opt)
             break;
         }
     }
+    train_report_summary(&r);
     if (rc == -1)
         rc = 0;
     else if (!rc && c->ckpt.enable_save_ckpt && save(&r) < 0)

@@ -74,6 +74,10 @@ typedef struct {
     int has_valid;
     uint64_t last_saved_step; /* UINT64_MAX: none this run */
     FILE *metrics;
+    /* for the closing summary: step losses of this process's first and
+     * last REPORT_WINDOW steps, time and tokens, the last validation loss */
+    double first_losses[10], last_losses[10], seconds, valid_loss;
+    uint64_t n_losses, tokens_run;
 } train_run;
 
 /* run.c: the whole of training; returns the exit code. */
@@ -112,6 +116,8 @@ typedef struct {
 void train_report_step(train_run *r, const train_report *rep);
 void train_report_skip(train_run *r, uint32_t rows);
 void train_report_valid(train_run *r, double loss, uint64_t rows);
+/* The closing line: steps, time, throughput, loss at the start and end. */
+void train_report_summary(const train_run *r);
 
 /* --- control.c --------------------------------------------------------------- */
 
