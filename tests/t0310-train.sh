@@ -189,3 +189,13 @@ check_fails "another model shape than the checkpoint's: clear error" 1 'another 
     evo-train -q --set ckpt.load_ckpt_folder=a/20 --set model.hidden_size=64 --set ckpt.enable_save_ckpt=false tiny.ini
 check_fails "a pack of another seq_len: clear error" 1 'packed with seq_len 32 .* says 64' \
     evo-train -q --set data.seq_len=64 --set ckpt.enable_save_ckpt=false tiny.ini
+
+# --- paths and fresh moments -------------------------------------------------
+check "load_ckpt_folder with a trailing slash" evo-train -q --set ckpt.load_ckpt_folder=a/10/ \
+    --set ckpt.save_ckpt_folder=ts tiny.ini
+check "load_ckpt_folder: continues from 10 to 20" test -f ts/20/20.step -a ! -e ts/10
+check "load_optimizer=false: fresh moments, bias correction from 1" evo-train -q --set ckpt.load_ckpt_folder=a/10 \
+    --set ckpt.load_optimizer=false --set ckpt.save_ckpt_folder=fo tiny.ini
+check "load_optimizer=false: adam_steps counts from the restart" grep -Ezq '"step": 20,.*"adam_steps": 10,' fo/20/state.json
+check "enable_save_ckpt=false: the stop file saves nothing" sh -c 'echo 3 >stop3 && evo-train -q \
+    --set ckpt.enable_save_ckpt=false --set ckpt.save_ckpt_folder=ns --set ckpt.stop_file_path=stop3 tiny.ini && ! test -e ns/3'

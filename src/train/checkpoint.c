@@ -67,8 +67,9 @@ static int write_state(const char *path, const train_run *r, evo_err *e)
     const train_state *st = &r->st;
     char id[17];
     snprintf(id, sizeof id, "%016" PRIx64, r->train.content_id);
-    json_t *j = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:f, s:s, s:s, s:I}",
-                          "format", "evo-ckpt state", "version", 1, "step", (json_int_t)st->step, "batch",
+    json_t *j = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:f, s:s, s:s, s:I}",
+                          "format", "evo-ckpt state", "version", 1, "step", (json_int_t)st->step, "adam_steps",
+                          (json_int_t)st->adam_steps, "batch",
                           (json_int_t)st->batch, "rows", (json_int_t)st->rows, "tokens", (json_int_t)st->tokens,
                           "skipped_nonfinite", (json_int_t)st->skipped_nonfinite, "nonfinite_in_row",
                           (json_int_t)st->nonfinite_in_row, "skipped_batches", (json_int_t)st->skipped_batches,
@@ -246,7 +247,14 @@ static int load_state(train_run *r, const char *dir, evo_err *e)
     train_state *st = &r->st;
     uint64_t clean, overflows;
     json_t *scale = json_object_get(j, "loss_scale");
-    if (state_u64(j, "step", &st->step, path, e) < 0 || state_u64(j, "batch", &st->batch, path, e) < 0 ||
+    json_t *format = json_object_get(j, "format"), *version = json_object_get(j, "version");
+    if (!json_is_string(format) || strcmp(json_string_value(format), "evo-ckpt state") || !json_is_integer(version) ||
+        json_integer_value(version) != 1) {
+        evo_errf(e, "%s: not an evo-ckpt state file of version 1", path);
+        goto out;
+    }
+    if (state_u64(j, "step", &st->step, path, e) < 0 || state_u64(j, "adam_steps", &st->adam_steps, path, e) < 0 ||
+        state_u64(j, "batch", &st->batch, path, e) < 0 ||
         state_u64(j, "rows", &st->rows, path, e) < 0 || state_u64(j, "tokens", &st->tokens, path, e) < 0 ||
         state_u64(j, "skipped_nonfinite", &st->skipped_nonfinite, path, e) < 0 ||
         state_u64(j, "nonfinite_in_row", &st->nonfinite_in_row, path, e) < 0 ||
@@ -276,10 +284,13 @@ out:
 }
 
 /* dir is a checkpoint (it has a marker) or a folder of them (the newest). */
-static int resolve_dir(const char *path, char **dir, evo_err *e)
+static int resolve_dir(const char *given, char **dir, evo_err *e)
 {
+    char *path = evo_strdup(given);
+    for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--)
+        path[n - 1] = '\0'; /* "ckpt/20/" is ckpt/20 */
     const char *base = strrchr(path, '/');
-    base = base && base[1] ? base + 1 : path;
+    base = base ? base + 1 : path;
     char marker[64];
     snprintf(marker, sizeof marker, "%.40s.step", base);
     char *m = join(path, marker);
@@ -287,14 +298,15 @@ static int resolve_dir(const char *path, char **dir, evo_err *e)
     int is_ckpt = stat(m, &sb) == 0;
     free(m);
     if (is_ckpt) {
-        *dir = evo_strdup(path);
+        *dir = path;
         return 0;
     }
     uint64_t step;
     int found = evo_ckpt_latest(path, &step, dir, e);
-    if (found < 0)
-        return -1;
-    return found ? 0 : evo_errf(e, "%s: neither a checkpoint nor a folder holding one", path);
+    if (found == 0)
+        evo_errf(e, "%s: neither a checkpoint nor a folder holding one", path);
+    free(path);
+    return found > 0 ? 0 : -1;
 }
 
 typedef enum { LOAD_ALL, LOAD_NO_OPTIMIZER, LOAD_MODEL_ONLY } load_what;
@@ -308,7 +320,11 @@ static int load_checkpoint(train_run *r, const char *dir, load_what what, evo_er
         return 0;
     if (what == LOAD_ALL && load_tensor_file(r, dir, OPTIM_FILE, EVO_CKPT_OPTIMIZER, r->adam_m, r->adam_v, e) < 0)
         return -1;
-    return load_state(r, dir, e);
+    if (load_state(r, dir, e) < 0)
+        return -1;
+    if (what == LOAD_NO_OPTIMIZER)
+        r->st.adam_steps = 0; /* fresh moments: bias correction starts over */
+    return 0;
 }
 
 int train_checkpoint_start(train_run *r, evo_err *e)

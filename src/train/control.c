@@ -3,8 +3,9 @@
  *   - SIGUSR1 or SIGTERM (Slurm sends them before a time limit or a
  *     preemption, e.g. sbatch --signal=B:USR1@300): save, exit 75;
  *   - InternEvo's stop file (ckpt.stop_file_path), read at every step: a
- *     number N > 0 saves and stops once N steps are done, -N saves at step
- *     N and goes on, 0 (or no file) does nothing.
+ *     number N > 0 saves and stops when N steps are done, -N saves at step
+ *     N and goes on, 0 (or no file) does nothing. As in InternEvo, the step
+ *     must be reached, not passed: a run resumed beyond N ignores it.
  * Every rank must take the same decision at the same step, so each flag
  * goes through comm->any. */
 #include <signal.h>
@@ -45,7 +46,7 @@ train_action train_control_poll(const train_run *r)
         return TRAIN_REQUEUE;
     long long n = comm->rank == 0 ? read_stop_file(r->cfg->ckpt.stop_file_path) : 0;
     long long step = (long long)r->st.step;
-    if (comm->any(comm, n > 0 && step >= n))
+    if (comm->any(comm, n > 0 && step == n))
         return TRAIN_SAVE_AND_STOP;
     if (comm->any(comm, n < 0 && step == -n))
         return TRAIN_SAVE;

@@ -29,6 +29,9 @@ int train_data_open(train_data *d, const char *path, const evo_config *c, const 
         evo_errf(e, "%s: holds no rows", path);
         goto fail;
     }
+    if (!(pm->flags & EVO_PACK_INTO_ONE) != !c->data.pack_sample_into_one)
+        evo_warn("%s: packed %s --pack-into-one but [data] pack_sample_into_one = %s; the pack decides", path,
+                 pm->flags & EVO_PACK_INTO_ONE ? "with" : "without", c->data.pack_sample_into_one ? "true" : "false");
     d->content_id = evo_le64(d->pack.file.data + 24);
     evo_pack_row_init(&d->row, pm);
     return 0;

@@ -60,7 +60,7 @@ train_step_result train_optim_step(train_run *r)
     double combined = scale * (coef > 1 ? coef : 1);
     be->adamw(be, r->tf.params, g, r->adam_m, r->adam_v, n, (float)res.lr, (float)c->adam.adam_beta1,
               (float)res.beta2, (float)c->adam.adam_eps, (float)c->adam.weight_decay, (float)(1 / combined),
-              (int)(r->st.step + 1));
+              (int)(r->st.adam_steps + 1));
     evo_loss_scaler_update(&r->st.scaler, c, 0);
     res.applied = 1;
     return res;

@@ -34,7 +34,7 @@ static void validate(train_run *r)
 static int save(train_run *r)
 {
     evo_err e;
-    if (!*r->cfg->ckpt.save_ckpt_folder || r->last_saved_step == r->st.step)
+    if (!r->cfg->ckpt.enable_save_ckpt || !*r->cfg->ckpt.save_ckpt_folder || r->last_saved_step == r->st.step)
         return 0;
     if (train_checkpoint_save(r, &e) < 0) {
         evo_warn("%s", e.msg);
@@ -71,6 +71,7 @@ static int run_batch(train_run *r, const evo_batch_set *skip, const evo_batch_se
     st->batch++;
     if (rep.step.applied) {
         st->step++;
+        st->adam_steps++;
         st->nonfinite_in_row = 0;
     } else {
         st->skipped_nonfinite++;
@@ -90,8 +91,7 @@ static int run_batch(train_run *r, const evo_batch_set *skip, const evo_batch_se
         return 0;
     if (r->has_valid && c->data.valid_every && st->step % c->data.valid_every == 0)
         validate(r);
-    if (c->ckpt.enable_save_ckpt && c->ckpt.checkpoint_every && st->step % c->ckpt.checkpoint_every == 0 &&
-        save(r) < 0)
+    if (c->ckpt.checkpoint_every && st->step % c->ckpt.checkpoint_every == 0 && save(r) < 0)
         return EVO_EXIT_FAIL;
     return 0;
 }
@@ -152,9 +152,14 @@ int train_run_main(evo_config *c, const train_options *opt)
     if (!r.metrics && *e.msg)
         evo_fatal("%s", e.msg);
     train_control_init();
-    evo_info("%s: %.2f M parameters, %" PRIu64 " rows of %u x %u tokens, backend %s; steps %" PRIu64 " to %" PRIu64,
-             c->job_name, (double)r.model.n_params / 1e6, r.train.pack.meta.n_rows, c->data.seq_len,
-             c->data.micro_bsz, r.be->name, r.st.batch + 1, c->data.total_steps);
+    if (r.st.batch < c->data.total_steps)
+        evo_info("%s: %.2f M parameters, %" PRIu64 " rows of %u x %u tokens, backend %s; steps %" PRIu64
+                 " to %" PRIu64,
+                 c->job_name, (double)r.model.n_params / 1e6, r.train.pack.meta.n_rows, c->data.seq_len,
+                 c->data.micro_bsz, r.be->name, r.st.batch + 1, c->data.total_steps);
+    else if (c->data.total_steps)
+        evo_info("%s: the run is complete (%" PRIu64 " of total_steps %" PRIu64 " batches done)", c->job_name,
+                 r.st.batch, c->data.total_steps);
 
     int rc = 0;
     while (!rc && r.st.batch < c->data.total_steps) {
@@ -171,14 +176,14 @@ int train_run_main(evo_config *c, const train_options *opt)
         case TRAIN_REQUEUE:
             rc = save(&r) < 0 ? EVO_EXIT_FAIL : TRAIN_EXIT_REQUEUE;
             evo_info("signal: stopped at step %" PRIu64 "%s; exit %d", r.st.step,
-                     *c->ckpt.save_ckpt_folder ? ", checkpoint saved" : "", rc);
+                     r.last_saved_step == r.st.step ? ", checkpoint saved" : "", rc);
             break;
         }
     }
     train_report_summary(&r);
     if (rc == -1)
         rc = 0;
-    else if (!rc && c->ckpt.enable_save_ckpt && save(&r) < 0)
+    else if (!rc && save(&r) < 0)
         rc = EVO_EXIT_FAIL;
     if (r.metrics && r.metrics != stdout)
         fclose(r.metrics);

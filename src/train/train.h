@@ -53,6 +53,7 @@ const evo_pack_row *train_data_row(train_data *d, uint64_t n);
  * besides weights and optimizer moments. */
 typedef struct {
     uint64_t step;            /* optimizer steps taken */
+    uint64_t adam_steps;      /* of them, those behind the AdamW moments (bias correction) */
     uint64_t batch;           /* batches consumed, skipped ones included */
     uint64_t rows;            /* rows consumed from the training pack */
     uint64_t tokens;          /* real (not padding) tokens in them */
