@@ -1,7 +1,9 @@
 /* backend.h - the compute layer of evo-train: every op the model and the
  * optimizer need, forward and backward, behind one table of function
- * pointers. The CPU backend (backend_cpu*.c) is the reference: plain loops
- * that read like the math, OpenMP over rows, OpenBLAS for the matmuls. A CUDA
+ * pointers. The CPU backend (backend_cpu*.c) is the reference: loops that
+ * read like the math, OpenMP over rows, OpenBLAS for the matmuls; its
+ * attention is blocked over sgemm, with the plain per-token loops kept
+ * beside it (backend_cpu_attention_ref.c) and checked against it. A CUDA
  * backend is a second table with the same contract, checked against it.
  *
  * Contract shared by every op:

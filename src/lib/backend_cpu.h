@@ -34,7 +34,9 @@ void evo_cpu_swiglu_fwd(const evo_backend *be, float *out, const float *gate, co
 void evo_cpu_swiglu_bwd(const evo_backend *be, float *dgate, float *dup, const float *dout,
                         const float *gate, const float *up, size_t n);
 
-/* backend_cpu_attention.c */
+/* backend_cpu_attention.c: blocked, OpenBLAS (what the table holds);
+ * backend_cpu_attention_ref.c: the same contract as plain per-token loops,
+ * the spec the blocked kernel is checked against (tests/c/op-check). */
 void evo_cpu_attention_fwd(const evo_backend *be, float *out, float *lse, const float *q,
                            const float *k, const float *v, const int32_t *cu_seqlens, int n_seg,
                            size_t T, int H, int KVH, int hd);
@@ -43,6 +45,14 @@ void evo_cpu_attention_bwd(const evo_backend *be, float *dq, float *dk, float *d
                            const float *v, const float *out, const float *lse,
                            const int32_t *cu_seqlens, int n_seg, size_t T, int H, int KVH,
                            int hd);
+void evo_cpu_attention_ref_fwd(const evo_backend *be, float *out, float *lse, const float *q,
+                               const float *k, const float *v, const int32_t *cu_seqlens,
+                               int n_seg, size_t T, int H, int KVH, int hd);
+void evo_cpu_attention_ref_bwd(const evo_backend *be, float *dq, float *dk, float *dv,
+                               float *scratch, const float *dout, const float *q, const float *k,
+                               const float *v, const float *out, const float *lse,
+                               const int32_t *cu_seqlens, int n_seg, size_t T, int H, int KVH,
+                               int hd);
 
 /* backend_cpu_loss.c */
 void evo_cpu_crossentropy_fwd(const evo_backend *be, float *losses, float *lse, int32_t *count,

@@ -1,48 +1,149 @@
-/* backend_cpu_attention.c - causal attention over packed segments, the CPU
- * reference of flash-attn's varlen kernel (math in backend.h).
+/* backend_cpu_attention.c - causal attention over packed segments, blocked
+ * like flash attention, with OpenBLAS doing the products (math in
+ * backend.h). backend_cpu_attention_ref.c holds the same op as plain
+ * per-token loops: the spec this kernel is checked against (op-check).
  *
- * Like flash attention it never stores the T x T score matrix: the forward
- * keeps only lse = log sum exp S per (token, head), and the backward
- * recomputes each score from q.k and P = exp(S - lse). Per query the forward
- * makes two passes over the keys: one for lse (an online max, so exp never
- * overflows), one summing P v straight into out.
+ * One segment of L tokens and one head is a small dense problem. With Q, K,
+ * V its [L,hd] slices (rows H*hd or KVH*hd floats apart: sgemm's leading
+ * dimension, so nothing is copied) and M the causal mask:
+ *   S = Q K^T / sqrt(hd),   P = softmax_rows(S + M),   O = P V
+ * Queries go in blocks of QB rows. Block [a, b) sees keys [0, b) only, so
+ * it multiplies a QB x b slice of S and nothing past the diagonal block;
+ * inside that block the masked half is computed and thrown away, about
+ * QB / L of the work. A block's rows of S (QB x L floats, 128 KB at L 512)
+ * stay in cache, so unlike a GPU kernel we need no online softmax: each row
+ * gets its exact max, sum and lse, and lse [T,H] is all the backward keeps.
  *
- * Parallel units own their outputs outright, so no sum is shared between
- * threads: the forward and dq go by (query token, head); dk and dv, which
- * sum over every query that sees a key, go by (key token, kv head) and loop
- * over the queries of the group themselves. Causality makes later queries
- * costlier, hence the dynamic schedules (results do not depend on them). */
+ * The backward recomputes P block by block from lse, and with
+ * dP = dO V^T,  D = rowsum(dO * O) = rowsum(P * dP),  dS = P (dP - D):
+ *   dV += P^T dO,   dQ = dS K / sqrt(hd),   dK += dS^T Q / sqrt(hd)
+ * dV and dK sum over every query block and every query head of the group,
+ * so a backward unit is (segment, kv head) and owns those rows of dk and dv
+ * outright: no sum is shared between threads, and each is added in one fixed
+ * order (heads, then query blocks), whatever the thread count. sgemm runs
+ * single-threaded inside our parallel region (OpenBLAS's OpenMP build does
+ * not nest), so a unit's bits do not depend on the thread count either. */
+#include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "backend_cpu.h"
+#include "error.h"
 
-static inline float dot(const float *a, const float *b, int n)
+/* Query rows per block: large enough for sgemm to run near its peak, small
+ * enough that the wasted half of the diagonal block stays a small part. */
+enum { QB = 64 };
+
+typedef struct {
+    int32_t len, seg;
+} seg_len;
+
+/* Longest segment first, ties by index: a unit costs ~len^2, and handing
+ * the big ones out first keeps the threads from waiting on a late big one
+ * (results do not depend on the order: units own their outputs). */
+static int longer_first(const void *pa, const void *pb)
 {
-    float s = 0;
-    for (int i = 0; i < n; i++)
-        s += a[i] * b[i];
-    return s;
+    const seg_len *a = pa, *b = pb;
+    if (a->len != b->len)
+        return a->len > b->len ? -1 : 1;
+    return a->seg < b->seg ? -1 : a->seg > b->seg;
 }
 
-static inline void axpy(float *y, float a, const float *x, int n)
+static seg_len *segments_longest_first(const int32_t *cu, int n_seg, int32_t *max_len)
 {
-    for (int i = 0; i < n; i++)
-        y[i] += a * x[i];
+    seg_len *segs = evo_malloc((size_t)n_seg * sizeof *segs);
+    for (int i = 0; i < n_seg; i++)
+        segs[i] = (seg_len){cu[i + 1] - cu[i], i};
+    qsort(segs, (size_t)n_seg, sizeof *segs, longer_first);
+    *max_len = n_seg ? segs[0].len : 0;
+    return segs;
 }
 
-/* The segment [*s0, *s1) that holds token t: binary search in cu_seqlens. */
-static void segment_of(const int32_t *cu, int n_seg, size_t t, size_t *s0, size_t *s1)
+/* S[m,b] = Q[a:a+m] K[0:b]^T / sqrt(hd): the scores of one query block. */
+static void block_scores(float *S, const float *Q, int ldq, const float *K, int ldkv, int a,
+                         int m, int b, int hd, float scale)
 {
-    int lo = 0, hi = n_seg - 1;
-    while (lo < hi) {
-        int mid = (lo + hi + 1) / 2;
-        if ((size_t)cu[mid] <= t)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    *s0 = (size_t)cu[lo];
-    *s1 = (size_t)cu[lo + 1];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, b, hd, scale, Q + (size_t)a * ldq,
+                ldq, K, ldkv, 0.0f, S, b);
+}
+
+/* exp(x), within 1 ulp of it for every float in [-87, 88] (checked
+ * exhaustively against exp in double); below -87, -inf included, it gives
+ * exp(-87) ~ 2^-125.5 instead, a weight that vanishes in any sum with the
+ * max's 1. NaN stays NaN, so a NaN score still poisons its row as with libm.
+ * libm's expf is a call per element, which took a quarter of the time; this
+ * one vectorizes. It is Cephes' expf: x = n ln2 + r, |r| <= ln2/2, with n
+ * rounded by adding 1.5 * 2^23 (then t's low mantissa bits hold n) and ln2
+ * split in two so that n ln2 is exact; exp(r) = 1 + r + r^2 p(r) with p of
+ * degree 5; 2^n is the float with exponent bits n + 127. The clamp is an
+ * unsigned min on the bits (below zero a float's bits grow with its
+ * magnitude; NaNs lie above -inf's): a float compare here makes GCC branch,
+ * and a branch over FP operations, which may trap, does not vectorize. */
+static inline float exp_clamped(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    const uint32_t minus_87 = 0xc2ae0000u, minus_inf = 0xff800000u;
+    const uint32_t clamped = u < minus_87 ? u : minus_87;
+    u = u > minus_inf ? u : clamped;
+    memcpy(&x, &u, 4);
+    const float round = 12582912.0f; /* 1.5 * 2^23 */
+    float t = x * 1.44269504088896341f + round, n = t - round;
+    float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t e;
+    memcpy(&e, &t, 4);
+    e = (e - 0x4b400000 + 127) << 23; /* 0x4b400000: the bits of 1.5 * 2^23 */
+    float pow2n;
+    memcpy(&pow2n, &e, 4);
+    return p * pow2n;
+}
+
+/* row[j] = exp(row[j] - shift) for j < n, and row[j] = 0 for n <= j < b:
+ * the causal mask, so the sgemm that follows can take all b keys. */
+static void exp_masked(float *row, int n, int b, float shift)
+{
+    for (int j = 0; j < n; j++)
+        row[j] = exp_clamped(row[j] - shift);
+    for (int j = n; j < b; j++)
+        row[j] = 0;
+}
+
+/* The max and the sum of row[0:n], over 8 lanes so that the loops
+ * vectorize while the order of the sum stays fixed. */
+static float row_max(const float *row, int n)
+{
+    float a[8];
+    for (int c = 0; c < 8; c++)
+        a[c] = row[0];
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int c = 0; c < 8; c++)
+            a[c] = row[j + c] > a[c] ? row[j + c] : a[c];
+    for (; j < n; j++)
+        a[0] = row[j] > a[0] ? row[j] : a[0];
+    for (int c = 1; c < 8; c++)
+        a[0] = a[c] > a[0] ? a[c] : a[0];
+    return a[0];
+}
+
+static float row_sum(const float *row, int n)
+{
+    float a[8] = {0};
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int c = 0; c < 8; c++)
+            a[c] += row[j + c];
+    for (; j < n; j++)
+        a[0] += row[j];
+    return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
 }
 
 void evo_cpu_attention_fwd(const evo_backend *be, float *out, float *lse, const float *q,
@@ -50,39 +151,49 @@ void evo_cpu_attention_fwd(const evo_backend *be, float *out, float *lse, const 
                            size_t T, int H, int KVH, int hd)
 {
     (void)be;
+    (void)T;
     const float scale = 1.0f / sqrtf((float)hd);
-    const int group = H / KVH;
-#pragma omp parallel for collapse(2) schedule(dynamic, 8)
-    for (size_t t = 0; t < T; t++) {
-        for (int h = 0; h < H; h++) {
-            size_t s0, s1;
-            segment_of(cu_seqlens, n_seg, t, &s0, &s1);
-            const float *qt = q + (t * (size_t)H + (size_t)h) * (size_t)hd;
-            const size_t g = (size_t)(h / group);
-            /* Online log-sum-exp: l = sum exp(S - m) for the running max m,
-             * rescaled by exp(m_old - m_new) when the max grows. */
-            float m = -INFINITY, l = 0;
-            for (size_t s = s0; s <= t; s++) {
-                float sc = dot(qt, k + (s * (size_t)KVH + g) * (size_t)hd, hd) * scale;
-                if (sc > m) {
-                    l = l * expf(m - sc) + 1.0f;
-                    m = sc;
-                } else {
-                    l += expf(sc - m);
+    const int group = H / KVH, ldq = H * hd, ldkv = KVH * hd, n_units = n_seg * H;
+    int32_t Lmax;
+    seg_len *segs = segments_longest_first(cu_seqlens, n_seg, &Lmax);
+#pragma omp parallel
+    {
+        float *S = evo_malloc((size_t)QB * (size_t)Lmax * sizeof *S);
+        float inv_sum[QB];
+#pragma omp for schedule(dynamic, 1)
+        for (int u = 0; u < n_units; u++) {
+            const int L = segs[u / H].len, h = u % H, g = h / group;
+            const size_t s0 = (size_t)cu_seqlens[segs[u / H].seg];
+            const float *Q = q + (s0 * (size_t)H + (size_t)h) * (size_t)hd;
+            const float *K = k + (s0 * (size_t)KVH + (size_t)g) * (size_t)hd;
+            const float *V = v + (s0 * (size_t)KVH + (size_t)g) * (size_t)hd;
+            float *O = out + (s0 * (size_t)H + (size_t)h) * (size_t)hd;
+            float *lse_h = lse + s0 * (size_t)H + (size_t)h; /* lse_h[t*H] */
+            for (int a = 0; a < L; a += QB) {
+                const int m = L - a < QB ? L - a : QB, b = a + m;
+                block_scores(S, Q, ldq, K, ldkv, a, m, b, hd, scale);
+                /* Row i (query a+i) sees keys 0..a+i. E = exp(S - max) never
+                 * overflows; O = E V / sum E and lse = max + log sum E. */
+                for (int i = 0; i < m; i++) {
+                    float *row = S + (size_t)i * (size_t)b;
+                    const int n = a + i + 1;
+                    const float mx = row_max(row, n);
+                    exp_masked(row, n, b, mx);
+                    const float l = row_sum(row, n);
+                    lse_h[(size_t)(a + i) * (size_t)H] = mx + logf(l);
+                    inv_sum[i] = 1.0f / l;
                 }
-            }
-            float L = m + logf(l);
-            lse[t * (size_t)H + (size_t)h] = L;
-            float *o = out + (t * (size_t)H + (size_t)h) * (size_t)hd;
-            for (int i = 0; i < hd; i++)
-                o[i] = 0;
-            for (size_t s = s0; s <= t; s++) {
-                size_t kv = (s * (size_t)KVH + g) * (size_t)hd;
-                float p = expf(dot(qt, k + kv, hd) * scale - L);
-                axpy(o, p, v + kv, hd);
+                float *Oa = O + (size_t)a * ldq;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, b, 1.0f, S, b, V,
+                            ldkv, 0.0f, Oa, ldq);
+                for (int i = 0; i < m; i++)
+                    for (int c = 0; c < hd; c++)
+                        Oa[(size_t)i * ldq + c] *= inv_sum[i];
             }
         }
+        free(S);
     }
+    free(segs);
 }
 
 void evo_cpu_attention_bwd(const evo_backend *be, float *dq, float *dk, float *dv,
@@ -92,51 +203,68 @@ void evo_cpu_attention_bwd(const evo_backend *be, float *dq, float *dk, float *d
                            int hd)
 {
     (void)be;
+    (void)T;
+    (void)scratch; /* each row's D is used where it is computed */
     const float scale = 1.0f / sqrtf((float)hd);
-    const int group = H / KVH;
-    float *D = scratch;
-    /* dq, by query: D first, since dS = P (dP - D) needs it for every key. */
-#pragma omp parallel for collapse(2) schedule(dynamic, 8)
-    for (size_t t = 0; t < T; t++) {
-        for (int h = 0; h < H; h++) {
-            size_t s0, s1;
-            segment_of(cu_seqlens, n_seg, t, &s0, &s1);
-            const size_t th = t * (size_t)H + (size_t)h, g = (size_t)(h / group);
-            const float *qt = q + th * (size_t)hd, *dy = dout + th * (size_t)hd;
-            float Dt = dot(dy, out + th * (size_t)hd, hd);
-            D[th] = Dt;
-            float *dqt = dq + th * (size_t)hd;
-            for (int i = 0; i < hd; i++)
-                dqt[i] = 0;
-            for (size_t s = s0; s <= t; s++) {
-                size_t kv = (s * (size_t)KVH + g) * (size_t)hd;
-                float p = expf(dot(qt, k + kv, hd) * scale - lse[th]);
-                float ds = p * (dot(dy, v + kv, hd) - Dt);
-                axpy(dqt, ds * scale, k + kv, hd);
-            }
-        }
-    }
-    /* dk, dv, by key: every query head of the group, every later query of
-     * the segment. */
-#pragma omp parallel for collapse(2) schedule(dynamic, 8)
-    for (size_t s = 0; s < T; s++) {
-        for (int g = 0; g < KVH; g++) {
-            size_t s0, s1;
-            segment_of(cu_seqlens, n_seg, s, &s0, &s1);
-            const size_t kv = (s * (size_t)KVH + (size_t)g) * (size_t)hd;
-            float *dks = dk + kv, *dvs = dv + kv;
-            for (int i = 0; i < hd; i++)
-                dks[i] = dvs[i] = 0;
+    const int group = H / KVH, ldq = H * hd, ldkv = KVH * hd, n_units = n_seg * KVH;
+    int32_t Lmax;
+    seg_len *segs = segments_longest_first(cu_seqlens, n_seg, &Lmax);
+#pragma omp parallel
+    {
+        float *P = evo_malloc((size_t)QB * (size_t)Lmax * sizeof *P);
+        float *dS = evo_malloc((size_t)QB * (size_t)Lmax * sizeof *dS);
+#pragma omp for schedule(dynamic, 1)
+        for (int u = 0; u < n_units; u++) {
+            const int L = segs[u / KVH].len, g = u % KVH;
+            const size_t s0 = (size_t)cu_seqlens[segs[u / KVH].seg];
+            const size_t kv0 = (s0 * (size_t)KVH + (size_t)g) * (size_t)hd;
+            const float *K = k + kv0, *V = v + kv0;
+            float *dK = dk + kv0, *dV = dv + kv0;
+            for (int s = 0; s < L; s++)
+                for (int c = 0; c < hd; c++)
+                    dK[(size_t)s * ldkv + c] = dV[(size_t)s * ldkv + c] = 0;
             for (int h = g * group; h < (g + 1) * group; h++) {
-                for (size_t t = s; t < s1; t++) {
-                    const size_t th = t * (size_t)H + (size_t)h;
-                    const float *qt = q + th * (size_t)hd, *dy = dout + th * (size_t)hd;
-                    float p = expf(dot(qt, k + kv, hd) * scale - lse[th]);
-                    float ds = p * (dot(dy, v + kv, hd) - D[th]);
-                    axpy(dvs, p, dy, hd);
-                    axpy(dks, ds * scale, qt, hd);
+                const size_t q0 = (s0 * (size_t)H + (size_t)h) * (size_t)hd;
+                const float *Q = q + q0, *dO = dout + q0, *O = out + q0;
+                float *dQ = dq + q0;
+                const float *lse_h = lse + s0 * (size_t)H + (size_t)h; /* [t*H] */
+                for (int a = 0; a < L; a += QB) {
+                    const int m = L - a < QB ? L - a : QB, b = a + m;
+                    block_scores(P, Q, ldq, K, ldkv, a, m, b, hd, scale);
+                    for (int i = 0; i < m; i++)
+                        exp_masked(P + (size_t)i * (size_t)b, a + i + 1, b,
+                                   lse_h[(size_t)(a + i) * (size_t)H]);
+                    /* dV[0:b] += P^T dO[a:b] */
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b, hd, m, 1.0f, P, b,
+                                dO + (size_t)a * ldq, ldq, 1.0f, dV, ldkv);
+                    /* dP = dO[a:b] V[0:b]^T, then dS = P (dP - D) / sqrt(hd) in
+                     * place; the masked tail, where P = 0, stays exactly 0. */
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, b, hd, 1.0f,
+                                dO + (size_t)a * ldq, ldq, V, ldkv, 0.0f, dS, b);
+                    for (int i = 0; i < m; i++) {
+                        const size_t t = (size_t)(a + i);
+                        const float *dOt = dO + t * ldq, *Ot = O + t * ldq;
+                        float Dt = 0;
+                        for (int c = 0; c < hd; c++)
+                            Dt += dOt[c] * Ot[c];
+                        const float *prow = P + (size_t)i * (size_t)b;
+                        float *row = dS + (size_t)i * (size_t)b;
+                        const int n = a + i + 1;
+                        for (int j = 0; j < n; j++)
+                            row[j] = prow[j] * (row[j] - Dt) * scale;
+                        for (int j = n; j < b; j++)
+                            row[j] = 0;
+                    }
+                    /* dQ[a:b] = dS K[0:b];  dK[0:b] += dS^T Q[a:b] */
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, b, 1.0f, dS, b,
+                                K, ldkv, 0.0f, dQ + (size_t)a * ldq, ldq);
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b, hd, m, 1.0f, dS, b,
+                                Q + (size_t)a * ldq, ldq, 1.0f, dK, ldkv);
                 }
             }
         }
+        free(dS);
+        free(P);
     }
+    free(segs);
 }

@@ -187,15 +187,83 @@ const evo_ckpt_tensor *evo_ckpt_find(const evo_ckpt_file *c, const char *name)
     return NULL;
 }
 
-/* --- directories ------------------------------------------------------------ */
-
-static char *join(const char *dir, const char *name)
+int evo_ckpt_match(const evo_ckpt_file *c, const evo_model *m, const char *prefix, size_t n_copies,
+                   const evo_ckpt_tensor **found, evo_err *e)
 {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = evo_malloc(n);
-    snprintf(p, n, "%s/%s", dir, name);
-    return p;
+    if (c->meta.n_tensors != m->n_tensors * n_copies)
+        return evo_errf(e, "%s: %" PRIu64 " tensors, the configured model has %zu", c->f.path,
+                        c->meta.n_tensors / n_copies, m->n_tensors);
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        const evo_tensor_info *want = &m->tensors[i];
+        char name[EVO_CKPT_NAME_MAX + 16];
+        snprintf(name, sizeof name, "%s%s", prefix, want->name);
+        const evo_ckpt_tensor *t = evo_ckpt_find(c, name);
+        if (!t)
+            return evo_errf(e, "%s: no tensor %s (was the model changed in the config?)", c->f.path, name);
+        int same = t->ndim == want->ndim;
+        for (uint32_t d = 0; same && d < want->ndim; d++)
+            same = t->shape[d] == want->shape[d];
+        if (!same)
+            return evo_errf(e,
+                            "%s: tensor %s has another shape than the configured model's [%" PRIu64 ", %" PRIu64
+                            "] (was the model changed in the config?)",
+                            c->f.path, name, want->shape[0], want->shape[1]);
+        found[i] = t;
+    }
+    return 0;
 }
+
+void evo_ckpt_table(evo_ckpt_tensor *t, const evo_model *m, const char *prefix, uint64_t base)
+{
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        const evo_tensor_info *s = &m->tensors[i];
+        t[i] = (evo_ckpt_tensor){.ndim = s->ndim, .offset = base + s->offset, .numel = s->numel};
+        snprintf(t[i].name, sizeof t[i].name, "%s%s", prefix, s->name);
+        for (uint32_t d = 0; d < s->ndim; d++)
+            t[i].shape[d] = s->shape[d];
+    }
+}
+
+int evo_ckpt_write_config(const char *path, const evo_config *c, evo_err *e)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return evo_errf(e, "%s: out of memory", path);
+    evo_config_print(c, f);
+    fclose(f);
+    evo_out o;
+    int rc = evo_out_open(&o, path, e);
+    if (rc == 0 && (rc = evo_out_write(&o, text, len, e)) == 0)
+        rc = evo_out_commit(&o, e);
+    else if (rc == 0)
+        evo_out_abort(&o);
+    free(text);
+    return rc;
+}
+
+int evo_ckpt_write_model(const char *path, const evo_model *m, const float *weights, evo_dtype dtype,
+                         uint64_t step, evo_err *e)
+{
+    evo_ckpt_tensor *t = evo_calloc(m->n_tensors, sizeof *t);
+    evo_ckpt_table(t, m, "", 0);
+    evo_ckpt_meta meta = {.kind = EVO_CKPT_MODEL, .dtype = dtype, .tp_size = 1, .pp_size = 1, .zero_size = 1,
+                          .step = step};
+    void *data = (void *)weights;
+    if (dtype != EVO_F32) {
+        const evo_backend *cpu = evo_backend_cpu(); /* its memory is host memory */
+        data = evo_malloc_large(m->n_params * evo_dtype_size(dtype));
+        cpu->cast(cpu, data, dtype, weights, EVO_F32, m->n_params);
+    }
+    int rc = evo_ckpt_write_file(path, &meta, t, m->n_tensors, data, e);
+    if (data != weights)
+        free(data);
+    free(t);
+    return rc;
+}
+
+/* --- directories ------------------------------------------------------------ */
 
 static int fsync_path(const char *path, int flags, evo_err *e)
 {
@@ -256,7 +324,7 @@ static void remove_stale(const char *folder)
         if (sscanf(de->d_name, ".%3[tmpold]-%llu-%ld", kind, &step, &pid) != 3 || pid <= 0 ||
             (strcmp(kind, "tmp") && strcmp(kind, "old")) || (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
             continue;
-        char *p = join(folder, de->d_name);
+        char *p = evo_path_join(folder, de->d_name);
         remove_dir(p);
         free(p);
     }
@@ -268,7 +336,7 @@ int evo_ckpt_begin(evo_ckpt_writer *w, const char *folder, uint64_t step, evo_er
     *w = (evo_ckpt_writer){.folder = evo_strdup(folder), .step = step};
     char name[64];
     snprintf(name, sizeof name, ".tmp-%" PRIu64 "-%ld", step, (long)getpid());
-    w->tmp = join(folder, name);
+    w->tmp = evo_path_join(folder, name);
     if (evo_make_dirs(folder, e) < 0) {
         evo_ckpt_abort(w);
         return -1;
@@ -281,11 +349,11 @@ int evo_ckpt_begin(evo_ckpt_writer *w, const char *folder, uint64_t step, evo_er
     return 0;
 }
 
-char *evo_ckpt_tmp_path(const evo_ckpt_writer *w, const char *name) { return join(w->tmp, name); }
+char *evo_ckpt_tmp_path(const evo_ckpt_writer *w, const char *name) { return evo_path_join(w->tmp, name); }
 
 int evo_ckpt_add(evo_ckpt_writer *w, const char *name, evo_err *e)
 {
-    char *path = join(w->tmp, name);
+    char *path = evo_path_join(w->tmp, name);
     uint64_t hash, size;
     int rc = hash_file(path, &hash, &size, e);
     free(path);
@@ -308,7 +376,7 @@ static void remove_dir(const char *dir)
     while ((de = readdir(d))) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
-        char *p = join(dir, de->d_name);
+        char *p = evo_path_join(dir, de->d_name);
         unlink(p);
         free(p);
     }
@@ -327,7 +395,7 @@ int evo_ckpt_commit(evo_ckpt_writer *w, evo_err *e)
 {
     char name[32];
     snprintf(name, sizeof name, "%" PRIu64, w->step);
-    char *final = join(w->folder, name), *marker = marker_name(w->step), *old = NULL;
+    char *final = evo_path_join(w->folder, name), *marker = marker_name(w->step), *old = NULL;
     int rc = -1;
     if (fsync_path(w->tmp, O_DIRECTORY, e) < 0)
         goto out;
@@ -336,7 +404,7 @@ int evo_ckpt_commit(evo_ckpt_writer *w, evo_err *e)
     struct stat st;
     if (stat(final, &st) == 0) {
         snprintf(name, sizeof name, ".old-%" PRIu64 "-%ld", w->step, (long)getpid());
-        old = join(w->folder, name);
+        old = evo_path_join(w->folder, name);
         if (rename(final, old) < 0) {
             evo_errf(e, "%s: cannot move the old checkpoint aside: %s", final, strerror(errno));
             goto out;
@@ -349,7 +417,7 @@ int evo_ckpt_commit(evo_ckpt_writer *w, evo_err *e)
     if (fsync_path(w->folder, O_DIRECTORY, e) < 0)
         goto out;
     /* The marker last: its presence says every file above is complete. */
-    char *mpath = join(final, marker);
+    char *mpath = evo_path_join(final, marker);
     evo_out o;
     rc = evo_out_open(&o, mpath, e);
     if (rc == 0 && (rc = evo_out_write(&o, w->manifest.data, w->manifest.len, e)) == 0)
@@ -392,7 +460,7 @@ static int parse_step(const char *name, uint64_t *step)
 /* Whether folder/name is a complete checkpoint (its marker exists). */
 static int is_complete(const char *folder, const char *name, uint64_t step)
 {
-    char *dir = join(folder, name), *m = marker_name(step), *path = join(dir, m);
+    char *dir = evo_path_join(folder, name), *m = marker_name(step), *path = evo_path_join(dir, m);
     struct stat st;
     int ok = stat(path, &st) == 0 && S_ISREG(st.st_mode);
     free(dir);
@@ -434,7 +502,7 @@ int evo_ckpt_latest(const char *folder, uint64_t *step, char **dir, evo_err *e)
         char name[32];
         *step = steps[n - 1];
         snprintf(name, sizeof name, "%" PRIu64, *step);
-        *dir = join(folder, name);
+        *dir = evo_path_join(folder, name);
     }
     free(steps);
     return n > 0;
@@ -447,7 +515,7 @@ int evo_ckpt_verify_dir(const char *dir, evo_err *e)
     uint64_t step;
     if (!parse_step(base, &step))
         return evo_errf(e, "%s: not a checkpoint directory (its name is not a step number)", dir);
-    char *m = marker_name(step), *mpath = join(dir, m);
+    char *m = marker_name(step), *mpath = evo_path_join(dir, m);
     free(m);
     evo_buf text = {0};
     int rc = evo_read_file(mpath, &text, e);
@@ -472,7 +540,7 @@ int evo_ckpt_verify_dir(const char *dir, evo_err *e)
             rc = evo_errf(e, "%s:%zu: want \"<xxh3 hex>  <bytes>  <file>\"", mpath, line);
             goto out;
         }
-        char *path = join(dir, p + name_at);
+        char *path = evo_path_join(dir, p + name_at);
         rc = hash_file(path, &hash, &size, e);
         if (rc == 0 && size != want_size)
             rc = evo_errf(e, "%s: %" PRIu64 " bytes, the marker says %" PRIu64, path, size, want_size);
@@ -499,7 +567,7 @@ int evo_ckpt_prune(const char *folder, uint32_t keep, evo_err *e)
     for (size_t i = 0; keep && i + keep < n; i++) {
         char name[32];
         snprintf(name, sizeof name, "%" PRIu64, steps[i]);
-        char *dir = join(folder, name), *m = marker_name(steps[i]), *mpath = join(dir, m);
+        char *dir = evo_path_join(folder, name), *m = marker_name(steps[i]), *mpath = evo_path_join(dir, m);
         unlink(mpath); /* first: a half-removed checkpoint must not look complete */
         remove_dir(dir);
         free(dir);
@@ -508,4 +576,50 @@ int evo_ckpt_prune(const char *folder, uint32_t keep, evo_err *e)
     }
     free(steps);
     return 0;
+}
+
+int evo_ckpt_load_model(evo_ckpt_model *out, const char *dir, evo_err *e)
+{
+    *out = (evo_ckpt_model){0};
+    char *cpath = evo_path_join(dir, EVO_CKPT_CONFIG_FILE), *mpath = evo_path_join(dir, EVO_CKPT_MODEL_FILE);
+    evo_ckpt_file c = {0};
+    const evo_ckpt_tensor **found = NULL;
+    int rc = -1;
+    evo_config_defaults(&out->cfg);
+    if (evo_ckpt_verify_dir(dir, e) < 0 || evo_config_load(&out->cfg, cpath, e) < 0 ||
+        evo_config_resolve(&out->cfg, e) < 0 || evo_model_describe(&out->model, &out->cfg, e) < 0 ||
+        evo_ckpt_open(&c, mpath, e) < 0)
+        goto out;
+    if (c.meta.kind != EVO_CKPT_MODEL) {
+        evo_errf(e, "%s: not a model file (kind %u)", mpath, c.meta.kind);
+        goto out;
+    }
+    found = evo_calloc(out->model.n_tensors, sizeof *found);
+    if (evo_ckpt_match(&c, &out->model, "", 1, found, e) < 0)
+        goto out;
+    const evo_backend *cpu = evo_backend_cpu();
+    size_t esize = evo_dtype_size(c.meta.dtype);
+    out->weights = evo_malloc_large(out->model.n_params * sizeof *out->weights);
+    for (size_t i = 0; i < out->model.n_tensors; i++)
+        cpu->cast(cpu, out->weights + out->model.tensors[i].offset, EVO_F32, c.data + found[i]->offset * esize,
+                  c.meta.dtype, found[i]->numel);
+    out->step = c.meta.step;
+    out->dtype = c.meta.dtype;
+    rc = 0;
+out:
+    if (c.tensors)
+        evo_ckpt_close(&c);
+    free(found);
+    free(cpath);
+    free(mpath);
+    if (rc < 0)
+        evo_ckpt_model_free(out);
+    return rc;
+}
+
+void evo_ckpt_model_free(evo_ckpt_model *m)
+{
+    free(m->weights);
+    evo_model_free(&m->model);
+    *m = (evo_ckpt_model){0};
 }

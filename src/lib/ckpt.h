@@ -48,6 +48,8 @@
 #include "backend.h"
 #include "binfmt.h"
 #include "buf.h"
+#include "config.h"
+#include "model.h"
 
 #define EVO_CKPT_MAGIC "EVOCKPT"
 #define EVO_CKPT_VERSION 1
@@ -91,6 +93,42 @@ typedef struct {
 int evo_ckpt_open(evo_ckpt_file *c, const char *path, evo_err *e);
 void evo_ckpt_close(evo_ckpt_file *c);
 const evo_ckpt_tensor *evo_ckpt_find(const evo_ckpt_file *c, const char *name);
+
+/* Matches a file's tensors named prefix+<name> against the model's table:
+ * every model tensor present with its shape, nothing else in the file
+ * (beyond other prefixes' share of n_copies copies). found[i] receives
+ * the file's entry for model tensor i. Errors say which tensor and why. */
+int evo_ckpt_match(const evo_ckpt_file *c, const evo_model *m, const char *prefix, size_t n_copies,
+                   const evo_ckpt_tensor **found, evo_err *e);
+
+/* --- the files of a checkpoint, as evo-train writes them ------------------- */
+
+#define EVO_CKPT_MODEL_FILE "model_tp0_pp0.evo"
+#define EVO_CKPT_OPTIM_FILE "optimizer_tp0_pp0_zo0.evo"
+#define EVO_CKPT_STATE_FILE "state.json"
+#define EVO_CKPT_CONFIG_FILE "config.ini"
+
+/* The model's table with names prefixed and offsets from element base. */
+void evo_ckpt_table(evo_ckpt_tensor *t, const evo_model *m, const char *prefix, uint64_t base);
+/* config.ini: the resolved config (loadable by evo_config_load). */
+int evo_ckpt_write_config(const char *path, const evo_config *c, evo_err *e);
+/* A single-shard model file of the flat fp32 weights, stored as dtype. */
+int evo_ckpt_write_model(const char *path, const evo_model *m, const float *weights, evo_dtype dtype,
+                         uint64_t step, evo_err *e);
+
+/* A checkpoint's model, whole, in host memory: its config, shapes and the
+ * flat fp32 weights in the model's tensor order. */
+typedef struct {
+    evo_config cfg;
+    evo_model model;
+    float *weights;
+    uint64_t step;
+    evo_dtype dtype; /* as stored */
+} evo_ckpt_model;
+
+/* Reads DIR (a complete checkpoint: the marker is checked first). */
+int evo_ckpt_load_model(evo_ckpt_model *out, const char *dir, evo_err *e);
+void evo_ckpt_model_free(evo_ckpt_model *m);
 
 /* --- a checkpoint directory ---------------------------------------------- */
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -262,4 +263,12 @@ int evo_make_dirs(const char *path, evo_err *e)
     }
     free(p);
     return 0;
+}
+
+char *evo_path_join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = evo_malloc(n);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
 }

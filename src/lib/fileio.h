@@ -26,6 +26,8 @@ typedef struct {
     uint64_t pos; /* bytes written so far = current offset */
 } evo_out;
 
+/* "dir/name", malloc'ed. */
+char *evo_path_join(const char *dir, const char *name);
 /* mkdir -p: creates path and its missing parents. */
 int evo_make_dirs(const char *path, evo_err *e);
 

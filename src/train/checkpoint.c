@@ -16,50 +16,13 @@
 #include "log.h"
 #include "train.h"
 
-#define MODEL_FILE "model_tp0_pp0.evo"
-#define OPTIM_FILE "optimizer_tp0_pp0_zo0.evo"
-#define STATE_FILE "state.json"
-#define CONFIG_FILE "config.ini"
-
-static evo_ckpt_meta file_meta(uint32_t kind, uint64_t step)
-{
-    return (evo_ckpt_meta){.kind = kind, .dtype = EVO_F32, .tp_size = 1, .pp_size = 1, .zero_size = 1, .step = step};
-}
-
-/* The checkpoint's table for the model's tensors, names prefixed (the
- * optimizer's "adam.m." copies start at element base). */
-static void fill_table(evo_ckpt_tensor *t, const evo_model *m, const char *prefix, uint64_t base)
-{
-    for (size_t i = 0; i < m->n_tensors; i++) {
-        const evo_tensor_info *s = &m->tensors[i];
-        t[i] = (evo_ckpt_tensor){.ndim = s->ndim, .offset = base + s->offset, .numel = s->numel};
-        snprintf(t[i].name, sizeof t[i].name, "%s%s", prefix, s->name);
-        for (uint32_t d = 0; d < s->ndim; d++)
-            t[i].shape[d] = s->shape[d];
-    }
-}
-
 /* Each file of a checkpoint is written by one of these into the
  * checkpoint's temporary directory. */
 typedef int (*file_writer)(const char *path, const train_run *r, evo_err *e);
 
 static int write_config(const char *path, const train_run *r, evo_err *e)
 {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f)
-        return evo_errf(e, "%s: out of memory", path);
-    evo_config_print(r->cfg, f);
-    fclose(f);
-    evo_out o;
-    int rc = evo_out_open(&o, path, e);
-    if (rc == 0 && (rc = evo_out_write(&o, text, len, e)) == 0)
-        rc = evo_out_commit(&o, e);
-    else if (rc == 0)
-        evo_out_abort(&o);
-    free(text);
-    return rc;
+    return evo_ckpt_write_config(path, r->cfg, e);
 }
 
 static int write_state(const char *path, const train_run *r, evo_err *e)
@@ -93,12 +56,8 @@ static int write_model(const char *path, const train_run *r, evo_err *e)
 {
     const evo_model *m = &r->model;
     float *host = evo_malloc_large(m->n_params * sizeof *host);
-    evo_ckpt_tensor *t = evo_calloc(m->n_tensors, sizeof *t);
     r->be->download(r->be, host, r->tf.params, m->n_params * sizeof *host);
-    fill_table(t, m, "", 0);
-    evo_ckpt_meta meta = file_meta(EVO_CKPT_MODEL, r->st.step);
-    int rc = evo_ckpt_write_file(path, &meta, t, m->n_tensors, host, e);
-    free(t);
+    int rc = evo_ckpt_write_model(path, m, host, EVO_F32, r->st.step, e);
     free(host);
     return rc;
 }
@@ -111,9 +70,10 @@ static int write_optimizer(const char *path, const train_run *r, evo_err *e)
     evo_ckpt_tensor *t = evo_calloc(2 * m->n_tensors, sizeof *t);
     r->be->download(r->be, host, r->adam_m, n * sizeof *host);
     r->be->download(r->be, host + n, r->adam_v, n * sizeof *host);
-    fill_table(t, m, "adam.m.", 0);
-    fill_table(t + m->n_tensors, m, "adam.v.", n);
-    evo_ckpt_meta meta = file_meta(EVO_CKPT_OPTIMIZER, r->st.step);
+    evo_ckpt_table(t, m, "adam.m.", 0);
+    evo_ckpt_table(t + m->n_tensors, m, "adam.v.", n);
+    evo_ckpt_meta meta = {.kind = EVO_CKPT_OPTIMIZER, .dtype = EVO_F32, .tp_size = 1, .pp_size = 1, .zero_size = 1,
+                          .step = r->st.step};
     int rc = evo_ckpt_write_file(path, &meta, t, 2 * m->n_tensors, host, e);
     free(t);
     free(host);
@@ -125,10 +85,10 @@ int train_checkpoint_save(train_run *r, evo_err *e)
     static const struct {
         const char *name;
         file_writer write;
-    } files[] = {{CONFIG_FILE, write_config},
-                 {STATE_FILE, write_state},
-                 {MODEL_FILE, write_model},
-                 {OPTIM_FILE, write_optimizer}};
+    } files[] = {{EVO_CKPT_CONFIG_FILE, write_config},
+                 {EVO_CKPT_STATE_FILE, write_state},
+                 {EVO_CKPT_MODEL_FILE, write_model},
+                 {EVO_CKPT_OPTIM_FILE, write_optimizer}};
     const char *folder = r->cfg->ckpt.save_ckpt_folder;
     double t0 = evo_now();
     evo_ckpt_writer w;
@@ -155,14 +115,6 @@ int train_checkpoint_save(train_run *r, evo_err *e)
 
 /* --- loading -------------------------------------------------------------- */
 
-static char *join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = evo_malloc(n);
-    snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 /* Uploads the tensors named prefix+<param> of file c into dst (backend
  * memory laid out as the model's flat buffer), converting to fp32. */
 static int load_tensors(train_run *r, const evo_ckpt_file *c, const char *prefix, float *dst, evo_err *e)
@@ -170,44 +122,28 @@ static int load_tensors(train_run *r, const evo_ckpt_file *c, const char *prefix
     const evo_model *m = &r->model;
     const evo_backend *be = r->be;
     size_t esize = evo_dtype_size(c->meta.dtype);
-    if (c->meta.n_tensors != m->n_tensors * (prefix[0] ? 2 : 1))
-        return evo_errf(e, "%s: %" PRIu64 " tensors, the configured model has %zu", c->f.path, c->meta.n_tensors,
-                        m->n_tensors);
-    void *staging = c->meta.dtype == EVO_F32 ? NULL : be->alloc(be, m->n_params * esize);
-    for (size_t i = 0; i < m->n_tensors; i++) {
-        const evo_tensor_info *want = &m->tensors[i];
-        char name[EVO_CKPT_NAME_MAX + 16];
-        snprintf(name, sizeof name, "%s%s", prefix, want->name);
-        const evo_ckpt_tensor *t = evo_ckpt_find(c, name);
-        int same = t && t->ndim == want->ndim;
-        for (uint32_t d = 0; same && d < want->ndim; d++)
-            same = t->shape[d] == want->shape[d];
-        if (!same) {
-            if (staging)
-                be->free(be, staging);
-            return t ? evo_errf(e, "%s: tensor %s has another shape than the configured model's [%" PRIu64 ", %" PRIu64
-                                   "] (was the model changed in the config?)",
-                                c->f.path, name, want->shape[0], want->shape[1])
-                     : evo_errf(e, "%s: no tensor %s (was the model changed in the config?)", c->f.path, name);
-        }
-        const uint8_t *src = c->data + t->offset * esize;
-        if (staging) {
-            be->upload(be, (uint8_t *)staging + want->offset * esize, src, t->numel * esize);
-        } else {
-            be->upload(be, dst + want->offset, src, t->numel * esize);
-        }
+    const evo_ckpt_tensor **found = evo_calloc(m->n_tensors, sizeof *found);
+    if (evo_ckpt_match(c, m, prefix, prefix[0] ? 2 : 1, found, e) < 0) {
+        free(found);
+        return -1;
     }
-    if (staging) {
+    /* Other dtypes are uploaded as they are, then cast on the backend. */
+    uint8_t *staging = c->meta.dtype == EVO_F32 ? (uint8_t *)dst : be->alloc(be, m->n_params * esize);
+    for (size_t i = 0; i < m->n_tensors; i++)
+        be->upload(be, staging + m->tensors[i].offset * esize, c->data + found[i]->offset * esize,
+                   found[i]->numel * esize);
+    if (staging != (uint8_t *)dst) {
         be->cast(be, dst, EVO_F32, staging, c->meta.dtype, m->n_params);
         be->free(be, staging);
     }
+    free(found);
     return 0;
 }
 
 static int load_tensor_file(train_run *r, const char *dir, const char *file, uint32_t kind, float *dst, float *dst2,
                             evo_err *e)
 {
-    char *path = join(dir, file);
+    char *path = evo_path_join(dir, file);
     evo_ckpt_file c;
     int rc = evo_ckpt_open(&c, path, e);
     free(path);
@@ -236,7 +172,7 @@ static int state_u64(json_t *j, const char *key, uint64_t *out, const char *path
 
 static int load_state(train_run *r, const char *dir, evo_err *e)
 {
-    char *path = join(dir, STATE_FILE);
+    char *path = evo_path_join(dir, EVO_CKPT_STATE_FILE);
     json_error_t je;
     json_t *j = json_load_file(path, 0, &je);
     int rc = -1;
@@ -293,7 +229,7 @@ static int resolve_dir(const char *given, char **dir, evo_err *e)
     base = base ? base + 1 : path;
     char marker[64];
     snprintf(marker, sizeof marker, "%.40s.step", base);
-    char *m = join(path, marker);
+    char *m = evo_path_join(path, marker);
     struct stat sb;
     int is_ckpt = stat(m, &sb) == 0;
     free(m);
@@ -314,11 +250,11 @@ typedef enum { LOAD_ALL, LOAD_NO_OPTIMIZER, LOAD_MODEL_ONLY } load_what;
 static int load_checkpoint(train_run *r, const char *dir, load_what what, evo_err *e)
 {
     if (evo_ckpt_verify_dir(dir, e) < 0 ||
-        load_tensor_file(r, dir, MODEL_FILE, EVO_CKPT_MODEL, r->tf.params, NULL, e) < 0)
+        load_tensor_file(r, dir, EVO_CKPT_MODEL_FILE, EVO_CKPT_MODEL, r->tf.params, NULL, e) < 0)
         return -1;
     if (what == LOAD_MODEL_ONLY)
         return 0;
-    if (what == LOAD_ALL && load_tensor_file(r, dir, OPTIM_FILE, EVO_CKPT_OPTIMIZER, r->adam_m, r->adam_v, e) < 0)
+    if (what == LOAD_ALL && load_tensor_file(r, dir, EVO_CKPT_OPTIM_FILE, EVO_CKPT_OPTIMIZER, r->adam_m, r->adam_v, e) < 0)
         return -1;
     if (load_state(r, dir, e) < 0)
         return -1;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "backend_cpu.h" /* the attention reference */
 #include "error.h"
 
 static const evo_backend *be;
@@ -223,33 +224,61 @@ static void check_rope(void)
     end();
 }
 
-static void check_attention(const char *name, int H, int KVH, int hd)
+/* Segments of the lengths in lens (0-terminated): 1-token ones, and
+ * lengths below, at and past the blocked kernel's 64-row query blocks
+ * (backend_cpu_attention.c), so T is a multiple of no block size. The plain
+ * reference (backend_cpu_attention_ref.c) runs on the same inputs and its
+ * results are saved as ref_<name>: torch-ops.py holds both to PyTorch. */
+static void check_attention(const char *name, int H, int KVH, int hd, const int *lens,
+                            float q_range)
 {
-    size_t T = small ? 30 : 96;
-    int n_seg = 3;
-    int32_t cu[] = {0, (int32_t)(T * 5 / 12), (int32_t)(T * 2 / 3), (int32_t)T};
-    begin(name, "\"T\": %zu, \"H\": %d, \"KVH\": %d, \"hd\": %d, \"cu_seqlens\": [%d, %d, %d, %d]",
-          T, H, KVH, hd, cu[0], cu[1], cu[2], cu[3]);
+    int32_t cu[16] = {0};
+    char cu_json[256];
+    int len = snprintf(cu_json, sizeof cu_json, "0"), n_seg = 0;
+    while (lens[n_seg])
+        if (++n_seg == (int)(sizeof cu / sizeof *cu))
+            evo_fatal("op-check: %s has too many segments", name);
+    for (int i = 0; i < n_seg; i++) {
+        cu[i + 1] = cu[i] + lens[i];
+        len += snprintf(cu_json + len, sizeof cu_json - (size_t)len, ", %d", cu[i + 1]);
+    }
+    size_t T = (size_t)cu[n_seg];
+    begin(name, "\"T\": %zu, \"H\": %d, \"KVH\": %d, \"hd\": %d, \"cu_seqlens\": [%s]", T, H,
+          KVH, hd, cu_json);
     size_t nq = T * (size_t)H * (size_t)hd, nkv = T * (size_t)KVH * (size_t)hd;
-    int32_t *dcu = dev_from(cu, sizeof cu);
-    /* q.k / sqrt(hd) has variance 1 (Var U(-3,3) U(-1,1) = 1): softmax
-     * neither flat nor one-hot. */
-    float *q = dev_uniform(nq, -3, 3), *k = dev_uniform(nkv, -1, 1), *v = dev_uniform(nkv, -1, 1);
-    float *out = dev_out(nq), *lse = dev_out(T * (size_t)H), *dout = dev_uniform(nq, -1, 1);
-    float *dq = dev_out(nq), *dk = dev_out(nkv), *dv = dev_out(nkv);
-    float *scratch = dev_out(T * (size_t)H);
-    be->attention_fwd(be, out, lse, q, k, v, dcu, n_seg, T, H, KVH, hd);
-    be->attention_bwd(be, dq, dk, dv, scratch, dout, q, k, v, out, lse, dcu, n_seg, T, H, KVH,
-                      hd);
+    int32_t *dcu = dev_from(cu, (size_t)(n_seg + 1) * sizeof *cu);
+    /* With q in U(-3,3), q.k / sqrt(hd) has variance 1 (Var U(-3,3) U(-1,1)
+     * = 1): softmax neither flat nor one-hot. */
+    float *q = dev_uniform(nq, -q_range, q_range), *k = dev_uniform(nkv, -1, 1);
+    float *v = dev_uniform(nkv, -1, 1);
+    float *dout = dev_uniform(nq, -1, 1), *scratch = dev_out(T * (size_t)H);
     SAVE_F32("q", q, nq);
     SAVE_F32("k", k, nkv);
     SAVE_F32("v", v, nkv);
     SAVE_F32("dout", dout, nq);
-    SAVE_F32("out", out, nq);
-    SAVE_F32("lse", lse, T * (size_t)H);
-    SAVE_F32("dq", dq, nq);
-    SAVE_F32("dk", dk, nkv);
-    SAVE_F32("dv", dv, nkv);
+    for (int ref = 0; ref < 2; ref++) {
+        float *out = dev_out(nq), *lse = dev_out(T * (size_t)H);
+        float *dq = dev_out(nq), *dk = dev_out(nkv), *dv = dev_out(nkv);
+        if (ref) {
+            evo_cpu_attention_ref_fwd(be, out, lse, q, k, v, dcu, n_seg, T, H, KVH, hd);
+            evo_cpu_attention_ref_bwd(be, dq, dk, dv, scratch, dout, q, k, v, out, lse, dcu,
+                                      n_seg, T, H, KVH, hd);
+        } else {
+            be->attention_fwd(be, out, lse, q, k, v, dcu, n_seg, T, H, KVH, hd);
+            be->attention_bwd(be, dq, dk, dv, scratch, dout, q, k, v, out, lse, dcu, n_seg, T, H,
+                              KVH, hd);
+        }
+        static const char *const names[2][5] = {
+            {"out", "lse", "dq", "dk", "dv"},
+            {"ref_out", "ref_lse", "ref_dq", "ref_dk", "ref_dv"},
+        };
+        const char *const *nm = names[ref];
+        SAVE_F32(nm[0], out, nq);
+        SAVE_F32(nm[1], lse, T * (size_t)H);
+        SAVE_F32(nm[2], dq, nq);
+        SAVE_F32(nm[3], dk, nkv);
+        SAVE_F32(nm[4], dv, nkv);
+    }
     end();
 }
 
@@ -406,8 +435,14 @@ int main(int argc, char **argv)
     check_matmul();
     check_rmsnorm();
     check_rope();
-    check_attention("attention_gqa", 8, 2, 16);
-    check_attention("attention_mha", 4, 4, 32);
+    static const int gqa[] = {1, 149, 64, 1, 65, 20, 0}, gqa_s[] = {1, 70, 1, 20, 0};
+    static const int mha[] = {130, 1, 63, 106, 0}, mha_s[] = {66, 1, 30, 0};
+    static const int mqa[] = {200, 0}, mqa_s[] = {70, 0}; /* one document fills the row */
+    check_attention("attention_gqa", 8, 2, 32, small ? gqa_s : gqa, 3);
+    check_attention("attention_mha", 4, 4, 64, small ? mha_s : mha, 3);
+    /* Scores with a standard deviation of 40: exp of them unshifted would
+     * overflow, the softmax is nearly one-hot. */
+    check_attention("attention_mqa", 2, 1, 16, small ? mqa_s : mqa, 120);
     check_swiglu();
     check_crossentropy("crossentropy", 0.0f);
     check_crossentropy("crossentropy_smooth", 0.1f);

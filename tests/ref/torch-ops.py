@@ -112,11 +112,15 @@ def attention(c, m):
         outs.append((torch.softmax(S, -1) @ vs).transpose(0, 1))        # [L,H,hd]
     out, lse = torch.cat(outs), torch.cat(lses)
     out.backward(f64(c, "dout", T, H, hd))
-    compare(c, f"out ({len(cu) - 1} segments, H={H} KVH={KVH})", load(c, "out"), out, FWD)
-    compare(c, "lse", load(c, "lse"), lse, FWD)
-    compare(c, "dq", load(c, "dq"), q.grad, GRAD)
-    compare(c, "dk", load(c, "dk"), k.grad, GRAD)
-    compare(c, "dv", load(c, "dv"), v.grad, GRAD)
+    # The blocked kernel the backend uses, then the plain reference it is
+    # checked against (ref_*), both against float64.
+    for kernel, p in (("blocked", ""), ("reference", "ref_")):
+        what = f"{kernel} out ({len(cu) - 1} segments, T={T} H={H} KVH={KVH} hd={hd})"
+        compare(c, what, load(c, p + "out"), out, FWD)
+        compare(c, f"{kernel} lse", load(c, p + "lse"), lse, FWD)
+        compare(c, f"{kernel} dq", load(c, p + "dq"), q.grad, GRAD)
+        compare(c, f"{kernel} dk", load(c, p + "dk"), k.grad, GRAD)
+        compare(c, f"{kernel} dv", load(c, p + "dv"), v.grad, GRAD)
 
 
 def swiglu(c, m):
@@ -197,8 +201,8 @@ def memory(c, m):
 
 
 CASES = {"embedding": embedding, "matmul": matmul, "rmsnorm": rmsnorm, "rope": rope,
-         "attention_gqa": attention, "attention_mha": attention, "swiglu": swiglu,
-         "crossentropy": crossentropy, "crossentropy_smooth": crossentropy, "adamw": adamw,
+         "attention_gqa": attention, "attention_mha": attention, "attention_mqa": attention,
+         "swiglu": swiglu, "crossentropy": crossentropy, "crossentropy_smooth": crossentropy, "adamw": adamw,
          "sqnorm": sqnorm, "cast": cast, "memory": memory}
 
 for case, fn in CASES.items():
