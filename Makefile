@@ -33,8 +33,10 @@ LIB_SRC  := $(sort $(wildcard src/lib/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIBEVO   := $(BUILD)/libevo.a
 
-TOOLS    := tokenize pack train
-TOOL_BIN := $(TOOLS:%=$(BIN)/evo-%)
+# One tool per folder of src/ besides lib; src/convert builds evo-convert2hf.
+TOOLS    := $(filter-out lib,$(patsubst src/%/,%,$(sort $(wildcard src/*/))))
+tool_bin  = $(BIN)/evo-$(if $(filter convert,$(1)),convert2hf,$(1))
+TOOL_BIN := $(foreach t,$(TOOLS),$(call tool_bin,$(t)))
 
 .PHONY: all test-progs check check-all install demo clean
 all: $(TOOL_BIN)
@@ -55,7 +57,7 @@ $(LIBEVO): $(LIB_OBJ)
 
 # Each tool is src/<tool>/*.c linked against the shared library.
 define tool_rule
-$(BIN)/evo-$(1): $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard src/$(1)/*.c))) $(LIBEVO)
+$(call tool_bin,$(1)): $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard src/$(1)/*.c))) $(LIBEVO)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $$@ $$^ $(LDLIBS)
 endef
