@@ -138,10 +138,13 @@ static void rope_rotate(float *out, const float *inp, const int32_t *pos, size_t
                         int hd, float base, double sign)
 {
     int half = hd / 2;
+    double inv_freq[half];
+    for (int i = 0; i < half; i++)
+        inv_freq[i] = pow((double)base, -2.0 * i / hd);
 #pragma omp parallel for schedule(static)
     for (size_t t = 0; t < T; t++) {
         for (int i = 0; i < half; i++) {
-            double theta = pos[t] * pow((double)base, -2.0 * i / hd);
+            double theta = pos[t] * inv_freq[i];
             float c = (float)cos(theta), s = (float)(sign * sin(theta));
             for (int h = 0; h < H; h++) {
                 size_t o = (t * (size_t)H + (size_t)h) * (size_t)hd + (size_t)i;
