@@ -7,6 +7,7 @@ module is importable (Debian: python3-xxhash).
 
   read_checkpoint(DIR) -> {"config": {section: {key: str}}, "state": dict,
                            "model": (meta, tensors), "optimizer": (meta, tensors)}
+                          (one shard: tp = pp = zero = 1)
   read_tensor_file(PATH) -> (meta dict, {name: float32 array of its shape})
 
 Values of every dtype (f32, bf16, f16) come back as float32, which holds
@@ -130,12 +131,17 @@ def number(text):
 
 
 def read_checkpoint(path):
-    """A checkpoint directory FOLDER/STEP written by evo-train."""
-    out = {"config": read_config(os.path.join(path, "config.ini"))}
+    """A checkpoint directory FOLDER/STEP written by evo-train, of one
+    shard (tp = pp = zero = 1: the layouts of ckpt_layout.h are not merged
+    here); "optimizer" is None in a checkpoint without optimizer files."""
+    out = {"config": read_config(os.path.join(path, "config.ini")), "optimizer": None}
     with open(os.path.join(path, "state.json")) as f:
         out["state"] = json.load(f)
     for kind, name in (("model", "model_tp0_pp0.evo"), ("optimizer", "optimizer_tp0_pp0_zo0.evo")):
-        out[kind] = read_tensor_file(os.path.join(path, name))
-        if out[kind][0]["kind"] != kind:
-            raise ValueError(f"{path}/{name}: holds {out[kind][0]['kind']} tensors")
+        if kind == "optimizer" and not os.path.exists(os.path.join(path, name)):
+            continue
+        meta, tensors = out[kind] = read_tensor_file(os.path.join(path, name))
+        if meta["kind"] != kind or (meta["tp_size"], meta["pp_size"], meta["zero_size"]) != (1, 1, 1):
+            raise ValueError(f"{path}/{name}: holds {meta['kind']} tensors of tp {meta['tp_size']}, "
+                             f"pp {meta['pp_size']}, zero {meta['zero_size']}; this reader wants a 1/1/1 model")
     return out

@@ -84,8 +84,9 @@ def adamw(params, m, v, t, lr, b1, b2, eps, wd):
 
 def build_model(cfg, ckpt_dir):
     meta, weights = read_tensor_file(f"{ckpt_dir}/model_tp0_pp0.evo")
-    if meta["step"] != 0:
-        sys.exit(f"torch-train.py: {ckpt_dir}: a checkpoint of step {meta['step']}, want step 0")
+    if meta["step"] != 0 or meta["tp_size"] != 1 or meta["pp_size"] != 1:
+        sys.exit(f"torch-train.py: {ckpt_dir}: a checkpoint of step {meta['step']}, tp {meta['tp_size']}, "
+                 f"pp {meta['pp_size']}; want step 0 in one shard")
     mc = cfg["model"]
     heads = int(number(mc["num_attention_heads"]))
     c = {"vocab": int(number(mc["vocab_size"])), "dim": int(number(mc["hidden_size"])), "heads": heads,
