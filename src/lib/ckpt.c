@@ -1,16 +1,9 @@
 #include "ckpt.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <xxhash.h>
 
 /* Meta field offsets (evo-ckpt(5)). */
 enum { M_KIND = 0, M_DTYPE = 4, M_RANKS = 8, M_STEP = 32, M_N_TENSORS = 40, M_N_ELEMENTS = 48, M_END = 56 };
@@ -97,10 +90,10 @@ static int read_tensor(evo_ckpt_tensor *t, const uint8_t *p, uint64_t at, uint64
     return 0;
 }
 
-int evo_ckpt_open(evo_ckpt_file *c, const char *path, evo_err *e)
+static int open_file(evo_ckpt_file *c, const char *path, unsigned flags, evo_err *e)
 {
     *c = (evo_ckpt_file){0};
-    if (evo_binfile_open(&c->f, path, EVO_CKPT_MAGIC, EVO_CKPT_VERSION, EVO_VERIFY_CHECKSUMS, e) < 0)
+    if (evo_binfile_open(&c->f, path, EVO_CKPT_MAGIC, EVO_CKPT_VERSION, flags, e) < 0)
         return -1;
     const uint8_t *m = c->f.meta;
     evo_ckpt_meta *meta = &c->meta;
@@ -172,11 +165,36 @@ fail:
     return -1;
 }
 
+int evo_ckpt_open(evo_ckpt_file *c, const char *path, evo_err *e)
+{
+    return open_file(c, path, EVO_VERIFY_CHECKSUMS, e);
+}
+
+int evo_ckpt_open_unchecked(evo_ckpt_file *c, const char *path, evo_err *e)
+{
+    return open_file(c, path, 0, e);
+}
+
 void evo_ckpt_close(evo_ckpt_file *c)
 {
     free(c->tensors);
     evo_binfile_close(&c->f);
     *c = (evo_ckpt_file){0};
+}
+
+const char *evo_ckpt_dtype_name(evo_dtype dt)
+{
+    static const char *const names[] = {"f32", "bf16", "f16"};
+    return dt <= EVO_F16 ? names[dt] : "?";
+}
+
+void evo_ckpt_format_shape(char *buf, size_t n, uint32_t ndim, const uint64_t *shape)
+{
+    int at = snprintf(buf, n, "[");
+    for (uint32_t d = 0; d < ndim && at > 0 && (size_t)at < n; d++)
+        at += snprintf(buf + at, n - (size_t)at, "%s%" PRIu64, d ? ", " : "", shape[d]);
+    if (at > 0 && (size_t)at < n)
+        snprintf(buf + at, n - (size_t)at, "]");
 }
 
 const evo_ckpt_tensor *evo_ckpt_find(const evo_ckpt_file *c, const char *name)
@@ -233,12 +251,7 @@ int evo_ckpt_write_config(const char *path, const evo_config *c, evo_err *e)
         return evo_errf(e, "%s: out of memory", path);
     evo_config_print(c, f);
     fclose(f);
-    evo_out o;
-    int rc = evo_out_open(&o, path, e);
-    if (rc == 0 && (rc = evo_out_write(&o, text, len, e)) == 0)
-        rc = evo_out_commit(&o, e);
-    else if (rc == 0)
-        evo_out_abort(&o);
+    int rc = evo_write_file(path, text, len, e);
     free(text);
     return rc;
 }
@@ -261,365 +274,4 @@ int evo_ckpt_write_model(const char *path, const evo_model *m, const float *weig
         free(data);
     free(t);
     return rc;
-}
-
-/* --- directories ------------------------------------------------------------ */
-
-static int fsync_path(const char *path, int flags, evo_err *e)
-{
-    int fd = open(path, flags | O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return evo_errf(e, "%s: %s", path, strerror(errno));
-    int rc = fsync(fd);
-    close(fd);
-    return rc < 0 ? evo_errf(e, "%s: fsync failed: %s", path, strerror(errno)) : 0;
-}
-
-/* XXH3-64 and size of a file, read in 1 MB pieces. */
-static int hash_file(const char *path, uint64_t *hash, uint64_t *size, evo_err *e)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return evo_errf(e, "%s: %s", path, strerror(errno));
-    XXH3_state_t *st = XXH3_createState();
-    XXH3_64bits_reset(st);
-    enum { CHUNK = 1 << 20 };
-    uint8_t *buf = evo_malloc(CHUNK);
-    int rc = 0;
-    *size = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf, CHUNK);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = evo_errf(e, "%s: read failed: %s", path, strerror(errno));
-            break;
-        }
-        if (n == 0)
-            break;
-        XXH3_64bits_update(st, buf, (size_t)n);
-        *size += (uint64_t)n;
-    }
-    *hash = XXH3_64bits_digest(st);
-    XXH3_freeState(st);
-    free(buf);
-    close(fd);
-    return rc;
-}
-
-static void remove_dir(const char *dir);
-
-/* Temporary directories (.tmp-STEP-PID, .old-STEP-PID) of saves whose
- * process died (kill -9, a node failure): never complete, safe to drop. */
-static void remove_stale(const char *folder)
-{
-    DIR *d = opendir(folder);
-    if (!d)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        unsigned long long step;
-        long pid;
-        char kind[8];
-        if (sscanf(de->d_name, ".%3[tmpold]-%llu-%ld", kind, &step, &pid) != 3 || pid <= 0 ||
-            (strcmp(kind, "tmp") && strcmp(kind, "old")) || (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
-            continue;
-        char *p = evo_path_join(folder, de->d_name);
-        remove_dir(p);
-        free(p);
-    }
-    closedir(d);
-}
-
-int evo_ckpt_begin(evo_ckpt_writer *w, const char *folder, uint64_t step, evo_err *e)
-{
-    *w = (evo_ckpt_writer){.folder = evo_strdup(folder), .step = step};
-    char name[64];
-    snprintf(name, sizeof name, ".tmp-%" PRIu64 "-%ld", step, (long)getpid());
-    w->tmp = evo_path_join(folder, name);
-    if (evo_make_dirs(folder, e) < 0) {
-        evo_ckpt_abort(w);
-        return -1;
-    }
-    remove_stale(folder);
-    if (evo_make_dirs(w->tmp, e) < 0) {
-        evo_ckpt_abort(w);
-        return -1;
-    }
-    return 0;
-}
-
-char *evo_ckpt_tmp_path(const evo_ckpt_writer *w, const char *name) { return evo_path_join(w->tmp, name); }
-
-int evo_ckpt_add(evo_ckpt_writer *w, const char *name, evo_err *e)
-{
-    char *path = evo_path_join(w->tmp, name);
-    uint64_t hash, size;
-    int rc = hash_file(path, &hash, &size, e);
-    free(path);
-    if (rc < 0)
-        return -1;
-    char line[EVO_CKPT_NAME_MAX + 64];
-    int n = snprintf(line, sizeof line, "%016" PRIx64 "  %" PRIu64 "  %s\n", hash, size, name);
-    evo_buf_append(&w->manifest, line, (size_t)n);
-    return 0;
-}
-
-/* Removes a directory and the plain files in it (checkpoints hold no
- * subdirectories). */
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        char *p = evo_path_join(dir, de->d_name);
-        unlink(p);
-        free(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static char *marker_name(uint64_t step)
-{
-    char name[32];
-    snprintf(name, sizeof name, "%" PRIu64 ".step", step);
-    return evo_strdup(name);
-}
-
-int evo_ckpt_commit(evo_ckpt_writer *w, evo_err *e)
-{
-    char name[32];
-    snprintf(name, sizeof name, "%" PRIu64, w->step);
-    char *final = evo_path_join(w->folder, name), *marker = marker_name(w->step), *old = NULL;
-    int rc = -1;
-    if (fsync_path(w->tmp, O_DIRECTORY, e) < 0)
-        goto out;
-    /* A checkpoint of the same step (a run resumed from it that saves it
-     * again) is moved aside first and removed once the new one is whole. */
-    struct stat st;
-    if (stat(final, &st) == 0) {
-        snprintf(name, sizeof name, ".old-%" PRIu64 "-%ld", w->step, (long)getpid());
-        old = evo_path_join(w->folder, name);
-        if (rename(final, old) < 0) {
-            evo_errf(e, "%s: cannot move the old checkpoint aside: %s", final, strerror(errno));
-            goto out;
-        }
-    }
-    if (rename(w->tmp, final) < 0) {
-        evo_errf(e, "%s: %s", final, strerror(errno));
-        goto out;
-    }
-    if (fsync_path(w->folder, O_DIRECTORY, e) < 0)
-        goto out;
-    /* The marker last: its presence says every file above is complete. */
-    char *mpath = evo_path_join(final, marker);
-    evo_out o;
-    rc = evo_out_open(&o, mpath, e);
-    if (rc == 0 && (rc = evo_out_write(&o, w->manifest.data, w->manifest.len, e)) == 0)
-        rc = evo_out_commit(&o, e);
-    else if (rc == 0)
-        evo_out_abort(&o);
-    free(mpath);
-    if (rc == 0 && old)
-        remove_dir(old);
-out:
-    free(final);
-    free(marker);
-    free(old);
-    if (rc == 0) {
-        free(w->tmp);
-        w->tmp = NULL;
-    }
-    return rc;
-}
-
-void evo_ckpt_abort(evo_ckpt_writer *w)
-{
-    if (w->tmp)
-        remove_dir(w->tmp);
-    free(w->tmp);
-    free(w->folder);
-    evo_buf_free(&w->manifest);
-    *w = (evo_ckpt_writer){0};
-}
-
-/* A checkpoint directory name: decimal digits only. */
-static int parse_step(const char *name, uint64_t *step)
-{
-    if (!*name || strspn(name, "0123456789") != strlen(name) || strlen(name) > 19)
-        return 0;
-    *step = strtoull(name, NULL, 10);
-    return 1;
-}
-
-/* Whether folder/name is a complete checkpoint (its marker exists). */
-static int is_complete(const char *folder, const char *name, uint64_t step)
-{
-    char *dir = evo_path_join(folder, name), *m = marker_name(step), *path = evo_path_join(dir, m);
-    struct stat st;
-    int ok = stat(path, &st) == 0 && S_ISREG(st.st_mode);
-    free(dir);
-    free(m);
-    free(path);
-    return ok;
-}
-
-/* The steps of folder's complete checkpoints, ascending. */
-static int list_steps(const char *folder, uint64_t **steps, size_t *n, evo_err *e)
-{
-    *steps = NULL;
-    *n = 0;
-    DIR *d = opendir(folder);
-    if (!d)
-        return errno == ENOENT ? 0 : evo_errf(e, "%s: %s", folder, strerror(errno));
-    size_t cap = 0;
-    struct dirent *de;
-    uint64_t step;
-    while ((de = readdir(d)))
-        if (parse_step(de->d_name, &step) && is_complete(folder, de->d_name, step)) {
-            *steps = evo_grow(*steps, &cap, *n + 1, sizeof **steps, 16);
-            size_t i = (*n)++;
-            for (; i > 0 && (*steps)[i - 1] > step; i--)
-                (*steps)[i] = (*steps)[i - 1];
-            (*steps)[i] = step;
-        }
-    closedir(d);
-    return 0;
-}
-
-int evo_ckpt_latest(const char *folder, uint64_t *step, char **dir, evo_err *e)
-{
-    uint64_t *steps;
-    size_t n;
-    if (list_steps(folder, &steps, &n, e) < 0)
-        return -1;
-    if (n) {
-        char name[32];
-        *step = steps[n - 1];
-        snprintf(name, sizeof name, "%" PRIu64, *step);
-        *dir = evo_path_join(folder, name);
-    }
-    free(steps);
-    return n > 0;
-}
-
-int evo_ckpt_verify_dir(const char *dir, evo_err *e)
-{
-    const char *base = strrchr(dir, '/');
-    base = base ? base + 1 : dir;
-    uint64_t step;
-    if (!parse_step(base, &step))
-        return evo_errf(e, "%s: not a checkpoint directory (its name is not a step number)", dir);
-    char *m = marker_name(step), *mpath = evo_path_join(dir, m);
-    free(m);
-    evo_buf text = {0};
-    int rc = evo_read_file(mpath, &text, e);
-    if (rc < 0) {
-        evo_err_prefix(e, "%s: incomplete checkpoint (no completion marker)", dir);
-        goto out;
-    }
-    evo_buf_push(&text, '\0');
-    size_t line = 0;
-    for (char *p = text.data, *nl; *p; p = nl + 1) {
-        line++;
-        nl = strchr(p, '\n');
-        if (!nl) {
-            rc = evo_errf(e, "%s:%zu: unterminated line", mpath, line);
-            goto out;
-        }
-        *nl = 0;
-        uint64_t want_hash, want_size, hash, size;
-        int name_at = 0;
-        if (sscanf(p, "%16" SCNx64 "  %" SCNu64 "  %n", &want_hash, &want_size, &name_at) != 2 || !name_at ||
-            !p[name_at] || strchr(p + name_at, '/')) {
-            rc = evo_errf(e, "%s:%zu: want \"<xxh3 hex>  <bytes>  <file>\"", mpath, line);
-            goto out;
-        }
-        char *path = evo_path_join(dir, p + name_at);
-        rc = hash_file(path, &hash, &size, e);
-        if (rc == 0 && size != want_size)
-            rc = evo_errf(e, "%s: %" PRIu64 " bytes, the marker says %" PRIu64, path, size, want_size);
-        else if (rc == 0 && hash != want_hash)
-            rc = evo_errf(e, "%s: checksum %016" PRIx64 ", the marker says %016" PRIx64, path, hash, want_hash);
-        free(path);
-        if (rc < 0)
-            goto out;
-    }
-    if (!line)
-        rc = evo_errf(e, "%s: empty completion marker", mpath);
-out:
-    free(mpath);
-    evo_buf_free(&text);
-    return rc;
-}
-
-int evo_ckpt_prune(const char *folder, uint32_t keep, evo_err *e)
-{
-    uint64_t *steps;
-    size_t n;
-    if (list_steps(folder, &steps, &n, e) < 0)
-        return -1;
-    for (size_t i = 0; keep && i + keep < n; i++) {
-        char name[32];
-        snprintf(name, sizeof name, "%" PRIu64, steps[i]);
-        char *dir = evo_path_join(folder, name), *m = marker_name(steps[i]), *mpath = evo_path_join(dir, m);
-        unlink(mpath); /* first: a half-removed checkpoint must not look complete */
-        remove_dir(dir);
-        free(dir);
-        free(m);
-        free(mpath);
-    }
-    free(steps);
-    return 0;
-}
-
-int evo_ckpt_load_model(evo_ckpt_model *out, const char *dir, evo_err *e)
-{
-    *out = (evo_ckpt_model){0};
-    char *cpath = evo_path_join(dir, EVO_CKPT_CONFIG_FILE), *mpath = evo_path_join(dir, EVO_CKPT_MODEL_FILE);
-    evo_ckpt_file c = {0};
-    const evo_ckpt_tensor **found = NULL;
-    int rc = -1;
-    evo_config_defaults(&out->cfg);
-    if (evo_ckpt_verify_dir(dir, e) < 0 || evo_config_load(&out->cfg, cpath, e) < 0 ||
-        evo_config_resolve(&out->cfg, e) < 0 || evo_model_describe(&out->model, &out->cfg, e) < 0 ||
-        evo_ckpt_open(&c, mpath, e) < 0)
-        goto out;
-    if (c.meta.kind != EVO_CKPT_MODEL) {
-        evo_errf(e, "%s: not a model file (kind %u)", mpath, c.meta.kind);
-        goto out;
-    }
-    found = evo_calloc(out->model.n_tensors, sizeof *found);
-    if (evo_ckpt_match(&c, &out->model, "", 1, found, e) < 0)
-        goto out;
-    const evo_backend *cpu = evo_backend_cpu();
-    size_t esize = evo_dtype_size(c.meta.dtype);
-    out->weights = evo_malloc_large(out->model.n_params * sizeof *out->weights);
-    for (size_t i = 0; i < out->model.n_tensors; i++)
-        cpu->cast(cpu, out->weights + out->model.tensors[i].offset, EVO_F32, c.data + found[i]->offset * esize,
-                  c.meta.dtype, found[i]->numel);
-    out->step = c.meta.step;
-    out->dtype = c.meta.dtype;
-    rc = 0;
-out:
-    if (c.tensors)
-        evo_ckpt_close(&c);
-    free(found);
-    free(cpath);
-    free(mpath);
-    if (rc < 0)
-        evo_ckpt_model_free(out);
-    return rc;
-}
-
-void evo_ckpt_model_free(evo_ckpt_model *m)
-{
-    free(m->weights);
-    evo_model_free(&m->model);
-    *m = (evo_ckpt_model){0};
 }

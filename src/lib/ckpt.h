@@ -13,6 +13,8 @@
  *
  * File names carry the (tensor, pipeline, zero) ranks of the shard they
  * hold, as InternEvo's do; a single-process run writes rank 0 of size 1.
+ * How a model is cut into model_tp{t}_pp{p}.evo and
+ * optimizer_tp{t}_pp{p}_zo{z}.evo shards: ckpt_layout.h.
  *
  * Saving is crash-safe: the files go into FOLDER/.tmp-STEP-PID/, each
  * fsync'ed, the directory is fsync'ed and renamed to FOLDER/STEP, and the
@@ -92,7 +94,14 @@ typedef struct {
  * entry); errors name the file and the offset of the bad field. */
 int evo_ckpt_open(evo_ckpt_file *c, const char *path, evo_err *e);
 void evo_ckpt_close(evo_ckpt_file *c);
+/* The same without the sections' checksums (header and structure are
+ * still checked): for a quick look at a big file. */
+int evo_ckpt_open_unchecked(evo_ckpt_file *c, const char *path, evo_err *e);
 const evo_ckpt_tensor *evo_ckpt_find(const evo_ckpt_file *c, const char *name);
+/* "[8000, 32]": a shape of ndim dimensions, for messages. */
+void evo_ckpt_format_shape(char *buf, size_t n, uint32_t ndim, const uint64_t *shape);
+/* "f32", "bf16", "f16". */
+const char *evo_ckpt_dtype_name(evo_dtype dt);
 
 /* Matches a file's tensors named prefix+<name> against the model's table:
  * every model tensor present with its shape, nothing else in the file
@@ -126,32 +135,96 @@ typedef struct {
     evo_dtype dtype; /* as stored */
 } evo_ckpt_model;
 
-/* Reads DIR (a complete checkpoint: the marker is checked first). */
+/* Reads DIR (a complete checkpoint: the marker is checked first), in any
+ * layout: the shards are merged (ckpt_layout.c). */
 int evo_ckpt_load_model(evo_ckpt_model *out, const char *dir, evo_err *e);
 void evo_ckpt_model_free(evo_ckpt_model *m);
 
-/* --- a checkpoint directory ---------------------------------------------- */
+/* --- a checkpoint directory (ckpt_dir.c) ------------------------------------ */
+
+/* One line of the completion marker: a file of the checkpoint. */
+typedef struct {
+    char name[256];
+    uint64_t hash, size; /* XXH3-64 and bytes */
+} evo_ckpt_listed;
 
 typedef struct {
-    char *folder, *tmp; /* FOLDER and FOLDER/.tmp-STEP-PID */
+    evo_ckpt_listed *files;
+    size_t n;
+} evo_ckpt_manifest;
+
+/* Parses marker text (path names it in messages): at least one line, no
+ * name twice, none with a '/'. */
+int evo_ckpt_parse_marker(evo_ckpt_manifest *m, const char *text, size_t len, const char *path, evo_err *e);
+/* Reads DIR's marker. A directory that is not a complete checkpoint (a
+ * save under way or abandoned, no marker) gets an error that says which. */
+int evo_ckpt_read_marker(evo_ckpt_manifest *m, const char *dir, evo_err *e);
+/* Checks every listed file of DIR: its size, and with hash its XXH3-64. */
+int evo_ckpt_check_files(const char *dir, const evo_ckpt_manifest *m, int hash, evo_err *e);
+const evo_ckpt_listed *evo_ckpt_manifest_find(const evo_ckpt_manifest *m, const char *name);
+void evo_ckpt_manifest_free(evo_ckpt_manifest *m);
+
+/* XXH3-64 and size of a file read in 1 MB pieces; each piece is also
+ * handed to fn (if not NULL), so a copy can hash what it copies. */
+typedef int (*evo_ckpt_chunk_fn)(void *ctx, const void *p, size_t n, evo_err *e);
+int evo_ckpt_hash_file(const char *path, uint64_t *hash, uint64_t *size, evo_ckpt_chunk_fn fn, void *ctx,
+                       evo_err *e);
+
+/* The step a checkpoint directory's name gives (trailing slashes
+ * ignored): 1 if the last component is a step number, else 0. */
+int evo_ckpt_dir_step(const char *dir, uint64_t *step);
+
+typedef struct {
+    char *folder, *tmp, *final; /* FOLDER, FOLDER/.tmp-STEP-PID, the directory it becomes */
     uint64_t step;
+    int replace;        /* an existing final directory is replaced (evo-train) */
     evo_buf manifest;   /* the marker's lines so far */
 } evo_ckpt_writer;
 
 /* Creates FOLDER (and parents) and the temporary directory, removing the
- * temporaries of saves whose process died. */
+ * temporaries of saves whose process died. The checkpoint becomes
+ * FOLDER/STEP, replacing one of the same step. */
 int evo_ckpt_begin(evo_ckpt_writer *w, const char *folder, uint64_t step, evo_err *e);
+/* The same for a checkpoint that becomes DIR, named by its step, which
+ * must not exist (evo-ckpt's outputs). */
+int evo_ckpt_begin_at(evo_ckpt_writer *w, const char *dir, uint64_t step, evo_err *e);
 /* FOLDER/.tmp-STEP-PID/name (malloc'ed): where to write a file. */
 char *evo_ckpt_tmp_path(const evo_ckpt_writer *w, const char *name);
 /* Records a file written (and committed) in the temporary directory:
  * hashes it for the marker. */
 int evo_ckpt_add(evo_ckpt_writer *w, const char *name, evo_err *e);
-/* fsyncs, renames to FOLDER/STEP (replacing one of the same step), writes
- * the marker, fsyncs FOLDER. */
+/* The same for a file whose hash and size the caller computed as it wrote. */
+void evo_ckpt_add_hashed(evo_ckpt_writer *w, const char *name, uint64_t hash, uint64_t size);
+/* Writes bytes as file name of the checkpoint and records it. */
+int evo_ckpt_add_bytes(evo_ckpt_writer *w, const char *name, const void *p, size_t n, evo_err *e);
+/* fsyncs, renames to its final directory, writes the marker, fsyncs
+ * FOLDER. */
 int evo_ckpt_commit(evo_ckpt_writer *w, evo_err *e);
 /* Removes the temporary directory (after a failure, or from a signal-free
  * context at exit). */
 void evo_ckpt_abort(evo_ckpt_writer *w);
+
+/* What a directory of a save folder is. */
+typedef enum {
+    EVO_CKPT_COMPLETE,   /* STEP with its marker */
+    EVO_CKPT_INCOMPLETE, /* STEP without: being committed, or its save died */
+    EVO_CKPT_TEMP,       /* .tmp-STEP-PID: a save being written */
+    EVO_CKPT_OLD         /* .old-STEP-PID: a checkpoint being replaced */
+} evo_ckpt_status;
+
+typedef struct {
+    char name[64]; /* in the folder */
+    evo_ckpt_status status;
+    uint64_t step;
+    long pid;  /* TEMP, OLD: the saving process */
+    int alive; /* that process is running */
+} evo_ckpt_entry;
+
+/* Classifies folder/name; 0 if it is nothing of a checkpoint's. */
+int evo_ckpt_classify(const char *folder, const char *name, evo_ckpt_entry *out);
+/* The checkpoints and temporaries of folder, by step (complete and
+ * incomplete before temporaries); none if folder does not exist. */
+int evo_ckpt_scan(const char *folder, evo_ckpt_entry **entries, size_t *n, evo_err *e);
 
 /* The newest complete checkpoint in folder: *step and *dir (malloc'ed).
  * Returns 1 if found, 0 if there is none (or no folder), -1 on error. */
@@ -161,5 +234,16 @@ int evo_ckpt_latest(const char *folder, uint64_t *step, char **dir, evo_err *e);
 int evo_ckpt_verify_dir(const char *dir, evo_err *e);
 /* Removes complete checkpoints of folder but the newest keep (keep >= 1). */
 int evo_ckpt_prune(const char *folder, uint32_t keep, evo_err *e);
+
+/* state.json (evo-ckpt(5)): the counts evo-train reads back, and what it
+ * records for people (next_lr, the pack; zero or empty when absent). */
+typedef struct {
+    uint64_t step, adam_steps, batch, rows, tokens, skipped_nonfinite, nonfinite_in_row, skipped_batches,
+        scaler_clean_steps, scaler_overflows, train_pack_rows;
+    double loss_scale, next_lr;
+    char train_pack[4096], train_pack_id[17];
+} evo_ckpt_state;
+
+int evo_ckpt_read_state(evo_ckpt_state *st, const char *path, evo_err *e);
 
 #endif

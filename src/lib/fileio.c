@@ -34,6 +34,16 @@ int evo_read_file(const char *path, evo_buf *buf, evo_err *e)
     return 0;
 }
 
+int evo_write_file(const char *path, const void *p, size_t n, evo_err *e)
+{
+    evo_out o;
+    if (evo_out_open(&o, path, e) < 0 || evo_out_write(&o, p, n, e) < 0) {
+        evo_out_abort(&o);
+        return -1;
+    }
+    return evo_out_commit(&o, e);
+}
+
 /* Temporaries still on disk, for evo_out_cleanup_all(). Tools open a
  * handful of outputs at most. */
 #define MAX_OPEN_OUTPUTS 16

@@ -17,6 +17,8 @@
 
 /* Reads a whole file ("-" = stdin) into buf (appending). */
 int evo_read_file(const char *path, evo_buf *buf, evo_err *e);
+/* Writes a whole file (evo_out: atomically). */
+int evo_write_file(const char *path, const void *p, size_t n, evo_err *e);
 
 typedef struct {
     char *path;     /* the final name, or "-" */

@@ -42,12 +42,10 @@ static int write_state(const char *path, const train_run *r, evo_err *e)
                           "train_pack_rows", (json_int_t)r->train.pack.meta.n_rows);
     char *text = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
     json_decref(j);
-    evo_out o;
-    int rc = evo_out_open(&o, path, e);
-    if (rc == 0 && (rc = evo_out_write(&o, text, strlen(text), e)) == 0 && (rc = evo_out_write(&o, "\n", 1, e)) == 0)
-        rc = evo_out_commit(&o, e);
-    else if (rc == 0)
-        evo_out_abort(&o);
+    size_t n = strlen(text);
+    text = evo_realloc(text, n + 2);
+    memcpy(text + n, "\n", 2);
+    int rc = evo_write_file(path, text, n + 1, e);
     free(text);
     return rc;
 }
@@ -152,6 +150,11 @@ static int load_tensor_file(train_run *r, const char *dir, const char *file, uin
     if (c.meta.kind != kind)
         rc = evo_errf(e, "%s: a %s file where %s was expected", c.f.path,
                       c.meta.kind == EVO_CKPT_MODEL ? "model" : "optimizer", kind == EVO_CKPT_MODEL ? "weights" : "optimizer state");
+    else if (c.meta.tp_size != 1 || c.meta.pp_size != 1 || c.meta.zero_size != 1)
+        rc = evo_errf(e,
+                      "%s: a shard of a checkpoint saved by %u x %u x %u (tp x pp x zero) ranks; this evo-train runs "
+                      "one rank: evo-ckpt reshard %s --tp 1 --pp 1 --zero 1 -o FOLDER/%" PRIu64 " makes it one shard",
+                      c.f.path, c.meta.tp_size, c.meta.pp_size, c.meta.zero_size, dir, c.meta.step);
     else if (kind == EVO_CKPT_MODEL)
         rc = load_tensors(r, &c, "", dst, e);
     else if ((rc = load_tensors(r, &c, "adam.m.", dst, e)) == 0)
@@ -160,61 +163,31 @@ static int load_tensor_file(train_run *r, const char *dir, const char *file, uin
     return rc;
 }
 
-/* One unsigned count of state.json. */
-static int state_u64(json_t *j, const char *key, uint64_t *out, const char *path, evo_err *e)
-{
-    json_t *v = json_object_get(j, key);
-    if (!json_is_integer(v) || json_integer_value(v) < 0)
-        return evo_errf(e, "%s: \"%s\" missing or not a count", path, key);
-    *out = (uint64_t)json_integer_value(v);
-    return 0;
-}
-
 static int load_state(train_run *r, const char *dir, evo_err *e)
 {
     char *path = evo_path_join(dir, EVO_CKPT_STATE_FILE);
-    json_error_t je;
-    json_t *j = json_load_file(path, 0, &je);
-    int rc = -1;
-    if (!j) {
-        evo_errf(e, "%s:%d: %s", path, je.line, je.text);
-        goto out;
+    evo_ckpt_state saved;
+    int rc = evo_ckpt_read_state(&saved, path, e);
+    if (rc == 0) {
+        train_state *st = &r->st;
+        st->step = saved.step;
+        st->adam_steps = saved.adam_steps;
+        st->batch = saved.batch;
+        st->rows = saved.rows;
+        st->tokens = saved.tokens;
+        st->skipped_nonfinite = saved.skipped_nonfinite;
+        st->nonfinite_in_row = saved.nonfinite_in_row;
+        st->skipped_batches = saved.skipped_batches;
+        st->scaler.scale = saved.loss_scale;
+        st->scaler.clean_steps = (uint32_t)saved.scaler_clean_steps;
+        st->scaler.overflows = (uint32_t)saved.scaler_overflows;
+        char want[17];
+        snprintf(want, sizeof want, "%016" PRIx64, r->train.content_id);
+        if (strcmp(saved.train_pack_id, want))
+            evo_warn("%s: saved while training on another pack than %s; the data position (row %" PRIu64
+                     ") is kept, on the new pack",
+                     path, r->cfg->data.train_folder, st->rows);
     }
-    train_state *st = &r->st;
-    uint64_t clean, overflows;
-    json_t *scale = json_object_get(j, "loss_scale");
-    json_t *format = json_object_get(j, "format"), *version = json_object_get(j, "version");
-    if (!json_is_string(format) || strcmp(json_string_value(format), "evo-ckpt state") || !json_is_integer(version) ||
-        json_integer_value(version) != 1) {
-        evo_errf(e, "%s: not an evo-ckpt state file of version 1", path);
-        goto out;
-    }
-    if (state_u64(j, "step", &st->step, path, e) < 0 || state_u64(j, "adam_steps", &st->adam_steps, path, e) < 0 ||
-        state_u64(j, "batch", &st->batch, path, e) < 0 ||
-        state_u64(j, "rows", &st->rows, path, e) < 0 || state_u64(j, "tokens", &st->tokens, path, e) < 0 ||
-        state_u64(j, "skipped_nonfinite", &st->skipped_nonfinite, path, e) < 0 ||
-        state_u64(j, "nonfinite_in_row", &st->nonfinite_in_row, path, e) < 0 ||
-        state_u64(j, "skipped_batches", &st->skipped_batches, path, e) < 0 ||
-        state_u64(j, "scaler_clean_steps", &clean, path, e) < 0 ||
-        state_u64(j, "scaler_overflows", &overflows, path, e) < 0)
-        goto out;
-    if (!json_is_number(scale) || !(json_number_value(scale) > 0)) {
-        evo_errf(e, "%s: \"loss_scale\" missing or not positive", path);
-        goto out;
-    }
-    st->scaler.scale = json_number_value(scale);
-    st->scaler.clean_steps = (uint32_t)clean;
-    st->scaler.overflows = (uint32_t)overflows;
-    const char *id = json_string_value(json_object_get(j, "train_pack_id"));
-    char want[17];
-    snprintf(want, sizeof want, "%016" PRIx64, r->train.content_id);
-    if (!id || strcmp(id, want))
-        evo_warn("%s: saved while training on another pack than %s; the data position (row %" PRIu64
-                 ") is kept, on the new pack",
-                 path, r->cfg->data.train_folder, st->rows);
-    rc = 0;
-out:
-    json_decref(j);
     free(path);
     return rc;
 }
