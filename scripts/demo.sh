@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make demo: the evo pipeline on the bundled data (data/corpus, data/tokenizer).
-# tokenize -> pack -> inspect -> train a small model on the CPU -> checkpoint.
-# (Conversion to HuggingFace joins when evo-convert2hf lands.)
+# tokenize -> pack -> inspect -> train a small model on the CPU -> checkpoint
+# -> inspect it -> convert it to a HuggingFace directory.
 # EVO_DEMO_DIR: where the files go (default demo/); EVO_DEMO_STEPS: a shorter run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,5 +40,10 @@ rm -rf "$out/ckpt"
 echo
 echo "== the last checkpoint"
 last=$(ls "$out/ckpt" | grep -E '^[0-9]+$' | sort -n | tail -1)
-ls -l "$out/ckpt/$last"
-cat "$out/ckpt/$last/$last.step"
+"$bin/evo-ckpt" ls "$out/ckpt"
+"$bin/evo-ckpt" verify "$out/ckpt/$last"
+echo
+echo "== evo-convert2hf: the last checkpoint as a HuggingFace LlamaForCausalLM -> $out/hf"
+rm -rf "$out/hf"
+"$bin/evo-convert2hf" "$out/ckpt/$last" -o "$out/hf" -t "$model"
+ls -l "$out/hf"

@@ -82,3 +82,38 @@ reference() {
     fi
     cp "$dir/$key" "$out"
 }
+
+# tiny_training: what the training tests start from, in the scratch
+# directory: train.pack (the first 300 lines of the bundled English text,
+# rows of 32 x 2 tokens), valid.pack (2% of its documents held out) and
+# tiny.ini, a 2-layer model of width 32 that trains its 20 steps (micro_num
+# 2, warmup, cosine, clipping, a checkpoint every 10) in about a second.
+tiny_training() {
+    head -n 300 "$EVO_ROOT/data/corpus/en.txt" >en.txt
+    evo-tokenize -q -t "$EVO_ROOT/data/tokenizer/evo-bpe8k.model" -o c.tok en.txt
+    evo-pack -q -s 32 -b 2 --valid 0.02 --valid-out valid.pack -o train.pack c.tok
+    cat >tiny.ini <<'EOF'
+JOB_NAME = tiny
+[data]
+seq_len = 32
+micro_bsz = 2
+micro_num = 2
+total_steps = 20
+train_folder = train.pack
+[model]
+vocab_size = 8000
+hidden_size = 32
+num_attention_heads = 4
+num_layers = 2
+dtype = fp32
+[adam]
+lr = 1e-2
+[lr_scheduler]
+warmup_ratio = 0.1
+eta_min = 1e-3
+[hybrid_zero_optimizer]
+clip_grad_norm = 1.0
+[ckpt]
+checkpoint_every = 10
+EOF
+}

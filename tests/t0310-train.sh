@@ -16,33 +16,7 @@ while read -r status rest; do
     esac
 done < <("$EVO_TESTBIN/train-check" 2>&1)
 
-head -n 300 "$EVO_ROOT/data/corpus/en.txt" >en.txt
-evo-tokenize -q -t "$EVO_ROOT/data/tokenizer/evo-bpe8k.model" -o c.tok en.txt
-evo-pack -q -s 32 -b 2 --valid 0.02 --valid-out valid.pack -o train.pack c.tok
-cat >tiny.ini <<'EOF'
-JOB_NAME = tiny
-[data]
-seq_len = 32
-micro_bsz = 2
-micro_num = 2
-total_steps = 20
-train_folder = train.pack
-[model]
-vocab_size = 8000
-hidden_size = 32
-num_attention_heads = 4
-num_layers = 2
-dtype = fp32
-[adam]
-lr = 1e-2
-[lr_scheduler]
-warmup_ratio = 0.1
-eta_min = 1e-3
-[hybrid_zero_optimizer]
-clip_grad_norm = 1.0
-[ckpt]
-checkpoint_every = 10
-EOF
+tiny_training
 
 # field FILE KEY: the KEY of every training-step line of a metrics file.
 field() {
@@ -192,7 +166,7 @@ import sys; p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[64:68] = (7)
     bad/20/model_tp0_pp0.evo && remark bad/20
 check_fails "hostile meta: refused with the offset" 1 'model_tp0_pp0.evo: offset' load_bad bad/20
 rm bad/20/20.step
-check_fails "no completion marker: not a checkpoint" 1 'neither a checkpoint nor a folder' load_bad bad/20
+check_fails "no completion marker: not a checkpoint" 1 'not a complete checkpoint .no marker 20.step. nor a folder holding one' load_bad bad/20
 check_fails "another model shape than the checkpoint's: clear error" 1 'another shape than the configured model' \
     evo-train -q --set ckpt.load_ckpt_folder=a/20 --set model.hidden_size=64 --set ckpt.enable_save_ckpt=false tiny.ini
 check_fails "a pack of another seq_len: clear error" 1 'packed with seq_len 32 .* says 64' \

@@ -9,31 +9,7 @@ export OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive
 PY=/usr/bin/python3
 export PYTHONPATH=$EVO_ROOT/tests/ref
 
-head -n 300 "$EVO_ROOT/data/corpus/en.txt" >en.txt
-evo-tokenize -q -t "$EVO_ROOT/data/tokenizer/evo-bpe8k.model" -o c.tok en.txt
-evo-pack -q -s 32 -b 2 -o train.pack c.tok
-cat >tiny.ini <<'EOF'
-JOB_NAME = tiny
-[data]
-seq_len = 32
-micro_bsz = 2
-micro_num = 2
-total_steps = 20
-train_folder = train.pack
-[model]
-vocab_size = 8000
-hidden_size = 32
-num_attention_heads = 4
-num_layers = 2
-dtype = fp32
-[adam]
-lr = 1e-2
-[lr_scheduler]
-warmup_ratio = 0.1
-eta_min = 1e-3
-[ckpt]
-checkpoint_every = 10
-EOF
+tiny_training
 evo-train -q --set ckpt.save_ckpt_folder=a tiny.ini
 # A GQA model without biases, 4 layers: its initial checkpoint.
 evo-train -q --set ckpt.save_ckpt_folder=g --set data.total_steps=0 --set model.num_kv_attention_heads=2 \

@@ -76,16 +76,6 @@ static const struct command {
     {"average", "CKPT...", cmd_average, 1, INT_MAX, O_OUT, O_OUT},
 };
 
-static uint32_t number(const char *s, const char *what, uint32_t min, uint32_t max)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (!*s || *end || s[0] == '-' || errno || v < min || v > max)
-        evo_usage_error("%s wants a whole number from %u to %u, not '%s'", what, min, max, s);
-    return (uint32_t)v;
-}
-
 static const char *option_name(unsigned bit)
 {
     switch (bit) {
@@ -116,10 +106,10 @@ int main(int argc, char **argv)
         case OPT_JSON: o.json = 1; given |= O_JSON; break;
         case OPT_NPY: o.npy = 1; given |= O_NPY; break;
         /* 65535: the ranks a shard's file name may carry (evo-ckpt(5)) */
-        case OPT_TP: o.layout.tp = number(optarg, "--tp", 1, 65536); given |= O_LAYOUT; break;
-        case OPT_PP: o.layout.pp = number(optarg, "--pp", 1, 65536); given |= O_LAYOUT; break;
-        case OPT_ZERO: o.layout.zero = number(optarg, "--zero", 1, 65536); given |= O_LAYOUT; break;
-        case OPT_KEEP: o.keep = number(optarg, "--keep", 1, UINT32_MAX); given |= O_KEEP; break;
+        case OPT_TP: o.layout.tp = (uint32_t)evo_usage_number(optarg, "--tp", 1, 65536); given |= O_LAYOUT; break;
+        case OPT_PP: o.layout.pp = (uint32_t)evo_usage_number(optarg, "--pp", 1, 65536); given |= O_LAYOUT; break;
+        case OPT_ZERO: o.layout.zero = (uint32_t)evo_usage_number(optarg, "--zero", 1, 65536); given |= O_LAYOUT; break;
+        case OPT_KEEP: o.keep = (uint32_t)evo_usage_number(optarg, "--keep", 1, UINT32_MAX); given |= O_KEEP; break;
         case 'q': evo_quiet = 1; break;
         case 'h': usage(); return EVO_EXIT_OK;
         case 'V': printf("evo-ckpt (evo) %s\n", EVO_VERSION); return EVO_EXIT_OK;

@@ -232,6 +232,11 @@ int evo_ckpt_latest(const char *folder, uint64_t *step, char **dir, evo_err *e);
 /* Checks a checkpoint directory against its marker: every file listed is
  * there with its size and hash. */
 int evo_ckpt_verify_dir(const char *dir, evo_err *e);
+/* given is a checkpoint directory (its marker exists; trailing slashes
+ * allowed) or a save folder (then its newest complete checkpoint), as
+ * evo-train's load folders and evo-convert2hf's input are: *dir
+ * (malloc'ed). */
+int evo_ckpt_resolve(const char *given, char **dir, evo_err *e);
 /* Removes complete checkpoints of folder but the newest keep (keep >= 1). */
 int evo_ckpt_prune(const char *folder, uint32_t keep, evo_err *e);
 

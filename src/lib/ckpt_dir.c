@@ -16,16 +16,6 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-static int fsync_path(const char *path, int flags, evo_err *e)
-{
-    int fd = open(path, flags | O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return evo_errf(e, "%s: %s", path, strerror(errno));
-    int rc = fsync(fd);
-    close(fd);
-    return rc < 0 ? evo_errf(e, "%s: fsync failed: %s", path, strerror(errno)) : 0;
-}
-
 int evo_ckpt_hash_file(const char *path, uint64_t *hash, uint64_t *size, evo_ckpt_chunk_fn fn, void *ctx,
                        evo_err *e)
 {
@@ -345,7 +335,7 @@ int evo_ckpt_commit(evo_ckpt_writer *w, evo_err *e)
     char name[64];
     char *marker = marker_name(w->step), *old = NULL;
     int rc = -1;
-    if (fsync_path(w->tmp, O_DIRECTORY, e) < 0)
+    if (evo_fsync_path(w->tmp, e) < 0)
         goto out;
     /* A checkpoint of the same step (a run resumed from it that saves it
      * again) is moved aside first and removed once the new one is whole. */
@@ -366,7 +356,7 @@ int evo_ckpt_commit(evo_ckpt_writer *w, evo_err *e)
         evo_errf(e, "%s: %s", w->final, strerror(errno));
         goto out;
     }
-    if (fsync_path(w->folder, O_DIRECTORY, e) < 0)
+    if (evo_fsync_path(w->folder, e) < 0)
         goto out;
     /* The marker last: its presence says every file above is complete. */
     char *mpath = evo_path_join(w->final, marker);
@@ -590,4 +580,28 @@ int evo_ckpt_read_state(evo_ckpt_state *st, const char *path, evo_err *e)
     }
     json_decref(j);
     return rc;
+}
+
+int evo_ckpt_resolve(const char *given, char **dir, evo_err *e)
+{
+    char *path = evo_strdup(given);
+    for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--)
+        path[n - 1] = '\0';
+    const char *base = strrchr(path, '/');
+    char marker[64];
+    snprintf(marker, sizeof marker, "%.40s.step", base ? base + 1 : path);
+    char *m = evo_path_join(path, marker);
+    struct stat st;
+    int complete = stat(m, &st) == 0;
+    free(m);
+    if (complete) {
+        *dir = path;
+        return 0;
+    }
+    uint64_t step;
+    int found = evo_ckpt_latest(path, &step, dir, e);
+    if (found == 0)
+        evo_errf(e, "%s: not a complete checkpoint (no marker %s) nor a folder holding one", path, marker);
+    free(path);
+    return found > 0 ? 0 : -1;
 }

@@ -591,10 +591,10 @@ int evo_ckpt_load_model(evo_ckpt_model *out, const char *dir, evo_err *e)
         return -1;
     out->cfg = s.cfg;
     out->model = s.model;
-    s.model = (evo_model){0}; /* now out's */
     out->weights = evo_malloc_large(out->model.n_params * sizeof *out->weights);
     for (size_t i = 0; i < out->model.n_tensors; i++)
         evo_ckpt_shards_read_f32(&s, EVO_CKPT_WEIGHTS, i, out->weights + out->model.tensors[i].offset);
+    s.model = (evo_model){0}; /* now out's (read above through s) */
     out->step = s.step;
     out->dtype = s.dtype[0];
     evo_ckpt_shards_close(&s);

@@ -1,10 +1,10 @@
 #include "error.h"
 
-#include <sys/mman.h>
-
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static const char *progname = "evo";
 
@@ -103,4 +103,15 @@ void *evo_malloc_large(size_t n)
         evo_fatal("out of memory (%zu bytes)", n);
     madvise(p, rounded, MADV_HUGEPAGE); /* a hint: without THP it is plain memory */
     return p;
+}
+
+uint64_t evo_usage_number(const char *s, const char *what, uint64_t min, uint64_t max)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || s[0] == '-' || errno || v < min || v > max)
+        evo_usage_error("%s wants a whole number from %llu to %llu, not '%s'", what, (unsigned long long)min,
+                        (unsigned long long)max, s);
+    return v;
 }

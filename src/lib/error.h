@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum { EVO_EXIT_OK = 0, EVO_EXIT_FAIL = 1, EVO_EXIT_USAGE = 2 };
 
@@ -31,6 +32,9 @@ const char *evo_progname(void);
 _Noreturn void evo_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Same for usage errors: adds a hint to --help and exits EVO_EXIT_USAGE. */
 _Noreturn void evo_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A whole number from min to max given on the command line for option
+ * what; anything else is a usage error. */
+uint64_t evo_usage_number(const char *s, const char *what, uint64_t min, uint64_t max);
 /* "evo-xxx: <message>\n" on stderr without exiting. */
 void evo_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

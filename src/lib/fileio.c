@@ -282,3 +282,13 @@ char *evo_path_join(const char *dir, const char *name)
     snprintf(p, n, "%s/%s", dir, name);
     return p;
 }
+
+int evo_fsync_path(const char *path, evo_err *e)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return evo_errf(e, "%s: %s", path, strerror(errno));
+    int rc = fsync(fd);
+    close(fd);
+    return rc < 0 ? evo_errf(e, "%s: fsync failed: %s", path, strerror(errno)) : 0;
+}

@@ -28,6 +28,9 @@ typedef struct {
     uint64_t pos; /* bytes written so far = current offset */
 } evo_out;
 
+/* fsync of a file or directory by path (a directory: to make the renames
+ * in it durable). */
+int evo_fsync_path(const char *path, evo_err *e);
 /* "dir/name", malloc'ed. */
 char *evo_path_join(const char *dir, const char *name);
 /* mkdir -p: creates path and its missing parents. */

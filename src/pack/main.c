@@ -47,17 +47,6 @@ static void usage(void)
            "  -V, --version         version\n");
 }
 
-static uint64_t number(const char *s, const char *what, uint64_t min, uint64_t max)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (!*s || *end || s[0] == '-' || errno || v < min || v > max)
-        evo_usage_error("%s wants a whole number from %llu to %llu, not '%s'", what, (unsigned long long)min,
-                        (unsigned long long)max, s);
-    return v;
-}
-
 enum { OPT_SEED = 256, OPT_INTO_ONE, OPT_MIN_LENGTH, OPT_MAX_DOC_LEN, OPT_KEEP_TAIL, OPT_EPOCHS, OPT_TOKENS,
        OPT_VALID, OPT_VALID_OUT, OPT_EMBED, OPT_INFO, OPT_DUMP, OPT_TOKENIZER, OPT_PROGRESS };
 
@@ -152,15 +141,15 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "o:s:b:j:qhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'o': opt.output = optarg; break;
-        case 's': opt.seq_len = (uint32_t)number(optarg, "--seq-len", 1, EVO_PACK_MAX_LENGTH); break;
-        case 'b': opt.micro_bsz = (uint32_t)number(optarg, "--micro-bsz", 1, EVO_PACK_MAX_LENGTH); break;
-        case OPT_SEED: opt.seed = number(optarg, "--seed", 0, INT32_MAX); break;
+        case 's': opt.seq_len = (uint32_t)evo_usage_number(optarg, "--seq-len", 1, EVO_PACK_MAX_LENGTH); break;
+        case 'b': opt.micro_bsz = (uint32_t)evo_usage_number(optarg, "--micro-bsz", 1, EVO_PACK_MAX_LENGTH); break;
+        case OPT_SEED: opt.seed = evo_usage_number(optarg, "--seed", 0, INT32_MAX); break;
         case OPT_INTO_ONE: opt.into_one = 1; break;
-        case OPT_MIN_LENGTH: opt.min_length = (uint32_t)number(optarg, "--min-length", 0, UINT32_MAX); break;
-        case OPT_MAX_DOC_LEN: opt.max_doc_len = (uint32_t)number(optarg, "--max-doc-len", 1, UINT32_MAX); break;
+        case OPT_MIN_LENGTH: opt.min_length = (uint32_t)evo_usage_number(optarg, "--min-length", 0, UINT32_MAX); break;
+        case OPT_MAX_DOC_LEN: opt.max_doc_len = (uint32_t)evo_usage_number(optarg, "--max-doc-len", 1, UINT32_MAX); break;
         case OPT_KEEP_TAIL: opt.keep_tail = 1; break;
-        case OPT_EPOCHS: opt.epochs = (uint32_t)number(optarg, "--epochs", 1, 1000000); break;
-        case OPT_TOKENS: opt.budget = number(optarg, "--tokens", 1, UINT64_MAX / 2); break;
+        case OPT_EPOCHS: opt.epochs = (uint32_t)evo_usage_number(optarg, "--epochs", 1, 1000000); break;
+        case OPT_TOKENS: opt.budget = evo_usage_number(optarg, "--tokens", 1, UINT64_MAX / 2); break;
         case OPT_VALID: {
             char *end;
             opt.valid = strtod(optarg, &end);
@@ -173,7 +162,7 @@ int main(int argc, char **argv)
         case OPT_INFO: info = 1; break;
         case OPT_DUMP: dump = optarg; break;
         case OPT_TOKENIZER: tokenizer = optarg; break;
-        case 'j': opt.threads = (int)number(optarg, "-j", 1, 1024); break;
+        case 'j': opt.threads = (int)evo_usage_number(optarg, "-j", 1, 1024); break;
         case OPT_PROGRESS: opt.progress = 1; break;
         case 'q': evo_quiet = 1; break;
         case 'h': usage(); return EVO_EXIT_OK;

@@ -192,32 +192,6 @@ static int load_state(train_run *r, const char *dir, evo_err *e)
     return rc;
 }
 
-/* dir is a checkpoint (it has a marker) or a folder of them (the newest). */
-static int resolve_dir(const char *given, char **dir, evo_err *e)
-{
-    char *path = evo_strdup(given);
-    for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--)
-        path[n - 1] = '\0'; /* "ckpt/20/" is ckpt/20 */
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    char marker[64];
-    snprintf(marker, sizeof marker, "%.40s.step", base);
-    char *m = evo_path_join(path, marker);
-    struct stat sb;
-    int is_ckpt = stat(m, &sb) == 0;
-    free(m);
-    if (is_ckpt) {
-        *dir = path;
-        return 0;
-    }
-    uint64_t step;
-    int found = evo_ckpt_latest(path, &step, dir, e);
-    if (found == 0)
-        evo_errf(e, "%s: neither a checkpoint nor a folder holding one", path);
-    free(path);
-    return found > 0 ? 0 : -1;
-}
-
 typedef enum { LOAD_ALL, LOAD_NO_OPTIMIZER, LOAD_MODEL_ONLY } load_what;
 
 static int load_checkpoint(train_run *r, const char *dir, load_what what, evo_err *e)
@@ -249,13 +223,13 @@ int train_checkpoint_start(train_run *r, evo_err *e)
         r->last_saved_step = r->st.step;
         evo_info("resuming from %s (step %" PRIu64 ", batch %" PRIu64 ")", dir, r->st.step, r->st.batch);
     } else if (*c->ckpt.load_ckpt_folder) {
-        if (resolve_dir(c->ckpt.load_ckpt_folder, &dir, e) < 0 ||
+        if (evo_ckpt_resolve(c->ckpt.load_ckpt_folder, &dir, e) < 0 ||
             load_checkpoint(r, dir, c->ckpt.load_optimizer ? LOAD_ALL : LOAD_NO_OPTIMIZER, e) < 0)
             goto fail;
         evo_info("continuing from %s (step %" PRIu64 "%s)", dir, r->st.step,
                  c->ckpt.load_optimizer ? "" : ", fresh optimizer state");
     } else if (*c->ckpt.load_model_only_folder) {
-        if (resolve_dir(c->ckpt.load_model_only_folder, &dir, e) < 0 || load_checkpoint(r, dir, LOAD_MODEL_ONLY, e) < 0)
+        if (evo_ckpt_resolve(c->ckpt.load_model_only_folder, &dir, e) < 0 || load_checkpoint(r, dir, LOAD_MODEL_ONLY, e) < 0)
             goto fail;
         evo_info("weights from %s; optimizer, schedule and data start afresh", dir);
     } else {

@@ -1,0 +1,121 @@
+/* An output directory built beside its final name and renamed into place
+ * when every file in it is written and synced: a directory of that name is
+ * always complete. An interrupted run leaves nothing (or, killed with -9,
+ * a hidden .NAME.tmp-XXXXXX directory), never a half-written model. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "convert.h"
+#include "fileio.h"
+
+volatile sig_atomic_t convert_signal;
+
+static void on_signal(int sig) { convert_signal = sig; }
+
+void convert_catch_signals(void)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+        signal(sigs[i], on_signal);
+}
+
+int convert_check_signal(evo_err *e)
+{
+    return convert_signal ? evo_errf(e, "interrupted by signal %d", (int)convert_signal) : 0;
+}
+
+/* The parent directory of path ("." for a plain name), malloc'ed. */
+static char *parent_of(const char *path)
+{
+    char *p = evo_strdup(path);
+    char *slash = strrchr(p, '/');
+    if (!slash) {
+        free(p);
+        return evo_strdup(".");
+    }
+    slash[slash == p ? 1 : 0] = '\0';
+    return p;
+}
+
+int outdir_begin(outdir *d, const char *path, evo_err *e)
+{
+    *d = (outdir){0};
+    struct stat st;
+    if (lstat(path, &st) == 0)
+        return evo_errf(e, "%s: already exists (the output must be a new directory)", path);
+    char *p = evo_strdup(path);
+    for (size_t n = strlen(p); n > 1 && p[n - 1] == '/'; n--)
+        p[n - 1] = '\0'; /* "hf/" is hf */
+    const char *slash = strrchr(p, '/');
+    size_t n = strlen(p) + 32;
+    char *tmp = evo_malloc(n);
+    snprintf(tmp, n, "%.*s.%s.tmp-XXXXXX", slash ? (int)(slash - p + 1) : 0, p, slash ? slash + 1 : p);
+    if (!mkdtemp(tmp)) {
+        evo_errf(e, "%s: cannot create a temporary directory beside it: %s", p, strerror(errno));
+        free(p);
+        free(tmp);
+        return -1;
+    }
+    /* mkdtemp makes 0700; the result should get the usual 0777 & ~umask. */
+    mode_t mask = umask(0);
+    umask(mask);
+    chmod(tmp, 0777 & ~mask);
+    d->path = p;
+    d->tmp = tmp;
+    return 0;
+}
+
+char *outdir_file(const outdir *d, const char *name) { return evo_path_join(d->tmp, name); }
+
+int outdir_write(const outdir *d, const char *name, const void *p, size_t n, evo_err *e)
+{
+    char *path = outdir_file(d, name);
+    int rc = evo_write_file(path, p, n, e);
+    free(path);
+    return rc;
+}
+
+int outdir_commit(outdir *d, evo_err *e)
+{
+    char *parent = parent_of(d->path);
+    int rc = evo_fsync_path(d->tmp, e);
+    /* RENAME_NOREPLACE: rename() would silently replace an empty directory
+     * created at path since outdir_begin. */
+    if (rc == 0 && renameat2(AT_FDCWD, d->tmp, AT_FDCWD, d->path, RENAME_NOREPLACE) < 0)
+        rc = evo_errf(e, "%s: %s", d->path, strerror(errno));
+    if (rc == 0) {
+        free(d->tmp);
+        d->tmp = NULL;
+        rc = evo_fsync_path(parent, e);
+    }
+    free(parent);
+    outdir_abort(d);
+    return rc;
+}
+
+void outdir_abort(outdir *d)
+{
+    if (d->tmp) {
+        DIR *dir = opendir(d->tmp);
+        struct dirent *de;
+        while (dir && (de = readdir(dir))) {
+            if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+                char *p = evo_path_join(d->tmp, de->d_name);
+                unlink(p);
+                free(p);
+            }
+        }
+        if (dir)
+            closedir(dir);
+        rmdir(d->tmp);
+    }
+    free(d->tmp);
+    free(d->path);
+    *d = (outdir){0};
+}
