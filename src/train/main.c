@@ -28,7 +28,10 @@ static void usage(void)
            "                        the inf/NaN handling and a job script's reaction to it\n"
            "  -q, --quiet           less on stderr\n"
            "  -h, --help            this help\n"
-           "  -V, --version         version\n");
+           "  -V, --version         version\n"
+           "\n"
+           "SIGUSR1 or SIGTERM: save a checkpoint at the next step boundary and exit 75 (for\n"
+           "requeueing). Run again with the same config to resume from the newest checkpoint.\n");
 }
 
 enum { OPT_SET = 256, OPT_DRY_RUN, OPT_WORLD, OPT_METRICS, OPT_PEAK, OPT_INJECT_NAN };
