@@ -169,9 +169,15 @@ for f in model_tp0_pp0.evo optimizer_tp0_pp0_zo0.evo state.json; do
     check "resumed from resharded = straight: $f at step 20" cmp a/20/$f c/20/$f
 done
 check "resumed from resharded = straight: the loss log" cmp <(steps a/metrics.jsonl | tail -10) <(steps c/metrics.jsonl)
-check_fails "evo-train refuses a tp 2 checkpoint, naming the file" 1 \
-    'b/10/model_tp0_pp0.evo: a shard of a checkpoint saved by 2 x 2 x 1' \
-    evo-train -q --set ckpt.load_ckpt_folder=b/10 --set ckpt.enable_save_ckpt=false tiny.ini
+# ... and so does a run resumed straight from the tp 2, pp 2, zero 2 b/10,
+# its shards merged as it loads.
+out=$(evo-train --set ckpt.load_ckpt_folder=b/10 --set ckpt.save_ckpt_folder=sh tiny.ini 2>&1)
+check "evo-train continues from the sharded b/10" grep -q 'continuing from b/10 (step 10' <<<"$out"
+for f in model_tp0_pp0.evo optimizer_tp0_pp0_zo0.evo state.json; do
+    check "resumed from tp 2 x pp 2 x zero 2 = straight: $f at step 20" cmp a/20/$f sh/20/$f
+done
+check "resumed from tp 2 x pp 2 x zero 2 = straight: the loss log" cmp <(steps a/metrics.jsonl | tail -10) \
+    <(steps sh/metrics.jsonl)
 
 check_fails "reshard: tp must divide the heads" 1 \
     '^evo-ckpt: a/10: cannot lay it out as tp 3, pp 1: tensor parallel size 3 does not divide the attention heads \(4\)$' \

@@ -205,32 +205,6 @@ const evo_ckpt_tensor *evo_ckpt_find(const evo_ckpt_file *c, const char *name)
     return NULL;
 }
 
-int evo_ckpt_match(const evo_ckpt_file *c, const evo_model *m, const char *prefix, size_t n_copies,
-                   const evo_ckpt_tensor **found, evo_err *e)
-{
-    if (c->meta.n_tensors != m->n_tensors * n_copies)
-        return evo_errf(e, "%s: %" PRIu64 " tensors, the configured model has %zu", c->f.path,
-                        c->meta.n_tensors / n_copies, m->n_tensors);
-    for (size_t i = 0; i < m->n_tensors; i++) {
-        const evo_tensor_info *want = &m->tensors[i];
-        char name[EVO_CKPT_NAME_MAX + 16];
-        snprintf(name, sizeof name, "%s%s", prefix, want->name);
-        const evo_ckpt_tensor *t = evo_ckpt_find(c, name);
-        if (!t)
-            return evo_errf(e, "%s: no tensor %s (was the model changed in the config?)", c->f.path, name);
-        int same = t->ndim == want->ndim;
-        for (uint32_t d = 0; same && d < want->ndim; d++)
-            same = t->shape[d] == want->shape[d];
-        if (!same)
-            return evo_errf(e,
-                            "%s: tensor %s has another shape than the configured model's [%" PRIu64 ", %" PRIu64
-                            "] (was the model changed in the config?)",
-                            c->f.path, name, want->shape[0], want->shape[1]);
-        found[i] = t;
-    }
-    return 0;
-}
-
 void evo_ckpt_table(evo_ckpt_tensor *t, const evo_model *m, const char *prefix, uint64_t base)
 {
     for (size_t i = 0; i < m->n_tensors; i++) {

@@ -103,13 +103,6 @@ void evo_ckpt_format_shape(char *buf, size_t n, uint32_t ndim, const uint64_t *s
 /* "f32", "bf16", "f16". */
 const char *evo_ckpt_dtype_name(evo_dtype dt);
 
-/* Matches a file's tensors named prefix+<name> against the model's table:
- * every model tensor present with its shape, nothing else in the file
- * (beyond other prefixes' share of n_copies copies). found[i] receives
- * the file's entry for model tensor i. Errors say which tensor and why. */
-int evo_ckpt_match(const evo_ckpt_file *c, const evo_model *m, const char *prefix, size_t n_copies,
-                   const evo_ckpt_tensor **found, evo_err *e);
-
 /* --- the files of a checkpoint, as evo-train writes them ------------------- */
 
 #define EVO_CKPT_MODEL_FILE "model_tp0_pp0.evo"
@@ -229,9 +222,6 @@ int evo_ckpt_scan(const char *folder, evo_ckpt_entry **entries, size_t *n, evo_e
 /* The newest complete checkpoint in folder: *step and *dir (malloc'ed).
  * Returns 1 if found, 0 if there is none (or no folder), -1 on error. */
 int evo_ckpt_latest(const char *folder, uint64_t *step, char **dir, evo_err *e);
-/* Checks a checkpoint directory against its marker: every file listed is
- * there with its size and hash. */
-int evo_ckpt_verify_dir(const char *dir, evo_err *e);
 /* given is a checkpoint directory (its marker exists; trailing slashes
  * allowed) or a save folder (then its newest complete checkpoint), as
  * evo-train's load folders and evo-convert2hf's input are: *dir

@@ -515,16 +515,6 @@ int evo_ckpt_check_files(const char *dir, const evo_ckpt_manifest *m, int hash, 
     return rc;
 }
 
-int evo_ckpt_verify_dir(const char *dir, evo_err *e)
-{
-    evo_ckpt_manifest m;
-    if (evo_ckpt_read_marker(&m, dir, e) < 0)
-        return -1;
-    int rc = evo_ckpt_check_files(dir, &m, 1, e);
-    evo_ckpt_manifest_free(&m);
-    return rc;
-}
-
 /* --- state.json ------------------------------------------------------------------- */
 
 static int state_u64(json_t *j, const char *key, uint64_t *out, const char *path, evo_err *e)

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "ckpt.h"
+#include "ckpt_layout.h"
 #include "log.h"
 #include "train.h"
 
@@ -115,51 +116,53 @@ int train_checkpoint_save(train_run *r, evo_err *e)
 
 /* Uploads the tensors named prefix+<param> of file c into dst (backend
  * memory laid out as the model's flat buffer), converting to fp32. */
-static int load_tensors(train_run *r, const evo_ckpt_file *c, const char *prefix, float *dst, evo_err *e)
+/* Uploads tensor kind (weights, or an AdamW moment) of every parameter,
+ * its shards merged, into dst: backend memory laid out as the model's flat
+ * buffer. */
+static void upload_kind(train_run *r, const evo_ckpt_shards *s, int kind, float *dst, float *host)
 {
-    const evo_model *m = &r->model;
-    const evo_backend *be = r->be;
-    size_t esize = evo_dtype_size(c->meta.dtype);
-    const evo_ckpt_tensor **found = evo_calloc(m->n_tensors, sizeof *found);
-    if (evo_ckpt_match(c, m, prefix, prefix[0] ? 2 : 1, found, e) < 0) {
-        free(found);
-        return -1;
+    for (size_t i = 0; i < r->model.n_tensors; i++) {
+        const evo_tensor_info *t = &r->model.tensors[i];
+        evo_ckpt_shards_read_f32(s, kind, i, host);
+        r->be->upload(r->be, dst + t->offset, host, t->numel * sizeof *host);
     }
-    /* Other dtypes are uploaded as they are, then cast on the backend. */
-    uint8_t *staging = c->meta.dtype == EVO_F32 ? (uint8_t *)dst : be->alloc(be, m->n_params * esize);
-    for (size_t i = 0; i < m->n_tensors; i++)
-        be->upload(be, staging + m->tensors[i].offset * esize, c->data + found[i]->offset * esize,
-                   found[i]->numel * esize);
-    if (staging != (uint8_t *)dst) {
-        be->cast(be, dst, EVO_F32, staging, c->meta.dtype, m->n_params);
-        be->free(be, staging);
-    }
-    free(found);
-    return 0;
 }
 
-static int load_tensor_file(train_run *r, const char *dir, const char *file, uint32_t kind, float *dst, float *dst2,
-                            evo_err *e)
+/* The tensors of a checkpoint of any layout: a run saved by many ranks
+ * (tp x pp x zero) continues on this one. The checkpoint's model (its
+ * config.ini) must be the configured one, tensor for tensor. */
+static int load_tensors(train_run *r, const char *dir, int with_moments, evo_err *e)
 {
-    char *path = evo_path_join(dir, file);
-    evo_ckpt_file c;
-    int rc = evo_ckpt_open(&c, path, e);
-    free(path);
-    if (rc < 0)
+    evo_ckpt_shards s;
+    if (evo_ckpt_shards_open(&s, dir, EVO_CKPT_CHECKSUMS, e) < 0)
         return -1;
-    if (c.meta.kind != kind)
-        rc = evo_errf(e, "%s: a %s file where %s was expected", c.f.path,
-                      c.meta.kind == EVO_CKPT_MODEL ? "model" : "optimizer", kind == EVO_CKPT_MODEL ? "weights" : "optimizer state");
-    else if (c.meta.tp_size != 1 || c.meta.pp_size != 1 || c.meta.zero_size != 1)
-        rc = evo_errf(e,
-                      "%s: a shard of a checkpoint saved by %u x %u x %u (tp x pp x zero) ranks; this evo-train runs "
-                      "one rank: evo-ckpt reshard %s --tp 1 --pp 1 --zero 1 -o FOLDER/%" PRIu64 " makes it one shard",
-                      c.f.path, c.meta.tp_size, c.meta.pp_size, c.meta.zero_size, dir, c.meta.step);
-    else if (kind == EVO_CKPT_MODEL)
-        rc = load_tensors(r, &c, "", dst, e);
-    else if ((rc = load_tensors(r, &c, "adam.m.", dst, e)) == 0)
-        rc = load_tensors(r, &c, "adam.v.", dst2, e);
-    evo_ckpt_close(&c);
+    const evo_model *m = &r->model, *saved = &s.model;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < m->n_tensors; i++) {
+        const evo_tensor_info *a = &m->tensors[i], *b = i < saved->n_tensors ? &saved->tensors[i] : NULL;
+        if (!b || strcmp(a->name, b->name) || a->shape[0] != b->shape[0] || a->shape[1] != b->shape[1])
+            rc = evo_errf(e, "%s: tensor %s has another shape than the configured model's [%" PRIu64 ", %" PRIu64
+                             "] (was the model changed in the config?)",
+                          dir, a->name, a->shape[0], a->shape[1]);
+    }
+    if (rc == 0 && saved->n_tensors != m->n_tensors)
+        rc = evo_errf(e, "%s: %zu tensors, the configured model has %zu", dir, saved->n_tensors, m->n_tensors);
+    if (rc == 0 && with_moments && !s.layout.zero)
+        rc = evo_errf(e, "%s: a model-only checkpoint (no optimizer state): load it with ckpt.load_model_only_folder",
+                      dir);
+    if (rc == 0) {
+        uint64_t biggest = 0;
+        for (size_t i = 0; i < m->n_tensors; i++)
+            biggest = m->tensors[i].numel > biggest ? m->tensors[i].numel : biggest;
+        float *host = evo_malloc_large(biggest * sizeof *host);
+        upload_kind(r, &s, EVO_CKPT_WEIGHTS, r->tf.params, host);
+        if (with_moments) {
+            upload_kind(r, &s, EVO_CKPT_ADAM_M, r->adam_m, host);
+            upload_kind(r, &s, EVO_CKPT_ADAM_V, r->adam_v, host);
+        }
+        free(host);
+    }
+    evo_ckpt_shards_close(&s);
     return rc;
 }
 
@@ -196,13 +199,10 @@ typedef enum { LOAD_ALL, LOAD_NO_OPTIMIZER, LOAD_MODEL_ONLY } load_what;
 
 static int load_checkpoint(train_run *r, const char *dir, load_what what, evo_err *e)
 {
-    if (evo_ckpt_verify_dir(dir, e) < 0 ||
-        load_tensor_file(r, dir, EVO_CKPT_MODEL_FILE, EVO_CKPT_MODEL, r->tf.params, NULL, e) < 0)
+    if (load_tensors(r, dir, what == LOAD_ALL, e) < 0)
         return -1;
     if (what == LOAD_MODEL_ONLY)
         return 0;
-    if (what == LOAD_ALL && load_tensor_file(r, dir, EVO_CKPT_OPTIM_FILE, EVO_CKPT_OPTIMIZER, r->adam_m, r->adam_v, e) < 0)
-        return -1;
     if (load_state(r, dir, e) < 0)
         return -1;
     if (what == LOAD_NO_OPTIMIZER)
