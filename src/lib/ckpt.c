@@ -230,6 +230,18 @@ int evo_ckpt_write_config(const char *path, const evo_config *c, evo_err *e)
     return rc;
 }
 
+int evo_ckpt_write_optimizer(const char *path, const evo_model *m, const float *moments, uint64_t step, evo_err *e)
+{
+    evo_ckpt_tensor *t = evo_calloc(2 * m->n_tensors, sizeof *t);
+    evo_ckpt_table(t, m, "adam.m.", 0);
+    evo_ckpt_table(t + m->n_tensors, m, "adam.v.", m->n_params);
+    evo_ckpt_meta meta = {.kind = EVO_CKPT_OPTIMIZER, .dtype = EVO_F32, .tp_size = 1, .pp_size = 1, .zero_size = 1,
+                          .step = step};
+    int rc = evo_ckpt_write_file(path, &meta, t, 2 * m->n_tensors, moments, e);
+    free(t);
+    return rc;
+}
+
 int evo_ckpt_write_model(const char *path, const evo_model *m, const float *weights, evo_dtype dtype,
                          uint64_t step, evo_err *e)
 {

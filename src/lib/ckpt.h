@@ -114,6 +114,10 @@ const char *evo_ckpt_dtype_name(evo_dtype dt);
 void evo_ckpt_table(evo_ckpt_tensor *t, const evo_model *m, const char *prefix, uint64_t base);
 /* config.ini: the resolved config (loadable by evo_config_load). */
 int evo_ckpt_write_config(const char *path, const evo_config *c, evo_err *e);
+/* A single-shard optimizer file of AdamW's moments: moments holds 2
+ * n_params fp32 values, the first moments then the second, each laid out
+ * as the model's flat buffer (adam.m.<name>, then adam.v.<name>). */
+int evo_ckpt_write_optimizer(const char *path, const evo_model *m, const float *moments, uint64_t step, evo_err *e);
 /* A single-shard model file of the flat fp32 weights, stored as dtype. */
 int evo_ckpt_write_model(const char *path, const evo_model *m, const float *weights, evo_dtype dtype,
                          uint64_t step, evo_err *e);
@@ -240,5 +244,8 @@ typedef struct {
 } evo_ckpt_state;
 
 int evo_ckpt_read_state(evo_ckpt_state *st, const char *path, evo_err *e);
+/* Writes st as state.json: indented JSON, reals with 17 digits (they read
+ * back to the same bits). */
+int evo_ckpt_write_state(const char *path, const evo_ckpt_state *st, evo_err *e);
 
 #endif

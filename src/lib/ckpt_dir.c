@@ -595,3 +595,24 @@ int evo_ckpt_resolve(const char *given, char **dir, evo_err *e)
     free(path);
     return found > 0 ? 0 : -1;
 }
+
+int evo_ckpt_write_state(const char *path, const evo_ckpt_state *st, evo_err *e)
+{
+    json_t *j = json_pack(
+        "{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:f, s:s, s:s, s:I}", "format",
+        "evo-ckpt state", "version", 1, "step", (json_int_t)st->step, "adam_steps", (json_int_t)st->adam_steps,
+        "batch", (json_int_t)st->batch, "rows", (json_int_t)st->rows, "tokens", (json_int_t)st->tokens,
+        "skipped_nonfinite", (json_int_t)st->skipped_nonfinite, "nonfinite_in_row", (json_int_t)st->nonfinite_in_row,
+        "skipped_batches", (json_int_t)st->skipped_batches, "loss_scale", st->loss_scale, "scaler_clean_steps",
+        (json_int_t)st->scaler_clean_steps, "scaler_overflows", (json_int_t)st->scaler_overflows, "next_lr",
+        st->next_lr, "train_pack", st->train_pack, "train_pack_id", st->train_pack_id, "train_pack_rows",
+        (json_int_t)st->train_pack_rows);
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+    json_decref(j);
+    size_t n = strlen(text);
+    text = evo_realloc(text, n + 2);
+    memcpy(text + n, "\n", 2);
+    int rc = evo_write_file(path, text, n + 1, e);
+    free(text);
+    return rc;
+}

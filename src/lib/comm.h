@@ -2,7 +2,9 @@
  * table of functions: who am I, how many are we, and the few collectives a
  * data-parallel step needs. The single-process world is implemented here;
  * the NCCL/PMIx world (srun, many GPUs) is a second table with the same
- * contract, and the training loop does not change.
+ * contract, and the training loop does not change. (Collectives join the
+ * table as the loop needs them: a ZeRO step adds reduce-scatter and
+ * all-gather.)
  *
  * Buffers are backend memory (device pointers for a GPU backend), as the
  * gradients they reduce; flags and counters are host values. */
@@ -19,9 +21,6 @@ struct evo_comm {
     int rank, size; /* data-parallel rank and world (tp = pp = 1 for now) */
     /* buf[i] = sum over ranks of buf[i] (gradients: the caller scales). */
     void (*allreduce_sum_f32)(const evo_comm *c, const evo_backend *be, float *buf, size_t n);
-    void (*allreduce_sum_f64)(const evo_comm *c, const evo_backend *be, double *buf, size_t n);
-    /* Rank root's bytes to every rank. */
-    void (*broadcast)(const evo_comm *c, const evo_backend *be, void *buf, size_t bytes, int root);
     /* 1 on every rank if any rank passed a non-zero flag: stop requests
      * (signals, stop file) must end every rank at the same step. */
     int (*any)(const evo_comm *c, int flag);

@@ -6,16 +6,6 @@ static void allreduce_f32(const evo_comm *c, const evo_backend *be, float *buf, 
     (void)c, (void)be, (void)buf, (void)n;
 }
 
-static void allreduce_f64(const evo_comm *c, const evo_backend *be, double *buf, size_t n)
-{
-    (void)c, (void)be, (void)buf, (void)n;
-}
-
-static void broadcast(const evo_comm *c, const evo_backend *be, void *buf, size_t bytes, int root)
-{
-    (void)c, (void)be, (void)buf, (void)bytes, (void)root;
-}
-
 static int any(const evo_comm *c, int flag)
 {
     (void)c;
@@ -24,6 +14,6 @@ static int any(const evo_comm *c, int flag)
 
 const evo_comm *evo_comm_single(void)
 {
-    static const evo_comm single = {"single", 0, 1, allreduce_f32, allreduce_f64, broadcast, any};
+    static const evo_comm single = {"single", 0, 1, allreduce_f32, any};
     return &single;
 }

@@ -7,10 +7,8 @@
  * the data position are in state.json (doubles printed with 17 digits,
  * which read back to the same bits). */
 #include <inttypes.h>
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "ckpt.h"
 #include "ckpt_layout.h"
@@ -29,26 +27,22 @@ static int write_config(const char *path, const train_run *r, evo_err *e)
 static int write_state(const char *path, const train_run *r, evo_err *e)
 {
     const train_state *st = &r->st;
-    char id[17];
-    snprintf(id, sizeof id, "%016" PRIx64, r->train.content_id);
-    json_t *j = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:f, s:s, s:s, s:I}",
-                          "format", "evo-ckpt state", "version", 1, "step", (json_int_t)st->step, "adam_steps",
-                          (json_int_t)st->adam_steps, "batch",
-                          (json_int_t)st->batch, "rows", (json_int_t)st->rows, "tokens", (json_int_t)st->tokens,
-                          "skipped_nonfinite", (json_int_t)st->skipped_nonfinite, "nonfinite_in_row",
-                          (json_int_t)st->nonfinite_in_row, "skipped_batches", (json_int_t)st->skipped_batches,
-                          "loss_scale", st->scaler.scale, "scaler_clean_steps", (json_int_t)st->scaler.clean_steps,
-                          "scaler_overflows", (json_int_t)st->scaler.overflows, "next_lr",
-                          evo_lr_at(r->cfg, st->step), "train_pack", r->cfg->data.train_folder, "train_pack_id", id,
-                          "train_pack_rows", (json_int_t)r->train.pack.meta.n_rows);
-    char *text = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
-    json_decref(j);
-    size_t n = strlen(text);
-    text = evo_realloc(text, n + 2);
-    memcpy(text + n, "\n", 2);
-    int rc = evo_write_file(path, text, n + 1, e);
-    free(text);
-    return rc;
+    evo_ckpt_state saved = {.step = st->step,
+                            .adam_steps = st->adam_steps,
+                            .batch = st->batch,
+                            .rows = st->rows,
+                            .tokens = st->tokens,
+                            .skipped_nonfinite = st->skipped_nonfinite,
+                            .nonfinite_in_row = st->nonfinite_in_row,
+                            .skipped_batches = st->skipped_batches,
+                            .scaler_clean_steps = st->scaler.clean_steps,
+                            .scaler_overflows = st->scaler.overflows,
+                            .train_pack_rows = r->train.pack.meta.n_rows,
+                            .loss_scale = st->scaler.scale,
+                            .next_lr = evo_lr_at(r->cfg, st->step)};
+    snprintf(saved.train_pack, sizeof saved.train_pack, "%s", r->cfg->data.train_folder);
+    snprintf(saved.train_pack_id, sizeof saved.train_pack_id, "%016" PRIx64, r->train.content_id);
+    return evo_ckpt_write_state(path, &saved, e);
 }
 
 static int write_model(const char *path, const train_run *r, evo_err *e)
@@ -63,18 +57,11 @@ static int write_model(const char *path, const train_run *r, evo_err *e)
 
 static int write_optimizer(const char *path, const train_run *r, evo_err *e)
 {
-    const evo_model *m = &r->model;
-    size_t n = m->n_params;
+    size_t n = r->model.n_params;
     float *host = evo_malloc_large(2 * n * sizeof *host);
-    evo_ckpt_tensor *t = evo_calloc(2 * m->n_tensors, sizeof *t);
     r->be->download(r->be, host, r->adam_m, n * sizeof *host);
     r->be->download(r->be, host + n, r->adam_v, n * sizeof *host);
-    evo_ckpt_table(t, m, "adam.m.", 0);
-    evo_ckpt_table(t + m->n_tensors, m, "adam.v.", n);
-    evo_ckpt_meta meta = {.kind = EVO_CKPT_OPTIMIZER, .dtype = EVO_F32, .tp_size = 1, .pp_size = 1, .zero_size = 1,
-                          .step = r->st.step};
-    int rc = evo_ckpt_write_file(path, &meta, t, 2 * m->n_tensors, host, e);
-    free(t);
+    int rc = evo_ckpt_write_optimizer(path, &r->model, host, r->st.step, e);
     free(host);
     return rc;
 }
@@ -114,8 +101,6 @@ int train_checkpoint_save(train_run *r, evo_err *e)
 
 /* --- loading -------------------------------------------------------------- */
 
-/* Uploads the tensors named prefix+<param> of file c into dst (backend
- * memory laid out as the model's flat buffer), converting to fp32. */
 /* Uploads tensor kind (weights, or an AdamW moment) of every parameter,
  * its shards merged, into dst: backend memory laid out as the model's flat
  * buffer. */
