@@ -304,11 +304,15 @@ remark bad/10
 check_fails "verify: a truncated file (its header)" 1 'bad/10/model_tp1_pp0.evo: offset 16: header says 571840 bytes' \
     evo-ckpt verify bad/10
 bad b/10 && printf 'x' | dd of=bad/10/optimizer_tp0_pp1_zo0.evo bs=1 seek=300000 conv=notrunc 2>/dev/null
-check_fails "verify: a corrupted byte (marker)" 1 'bad/10/optimizer_tp0_pp1_zo0.evo: checksum [0-9a-f]+, the marker says' \
-    evo-ckpt verify bad/10
-remark bad/10
 check_fails "verify: a corrupted byte (section checksum)" 1 \
     'bad/10/optimizer_tp0_pp1_zo0.evo: offset 640: checksum mismatch in section 2' evo-ckpt verify bad/10
+remark bad/10
+check_fails "verify: a corrupted byte under a rewritten marker (section checksum)" 1 \
+    'bad/10/optimizer_tp0_pp1_zo0.evo: offset 640: checksum mismatch in section 2' evo-ckpt verify bad/10
+# The files intact, the marker's hash of one of them wrong.
+bad b/10 && sed -i '/optimizer_tp0_pp1_zo0/{s/^f/e/;t;s/^./f/}' bad/10/10.step
+check_fails "verify: a damaged marker" 1 'bad/10/optimizer_tp0_pp1_zo0.evo: checksum [0-9a-f]+, the marker says' \
+    evo-ckpt verify bad/10
 bad b/10 && rm bad/10/10.step
 check_fails "verify: no marker" 1 'bad/10: incomplete checkpoint: no completion marker 10.step' evo-ckpt verify bad/10
 bad b/10 && sed -i 's/^hidden_size = 32/hidden_size = 64/' bad/10/config.ini && remark bad/10
@@ -331,3 +335,21 @@ bad b/10 && sed -i 's/"step": 10,/"step": 11,/' bad/10/state.json && remark bad/
 check_fails "verify: state.json of another step" 1 'bad/10/state.json: step 11, the checkpoint.s is 10' evo-ckpt verify bad/10
 bad a/10 && poke bad/10/optimizer_tp0_pp0_zo0.evo adam.v.head.weight 3 -1
 check_fails "verify: a negative second moment" 1 'tensor adam.v.head.weight: element 3 is -1$' evo-ckpt verify bad/10
+
+# --- the marker is parsed as written, and steps are named as evo names them ------
+bad b/10 && sed -i '1s/^\([0-9a-f]*\)  \([0-9]*\)  /\1  +\2  /' bad/10/10.step
+check_fails "marker: a size with a sign" 1 'bad/10/10.step:1: want "<xxh3 hex>  <bytes>  <file>"' evo-ckpt verify bad/10
+bad b/10 && sed -i '1s/^/0x/' bad/10/10.step
+check_fails "marker: a hash with 0x" 1 'bad/10/10.step:1: want' evo-ckpt verify bad/10
+bad b/10 && sed -i '1s/$/\r/' bad/10/10.step
+check_fails "marker: a carriage return" 1 'bad/10/10.step:1: want' evo-ckpt verify bad/10
+bad b/10 && head -c 2000000 /dev/zero | tr '\0' 'a' >>bad/10/10.step
+check_fails "marker: 2 MB is not a marker" 1 'bad/10/10.step: 2[0-9]+ bytes: not a completion marker' evo-ckpt verify bad/10
+rm -rf lz && mkdir lz && cp -r a/10 lz/010 && mv lz/010/10.step lz/010/010.step
+check "a step named with a leading zero is not a checkpoint" sh -c '! evo-ckpt ls lz 2>&1 | grep -Eq "^0?10 "'
+
+# --- a save of the same step that died: the checkpoint it replaced comes back -------
+rm -rf rs && mkdir rs && cp -r a/10 rs/.old-10-999999 && mkdir rs/10 && echo partial >rs/10/config.ini
+out=$(evo-train --set ckpt.save_ckpt_folder=rs --set ckpt.auto_resume=false --set data.total_steps=1 tiny.ini 2>&1)
+check "a dead replacing save: the old checkpoint is put back at the next save" test -f rs/10/10.step -a ! -e rs/.old-10-999999
+check "a dead replacing save: what was put back verifies" evo-ckpt verify rs/10

@@ -121,6 +121,11 @@ check_fails "not a checkpoint" 1 "g: not a complete checkpoint" evo-convert2hf g
 bad() { rm -rf "$1" && cp -r g "$1"; }
 bad arch && sed -i 's/"LlamaForCausalLM"/"GPT2LMHeadModel"/' arch/config.json
 check_fails "unknown architecture" 1 "architecture GPT2LMHeadModel is not supported" evo-convert2hf --from-hf arch -o o3
+bad dtype && sed -i 's/"torch_dtype": "[a-z0-9]*"/"torch_dtype": "float64"/' dtype/config.json
+check_fails "an unknown torch_dtype" 1 'torch_dtype "float64": want float32, float16 or bfloat16' \
+    evo-convert2hf --from-hf dtype -o o8
+bad nulls && sed -i 's/"rope_theta": [0-9.e+]*/"rope_theta": null/' nulls/config.json
+check "null in config.json is Transformers' None: the default" evo-convert2hf -q --from-hf nulls -o nulls-imported
 bad shape && sed -i 's/"intermediate_size": 96/"intermediate_size": 128/' shape/config.json
 check_fails "wrong shape" 1 "has shape \[96, 32\], config.json's model wants \[128, 32\]" \
     evo-convert2hf --from-hf shape -o o4
@@ -142,7 +147,7 @@ check_fails "index without a tensor" 1 "index.json: no tensor model.norm.weight"
 bad short && truncate -s -1000 short/model-00002-of-00003.safetensors
 check_fails "truncated shard" 1 "00002-of-00003.safetensors: offset [0-9]+: .*past the end of the file" \
     evo-convert2hf --from-hf short -o o7
-check "bad HF directories: nothing left" sh -c 'for o in o3 o4 o5 o6 o7; do test ! -e $o/0 || exit 1; done'
+check "bad HF directories: nothing left" sh -c 'for o in o3 o4 o5 o6 o7 o8; do test ! -e $o/0 || exit 1; done'
 
 # hostile safetensors: errors with the offset, never a crash (check_fails
 # also fails on a sanitizer report)

@@ -213,8 +213,8 @@ static int read_marker(unpacker *u, evo_err *e)
     for (la_ssize_t r; (r = archive_read_data(u->a, buf, sizeof buf)) != 0;) {
         if (r < 0)
             return evo_errf(e, "%s: the marker: %s", u->path, why(u->a));
-        if (u->marker.len + (size_t)r > (1 << 20))
-            return evo_errf(e, "%s: the marker is larger than 1 MB", u->path);
+        if (u->marker.len + (size_t)r > EVO_CKPT_MARKER_MAX)
+            return evo_errf(e, "%s: the marker is larger than %d bytes", u->path, EVO_CKPT_MARKER_MAX);
         evo_buf_append(&u->marker, buf, (size_t)r);
     }
     return 0;

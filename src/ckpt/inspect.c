@@ -277,7 +277,12 @@ int cmd_verify(const ckpt_opts *o, char **args, int n)
     (void)o;
     (void)n;
     evo_ckpt_shards s;
+    evo_err e;
     open_or_die(&s, args[0], EVO_CKPT_CHECKSUMS);
+    /* Opening checked the containers' own checksums; verify also holds
+     * every file to the marker's, so a damaged marker is reported too. */
+    if (evo_ckpt_check_files(s.dir, &s.manifest, EVO_CKPT_HASH_ALL, &e) < 0)
+        evo_fatal("%s", e.msg);
     check_state(&s);
     check_values(&s);
     if (!evo_quiet) {

@@ -159,7 +159,10 @@ static int find_tensors(const hf_source *s, const evo_model *m, int tied, const 
         const evo_tensor_info *want = &m->tensors[i];
         char name[96];
         uint64_t rank;
-        hf_name(want->name, name, sizeof name, &rank);
+        if (hf_name(want->name, name, sizeof name, &rank) < 0) {
+            rc = evo_errf(e, "no HuggingFace name for tensor %s", want->name);
+            break;
+        }
         names[i] = evo_strdup(name);
         /* A tied model stores the embedding only; evo's head is its copy. */
         if (tied && !strcmp(name, "lm_head.weight") && !has(s, name))

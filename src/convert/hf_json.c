@@ -115,10 +115,17 @@ int hf_write_tokenizer(const outdir *d, const char *path, const evo_tokenizer *t
 
 /* --- config.json of a model to import ----------------------------------------- */
 
+/* j[key], NULL when absent or null (Transformers' None: the default). */
+static json_t *get(json_t *j, const char *key)
+{
+    json_t *v = json_object_get(j, key);
+    return json_is_null(v) ? NULL : v;
+}
+
 /* j[key] as a count in [1, 2^32), or def when absent (0: required). */
 static int get_u32(json_t *j, const char *key, uint32_t def, uint32_t *out, const char *path, evo_err *e)
 {
-    json_t *v = json_object_get(j, key);
+    json_t *v = get(j, key);
     if (!v && def) {
         *out = def;
         return 0;
@@ -131,7 +138,7 @@ static int get_u32(json_t *j, const char *key, uint32_t def, uint32_t *out, cons
 
 static int get_real(json_t *j, const char *key, double def, double *out, const char *path, evo_err *e)
 {
-    json_t *v = json_object_get(j, key);
+    json_t *v = get(j, key);
     if (v && !json_is_number(v))
         return evo_errf(e, "%s: \"%s\" is not a number", path, key);
     *out = v ? json_number_value(v) : def;
@@ -140,7 +147,7 @@ static int get_real(json_t *j, const char *key, double def, double *out, const c
 
 static int get_bool(json_t *j, const char *key, int *out, const char *path, evo_err *e)
 {
-    json_t *v = json_object_get(j, key);
+    json_t *v = get(j, key);
     if (v && !json_is_boolean(v))
         return evo_errf(e, "%s: \"%s\" is not true or false", path, key);
     *out = json_is_true(v);
@@ -216,7 +223,8 @@ int hf_read_config(const char *dir, evo_config *c, int *tied, evo_err *e)
     }
     uint32_t ffn, head_dim, max_pos;
     int bias = 0;
-    const char *dtype = json_string_value(json_object_get(j, "torch_dtype"));
+    json_t *dt = get(j, "torch_dtype");
+    const char *dtype = dt && !json_is_string(dt) ? "(not a string)" : json_string_value(dt);
     /* Absent keys take LlamaConfig's defaults. */
     if (check_unsupported(j, path, e) < 0 || get_u32(j, "vocab_size", 0, &c->model.vocab_size, path, e) < 0 ||
         get_u32(j, "hidden_size", 0, &c->model.hidden_size, path, e) < 0 ||
@@ -238,6 +246,10 @@ int hf_read_config(const char *dir, evo_config *c, int *tied, evo_err *e)
     }
     c->model.no_bias = !bias;
     c->data.seq_len = max_pos;
+    if (dtype && strcmp(dtype, "float32") && strcmp(dtype, "float16") && strcmp(dtype, "bfloat16")) {
+        evo_errf(e, "%s: torch_dtype \"%s\": want float32, float16 or bfloat16", path, dtype);
+        goto out;
+    }
     if (dtype)
         c->model.dtype = !strcmp(dtype, "float32") ? EVO_DT_F32 : !strcmp(dtype, "float16") ? EVO_DT_F16 : EVO_DT_BF16;
     set_ffn(c, ffn);

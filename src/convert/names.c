@@ -26,10 +26,9 @@ int hf_name(const char *evo, char *out, size_t size, uint64_t *rank)
     for (size_t i = 0; i < 3; i++) {
         size_t n = strlen(top[i][0]);
         if (!strncmp(evo, top[i][0], n)) {
-            snprintf(out, size, "%s%s", top[i][1], evo + n);
             /* embedding first, norm and head after every layer */
             *rank = i == 0 ? 0 : UINT64_MAX - 2 + i;
-            return 0;
+            return snprintf(out, size, "%s%s", top[i][1], evo + n) < (int)size ? 0 : -1;
         }
     }
     unsigned layer;
@@ -40,9 +39,8 @@ int hf_name(const char *evo, char *out, size_t size, uint64_t *rank)
         size_t n = strlen(block_names[i].evo);
         if (!strncmp(evo + at, block_names[i].evo, n)) {
             const char *kind = evo + at + n;
-            snprintf(out, size, "model.layers.%u.%s%s", layer, block_names[i].hf, kind);
             *rank = 1 + (uint64_t)layer * LAYER_RANKS + 2 * i + !strcmp(kind, "bias");
-            return 0;
+            return snprintf(out, size, "model.layers.%u.%s%s", layer, block_names[i].hf, kind) < (int)size ? 0 : -1;
         }
     }
     return -1;

@@ -42,7 +42,7 @@ typedef struct {
 static void *verify(void *arg)
 {
     verify_job *v = arg;
-    v->rc = evo_ckpt_check_files(v->dir, &v->files, 1, &v->err);
+    v->rc = evo_ckpt_check_files(v->dir, &v->files, EVO_CKPT_HASH_ALL, &v->err);
     return NULL;
 }
 
@@ -211,7 +211,10 @@ static int write_model_files(const outdir *d, const evo_ckpt_shards *s, const co
     for (size_t i = 0; i < m->n_tensors; i++) {
         t[i].index = i;
         t[i].bytes = m->tensors[i].numel * evo_dtype_size(dt);
-        hf_name(m->tensors[i].name, t[i].name, sizeof t[i].name, &t[i].rank);
+        if (hf_name(m->tensors[i].name, t[i].name, sizeof t[i].name, &t[i].rank) < 0) {
+            free(t);
+            return evo_errf(e, "no HuggingFace name for tensor %s", m->tensors[i].name);
+        }
     }
     qsort(t, m->n_tensors, sizeof *t, by_rank);
     uint32_t shards = *n_shards = plan_shards(t, m->n_tensors, o->max_shard);

@@ -97,8 +97,8 @@ static int open_file(evo_ckpt_file *c, const char *path, unsigned flags, evo_err
         return -1;
     const uint8_t *m = c->f.meta;
     evo_ckpt_meta *meta = &c->meta;
-    if (c->f.meta_size < EVO_CKPT_META_SIZE) {
-        evo_errf(e, "%s: offset 24: meta of %u bytes, want %d", path, c->f.meta_size, EVO_CKPT_META_SIZE);
+    if (c->f.meta_size != EVO_CKPT_META_SIZE) {
+        evo_errf(e, "%s: offset 32: meta of %u bytes, want %d", path, c->f.meta_size, EVO_CKPT_META_SIZE);
         goto fail;
     }
     meta->kind = evo_le32(m + M_KIND);

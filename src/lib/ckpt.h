@@ -56,6 +56,7 @@
 #define EVO_CKPT_MAGIC "EVOCKPT"
 #define EVO_CKPT_VERSION 1
 #define EVO_CKPT_META_SIZE 256
+#define EVO_CKPT_MARKER_MAX (1 << 20) /* bytes: a marker is a line per file */
 #define EVO_CKPT_TENSOR_SIZE 128
 #define EVO_CKPT_NAME_MAX 64
 
@@ -128,8 +129,6 @@ typedef struct {
     evo_config cfg;
     evo_model model;
     float *weights;
-    uint64_t step;
-    evo_dtype dtype; /* as stored */
 } evo_ckpt_model;
 
 /* Reads DIR (a complete checkpoint: the marker is checked first), in any
@@ -156,7 +155,11 @@ int evo_ckpt_parse_marker(evo_ckpt_manifest *m, const char *text, size_t len, co
 /* Reads DIR's marker. A directory that is not a complete checkpoint (a
  * save under way or abandoned, no marker) gets an error that says which. */
 int evo_ckpt_read_marker(evo_ckpt_manifest *m, const char *dir, evo_err *e);
-/* Checks every listed file of DIR: its size, and with hash its XXH3-64. */
+/* Checks every listed file of DIR: its size, and its XXH3-64 as hash
+ * says: all files, none, or only those that are not .evo containers (whose
+ * every byte the container's own checksums cover, for a reader that opens
+ * them with evo_ckpt_open: hashing them twice would read them twice). */
+enum { EVO_CKPT_HASH_NONE, EVO_CKPT_HASH_ALL, EVO_CKPT_HASH_TEXT };
 int evo_ckpt_check_files(const char *dir, const evo_ckpt_manifest *m, int hash, evo_err *e);
 const evo_ckpt_listed *evo_ckpt_manifest_find(const evo_ckpt_manifest *m, const char *name);
 void evo_ckpt_manifest_free(evo_ckpt_manifest *m);

@@ -76,10 +76,11 @@ static char *marker_name(uint64_t step)
     return evo_strdup(name);
 }
 
-/* n decimal digits, at most 19 (so the value fits a u64). */
+/* n decimal digits, at most 19 (so the value fits a u64), written as
+ * evo writes numbers: no leading zero but in "0" itself. */
 static int parse_digits(const char *s, size_t n, uint64_t *v)
 {
-    if (!n || n > 19 || strspn(s, "0123456789") < n)
+    if (!n || n > 19 || strspn(s, "0123456789") < n || (n > 1 && s[0] == '0'))
         return 0;
     *v = 0;
     for (size_t i = 0; i < n; i++)
@@ -185,20 +186,39 @@ int evo_ckpt_scan(const char *folder, evo_ckpt_entry **entries, size_t *n, evo_e
     return 0;
 }
 
-/* Temporary directories (.tmp-STEP-PID, .old-STEP-PID) of saves whose
- * process died (kill -9, a node failure): never complete, safe to drop. */
+/* Puts the checkpoint moved aside to old back at final, dropping what
+ * stands at final (the incomplete save that was to replace it). */
+static void restore_old(const char *old, const char *final)
+{
+    remove_dir(final);
+    rename(old, final);
+}
+
+/* The temporaries of saves whose process died (kill -9, a node failure).
+ * A .tmp-STEP-PID is never complete: dropped. A .old-STEP-PID is the
+ * checkpoint STEP that a save of the same step was replacing: dropped if
+ * the new STEP is complete, else put back. */
 static void remove_stale(const char *folder)
 {
     evo_ckpt_entry *en;
     size_t n;
     if (evo_ckpt_scan(folder, &en, &n, NULL) < 0)
         return;
-    for (size_t i = 0; i < n; i++)
-        if ((en[i].status == EVO_CKPT_TEMP || en[i].status == EVO_CKPT_OLD) && !en[i].alive) {
-            char *p = evo_path_join(folder, en[i].name);
+    for (size_t i = 0; i < n; i++) {
+        if ((en[i].status != EVO_CKPT_TEMP && en[i].status != EVO_CKPT_OLD) || en[i].alive)
+            continue;
+        char *p = evo_path_join(folder, en[i].name), step[32];
+        snprintf(step, sizeof step, "%" PRIu64, en[i].step);
+        char *final = evo_path_join(folder, step);
+        evo_ckpt_entry now;
+        if (en[i].status == EVO_CKPT_OLD &&
+            (!evo_ckpt_classify(folder, step, &now) || now.status != EVO_CKPT_COMPLETE))
+            restore_old(p, final);
+        else
             remove_dir(p);
-            free(p);
-        }
+        free(final);
+        free(p);
+    }
     free(en);
 }
 
@@ -354,16 +374,22 @@ int evo_ckpt_commit(evo_ckpt_writer *w, evo_err *e)
     }
     if (rename(w->tmp, w->final) < 0) {
         evo_errf(e, "%s: %s", w->final, strerror(errno));
+        if (old)
+            rename(old, w->final);
         goto out;
     }
-    if (evo_fsync_path(w->folder, e) < 0)
-        goto out;
     /* The marker last: its presence says every file above is complete. */
     char *mpath = evo_path_join(w->final, marker);
-    rc = evo_write_file(mpath, w->manifest.data, w->manifest.len, e);
+    rc = evo_fsync_path(w->folder, e);
+    if (rc == 0)
+        rc = evo_write_file(mpath, w->manifest.data, w->manifest.len, e);
     free(mpath);
-    if (rc == 0 && old)
-        remove_dir(old);
+    if (old) {
+        if (rc == 0)
+            remove_dir(old);
+        else
+            restore_old(old, w->final);
+    }
 out:
     free(marker);
     free(old);
@@ -420,14 +446,20 @@ int evo_ckpt_parse_marker(evo_ckpt_manifest *m, const char *text, size_t len, co
         }
         *nl = 0;
         evo_ckpt_listed f = {0};
-        int name_at = 0;
-        if (sscanf(p, "%16" SCNx64 "  %" SCNu64 "  %n", &f.hash, &f.size, &name_at) != 2 || !name_at ||
-            !p[name_at] || strchr(p + name_at, '/') || !strcmp(p + name_at, ".") || !strcmp(p + name_at, "..") ||
-            strlen(p + name_at) >= sizeof f.name) {
+        /* Exactly as written: 16 hex digits, two spaces, the size in
+         * decimal, two spaces, a plain file name. */
+        int ok = strspn(p, "0123456789abcdef") == 16 && !strncmp(p + 16, "  ", 2);
+        size_t digits = ok ? strspn(p + 18, "0123456789") : 0;
+        const char *name = p + 18 + digits + 2;
+        ok = ok && parse_digits(p + 18, digits, &f.size) && !strncmp(p + 18 + digits, "  ", 2) && *name &&
+             !strpbrk(name, "/ \r\t") && strcmp(name, ".") && strcmp(name, "..") && strlen(name) < sizeof f.name;
+        if (ok)
+            f.hash = strtoull(p, NULL, 16);
+        if (!ok) {
             rc = evo_errf(e, "%s:%zu: want \"<xxh3 hex>  <bytes>  <file>\"", path, line);
             break;
         }
-        strcpy(f.name, p + name_at);
+        strcpy(f.name, name);
         if (evo_ckpt_manifest_find(m, f.name)) {
             rc = evo_errf(e, "%s:%zu: %s listed twice", path, line, f.name);
             break;
@@ -482,6 +514,9 @@ int evo_ckpt_read_marker(evo_ckpt_manifest *m, const char *dir, evo_err *e)
         char *mpath = evo_path_join(dir, name);
         evo_buf text = {0};
         rc = evo_read_file(mpath, &text, e);
+        if (rc == 0 && text.len > EVO_CKPT_MARKER_MAX)
+            rc = evo_errf(e, "%s: %zu bytes: not a completion marker (at most %d)", mpath, text.len,
+                          EVO_CKPT_MARKER_MAX);
         if (rc == 0)
             rc = evo_ckpt_parse_marker(m, text.data ? text.data : "", text.len, mpath, e);
         evo_buf_free(&text);
@@ -500,7 +535,9 @@ int evo_ckpt_check_files(const char *dir, const evo_ckpt_manifest *m, int hash, 
         char *path = evo_path_join(dir, f->name);
         uint64_t h = f->hash, size = 0;
         struct stat st;
-        if (hash)
+        size_t len = strlen(f->name);
+        int container = len > 4 && !strcmp(f->name + len - 4, ".evo");
+        if (hash == EVO_CKPT_HASH_ALL || (hash == EVO_CKPT_HASH_TEXT && !container))
             rc = evo_ckpt_hash_file(path, &h, &size, NULL, NULL, e);
         else if (stat(path, &st) < 0)
             rc = evo_errf(e, "%s: %s", path, strerror(errno));

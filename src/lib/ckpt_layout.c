@@ -356,7 +356,8 @@ int evo_ckpt_shards_open(evo_ckpt_shards *s, const char *dir, unsigned flags, ev
     char *cpath = evo_path_join(dir, EVO_CKPT_CONFIG_FILE);
     evo_config_defaults(&s->cfg);
     if (evo_ckpt_read_marker(&s->manifest, dir, e) < 0 ||
-        evo_ckpt_check_files(dir, &s->manifest, flags & EVO_CKPT_CHECKSUMS, e) < 0)
+        evo_ckpt_check_files(dir, &s->manifest, flags & EVO_CKPT_CHECKSUMS ? EVO_CKPT_HASH_TEXT : EVO_CKPT_HASH_NONE,
+                             e) < 0)
         goto fail;
     evo_ckpt_dir_step(dir, &s->step);
     if (!evo_ckpt_manifest_find(&s->manifest, EVO_CKPT_CONFIG_FILE)) {
@@ -377,7 +378,8 @@ int evo_ckpt_shards_open(evo_ckpt_shards *s, const char *dir, unsigned flags, ev
         goto fail;
     }
     const evo_ckpt_layout *l = &s->layout;
-    s->files = evo_calloc((size_t)l->tp * l->pp * (1 + l->zero), sizeof *s->files);
+    s->n_files = (size_t)l->tp * l->pp * (1 + l->zero);
+    s->files = evo_calloc(s->n_files, sizeof *s->files);
     for (uint32_t p = 0; p < l->pp; p++)
         for (uint32_t t = 0; t < l->tp; t++) {
             if (open_shard(s, model_file(s, t, p), 0, t, p, 0, flags, e) < 0)
@@ -386,7 +388,6 @@ int evo_ckpt_shards_open(evo_ckpt_shards *s, const char *dir, unsigned flags, ev
                 if (open_shard(s, optim_file(s, t, p, z), 1, t, p, z, flags, e) < 0)
                     goto fail;
         }
-    s->n_files = (size_t)l->tp * l->pp * (1 + l->zero);
     s->pieces = evo_calloc(3 * s->model.n_tensors * l->tp, sizeof *s->pieces);
     for (uint32_t p = 0; p < l->pp; p++)
         for (uint32_t t = 0; t < l->tp; t++)
@@ -403,8 +404,7 @@ fail:
 void evo_ckpt_shards_close(evo_ckpt_shards *s)
 {
     if (s->files) {
-        size_t n = (size_t)s->layout.tp * s->layout.pp * (1 + s->layout.zero);
-        for (size_t f = 0; f < n; f++)
+        for (size_t f = 0; f < s->n_files; f++)
             if (s->files[f].f.path)
                 evo_ckpt_close(&s->files[f]);
     }
@@ -595,8 +595,6 @@ int evo_ckpt_load_model(evo_ckpt_model *out, const char *dir, evo_err *e)
     for (size_t i = 0; i < out->model.n_tensors; i++)
         evo_ckpt_shards_read_f32(&s, EVO_CKPT_WEIGHTS, i, out->weights + out->model.tensors[i].offset);
     s.model = (evo_model){0}; /* now out's (read above through s) */
-    out->step = s.step;
-    out->dtype = s.dtype[0];
     evo_ckpt_shards_close(&s);
     return 0;
 }

@@ -24,7 +24,6 @@ static const struct {
 };
 
 const char *evo_st_dtype_name(evo_st_dtype dt) { return dtypes[dt].name; }
-size_t evo_st_dtype_size(evo_st_dtype dt) { return dtypes[dt].size; }
 
 uint64_t evo_st_numel(const evo_st_tensor *t)
 {

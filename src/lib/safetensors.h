@@ -50,7 +50,6 @@ typedef struct {
 } evo_st_tensor;
 
 const char *evo_st_dtype_name(evo_st_dtype dt);
-size_t evo_st_dtype_size(evo_st_dtype dt);
 uint64_t evo_st_numel(const evo_st_tensor *t);
 
 /* --- reading ---------------------------------------------------------------- */

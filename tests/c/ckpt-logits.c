@@ -24,10 +24,7 @@ int main(int argc, char **argv)
     int32_t *tokens = evo_calloc(T, sizeof *tokens), *labels = evo_calloc(T, sizeof *labels);
     int32_t *positions = evo_calloc(T, sizeof *positions), cu[2] = {0, (int32_t)T};
     for (size_t t = 0; t < T; t++) {
-        long id = strtol(argv[3 + t], NULL, 10);
-        if (id < 0 || id >= (long)V)
-            evo_fatal("token %s outside the vocabulary of %zu", argv[3 + t], V);
-        tokens[t] = (int32_t)id;
+        tokens[t] = (int32_t)evo_usage_number(argv[3 + t], "a token id", 0, V - 1);
         labels[t] = EVO_IGNORE_LABEL;
         positions[t] = (int32_t)t;
     }
