@@ -2,7 +2,6 @@
  * when every file in it is written and synced: a directory of that name is
  * always complete. An interrupted run leaves nothing (or, killed with -9,
  * a hidden .NAME.tmp-XXXXXX directory), never a half-written model. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -101,20 +100,8 @@ int outdir_commit(outdir *d, evo_err *e)
 
 void outdir_abort(outdir *d)
 {
-    if (d->tmp) {
-        DIR *dir = opendir(d->tmp);
-        struct dirent *de;
-        while (dir && (de = readdir(dir))) {
-            if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
-                char *p = evo_path_join(d->tmp, de->d_name);
-                unlink(p);
-                free(p);
-            }
-        }
-        if (dir)
-            closedir(dir);
-        rmdir(d->tmp);
-    }
+    if (d->tmp)
+        evo_remove_dir(d->tmp);
     free(d->tmp);
     free(d->path);
     *d = (outdir){0};

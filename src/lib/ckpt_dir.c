@@ -50,25 +50,6 @@ int evo_ckpt_hash_file(const char *path, uint64_t *hash, uint64_t *size, evo_ckp
     return rc;
 }
 
-/* Removes a directory and the plain files in it (checkpoints hold no
- * subdirectories). */
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        char *p = evo_path_join(dir, de->d_name);
-        unlink(p);
-        free(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 static char *marker_name(uint64_t step)
 {
     char name[32];
@@ -190,7 +171,7 @@ int evo_ckpt_scan(const char *folder, evo_ckpt_entry **entries, size_t *n, evo_e
  * stands at final (the incomplete save that was to replace it). */
 static void restore_old(const char *old, const char *final)
 {
-    remove_dir(final);
+    evo_remove_dir(final);
     rename(old, final);
 }
 
@@ -215,7 +196,7 @@ static void remove_stale(const char *folder)
             (!evo_ckpt_classify(folder, step, &now) || now.status != EVO_CKPT_COMPLETE))
             restore_old(p, final);
         else
-            remove_dir(p);
+            evo_remove_dir(p);
         free(final);
         free(p);
     }
@@ -267,7 +248,7 @@ int evo_ckpt_prune(const char *folder, uint32_t keep, evo_err *e)
         snprintf(name, sizeof name, "%" PRIu64, steps[i]);
         char *dir = evo_path_join(folder, name), *m = marker_name(steps[i]), *mpath = evo_path_join(dir, m);
         unlink(mpath); /* first: a half-removed checkpoint must not look complete */
-        remove_dir(dir);
+        evo_remove_dir(dir);
         free(dir);
         free(m);
         free(mpath);
@@ -386,7 +367,7 @@ int evo_ckpt_commit(evo_ckpt_writer *w, evo_err *e)
     free(mpath);
     if (old) {
         if (rc == 0)
-            remove_dir(old);
+            evo_remove_dir(old);
         else
             restore_old(old, w->final);
     }
@@ -403,7 +384,7 @@ out:
 void evo_ckpt_abort(evo_ckpt_writer *w)
 {
     if (w->tmp)
-        remove_dir(w->tmp);
+        evo_remove_dir(w->tmp);
     free(w->tmp);
     free(w->folder);
     free(w->final);

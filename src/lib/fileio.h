@@ -31,6 +31,9 @@ typedef struct {
 /* fsync of a file or directory by path (a directory: to make the renames
  * in it durable). */
 int evo_fsync_path(const char *path, evo_err *e);
+/* Removes a directory of plain files (a checkpoint's, an output being
+ * built), best effort: what cannot be removed stays. */
+void evo_remove_dir(const char *dir);
 /* "dir/name", malloc'ed. */
 char *evo_path_join(const char *dir, const char *name);
 /* mkdir -p: creates path and its missing parents. */
