@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <xxhash.h>
+#include <xxh_x86dispatch.h> /* bulk XXH3 in AVX2/AVX-512 where the CPU has them */
 
 #include "evockpt.h"
 #include "fileio.h"

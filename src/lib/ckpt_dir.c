@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
+#include <xxh_x86dispatch.h> /* bulk XXH3 in AVX2/AVX-512 where the CPU has them */
 
 int evo_ckpt_hash_file(const char *path, uint64_t *hash, uint64_t *size, evo_ckpt_chunk_fn fn, void *ctx,
                        evo_err *e)

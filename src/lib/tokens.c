@@ -1,4 +1,5 @@
 #include "tokens.h"
+#include "simd.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -51,24 +52,30 @@ typedef struct {
     uint64_t section_offset;
 } ids_check;
 
-static int check_ids(void *ctx, const uint8_t *p, uint64_t n, uint64_t at, evo_err *e)
+/* The largest id in n bytes of tokens of the given width. */
+EVO_VECTOR_CLONES static uint32_t max_id(const uint8_t *p, uint64_t n, uint32_t width)
 {
-    const ids_check *c = ctx;
-    const evo_tokens_meta *m = &c->r->meta;
-    uint32_t vmax = 0, width = m->token_width;
     if (width == 2) {
         uint16_t m16 = 0; /* a 16-bit max vectorizes twice as wide */
         for (uint64_t i = 0; i + 1 < n; i += 2) {
             uint16_t v = (uint16_t)(p[i] | p[i + 1] << 8);
             m16 = v > m16 ? v : m16;
         }
-        vmax = m16;
-    } else {
-        for (uint64_t i = 0; i + 3 < n; i += 4) {
-            uint32_t v = evo_le32(p + i);
-            vmax = v > vmax ? v : vmax;
-        }
+        return m16;
     }
+    uint32_t vmax = 0;
+    for (uint64_t i = 0; i + 3 < n; i += 4) {
+        uint32_t v = evo_le32(p + i);
+        vmax = v > vmax ? v : vmax;
+    }
+    return vmax;
+}
+
+static int check_ids(void *ctx, const uint8_t *p, uint64_t n, uint64_t at, evo_err *e)
+{
+    const ids_check *c = ctx;
+    const evo_tokens_meta *m = &c->r->meta;
+    uint32_t vmax = max_id(p, n, m->token_width), width = m->token_width;
     if (vmax < m->vocab_size)
         return 0;
     uint64_t i = 0;
