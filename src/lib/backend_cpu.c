@@ -37,7 +37,7 @@ static void cpu_memcpy(const evo_backend *be, void *dst, const void *src, size_t
         memcpy(dst, src, bytes);
 }
 
-static void cpu_fill(const evo_backend *be, float *dst, float value, size_t n)
+EVO_VECTOR_CLONES static void cpu_fill(const evo_backend *be, float *dst, float value, size_t n)
 {
     (void)be;
 #pragma omp parallel for schedule(static)
@@ -45,7 +45,7 @@ static void cpu_fill(const evo_backend *be, float *dst, float value, size_t n)
         dst[i] = value;
 }
 
-static void cpu_add(const evo_backend *be, float *dst, const float *src, size_t n)
+EVO_VECTOR_CLONES static void cpu_add(const evo_backend *be, float *dst, const float *src, size_t n)
 {
     (void)be;
 #pragma omp parallel for schedule(static)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "simd.h"
 
 /* Columns handled by one thread in column reductions (sums over T of a
  * [T,N] matrix): each thread owns a block of columns and walks the rows in
@@ -19,22 +20,25 @@ enum { EVO_CPU_COL_BLOCK = 64 };
 /* exp(x), within 1 ulp of it for every float in [-87, 88] (checked
  * exhaustively against exp in double); below -87, -inf included, it gives
  * exp(-87) ~ 2^-125.5 instead, a weight that vanishes in any sum with the
- * max's 1. NaN stays NaN, so a NaN score still poisons its row as with libm.
+ * max's 1; above 88, +inf included, it gives exp(88) ~ 1.7e38, finite (a
+ * sigmoid then says 6e-39 for 0). NaN stays NaN, so a NaN score still
+ * poisons its row as with libm.
  * libm's expf is a call per element, which took a quarter of the time; this
  * one vectorizes. It is Cephes' expf: x = n ln2 + r, |r| <= ln2/2, with n
  * rounded by adding 1.5 * 2^23 (then t's low mantissa bits hold n) and ln2
  * split in two so that n ln2 is exact; exp(r) = 1 + r + r^2 p(r) with p of
  * degree 5; 2^n is the float with exponent bits n + 127. The clamp is an
- * unsigned min on the bits (below zero a float's bits grow with its
- * magnitude; NaNs lie above -inf's): a float compare here makes GCC branch,
+ * unsigned min on the bits (a float's bits grow with its magnitude on
+ * either side of zero; NaNs lie above +-inf's): a float compare here makes GCC branch,
  * and a branch over FP operations, which may trap, does not vectorize. */
 static inline float evo_cpu_exp(float x)
 {
     uint32_t u;
     memcpy(&u, &x, 4);
-    const uint32_t minus_87 = 0xc2ae0000u, minus_inf = 0xff800000u;
-    const uint32_t clamped = u < minus_87 ? u : minus_87;
+    const uint32_t minus_87 = 0xc2ae0000u, minus_inf = 0xff800000u, plus_88 = 0x42b00000u, plus_inf = 0x7f800000u;
+    const uint32_t clamped = u < minus_87 ? u : minus_87, capped = u < plus_88 ? u : plus_88;
     u = u > minus_inf ? u : clamped;
+    u = u > plus_inf ? u : capped;
     memcpy(&x, &u, 4);
     const float round = 12582912.0f; /* 1.5 * 2^23 */
     float t = x * 1.44269504088896341f + round, n = t - round;

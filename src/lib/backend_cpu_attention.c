@@ -70,7 +70,7 @@ static void block_scores(float *S, const float *Q, int ldq, const float *K, int 
 
 /* row[j] = exp(row[j] - shift) for j < n, and row[j] = 0 for n <= j < b:
  * the causal mask, so the sgemm that follows can take all b keys. */
-static void exp_masked(float *row, int n, int b, float shift)
+EVO_VECTOR_CLONES static void exp_masked(float *row, int n, int b, float shift)
 {
     for (int j = 0; j < n; j++)
         row[j] = evo_cpu_exp(row[j] - shift);

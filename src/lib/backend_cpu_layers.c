@@ -28,7 +28,7 @@ void evo_cpu_embedding_fwd(const evo_backend *be, float *out, const int32_t *ids
 
 /* Two tokens with the same id add into the same table row, so splitting the
  * tokens over threads would race; each thread owns columns instead. */
-void evo_cpu_embedding_bwd(const evo_backend *be, float *dtable, const int32_t *ids,
+EVO_VECTOR_CLONES void evo_cpu_embedding_bwd(const evo_backend *be, float *dtable, const int32_t *ids,
                            const float *dout, size_t T, size_t C)
 {
     (void)be;
@@ -85,7 +85,7 @@ void evo_cpu_matmul_bwd(const evo_backend *be, float *dinp, float *dW, float *db
 
 /* The mean of squares is summed in double: for C in the thousands a float
  * sum loses digits that the rstd then carries into every output. */
-void evo_cpu_rmsnorm_fwd(const evo_backend *be, float *out, float *rstd, const float *inp,
+EVO_VECTOR_CLONES void evo_cpu_rmsnorm_fwd(const evo_backend *be, float *out, float *rstd, const float *inp,
                          const float *w, float eps, size_t T, size_t C)
 {
     (void)be;
@@ -105,7 +105,7 @@ void evo_cpu_rmsnorm_fwd(const evo_backend *be, float *out, float *rstd, const f
 /* out = w xh with xh = x rstd, and rstd depends on every x[c]:
  * d rstd / d x[c] = -rstd^3 x[c] / C, hence
  * dx = rstd g - x rstd^3 mean(g x) = rstd (g - xh mean(g xh)), g = dout w. */
-void evo_cpu_rmsnorm_bwd(const evo_backend *be, float *dinp, float *dw, const float *dout,
+EVO_VECTOR_CLONES void evo_cpu_rmsnorm_bwd(const evo_backend *be, float *dinp, float *dw, const float *dout,
                          const float *inp, const float *w, const float *rstd, size_t T, size_t C)
 {
     (void)be;
@@ -134,7 +134,7 @@ void evo_cpu_rmsnorm_bwd(const evo_backend *be, float *dinp, float *dw, const fl
  * radians, and a float angle would be off by ~1e-4 there. (InternEvo builds
  * its tables in fp32 and casts them to bf16, far coarser than this.) The
  * angles depend on the token only, so they are shared by its heads. */
-static void rope_rotate(float *out, const float *inp, const int32_t *pos, size_t T, int H,
+EVO_VECTOR_CLONES static void rope_rotate(float *out, const float *inp, const int32_t *pos, size_t T, int H,
                         int hd, float base, double sign)
 {
     int half = hd / 2;
@@ -172,10 +172,10 @@ void evo_cpu_rope_bwd(const evo_backend *be, float *dinp, const float *dout, con
 
 static inline float sigmoidf(float x)
 {
-    return 1.0f / (1.0f + expf(-x));
+    return 1.0f / (1.0f + evo_cpu_exp(-x));
 }
 
-void evo_cpu_swiglu_fwd(const evo_backend *be, float *out, const float *gate, const float *up,
+EVO_VECTOR_CLONES void evo_cpu_swiglu_fwd(const evo_backend *be, float *out, const float *gate, const float *up,
                         size_t n)
 {
     (void)be;
@@ -185,7 +185,7 @@ void evo_cpu_swiglu_fwd(const evo_backend *be, float *out, const float *gate, co
 }
 
 /* silu'(g) = s + g s (1 - s) = s (1 + g (1 - s)), s = sigmoid(g). */
-void evo_cpu_swiglu_bwd(const evo_backend *be, float *dgate, float *dup, const float *dout,
+EVO_VECTOR_CLONES void evo_cpu_swiglu_bwd(const evo_backend *be, float *dgate, float *dup, const float *dout,
                         const float *gate, const float *up, size_t n)
 {
     (void)be;

@@ -8,7 +8,7 @@
 
 #include "backend_cpu.h"
 
-void evo_cpu_crossentropy_fwd(const evo_backend *be, float *losses, float *lse, int32_t *count,
+EVO_VECTOR_CLONES void evo_cpu_crossentropy_fwd(const evo_backend *be, float *losses, float *lse, int32_t *count,
                               const float *logits, const int32_t *labels, float eps, size_t T,
                               size_t V)
 {
@@ -48,7 +48,7 @@ void evo_cpu_crossentropy_fwd(const evo_backend *be, float *losses, float *lse, 
     *count = n;
 }
 
-void evo_cpu_crossentropy_bwd(const evo_backend *be, float *dlogits, const float *dloss,
+EVO_VECTOR_CLONES void evo_cpu_crossentropy_bwd(const evo_backend *be, float *dlogits, const float *dloss,
                               const float *logits, const float *lse, const int32_t *labels,
                               float eps, size_t T, size_t V)
 {

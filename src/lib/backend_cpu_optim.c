@@ -7,7 +7,7 @@
 /* The same operations in the same order as torch.optim.AdamW's single-tensor
  * step (PyTorch 1.13), scalars formed in double as Python does and the
  * tensor arithmetic in fp32, so the two agree to the last few ulps. */
-void evo_cpu_adamw(const evo_backend *be, float *p, const float *grad, float *m, float *v,
+EVO_VECTOR_CLONES void evo_cpu_adamw(const evo_backend *be, float *p, const float *grad, float *m, float *v,
                    size_t n, float lr, float beta1, float beta2, float eps, float wd,
                    float grad_scale, int t)
 {
@@ -32,7 +32,7 @@ void evo_cpu_adamw(const evo_backend *be, float *p, const float *grad, float *m,
  * reproducible. 256 chunks keep that many threads busy. */
 enum { SQNORM_CHUNKS = 256 };
 
-void evo_cpu_sqnorm(const evo_backend *be, double *acc, const float *x, size_t n)
+EVO_VECTOR_CLONES void evo_cpu_sqnorm(const evo_backend *be, double *acc, const float *x, size_t n)
 {
     (void)be;
     double part[SQNORM_CHUNKS];
