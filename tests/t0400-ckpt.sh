@@ -272,6 +272,20 @@ check_fails "unpack: no marker" 1 'nomarker2.tar: no completion marker 20/20.ste
 check_fails "unpack: into a directory of another step" 1 'swapped.tar: holds checkpoint 20, not 30' \
     evo-ckpt unpack swapped.tar -o x/30
 check_fails "unpack: an output that exists" 1 '^evo-ckpt: u/10: already exists$' evo-ckpt unpack b.tar.zst -o u/10
+mktar twice.tar a/20 && $PY -c '
+import io, tarfile
+with tarfile.open("twice.tar", "a") as t:
+    data = open("a/20/config.ini", "rb").read()
+    i = tarfile.TarInfo("20/config.ini"); i.size = len(data); t.addfile(i, io.BytesIO(data))'
+check_fails "unpack: a file in the archive twice" 1 '^evo-ckpt: twice.tar: config.ini is in the archive twice$' \
+    evo-ckpt unpack twice.tar -o x/20
+$PY -c '
+import io, tarfile
+with tarfile.open("many.tar", "w") as t:
+    for k in range(45592):
+        t.addfile(tarfile.TarInfo("20/f%d" % k), io.BytesIO(b""))'
+check_fails "unpack: more entries than a marker can list" 1 'many.tar: more than 45590 files' \
+    evo-ckpt unpack many.tar -o x/20
 check "unpack: nothing left by the failures" no_output x/20
 
 # --- prune, average --------------------------------------------------------------------------------
@@ -341,6 +355,8 @@ bad b/10 && sed -i '1s/^\([0-9a-f]*\)  \([0-9]*\)  /\1  +\2  /' bad/10/10.step
 check_fails "marker: a size with a sign" 1 'bad/10/10.step:1: want "<xxh3 hex>  <bytes>  <file>"' evo-ckpt verify bad/10
 bad b/10 && sed -i '1s/^/0x/' bad/10/10.step
 check_fails "marker: a hash with 0x" 1 'bad/10/10.step:1: want' evo-ckpt verify bad/10
+bad b/10 && sed -i '1p' bad/10/10.step
+check_fails "marker: a file listed twice" 1 '^evo-ckpt: bad/10/10.step:2: [^ ]* listed twice$' evo-ckpt verify bad/10
 bad b/10 && sed -i '1s/$/\r/' bad/10/10.step
 check_fails "marker: a carriage return" 1 'bad/10/10.step:1: want' evo-ckpt verify bad/10
 bad b/10 && head -c 2000000 /dev/zero | tr '\0' 'a' >>bad/10/10.step

@@ -170,14 +170,24 @@ static const char *entry_file(const unpacker *u, struct archive_entry *en, evo_e
     return name;
 }
 
+/* The most files a marker can list: its shortest line ("<16 hex>  0  x\n")
+ * is 23 bytes. An archive with more entries is not a checkpoint, and is
+ * refused before it fills a directory with them. */
+enum { MAX_FILES = EVO_CKPT_MARKER_MAX / 23 };
+
 /* Extracts one file into the temporary directory, hashing it. */
 static int extract(unpacker *u, const char *name, evo_err *e)
 {
-    for (size_t i = 0; i < u->n_got; i++)
-        if (!strcmp(u->got[i].name, name))
-            return evo_errf(e, "%s: %s is in the archive twice", u->path, name);
+    if (u->n_got == MAX_FILES)
+        return evo_errf(e, "%s: more than %d files, more than a completion marker can list", u->path, MAX_FILES);
+    char *path = evo_ckpt_tmp_path(&u->w, name);
+    struct stat seen;
+    if (lstat(path, &seen) == 0) { /* the directory is ours: only this archive put it there */
+        free(path);
+        return evo_errf(e, "%s: %s is in the archive twice", u->path, name);
+    }
     enum { CHUNK = 1 << 20 };
-    char *path = evo_ckpt_tmp_path(&u->w, name), *buf = evo_malloc(CHUNK);
+    char *buf = evo_malloc(CHUNK);
     XXH3_state_t *st = XXH3_createState();
     XXH3_64bits_reset(st);
     evo_ckpt_listed got = {0};
@@ -221,6 +231,11 @@ static int read_marker(unpacker *u, evo_err *e)
     return 0;
 }
 
+static int listed_cmp(const void *a, const void *b)
+{
+    return strcmp(((const evo_ckpt_listed *)a)->name, ((const evo_ckpt_listed *)b)->name);
+}
+
 /* Every file the marker lists extracted with its size and hash, nothing
  * else: then they go into the new marker, in its order. */
 static int check_against_marker(unpacker *u, evo_err *e)
@@ -233,10 +248,10 @@ static int check_against_marker(unpacker *u, evo_err *e)
     if (evo_ckpt_parse_marker(&m, u->marker.data, u->marker.len, mname, e) < 0)
         return -1;
     int rc = 0;
+    qsort(u->got, u->n_got, sizeof *u->got, listed_cmp);
     for (size_t i = 0; i < m.n && rc == 0; i++) {
-        const evo_ckpt_listed *want = &m.files[i], *got = NULL;
-        for (size_t k = 0; k < u->n_got && !got; k++)
-            got = strcmp(u->got[k].name, want->name) ? NULL : &u->got[k];
+        const evo_ckpt_listed *want = &m.files[i];
+        const evo_ckpt_listed *got = u->n_got ? bsearch(want, u->got, u->n_got, sizeof *u->got, listed_cmp) : NULL;
         if (!got)
             rc = evo_errf(e, "%s: %s is listed in the marker but not in the archive", u->path, want->name);
         else if (got->size != want->size)

@@ -145,12 +145,14 @@ typedef struct {
 } evo_ckpt_listed;
 
 typedef struct {
-    evo_ckpt_listed *files;
+    evo_ckpt_listed *files; /* in the marker's order */
     size_t n;
+    const evo_ckpt_listed **by_name; /* the same, sorted by name: lookups */
 } evo_ckpt_manifest;
 
 /* Parses marker text (path names it in messages): at least one line, no
- * name twice, none with a '/'. */
+ * name twice, none with a '/'. A marker may list tens of thousands of
+ * shards, so names are looked up in a sorted index, never by a scan. */
 int evo_ckpt_parse_marker(evo_ckpt_manifest *m, const char *text, size_t len, const char *path, evo_err *e);
 /* Reads DIR's marker. A directory that is not a complete checkpoint (a
  * save under way or abandoned, no marker) gets an error that says which. */
@@ -161,6 +163,7 @@ int evo_ckpt_read_marker(evo_ckpt_manifest *m, const char *dir, evo_err *e);
  * them with evo_ckpt_open: hashing them twice would read them twice). */
 enum { EVO_CKPT_HASH_NONE, EVO_CKPT_HASH_ALL, EVO_CKPT_HASH_TEXT };
 int evo_ckpt_check_files(const char *dir, const evo_ckpt_manifest *m, int hash, evo_err *e);
+/* The file of that name, NULL if not listed (m from parse or read). */
 const evo_ckpt_listed *evo_ckpt_manifest_find(const evo_ckpt_manifest *m, const char *name);
 void evo_ckpt_manifest_free(evo_ckpt_manifest *m);
 

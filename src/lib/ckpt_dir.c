@@ -395,17 +395,41 @@ void evo_ckpt_abort(evo_ckpt_writer *w)
 
 /* --- the completion marker ------------------------------------------------------ */
 
+static int listed_by_name(const void *a, const void *b)
+{
+    return strcmp((*(const evo_ckpt_listed *const *)a)->name, (*(const evo_ckpt_listed *const *)b)->name);
+}
+
+static int name_vs_listed(const void *key, const void *elem)
+{
+    return strcmp(key, (*(const evo_ckpt_listed *const *)elem)->name);
+}
+
 const evo_ckpt_listed *evo_ckpt_manifest_find(const evo_ckpt_manifest *m, const char *name)
 {
+    const evo_ckpt_listed *const *hit = m->n ? bsearch(name, m->by_name, m->n, sizeof *m->by_name, name_vs_listed) : NULL;
+    return hit ? *hit : NULL;
+}
+
+/* Sorts the index; a name listed twice is then next to itself. */
+static int index_by_name(evo_ckpt_manifest *m, const char *path, evo_err *e)
+{
+    m->by_name = evo_malloc((m->n ? m->n : 1) * sizeof *m->by_name);
     for (size_t i = 0; i < m->n; i++)
-        if (!strcmp(m->files[i].name, name))
-            return &m->files[i];
-    return NULL;
+        m->by_name[i] = &m->files[i];
+    qsort(m->by_name, m->n, sizeof *m->by_name, listed_by_name);
+    for (size_t i = 1; i < m->n; i++)
+        if (!strcmp(m->by_name[i - 1]->name, m->by_name[i]->name)) {
+            size_t a = (size_t)(m->by_name[i - 1] - m->files), b = (size_t)(m->by_name[i] - m->files);
+            return evo_errf(e, "%s:%zu: %s listed twice", path, (a > b ? a : b) + 1, m->by_name[i]->name);
+        }
+    return 0;
 }
 
 void evo_ckpt_manifest_free(evo_ckpt_manifest *m)
 {
     free(m->files);
+    free(m->by_name);
     *m = (evo_ckpt_manifest){0};
 }
 
@@ -442,15 +466,13 @@ int evo_ckpt_parse_marker(evo_ckpt_manifest *m, const char *text, size_t len, co
             break;
         }
         strcpy(f.name, name);
-        if (evo_ckpt_manifest_find(m, f.name)) {
-            rc = evo_errf(e, "%s:%zu: %s listed twice", path, line, f.name);
-            break;
-        }
         m->files = evo_grow(m->files, &cap, m->n + 1, sizeof *m->files, 8);
         m->files[m->n++] = f;
     }
     if (rc == 0 && !line)
         rc = evo_errf(e, "%s: empty completion marker", path);
+    if (rc == 0)
+        rc = index_by_name(m, path, e);
     free(copy);
     if (rc < 0)
         evo_ckpt_manifest_free(m);
