@@ -40,6 +40,12 @@ size_t evo_dtype_size(evo_dtype dt);
  * ignore_index, what evo-pack writes for padding and prompt tokens). */
 enum { EVO_IGNORE_LABEL = -100 };
 
+/* What a backward op does with the input gradient it computes: overwrite
+ * the buffer, or add to it. A tensor that feeds several ops (the residual
+ * stream, the normed input of q, k and v) then gets its gradient summed in
+ * place, with no temporary and no extra pass over it. */
+typedef enum { EVO_OVERWRITE, EVO_ACCUMULATE } evo_grad_mode;
+
 typedef struct evo_backend evo_backend;
 struct evo_backend {
     const char *name;
@@ -73,25 +79,26 @@ struct evo_backend {
     /* ---- matmul (nn.Linear) ---------------------------------------------
      * out[T,OC] = inp[T,C] . W[OC,C]^T + b[OC]     (bias may be NULL)
      * Backward, from dout = dL/dout:
-     *   dinp[T,C]  = dout[T,OC] . W[OC,C]           (overwritten)
-     *   dW[OC,C]  += dout[T,OC]^T . inp[T,C]
-     *   db[OC]    += sum_t dout[t,:]
+     *   dinp[T,C] (+)= dout[T,OC] . W[OC,C]        (see evo_grad_mode)
+     *   dW[OC,C]   += dout[T,OC]^T . inp[T,C]
+     *   db[OC]     += sum_t dout[t,:]
      * Any of dinp, dW, db may be NULL to skip it. */
     void (*matmul_fwd)(const evo_backend *be, float *out, const float *inp, const float *W,
                        const float *b, size_t T, size_t C, size_t OC);
     void (*matmul_bwd)(const evo_backend *be, float *dinp, float *dW, float *db,
                        const float *dout, const float *inp, const float *W, size_t T,
-                       size_t C, size_t OC);
+                       size_t C, size_t OC, evo_grad_mode dinp_mode);
 
     /* ---- RMSNorm --------------------------------------------------------
      * rstd[t] = 1 / sqrt(mean_c x[t,c]^2 + eps);  out[t,c] = w[c] x[t,c] rstd[t]
      * rstd [T] is saved for the backward. With xh = x rstd and g = dout w:
-     *   dinp[t,c] = rstd[t] (g[t,c] - xh[t,c] mean_c'(g[t,c'] xh[t,c']))
-     *   dw[c]    += sum_t dout[t,c] xh[t,c] */
+     *   dinp[t,c] (+)= rstd[t] (g[t,c] - xh[t,c] mean_c'(g[t,c'] xh[t,c']))
+     *   dw[c]     += sum_t dout[t,c] xh[t,c] */
     void (*rmsnorm_fwd)(const evo_backend *be, float *out, float *rstd, const float *inp,
                         const float *w, float eps, size_t T, size_t C);
     void (*rmsnorm_bwd)(const evo_backend *be, float *dinp, float *dw, const float *dout,
-                        const float *inp, const float *w, const float *rstd, size_t T, size_t C);
+                        const float *inp, const float *w, const float *rstd, size_t T, size_t C,
+                        evo_grad_mode dinp_mode);
 
     /* ---- rotary position embedding (rotate-half: GPT-NeoX, HF LLaMA,
      * InternLM v1) over the full head dim of x[T,H,hd], hd even. For

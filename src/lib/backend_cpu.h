@@ -97,11 +97,12 @@ void evo_cpu_matmul_fwd(const evo_backend *be, float *out, const float *inp, con
                         const float *b, size_t T, size_t C, size_t OC);
 void evo_cpu_matmul_bwd(const evo_backend *be, float *dinp, float *dW, float *db,
                         const float *dout, const float *inp, const float *W, size_t T, size_t C,
-                        size_t OC);
+                        size_t OC, evo_grad_mode dinp_mode);
 void evo_cpu_rmsnorm_fwd(const evo_backend *be, float *out, float *rstd, const float *inp,
                          const float *w, float eps, size_t T, size_t C);
 void evo_cpu_rmsnorm_bwd(const evo_backend *be, float *dinp, float *dw, const float *dout,
-                         const float *inp, const float *w, const float *rstd, size_t T, size_t C);
+                         const float *inp, const float *w, const float *rstd, size_t T, size_t C,
+                         evo_grad_mode dinp_mode);
 void evo_cpu_rope_fwd(const evo_backend *be, float *out, const float *inp, const int32_t *pos,
                       size_t T, int H, int hd, float base);
 void evo_cpu_rope_bwd(const evo_backend *be, float *dinp, const float *dout, const int32_t *pos,

@@ -61,13 +61,13 @@ void evo_cpu_matmul_fwd(const evo_backend *be, float *out, const float *inp, con
 
 void evo_cpu_matmul_bwd(const evo_backend *be, float *dinp, float *dW, float *db,
                         const float *dout, const float *inp, const float *W, size_t T, size_t C,
-                        size_t OC)
+                        size_t OC, evo_grad_mode dinp_mode)
 {
     (void)be;
-    if (dinp) /* [T,OC] . [OC,C], overwriting (beta 0) */
+    if (dinp) /* [T,OC] . [OC,C], overwriting (beta 0) or adding (beta 1) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)T, (blasint)C,
-                    (blasint)OC, 1.0f, dout, (blasint)OC, W, (blasint)C, 0.0f, dinp,
-                    (blasint)C);
+                    (blasint)OC, 1.0f, dout, (blasint)OC, W, (blasint)C,
+                    dinp_mode == EVO_ACCUMULATE ? 1.0f : 0.0f, dinp, (blasint)C);
     if (dW) /* [T,OC]^T . [T,C], accumulating (beta 1) */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)OC, (blasint)C,
                     (blasint)T, 1.0f, dout, (blasint)OC, inp, (blasint)C, 1.0f, dW,
@@ -106,7 +106,8 @@ EVO_VECTOR_CLONES void evo_cpu_rmsnorm_fwd(const evo_backend *be, float *out, fl
  * d rstd / d x[c] = -rstd^3 x[c] / C, hence
  * dx = rstd g - x rstd^3 mean(g x) = rstd (g - xh mean(g xh)), g = dout w. */
 EVO_VECTOR_CLONES void evo_cpu_rmsnorm_bwd(const evo_backend *be, float *dinp, float *dw, const float *dout,
-                         const float *inp, const float *w, const float *rstd, size_t T, size_t C)
+                                           const float *inp, const float *w, const float *rstd, size_t T,
+                                           size_t C, evo_grad_mode dinp_mode)
 {
     (void)be;
 #pragma omp parallel for schedule(static)
@@ -116,9 +117,13 @@ EVO_VECTOR_CLONES void evo_cpu_rmsnorm_bwd(const evo_backend *be, float *dinp, f
         double dot = 0;
         for (size_t c = 0; c < C; c++)
             dot += (double)(dy[c] * w[c]) * (x[c] * r);
-        float mean = (float)(dot / (double)C);
-        for (size_t c = 0; c < C; c++)
-            dinp[t * C + c] = r * (dy[c] * w[c] - x[c] * r * mean);
+        float mean = (float)(dot / (double)C), *dx = dinp + t * C;
+        if (dinp_mode == EVO_ACCUMULATE)
+            for (size_t c = 0; c < C; c++)
+                dx[c] += r * (dy[c] * w[c] - x[c] * r * mean);
+        else
+            for (size_t c = 0; c < C; c++)
+                dx[c] = r * (dy[c] * w[c] - x[c] * r * mean);
     }
 #pragma omp parallel for schedule(static)
     for (size_t c0 = 0; c0 < C; c0 += EVO_CPU_COL_BLOCK) {

@@ -63,7 +63,6 @@ static void layout(evo_transformer *tf, carve *c)
     tf->ce_lse = TAKE_F(c, T);
     tf->dx = TAKE_F(c, T * d);
     tf->dn = TAKE_F(c, T * d);
-    tf->dtmp = TAKE_F(c, T * d);
     tf->dq = TAKE_F(c, T * d);
     tf->dk = TAKE_F(c, T * kvd);
     tf->dv = TAKE_F(c, T * kvd);
@@ -260,39 +259,41 @@ void evo_transformer_backward(evo_transformer *tf, float scale)
     be->fill(be, tf->dloss, scale / (float)tf->n_labelled, T);
     be->crossentropy_bwd(be, tf->logits, tf->dloss, tf->logits, tf->ce_lse, tf->labels,
                          tf->label_smoothing, T, V);
-    be->matmul_bwd(be, tf->dn, G + tf->head, NULL, tf->logits, tf->nf, P + tf->head, T, d, V);
-    /* dx carries dL/d(residual stream) down the layers. */
+    be->matmul_bwd(be, tf->dn, G + tf->head, NULL, tf->logits, tf->nf, P + tf->head, T, d, V,
+                   EVO_OVERWRITE);
+    /* dx carries dL/d(residual stream) down the layers; the branches add
+     * their share to it in place. */
     be->rmsnorm_bwd(be, tf->dx, G + tf->norm, tf->dn, tf->x[m->layers], P + tf->norm,
-                    tf->rstdf, T, d);
+                    tf->rstdf, T, d, EVO_OVERWRITE);
     for (uint32_t l = m->layers; l-- > 0;) {
         const evo_layer_offsets *o = &tf->layer[l];
         const evo_layer_acts *a = &tf->acts[l];
         /* y = h + down(act): dh = dy + mlp_norm'(gate' + up') */
-        be->matmul_bwd(be, tf->dact, G + o->down, NULL, tf->dx, a->act, P + o->down, T, f, d);
+        be->matmul_bwd(be, tf->dact, G + o->down, NULL, tf->dx, a->act, P + o->down, T, f, d,
+                       EVO_OVERWRITE);
         be->swiglu_bwd(be, tf->dgate, tf->dup, tf->dact, a->gate, a->up, T * f);
         /* n2 feeds gate and up: its gradient is the sum of both */
-        be->matmul_bwd(be, tf->dn, G + o->gate, NULL, tf->dgate, a->n2, P + o->gate, T, d, f);
-        be->matmul_bwd(be, tf->dtmp, G + o->up, NULL, tf->dup, a->n2, P + o->up, T, d, f);
-        add_rows(tf, tf->dn, tf->dtmp, T, d);
-        be->rmsnorm_bwd(be, tf->dtmp, G + o->mlp_norm, tf->dn, a->h, P + o->mlp_norm, a->rstd2,
-                        T, d);
-        add_rows(tf, tf->dx, tf->dtmp, T, d);
+        be->matmul_bwd(be, tf->dn, G + o->gate, NULL, tf->dgate, a->n2, P + o->gate, T, d, f,
+                       EVO_OVERWRITE);
+        be->matmul_bwd(be, tf->dn, G + o->up, NULL, tf->dup, a->n2, P + o->up, T, d, f,
+                       EVO_ACCUMULATE);
+        be->rmsnorm_bwd(be, tf->dx, G + o->mlp_norm, tf->dn, a->h, P + o->mlp_norm, a->rstd2,
+                        T, d, EVO_ACCUMULATE);
         /* h = x + o(att): dx = dh + attn_norm'(q' + k' + v') */
-        be->matmul_bwd(be, tf->dn, G + o->o, at(G, o->o_bias), tf->dx, a->att, P + o->o, T, d, d);
+        be->matmul_bwd(be, tf->dn, G + o->o, at(G, o->o_bias), tf->dx, a->att, P + o->o, T, d, d,
+                       EVO_OVERWRITE);
         be->attention_bwd(be, tf->dq, tf->dk, tf->dv, tf->scratch, tf->dn, a->q, a->k, a->v,
                           a->att, a->lse, tf->cu_seqlens, tf->n_seg, T, H, KVH, hd);
         be->rope_bwd(be, tf->dq, tf->dq, tf->positions, T, H, hd, base);
         be->rope_bwd(be, tf->dk, tf->dk, tf->positions, T, KVH, hd, base);
-        be->matmul_bwd(be, tf->dn, G + o->q, at(G, o->q_bias), tf->dq, a->n1, P + o->q, T, d, d);
-        be->matmul_bwd(be, tf->dtmp, G + o->k, at(G, o->k_bias), tf->dk, a->n1, P + o->k, T, d,
-                       kvd);
-        add_rows(tf, tf->dn, tf->dtmp, T, d);
-        be->matmul_bwd(be, tf->dtmp, G + o->v, at(G, o->v_bias), tf->dv, a->n1, P + o->v, T, d,
-                       kvd);
-        add_rows(tf, tf->dn, tf->dtmp, T, d);
-        be->rmsnorm_bwd(be, tf->dtmp, G + o->attn_norm, tf->dn, tf->x[l], P + o->attn_norm,
-                        a->rstd1, T, d);
-        add_rows(tf, tf->dx, tf->dtmp, T, d);
+        be->matmul_bwd(be, tf->dn, G + o->q, at(G, o->q_bias), tf->dq, a->n1, P + o->q, T, d, d,
+                       EVO_OVERWRITE);
+        be->matmul_bwd(be, tf->dn, G + o->k, at(G, o->k_bias), tf->dk, a->n1, P + o->k, T, d,
+                       kvd, EVO_ACCUMULATE);
+        be->matmul_bwd(be, tf->dn, G + o->v, at(G, o->v_bias), tf->dv, a->n1, P + o->v, T, d,
+                       kvd, EVO_ACCUMULATE);
+        be->rmsnorm_bwd(be, tf->dx, G + o->attn_norm, tf->dn, tf->x[l], P + o->attn_norm,
+                        a->rstd1, T, d, EVO_ACCUMULATE);
     }
     be->embedding_bwd(be, G + tf->embedding, tf->tokens, tf->dx, T, d);
 }

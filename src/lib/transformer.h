@@ -60,7 +60,7 @@ typedef struct {
     evo_layer_acts *acts;
     float *nf, *rstdf, *logits, *losses, *ce_lse; /* final norm, head, loss */
     /* backward workspace */
-    float *dx, *dn, *dtmp, *dq, *dk, *dv, *dgate, *dup, *dact, *scratch, *dloss;
+    float *dx, *dn, *dq, *dk, *dv, *dgate, *dup, *dact, *scratch, *dloss;
     int32_t n_labelled; /* labelled tokens of the current row */
 } evo_transformer;
 

@@ -158,13 +158,16 @@ static void check_matmul(void)
     float *b = dev_uniform(OC, -1, 1), *out = dev_out(T * OC), *dout = dev_uniform(T * OC, -1, 1);
     float *dinp = dev_out(T * C), *dW = dev_acc("dW0", OC * C), *db = dev_acc("db0", OC);
     be->matmul_fwd(be, out, inp, W, b, T, C, OC);
-    be->matmul_bwd(be, dinp, dW, db, dout, inp, W, T, C, OC);
+    be->matmul_bwd(be, dinp, dW, db, dout, inp, W, T, C, OC, EVO_OVERWRITE);
+    float *dinp_acc = dev_acc("dinp0", T * C);
+    be->matmul_bwd(be, dinp_acc, NULL, NULL, dout, inp, W, T, C, OC, EVO_ACCUMULATE);
     SAVE_F32("inp", inp, T * C);
     SAVE_F32("W", W, OC * C);
     SAVE_F32("b", b, OC);
     SAVE_F32("dout", dout, T * OC);
     SAVE_F32("out", out, T * OC);
     SAVE_F32("dinp", dinp, T * C);
+    SAVE_F32("dinp_acc", dinp_acc, T * C);
     SAVE_F32("dW", dW, OC * C);
     SAVE_F32("db", db, OC);
     end();
@@ -179,13 +182,16 @@ static void check_rmsnorm(void)
     float *out = dev_out(T * C), *rstd = dev_out(T), *dout = dev_uniform(T * C, -1, 1);
     float *dinp = dev_out(T * C), *dw = dev_acc("dw0", C);
     be->rmsnorm_fwd(be, out, rstd, inp, w, eps, T, C);
-    be->rmsnorm_bwd(be, dinp, dw, dout, inp, w, rstd, T, C);
+    be->rmsnorm_bwd(be, dinp, dw, dout, inp, w, rstd, T, C, EVO_OVERWRITE);
+    float *dinp_acc = dev_acc("dinp0", T * C), *dw_again = dev_out(C);
+    be->rmsnorm_bwd(be, dinp_acc, dw_again, dout, inp, w, rstd, T, C, EVO_ACCUMULATE);
     SAVE_F32("inp", inp, T * C);
     SAVE_F32("w", w, C);
     SAVE_F32("dout", dout, T * C);
     SAVE_F32("out", out, T * C);
     SAVE_F32("rstd", rstd, T);
     SAVE_F32("dinp", dinp, T * C);
+    SAVE_F32("dinp_acc", dinp_acc, T * C);
     SAVE_F32("dw", dw, C);
     end();
 }

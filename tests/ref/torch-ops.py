@@ -63,6 +63,7 @@ def matmul(c, m):
     out.backward(f64(c, "dout", T, OC))
     compare(c, "out", load(c, "out"), out, FWD)
     compare(c, "dinp", load(c, "dinp"), inp.grad, GRAD)
+    compare(c, "dinp (accumulated)", load(c, "dinp_acc"), f64(c, "dinp0", T, C) + inp.grad, GRAD)
     compare(c, "dW (accumulated)", load(c, "dW"), f64(c, "dW0", OC, C) + W.grad, GRAD)
     compare(c, "db (accumulated)", load(c, "db"), f64(c, "db0", OC) + b.grad, GRAD)
 
@@ -76,6 +77,7 @@ def rmsnorm(c, m):
     compare(c, "out", load(c, "out"), out, FWD)
     compare(c, "rstd", load(c, "rstd"), rstd, FWD)
     compare(c, "dinp", load(c, "dinp"), x.grad, GRAD)
+    compare(c, "dinp (accumulated)", load(c, "dinp_acc"), f64(c, "dinp0", T, C) + x.grad, GRAD)
     compare(c, "dw (accumulated)", load(c, "dw"), f64(c, "dw0", C) + w.grad, GRAD)
 
 
