@@ -102,6 +102,12 @@ check "reshard back to tp 1, pp 1, zero 1" evo-ckpt -q reshard b/10 --tp 1 --pp 
 for f in model_tp0_pp0.evo optimizer_tp0_pp0_zo0.evo state.json config.ini 10.step; do
     check "reshard there and back: $f byte for byte" cmp a/10/$f c/10/$f
 done
+# Between two split layouts (tp 2 -> 4 -> 2): each piece is gathered from
+# the overlapping stored pieces, never from the whole tensor.
+check "reshard b/10 (tp 2) to tp 4 and back to tp 2: the same bytes" sh -c \
+    'evo-ckpt -q reshard b/10 --tp 4 -o b4/10 && evo-ckpt -q reshard b4/10 --tp 2 -o b2/10 && cmp b/10/10.step b2/10/10.step'
+check "reshard tp 4 to tp 1: the same bytes as the original" sh -c \
+    'evo-ckpt -q reshard b4/10 --tp 1 --pp 1 --zero 1 -o b1/10 && cmp a/10/10.step b1/10/10.step'
 check "reshard g/0 (GQA, no bias, 4 layers) to tp 2, pp 3, zero 3" evo-ckpt -q reshard g/0 --tp 2 --pp 3 --zero 3 -o h/0
 check "reshard to the same layout: the same bytes" sh -c 'evo-ckpt -q reshard h/0 -o h2/0 && cmp h/0/0.step h2/0/0.step'
 check "reshard g/0 there and back: the same bytes" sh -c \

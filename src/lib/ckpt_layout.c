@@ -99,24 +99,6 @@ void evo_ckpt_piece_shape(const evo_tensor_info *ti, evo_split s, uint32_t tp, u
     shape[1] = ti->shape[1] / (s == EVO_SPLIT_DIM1 ? tp : 1);
 }
 
-void evo_ckpt_piece_copy(const evo_tensor_info *ti, evo_split s, uint32_t t, uint32_t tp, size_t esize, void *whole,
-                         void *piece, int to_whole)
-{
-    uint8_t *w = whole, *p = piece;
-    size_t n = ti->numel * esize, rows = 1;
-    if (s == EVO_SPLIT_DIM0) {
-        n /= tp;
-        w += t * n;
-    } else if (s == EVO_SPLIT_DIM1) { /* a column band: a run of each row */
-        rows = ti->shape[0];
-        n = ti->shape[1] / tp * esize;
-        w += t * n;
-    }
-    size_t stride = s == EVO_SPLIT_DIM1 ? ti->shape[1] * esize : 0;
-    for (size_t r = 0; r < rows; r++, w += stride, p += n)
-        memcpy(to_whole ? w : p, to_whole ? p : w, n);
-}
-
 typedef struct {
     uint64_t numel;
     size_t i;
@@ -432,17 +414,41 @@ int evo_ckpt_shards_lookup(const evo_ckpt_shards *s, const char *name, int *kind
     return 0;
 }
 
-void evo_ckpt_shards_read(const evo_ckpt_shards *s, int kind, size_t i, void *out)
+/* Piece t of tensor i in a layout of tp ranks, gathered straight from the
+ * stored pieces. Both layouts cut the same dimension into equal bands, so
+ * the wanted band [lo, hi) overlaps a run of stored bands, and each overlap
+ * is copied as it lies: whole rows for a row split, a run of every row for
+ * a column split. tp 1, t 0 is the whole tensor. Nothing is assembled: a
+ * reshard to tp N reads every stored byte once, not N times. */
+static void read_piece(const evo_ckpt_shards *s, int kind, size_t i, uint32_t t, uint32_t tp, uint8_t *out)
 {
     const evo_tensor_info *ti = &s->model.tensors[i];
     evo_split split = s->places[i].split;
     size_t esize = evo_dtype_size(evo_ckpt_shards_dtype(s, kind));
-    uint32_t n = split == EVO_SPLIT_DIM0 || split == EVO_SPLIT_DIM1 ? s->layout.tp : 1;
-    for (uint32_t t = 0; t < n; t++) {
-        const evo_ckpt_piece *pc = evo_ckpt_shards_piece(s, kind, i, t);
-        evo_ckpt_piece_copy(ti, split, t, s->layout.tp, esize, out, (void *)(pc->file->data + pc->t->offset * esize),
-                            1);
+    const uint8_t *src = NULL;
+    if (split != EVO_SPLIT_DIM0 && split != EVO_SPLIT_DIM1) { /* whole wherever it is held */
+        const evo_ckpt_piece *pc = evo_ckpt_shards_piece(s, kind, i, 0);
+        memcpy(out, pc->file->data + pc->t->offset * esize, ti->numel * esize);
+        return;
     }
+    /* The split dimension has `dim` entries; everything else is `rows`
+     * runs (a column split) or one run per entry (a row split) of `unit`. */
+    uint64_t dim = split == EVO_SPLIT_DIM0 ? ti->shape[0] : ti->shape[1];
+    uint64_t unit = split == EVO_SPLIT_DIM0 ? ti->numel / ti->shape[0] * esize : esize;
+    uint64_t rows = split == EVO_SPLIT_DIM0 ? 1 : ti->shape[0];
+    uint64_t have = dim / s->layout.tp, want = dim / tp, lo = t * want, hi = lo + want;
+    for (uint64_t u = lo / have; u * have < hi; u++) {
+        const evo_ckpt_piece *pc = evo_ckpt_shards_piece(s, kind, i, (uint32_t)u);
+        src = pc->file->data + pc->t->offset * esize;
+        uint64_t a = lo > u * have ? lo : u * have, b = hi < (u + 1) * have ? hi : (u + 1) * have;
+        for (uint64_t r = 0; r < rows; r++)
+            memcpy(out + (r * want + a - lo) * unit, src + (r * have + a - u * have) * unit, (b - a) * unit);
+    }
+}
+
+void evo_ckpt_shards_read(const evo_ckpt_shards *s, int kind, size_t i, void *out)
+{
+    read_piece(s, kind, i, 0, 1, out);
 }
 
 void evo_ckpt_shards_read_f32(const evo_ckpt_shards *s, int kind, size_t i, float *out)
@@ -488,19 +494,14 @@ static void plan_add(shard_plan *sp, const evo_ckpt_shards *s, const evo_ckpt_pl
 }
 
 /* Gathers the planned pieces and writes them as file name of w. */
-static int write_shard(const evo_ckpt_shards *s, const evo_ckpt_layout *l, const evo_ckpt_place *places,
-                       const shard_plan *sp, const evo_ckpt_meta *meta, evo_ckpt_writer *w, void *whole,
-                       const char *name, evo_err *e)
+static int write_shard(const evo_ckpt_shards *s, const evo_ckpt_layout *l, const shard_plan *sp,
+                       const evo_ckpt_meta *meta, evo_ckpt_writer *w, const char *name, evo_err *e)
 {
     size_t esize = evo_dtype_size(meta->dtype);
     uint64_t n_el = sp->n ? sp->table[sp->n - 1].offset + sp->table[sp->n - 1].numel : 0;
     uint8_t *data = evo_malloc_large(n_el * esize + 1);
-    for (size_t j = 0; j < sp->n; j++) {
-        size_t i = sp->index[j];
-        evo_ckpt_shards_read(s, sp->kind[j], i, whole);
-        evo_ckpt_piece_copy(&s->model.tensors[i], places[i].split, meta->tp_rank, l->tp, esize, whole,
-                            data + sp->table[j].offset * esize, 0);
-    }
+    for (size_t j = 0; j < sp->n; j++)
+        read_piece(s, sp->kind[j], sp->index[j], meta->tp_rank, l->tp, data + sp->table[j].offset * esize);
     char *path = evo_ckpt_tmp_path(w, name);
     int rc = evo_ckpt_write_file(path, meta, sp->table, sp->n, data, e);
     free(path);
@@ -510,8 +511,7 @@ static int write_shard(const evo_ckpt_shards *s, const evo_ckpt_layout *l, const
 
 /* The optimizer files of shard (t, p), whose model file plan is mp. */
 static int write_optimizer(const evo_ckpt_shards *s, const evo_ckpt_layout *l, const evo_ckpt_place *places,
-                           const shard_plan *mp, evo_ckpt_meta meta, evo_ckpt_writer *w, void *whole, shard_plan *op,
-                           evo_err *e)
+                           const shard_plan *mp, evo_ckpt_meta meta, evo_ckpt_writer *w, shard_plan *op, evo_err *e)
 {
     uint64_t *numel = evo_malloc((mp->n + 1) * sizeof *numel);
     uint32_t *rank = evo_malloc((mp->n + 1) * sizeof *rank);
@@ -531,7 +531,7 @@ static int write_optimizer(const evo_ckpt_shards *s, const evo_ckpt_layout *l, c
         char name[80];
         shard_name(name, sizeof name, 1, meta.tp_rank, meta.pp_rank, z);
         meta.zero_rank = z;
-        rc = write_shard(s, l, places, op, &meta, w, whole, name, e);
+        rc = write_shard(s, l, op, &meta, w, name, e);
     }
     free(numel);
     free(rank);
@@ -552,10 +552,6 @@ int evo_ckpt_shards_write(const evo_ckpt_shards *s, const evo_ckpt_layout *l, ev
         plan[k] = (shard_plan){evo_calloc(n, sizeof *plan[k].table), evo_calloc(n, sizeof *plan[k].kind),
                                evo_calloc(n, sizeof *plan[k].index), 0};
     }
-    uint64_t largest = 0;
-    for (size_t i = 0; i < m->n_tensors; i++)
-        largest = m->tensors[i].numel > largest ? m->tensors[i].numel : largest;
-    void *whole = evo_malloc_large(largest * sizeof(float));
     int rc = 0;
     for (uint32_t p = 0; p < l->pp && rc == 0; p++)
         for (uint32_t t = 0; t < l->tp && rc == 0; t++) {
@@ -567,16 +563,15 @@ int evo_ckpt_shards_write(const evo_ckpt_shards *s, const evo_ckpt_layout *l, ev
                                   .pp_rank = p, .pp_size = l->pp, .zero_size = 1, .step = s->step};
             char name[80];
             shard_name(name, sizeof name, 0, t, p, 0);
-            rc = write_shard(s, l, places, &plan[0], &meta, w, whole, name, e);
+            rc = write_shard(s, l, &plan[0], &meta, w, name, e);
             if (rc == 0 && s->layout.zero)
-                rc = write_optimizer(s, l, places, &plan[0], meta, w, whole, &plan[1], e);
+                rc = write_optimizer(s, l, places, &plan[0], meta, w, &plan[1], e);
         }
     for (int k = 0; k < 2; k++) {
         free(plan[k].table);
         free(plan[k].kind);
         free(plan[k].index);
     }
-    free(whole);
     free(places);
     return rc;
 }

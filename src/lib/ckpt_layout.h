@@ -57,10 +57,6 @@ void evo_ckpt_stage_layers(uint32_t layers, uint32_t pp, uint32_t p, uint32_t *f
 static inline int evo_ckpt_holds(evo_split s, uint32_t t) { return s != EVO_SPLIT_RANK0 || t == 0; }
 /* The shape of one rank's piece of tensor ti. */
 void evo_ckpt_piece_shape(const evo_tensor_info *ti, evo_split s, uint32_t tp, uint64_t shape[2]);
-/* Copies rank t's piece (elements of esize bytes) out of the whole tensor,
- * or with to_whole back into it. */
-void evo_ckpt_piece_copy(const evo_tensor_info *ti, evo_split s, uint32_t t, uint32_t tp, size_t esize, void *whole,
-                         void *piece, int to_whole);
 /* Deals n tensors of numel[i] elements to zero ranks: rank[i]. */
 void evo_ckpt_zero_ranks(const uint64_t *numel, size_t n, uint32_t zero, uint32_t *rank);
 
