@@ -213,14 +213,10 @@ int cmd_average(const ckpt_opts *o, char **args, int n)
     free(sum);
     evo_ckpt_writer w;
     evo_err e;
-    char *cpath = NULL, *mpath = NULL;
     int rc = evo_ckpt_begin_at(&w, o->output, step, &e);
     if (rc == 0) {
-        cpath = evo_ckpt_tmp_path(&w, EVO_CKPT_CONFIG_FILE);
-        mpath = evo_ckpt_tmp_path(&w, EVO_CKPT_MODEL_FILE);
-        if (evo_ckpt_write_config(cpath, &in[0].cfg, &e) < 0 || evo_ckpt_add(&w, EVO_CKPT_CONFIG_FILE, &e) < 0 ||
-            evo_ckpt_write_model(mpath, m, avg, EVO_F32, step, &e) < 0 ||
-            evo_ckpt_add(&w, EVO_CKPT_MODEL_FILE, &e) < 0 || evo_ckpt_commit(&w, &e) < 0)
+        if (evo_ckpt_add_config(&w, &in[0].cfg, &e) < 0 || evo_ckpt_add_model(&w, m, avg, EVO_F32, &e) < 0 ||
+            evo_ckpt_commit(&w, &e) < 0)
             rc = -1;
         evo_ckpt_abort(&w);
     }
@@ -228,8 +224,6 @@ int cmd_average(const ckpt_opts *o, char **args, int n)
         evo_fatal("%s", e.msg);
     evo_info("%s: the average of %d checkpoints' weights (a model-only checkpoint of step %" PRIu64 ")", o->output,
              n, step);
-    free(cpath);
-    free(mpath);
     free(avg);
     for (int k = 0; k < n; k++)
         evo_ckpt_shards_close(&in[k]);

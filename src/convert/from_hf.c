@@ -204,14 +204,11 @@ static int write_checkpoint(evo_ckpt_writer *w, const evo_config *cfg, const evo
     evo_ckpt_table(table, m, "", 0);
     evo_ckpt_meta meta = {.kind = EVO_CKPT_MODEL, .dtype = dt, .tp_size = 1, .pp_size = 1, .zero_size = 1,
                           .step = w->step};
-    char *cpath = evo_ckpt_tmp_path(w, EVO_CKPT_CONFIG_FILE), *mpath = evo_ckpt_tmp_path(w, EVO_CKPT_MODEL_FILE);
     int rc = -1;
-    if (evo_ckpt_write_config(cpath, cfg, e) == 0 && evo_ckpt_add(w, EVO_CKPT_CONFIG_FILE, e) == 0 &&
-        evo_ckpt_write_file(mpath, &meta, table, m->n_tensors, data, e) == 0 &&
-        evo_ckpt_add(w, EVO_CKPT_MODEL_FILE, e) == 0 && convert_check_signal(e) == 0)
+    if (evo_ckpt_add_config(w, cfg, e) == 0 &&
+        evo_ckpt_add_tensors(w, EVO_CKPT_MODEL_FILE, &meta, table, m->n_tensors, data, e) == 0 &&
+        convert_check_signal(e) == 0)
         rc = evo_ckpt_commit(w, e);
-    free(cpath);
-    free(mpath);
     free(table);
     return rc;
 }

@@ -305,28 +305,37 @@ int evo_binwriter_end(evo_binwriter *w, evo_err *e)
     return 0;
 }
 
+/* Prefix, meta and section table, checksummed: the header of a file of
+ * file_size bytes (hsize of them). */
+static uint8_t *build_header(const char magic[8], uint32_t version, const void *meta, uint32_t meta_size,
+                             const evo_section *sections, uint32_t n_sections, uint64_t file_size, uint64_t hsize)
+{
+    uint8_t *h = evo_calloc(1, hsize);
+    memcpy(h, magic, 8);
+    evo_put32(h + 8, version);
+    evo_put32(h + 12, (uint32_t)hsize);
+    evo_put64(h + 16, file_size);
+    evo_put32(h + 32, meta_size);
+    evo_put32(h + 36, n_sections);
+    memcpy(h + EVO_PREFIX_SIZE, meta, meta_size);
+    uint8_t *tab = h + EVO_PREFIX_SIZE + evo_align_up(meta_size);
+    for (uint32_t i = 0; i < n_sections; i++) {
+        uint8_t *s = tab + (size_t)i * EVO_SECTION_ENTRY_SIZE;
+        evo_put32(s, sections[i].id);
+        evo_put64(s + 8, sections[i].offset);
+        evo_put64(s + 16, sections[i].size);
+        evo_put64(s + 24, sections[i].xxh3);
+    }
+    evo_put64(h + 24, header_checksum(h, hsize));
+    return h;
+}
+
 int evo_binwriter_finish(evo_binwriter *w, const void *meta, evo_err *e)
 {
     if (w->n_written != w->n_sections)
         return evo_errf(e, "internal error: %u of %u sections written", w->n_written, w->n_sections);
     uint64_t hsize = header_size_for(w->meta_size, w->n_sections);
-    uint8_t *h = evo_calloc(1, hsize);
-    memcpy(h, w->magic, 8);
-    evo_put32(h + 8, w->version);
-    evo_put32(h + 12, (uint32_t)hsize);
-    evo_put64(h + 16, w->out.pos);
-    evo_put32(h + 32, w->meta_size);
-    evo_put32(h + 36, w->n_sections);
-    memcpy(h + EVO_PREFIX_SIZE, meta, w->meta_size);
-    uint8_t *tab = h + EVO_PREFIX_SIZE + evo_align_up(w->meta_size);
-    for (uint32_t i = 0; i < w->n_sections; i++) {
-        uint8_t *s = tab + (size_t)i * EVO_SECTION_ENTRY_SIZE;
-        evo_put32(s, w->sections[i].id);
-        evo_put64(s + 8, w->sections[i].offset);
-        evo_put64(s + 16, w->sections[i].size);
-        evo_put64(s + 24, w->sections[i].xxh3);
-    }
-    evo_put64(h + 24, header_checksum(h, hsize));
+    uint8_t *h = build_header(w->magic, w->version, meta, w->meta_size, w->sections, w->n_sections, w->out.pos, hsize);
     int rc = evo_out_pwrite(&w->out, h, hsize, 0, e);
     free(h);
     if (rc == 0)
@@ -348,4 +357,55 @@ void evo_binwriter_abort(evo_binwriter *w)
         XXH3_freeState(w->hash);
     w->sections = NULL;
     w->hash = NULL;
+}
+
+/* Writes n bytes and adds them to the file's running hash, a chunk at a
+ * time: the chunk just hashed is still in cache when it is copied out. */
+static int write_hashed(evo_out *out, XXH3_state_t *st, const uint8_t *p, uint64_t n, evo_err *e)
+{
+    enum { CHUNK = 1 << 18 };
+    for (uint64_t done = 0; done < n;) {
+        size_t k = n - done < CHUNK ? (size_t)(n - done) : CHUNK;
+        XXH3_64bits_update(st, p + done, k);
+        if (evo_out_write(out, p + done, k, e) < 0)
+            return -1;
+        done += k;
+    }
+    return 0;
+}
+
+int evo_binfile_write(const char *path, const char magic[8], uint32_t version, const void *meta, uint32_t meta_size,
+                      const evo_section_data *secs, uint32_t n_sections, evo_file_sum *sum, evo_err *e)
+{
+    static const uint8_t zero[EVO_ALIGN];
+    uint64_t hsize = header_size_for(meta_size, n_sections), pos = hsize;
+    evo_section *sections = evo_calloc(n_sections ? n_sections : 1, sizeof *sections);
+    for (uint32_t i = 0; i < n_sections; i++) {
+        pos = evo_align_up(pos);
+        sections[i] = (evo_section){.id = secs[i].id, .offset = pos, .size = secs[i].size,
+                                    .xxh3 = XXH3_64bits(secs[i].data, secs[i].size)};
+        pos += secs[i].size;
+    }
+    uint8_t *h = build_header(magic, version, meta, meta_size, sections, n_sections, pos, hsize);
+    XXH3_state_t *st = XXH3_createState();
+    XXH3_64bits_reset(st);
+    evo_out out;
+    int rc = evo_out_open(&out, path, e);
+    if (rc == 0)
+        rc = write_hashed(&out, st, h, hsize, e);
+    for (uint32_t i = 0; i < n_sections && rc == 0; i++) {
+        uint64_t pad = sections[i].offset - out.pos;
+        if ((rc = write_hashed(&out, st, zero, pad, e)) == 0)
+            rc = write_hashed(&out, st, secs[i].data, secs[i].size, e);
+    }
+    if (rc == 0)
+        rc = evo_out_commit(&out, e);
+    else
+        evo_out_abort(&out);
+    if (rc == 0 && sum)
+        *sum = (evo_file_sum){XXH3_64bits_digest(st), pos};
+    XXH3_freeState(st);
+    free(h);
+    free(sections);
+    return rc;
 }

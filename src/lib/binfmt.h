@@ -99,6 +99,23 @@ int evo_binwriter_end(evo_binwriter *w, evo_err *e);
 int evo_binwriter_finish(evo_binwriter *w, const void *meta, evo_err *e);
 void evo_binwriter_abort(evo_binwriter *w);
 
+/* Writer of a file whose sections are all in memory: one sequential pass,
+ * atomically. The sections are hashed first (in memory), so the header
+ * goes out first and everything after it in file order, and the XXH3-64
+ * of the whole file is taken on the way (*sum, if not NULL): whoever lists
+ * the file's checksum elsewhere (a checkpoint's marker) need not read it
+ * back from disk. */
+typedef struct {
+    uint32_t id;
+    const void *data;
+    uint64_t size;
+} evo_section_data;
+typedef struct {
+    uint64_t hash, size; /* XXH3-64 and bytes of a whole file */
+} evo_file_sum;
+int evo_binfile_write(const char *path, const char magic[8], uint32_t version, const void *meta, uint32_t meta_size,
+                      const evo_section_data *secs, uint32_t n_sections, evo_file_sum *sum, evo_err *e);
+
 /* Little-endian field access; the formats are little-endian on every host. */
 static inline uint32_t evo_le32(const uint8_t *p)
 {

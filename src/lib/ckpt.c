@@ -10,8 +10,8 @@ enum { M_KIND = 0, M_DTYPE = 4, M_RANKS = 8, M_STEP = 32, M_N_TENSORS = 40, M_N_
 /* Tensor entry field offsets. */
 enum { T_NAME = 0, T_NDIM = 64, T_SHAPE = 72, T_OFFSET = 104, T_NUMEL = 112, T_END = 120 };
 
-int evo_ckpt_write_file(const char *path, const evo_ckpt_meta *meta, const evo_ckpt_tensor *tensors,
-                        size_t n_tensors, const void *data, evo_err *e)
+int evo_ckpt_add_tensors(evo_ckpt_writer *w, const char *name, const evo_ckpt_meta *meta,
+                         const evo_ckpt_tensor *tensors, size_t n_tensors, const void *data, evo_err *e)
 {
     uint64_t n_elements = 0;
     uint8_t m[EVO_CKPT_META_SIZE] = {0};
@@ -34,20 +34,14 @@ int evo_ckpt_write_file(const char *path, const evo_ckpt_meta *meta, const evo_c
     evo_put64(m + M_N_TENSORS, n_tensors);
     evo_put64(m + M_N_ELEMENTS, n_elements);
 
-    evo_binwriter w;
-    int rc = -1;
-    if (evo_binwriter_open(&w, path, EVO_CKPT_MAGIC, EVO_CKPT_VERSION, EVO_CKPT_META_SIZE, 2, e) < 0)
-        goto out;
-    if (evo_binwriter_begin(&w, EVO_CKPT_SEC_TENSORS, e) < 0 ||
-        evo_binwriter_write(&w, table, n_tensors * EVO_CKPT_TENSOR_SIZE, e) < 0 || evo_binwriter_end(&w, e) < 0 ||
-        evo_binwriter_begin(&w, EVO_CKPT_SEC_DATA, e) < 0 ||
-        evo_binwriter_write(&w, data, n_elements * evo_dtype_size(meta->dtype), e) < 0 ||
-        evo_binwriter_end(&w, e) < 0 || evo_binwriter_finish(&w, m, e) < 0) {
-        evo_binwriter_abort(&w);
-        goto out;
-    }
-    rc = 0;
-out:
+    const evo_section_data secs[2] = {{EVO_CKPT_SEC_TENSORS, table, n_tensors * EVO_CKPT_TENSOR_SIZE},
+                                      {EVO_CKPT_SEC_DATA, data, n_elements * evo_dtype_size(meta->dtype)}};
+    char *path = evo_ckpt_tmp_path(w, name);
+    evo_file_sum sum;
+    int rc = evo_binfile_write(path, EVO_CKPT_MAGIC, EVO_CKPT_VERSION, m, EVO_CKPT_META_SIZE, secs, 2, &sum, e);
+    if (rc == 0)
+        evo_ckpt_add_hashed(w, name, sum.hash, sum.size);
+    free(path);
     free(table);
     return rc;
 }
@@ -216,46 +210,46 @@ void evo_ckpt_table(evo_ckpt_tensor *t, const evo_model *m, const char *prefix, 
     }
 }
 
-int evo_ckpt_write_config(const char *path, const evo_config *c, evo_err *e)
+int evo_ckpt_add_config(evo_ckpt_writer *w, const evo_config *c, evo_err *e)
 {
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     if (!f)
-        return evo_errf(e, "%s: out of memory", path);
+        return evo_errf(e, "%s: out of memory", EVO_CKPT_CONFIG_FILE);
     evo_config_print(c, f);
     fclose(f);
-    int rc = evo_write_file(path, text, len, e);
+    int rc = evo_ckpt_add_bytes(w, EVO_CKPT_CONFIG_FILE, text, len, e);
     free(text);
     return rc;
 }
 
-int evo_ckpt_write_optimizer(const char *path, const evo_model *m, const float *moments, uint64_t step, evo_err *e)
+int evo_ckpt_add_optimizer(evo_ckpt_writer *w, const evo_model *m, const float *moments, evo_err *e)
 {
     evo_ckpt_tensor *t = evo_calloc(2 * m->n_tensors, sizeof *t);
     evo_ckpt_table(t, m, "adam.m.", 0);
     evo_ckpt_table(t + m->n_tensors, m, "adam.v.", m->n_params);
     evo_ckpt_meta meta = {.kind = EVO_CKPT_OPTIMIZER, .dtype = EVO_F32, .tp_size = 1, .pp_size = 1, .zero_size = 1,
-                          .step = step};
-    int rc = evo_ckpt_write_file(path, &meta, t, 2 * m->n_tensors, moments, e);
+                          .step = w->step};
+    int rc = evo_ckpt_add_tensors(w, EVO_CKPT_OPTIM_FILE, &meta, t, 2 * m->n_tensors, moments, e);
     free(t);
     return rc;
 }
 
-int evo_ckpt_write_model(const char *path, const evo_model *m, const float *weights, evo_dtype dtype,
-                         uint64_t step, evo_err *e)
+int evo_ckpt_add_model(evo_ckpt_writer *w, const evo_model *m, const float *weights, evo_dtype dtype,
+                       evo_err *e)
 {
     evo_ckpt_tensor *t = evo_calloc(m->n_tensors, sizeof *t);
     evo_ckpt_table(t, m, "", 0);
     evo_ckpt_meta meta = {.kind = EVO_CKPT_MODEL, .dtype = dtype, .tp_size = 1, .pp_size = 1, .zero_size = 1,
-                          .step = step};
+                          .step = w->step};
     void *data = (void *)weights;
     if (dtype != EVO_F32) {
         const evo_backend *cpu = evo_backend_cpu(); /* its memory is host memory */
         data = evo_malloc_large(m->n_params * evo_dtype_size(dtype));
         cpu->cast(cpu, data, dtype, weights, EVO_F32, m->n_params);
     }
-    int rc = evo_ckpt_write_file(path, &meta, t, m->n_tensors, data, e);
+    int rc = evo_ckpt_add_tensors(w, EVO_CKPT_MODEL_FILE, &meta, t, m->n_tensors, data, e);
     if (data != weights)
         free(data);
     free(t);

@@ -79,11 +79,6 @@ typedef struct {
 
 /* --- one .evo file ------------------------------------------------------- */
 
-/* Writes a tensor file atomically: meta (n_tensors and n_elements are
- * taken from the table), the table, then data (n_elements of meta->dtype). */
-int evo_ckpt_write_file(const char *path, const evo_ckpt_meta *meta, const evo_ckpt_tensor *tensors,
-                        size_t n_tensors, const void *data, evo_err *e);
-
 typedef struct {
     evo_binfile f;
     evo_ckpt_meta meta;
@@ -113,15 +108,6 @@ const char *evo_ckpt_dtype_name(evo_dtype dt);
 
 /* The model's table with names prefixed and offsets from element base. */
 void evo_ckpt_table(evo_ckpt_tensor *t, const evo_model *m, const char *prefix, uint64_t base);
-/* config.ini: the resolved config (loadable by evo_config_load). */
-int evo_ckpt_write_config(const char *path, const evo_config *c, evo_err *e);
-/* A single-shard optimizer file of AdamW's moments: moments holds 2
- * n_params fp32 values, the first moments then the second, each laid out
- * as the model's flat buffer (adam.m.<name>, then adam.v.<name>). */
-int evo_ckpt_write_optimizer(const char *path, const evo_model *m, const float *moments, uint64_t step, evo_err *e);
-/* A single-shard model file of the flat fp32 weights, stored as dtype. */
-int evo_ckpt_write_model(const char *path, const evo_model *m, const float *weights, evo_dtype dtype,
-                         uint64_t step, evo_err *e);
 
 /* A checkpoint's model, whole, in host memory: its config, shapes and the
  * flat fp32 weights in the model's tensor order. */
@@ -193,13 +179,27 @@ int evo_ckpt_begin(evo_ckpt_writer *w, const char *folder, uint64_t step, evo_er
 int evo_ckpt_begin_at(evo_ckpt_writer *w, const char *dir, uint64_t step, evo_err *e);
 /* FOLDER/.tmp-STEP-PID/name (malloc'ed): where to write a file. */
 char *evo_ckpt_tmp_path(const evo_ckpt_writer *w, const char *name);
-/* Records a file written (and committed) in the temporary directory:
- * hashes it for the marker. */
-int evo_ckpt_add(evo_ckpt_writer *w, const char *name, evo_err *e);
-/* The same for a file whose hash and size the caller computed as it wrote. */
+/* Records a file written (and committed) in the temporary directory, with
+ * the hash and size its writer took as it wrote: no file of a checkpoint
+ * is read back to be listed in the marker. */
 void evo_ckpt_add_hashed(evo_ckpt_writer *w, const char *name, uint64_t hash, uint64_t size);
 /* Writes bytes as file name of the checkpoint and records it. */
 int evo_ckpt_add_bytes(evo_ckpt_writer *w, const char *name, const void *p, size_t n, evo_err *e);
+/* Writes a tensor file as file name and records it: meta (n_tensors and
+ * n_elements are taken from the table), the table, then data (n_elements
+ * of meta->dtype). */
+int evo_ckpt_add_tensors(evo_ckpt_writer *w, const char *name, const evo_ckpt_meta *meta,
+                         const evo_ckpt_tensor *tensors, size_t n_tensors, const void *data, evo_err *e);
+/* The files of a checkpoint as evo-train writes them, each recorded:
+ * config.ini, the resolved config (loadable by evo_config_load); */
+int evo_ckpt_add_config(evo_ckpt_writer *w, const evo_config *c, evo_err *e);
+/* the single-shard model file of the flat fp32 weights, stored as dtype; */
+int evo_ckpt_add_model(evo_ckpt_writer *w, const evo_model *m, const float *weights, evo_dtype dtype,
+                       evo_err *e);
+/* the single-shard optimizer file of AdamW's moments: moments holds 2
+ * n_params fp32 values, the first moments then the second, each laid out
+ * as the model's flat buffer (adam.m.<name>, then adam.v.<name>). */
+int evo_ckpt_add_optimizer(evo_ckpt_writer *w, const evo_model *m, const float *moments, evo_err *e);
 /* fsyncs, renames to its final directory, writes the marker, fsyncs
  * FOLDER. */
 int evo_ckpt_commit(evo_ckpt_writer *w, evo_err *e);
@@ -250,8 +250,8 @@ typedef struct {
 } evo_ckpt_state;
 
 int evo_ckpt_read_state(evo_ckpt_state *st, const char *path, evo_err *e);
-/* Writes st as state.json: indented JSON, reals with 17 digits (they read
- * back to the same bits). */
-int evo_ckpt_write_state(const char *path, const evo_ckpt_state *st, evo_err *e);
+/* Writes st as state.json of w and records it: indented JSON, reals with
+ * 17 digits (they read back to the same bits). */
+int evo_ckpt_add_state(evo_ckpt_writer *w, const evo_ckpt_state *st, evo_err *e);
 
 #endif

@@ -310,18 +310,6 @@ void evo_ckpt_add_hashed(evo_ckpt_writer *w, const char *name, uint64_t hash, ui
     evo_buf_append(&w->manifest, line, (size_t)n);
 }
 
-int evo_ckpt_add(evo_ckpt_writer *w, const char *name, evo_err *e)
-{
-    char *path = evo_path_join(w->tmp, name);
-    uint64_t hash, size;
-    int rc = evo_ckpt_hash_file(path, &hash, &size, NULL, NULL, e);
-    free(path);
-    if (rc < 0)
-        return -1;
-    evo_ckpt_add_hashed(w, name, hash, size);
-    return 0;
-}
-
 int evo_ckpt_add_bytes(evo_ckpt_writer *w, const char *name, const void *p, size_t n, evo_err *e)
 {
     char *path = evo_path_join(w->tmp, name);
@@ -637,7 +625,7 @@ int evo_ckpt_resolve(const char *given, char **dir, evo_err *e)
     return found > 0 ? 0 : -1;
 }
 
-int evo_ckpt_write_state(const char *path, const evo_ckpt_state *st, evo_err *e)
+int evo_ckpt_add_state(evo_ckpt_writer *w, const evo_ckpt_state *st, evo_err *e)
 {
     json_t *j = json_pack(
         "{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:f, s:s, s:s, s:I}", "format",
@@ -653,7 +641,7 @@ int evo_ckpt_write_state(const char *path, const evo_ckpt_state *st, evo_err *e)
     size_t n = strlen(text);
     text = evo_realloc(text, n + 2);
     memcpy(text + n, "\n", 2);
-    int rc = evo_write_file(path, text, n + 1, e);
+    int rc = evo_ckpt_add_bytes(w, EVO_CKPT_STATE_FILE, text, n + 1, e);
     free(text);
     return rc;
 }

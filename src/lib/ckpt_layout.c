@@ -502,11 +502,9 @@ static int write_shard(const evo_ckpt_shards *s, const evo_ckpt_layout *l, const
     uint8_t *data = evo_malloc_large(n_el * esize + 1);
     for (size_t j = 0; j < sp->n; j++)
         read_piece(s, sp->kind[j], sp->index[j], meta->tp_rank, l->tp, data + sp->table[j].offset * esize);
-    char *path = evo_ckpt_tmp_path(w, name);
-    int rc = evo_ckpt_write_file(path, meta, sp->table, sp->n, data, e);
-    free(path);
+    int rc = evo_ckpt_add_tensors(w, name, meta, sp->table, sp->n, data, e);
     free(data);
-    return rc < 0 ? -1 : evo_ckpt_add(w, name, e);
+    return rc;
 }
 
 /* The optimizer files of shard (t, p), whose model file plan is mp. */

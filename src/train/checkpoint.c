@@ -16,15 +16,15 @@
 #include "train.h"
 
 /* Each file of a checkpoint is written by one of these into the
- * checkpoint's temporary directory. */
-typedef int (*file_writer)(const char *path, const train_run *r, evo_err *e);
+ * checkpoint's temporary directory, and recorded for its marker. */
+typedef int (*file_writer)(evo_ckpt_writer *w, const train_run *r, evo_err *e);
 
-static int write_config(const char *path, const train_run *r, evo_err *e)
+static int write_config(evo_ckpt_writer *w, const train_run *r, evo_err *e)
 {
-    return evo_ckpt_write_config(path, r->cfg, e);
+    return evo_ckpt_add_config(w, r->cfg, e);
 }
 
-static int write_state(const char *path, const train_run *r, evo_err *e)
+static int write_state(evo_ckpt_writer *w, const train_run *r, evo_err *e)
 {
     const train_state *st = &r->st;
     evo_ckpt_state saved = {.step = st->step,
@@ -42,53 +42,43 @@ static int write_state(const char *path, const train_run *r, evo_err *e)
                             .next_lr = evo_lr_at(r->cfg, st->step)};
     snprintf(saved.train_pack, sizeof saved.train_pack, "%s", r->cfg->data.train_folder);
     snprintf(saved.train_pack_id, sizeof saved.train_pack_id, "%016" PRIx64, r->train.content_id);
-    return evo_ckpt_write_state(path, &saved, e);
+    return evo_ckpt_add_state(w, &saved, e);
 }
 
-static int write_model(const char *path, const train_run *r, evo_err *e)
+static int write_model(evo_ckpt_writer *w, const train_run *r, evo_err *e)
 {
     const evo_model *m = &r->model;
     float *host = evo_malloc_large(m->n_params * sizeof *host);
     r->be->download(r->be, host, r->tf.params, m->n_params * sizeof *host);
-    int rc = evo_ckpt_write_model(path, m, host, EVO_F32, r->st.step, e);
+    int rc = evo_ckpt_add_model(w, m, host, EVO_F32, e);
     free(host);
     return rc;
 }
 
-static int write_optimizer(const char *path, const train_run *r, evo_err *e)
+static int write_optimizer(evo_ckpt_writer *w, const train_run *r, evo_err *e)
 {
     size_t n = r->model.n_params;
     float *host = evo_malloc_large(2 * n * sizeof *host);
     r->be->download(r->be, host, r->adam_m, n * sizeof *host);
     r->be->download(r->be, host + n, r->adam_v, n * sizeof *host);
-    int rc = evo_ckpt_write_optimizer(path, &r->model, host, r->st.step, e);
+    int rc = evo_ckpt_add_optimizer(w, &r->model, host, e);
     free(host);
     return rc;
 }
 
 int train_checkpoint_save(train_run *r, evo_err *e)
 {
-    static const struct {
-        const char *name;
-        file_writer write;
-    } files[] = {{EVO_CKPT_CONFIG_FILE, write_config},
-                 {EVO_CKPT_STATE_FILE, write_state},
-                 {EVO_CKPT_MODEL_FILE, write_model},
-                 {EVO_CKPT_OPTIM_FILE, write_optimizer}};
+    static const file_writer files[] = {write_config, write_state, write_model, write_optimizer};
     const char *folder = r->cfg->ckpt.save_ckpt_folder;
     double t0 = evo_now();
     evo_ckpt_writer w;
     if (evo_ckpt_begin(&w, folder, r->st.step, e) < 0)
         return -1;
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        char *path = evo_ckpt_tmp_path(&w, files[i].name);
-        int rc = files[i].write(path, r, e);
-        free(path);
-        if (rc < 0 || evo_ckpt_add(&w, files[i].name, e) < 0) {
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+        if (files[i](&w, r, e) < 0) {
             evo_ckpt_abort(&w);
             return -1;
         }
-    }
     if (evo_ckpt_commit(&w, e) < 0) {
         evo_ckpt_abort(&w);
         return -1;
