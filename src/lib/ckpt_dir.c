@@ -342,8 +342,10 @@ int evo_ckpt_commit(evo_ckpt_writer *w, evo_err *e)
             goto out;
         }
     }
-    if (rename(w->tmp, w->final) < 0) {
-        evo_errf(e, "%s: %s", w->final, strerror(errno));
+    /* RENAME_NOREPLACE: rename() would silently replace an empty directory
+     * made at that name since the check above. */
+    if (renameat2(AT_FDCWD, w->tmp, AT_FDCWD, w->final, RENAME_NOREPLACE) < 0) {
+        evo_errf(e, "%s: %s", w->final, errno == EEXIST ? "already exists" : strerror(errno));
         if (old)
             rename(old, w->final);
         goto out;
