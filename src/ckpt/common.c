@@ -15,41 +15,6 @@ void open_or_die(evo_ckpt_shards *s, const char *dir, unsigned flags)
         evo_fatal("%s", e.msg);
 }
 
-size_t config_pairs(const evo_config *c, config_pair **pairs)
-{
-    char *text = NULL, section[64] = "";
-    size_t len = 0, n = 0, cap = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f)
-        evo_fatal("out of memory");
-    evo_config_print(c, f);
-    fclose(f);
-    *pairs = NULL;
-    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-        char *eq = strstr(line, " = ");
-        if (line[0] == '[') {
-            snprintf(section, sizeof section, "%.*s.", (int)strcspn(line + 1, "]"), line + 1);
-        } else if (eq) {
-            *pairs = evo_grow(*pairs, &cap, n + 1, sizeof **pairs, 64);
-            size_t klen = strlen(section) + (size_t)(eq - line) + 1;
-            char *key = evo_malloc(klen);
-            snprintf(key, klen, "%s%.*s", section, (int)(eq - line), line);
-            (*pairs)[n++] = (config_pair){key, evo_strdup(eq + 3)};
-        }
-    }
-    free(text);
-    return n;
-}
-
-void config_pairs_free(config_pair *pairs, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(pairs[i].key);
-        free(pairs[i].value);
-    }
-    free(pairs);
-}
-
 void format_size(char *buf, size_t n, uint64_t bytes)
 {
     static const char *const units[] = {"kB", "MB", "GB", "TB"};

@@ -31,14 +31,6 @@ int cmd_unpack(const ckpt_opts *o, char **args, int n);
 /* Opens a checkpoint or ends the program with the library's message. */
 void open_or_die(evo_ckpt_shards *s, const char *dir, unsigned flags);
 
-/* A config as "section.key" = value pairs, in evo_config_print's order
- * (the keys before any section have no "section."). */
-typedef struct {
-    char *key, *value;
-} config_pair;
-size_t config_pairs(const evo_config *c, config_pair **pairs);
-void config_pairs_free(config_pair *pairs, size_t n);
-
 /* "6.85 MB": bytes in decimal units, as the other tools print sizes. */
 void format_size(char *buf, size_t n, uint64_t bytes);
 /* The step an output checkpoint directory's name gives; a usage error if

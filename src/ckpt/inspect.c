@@ -118,8 +118,8 @@ static json_t *json_u64s(const uint64_t *v, size_t n)
 
 static json_t *json_config(const evo_config *c)
 {
-    config_pair *pairs;
-    size_t n = config_pairs(c, &pairs);
+    evo_config_pair *pairs;
+    size_t n = evo_config_pairs(c, &pairs);
     json_t *root = json_object();
     for (size_t i = 0; i < n; i++) {
         char *dot = strchr(pairs[i].key, '.');
@@ -133,7 +133,7 @@ static json_t *json_config(const evo_config *c)
             json_object_set_new(root, pairs[i].key, sec = json_object());
         json_object_set_new(sec, dot + 1, json_string(pairs[i].value));
     }
-    config_pairs_free(pairs, n);
+    evo_config_pairs_free(pairs, n);
     return root;
 }
 

@@ -148,15 +148,15 @@ int cmd_diff(const ckpt_opts *o, char **args, int n)
     open_or_die(&a, args[0], EVO_CKPT_CHECKSUMS);
     open_or_die(&b, args[1], EVO_CKPT_CHECKSUMS);
     size_t n_diff = 0, n_same = 0;
-    config_pair *ca, *cb;
-    size_t n_ca = config_pairs(&a.cfg, &ca), n_cb = config_pairs(&b.cfg, &cb);
+    evo_config_pair *ca, *cb;
+    size_t n_ca = evo_config_pairs(&a.cfg, &ca), n_cb = evo_config_pairs(&b.cfg, &cb);
     for (size_t k = 0; k < n_ca && k < n_cb; k++) /* one printer: the same keys in the same order */
         if (strcmp(ca[k].value, cb[k].value)) {
             printf("config %s: %s -> %s\n", ca[k].key, ca[k].value, cb[k].value);
             n_diff++;
         }
-    config_pairs_free(ca, n_ca);
-    config_pairs_free(cb, n_cb);
+    evo_config_pairs_free(ca, n_ca);
+    evo_config_pairs_free(cb, n_cb);
     if (a.step != b.step) {
         printf("step: %" PRIu64 " -> %" PRIu64 "\n", a.step, b.step);
         n_diff++;

@@ -405,25 +405,27 @@ int evo_config_resolve(evo_config *c, evo_err *e)
     return 0;
 }
 
-static void print_value(const field *f, const evo_config *c, FILE *out)
+/* A value as the INI file writes it (the longest, a path, fits in 4096). */
+static void format_value(const field *f, const evo_config *c, char *buf, size_t n)
 {
     const char *p = (const char *)c + f->offset;
     switch (f->type) {
-    case T_U32: fprintf(out, "%u", *(const uint32_t *)p); break;
-    case T_U64: fprintf(out, "%llu", (unsigned long long)*(const uint64_t *)p); break;
-    case T_I32: fprintf(out, "%d", *(const int32_t *)p); break;
+    case T_U32: snprintf(buf, n, "%u", *(const uint32_t *)p); break;
+    case T_U64: snprintf(buf, n, "%llu", (unsigned long long)*(const uint64_t *)p); break;
+    case T_I32: snprintf(buf, n, "%d", *(const int32_t *)p); break;
     case T_F64:
-    case T_FRACTION: fprintf(out, "%.17g", *(const double *)p); break;
-    case T_BOOL: fputs(*(const int *)p ? "true" : "false", out); break;
-    case T_PREC: fputs(evo_precision_name(*(const evo_precision *)p), out); break;
+    case T_FRACTION: snprintf(buf, n, "%.17g", *(const double *)p); break;
+    case T_BOOL: snprintf(buf, n, "%s", *(const int *)p ? "true" : "false"); break;
+    case T_PREC: snprintf(buf, n, "%s", evo_precision_name(*(const evo_precision *)p)); break;
     case T_STR:
-    case T_MODE: fputs(p, out); break;
+    case T_MODE: snprintf(buf, n, "%s", p); break;
     }
 }
 
 void evo_config_print(const evo_config *c, FILE *out)
 {
     const char *section = NULL;
+    char value[4096];
     for (size_t i = 0; i < N_FIELDS; i++) {
         const field *f = &fields[i];
         if (f->alias)
@@ -435,8 +437,34 @@ void evo_config_print(const evo_config *c, FILE *out)
             if (*section)
                 fprintf(out, "[%s]\n", section);
         }
-        fprintf(out, "%s = ", f->key);
-        print_value(f, c, out);
-        fputc('\n', out);
+        format_value(f, c, value, sizeof value);
+        fprintf(out, "%s = %s\n", f->key, value);
     }
+}
+
+size_t evo_config_pairs(const evo_config *c, evo_config_pair **pairs)
+{
+    char value[4096];
+    size_t n = 0;
+    *pairs = evo_calloc(N_FIELDS, sizeof **pairs);
+    for (size_t i = 0; i < N_FIELDS; i++) {
+        const field *f = &fields[i];
+        if (f->alias)
+            continue;
+        size_t klen = strlen(f->section) + strlen(f->key) + 2;
+        char *key = evo_malloc(klen);
+        snprintf(key, klen, "%s%s%s", f->section, *f->section ? "." : "", f->key);
+        format_value(f, c, value, sizeof value);
+        (*pairs)[n++] = (evo_config_pair){key, evo_strdup(value)};
+    }
+    return n;
+}
+
+void evo_config_pairs_free(evo_config_pair *pairs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(pairs[i].key);
+        free(pairs[i].value);
+    }
+    free(pairs);
 }

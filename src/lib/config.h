@@ -84,6 +84,13 @@ int evo_config_set(evo_config *c, const char *assignment, evo_err *e);
 int evo_config_resolve(evo_config *c, evo_err *e);
 /* The whole configuration as a loadable INI file. */
 void evo_config_print(const evo_config *c, FILE *out);
+/* The same keys in the same order, as "section.key" ("KEY" for the
+ * top-level ones) and the value as printed: for comparing and reporting. */
+typedef struct {
+    char *key, *value;
+} evo_config_pair;
+size_t evo_config_pairs(const evo_config *c, evo_config_pair **pairs);
+void evo_config_pairs_free(evo_config_pair *pairs, size_t n);
 
 const char *evo_precision_name(evo_precision p);
 
