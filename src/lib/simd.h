@@ -4,10 +4,11 @@
  * The build's baseline stays plain x86-64 (SSE2), so the binaries run on
  * any x86-64 machine; a function marked EVO_VECTOR_CLONES is compiled once
  * more for x86-64-v3 (AVX2) and x86-64-v4 (AVX-512), and the loader picks
- * the clone the CPU runs (an ifunc, resolved once). Only integer loops and
- * float loops without reductions belong here: with -std=c11 GCC neither
- * contracts a*b+c into an FMA nor reorders a float sum, so every clone
- * gives the same bits. */
+ * the clone the CPU runs (an ifunc, resolved once). Every clone gives the
+ * same bits: with -std=c11 GCC does not contract a*b+c into an FMA, and it
+ * never reorders a float sum (a sum vectorizes only where the code spells
+ * out its lanes, as evo_cpu_sum does), so wider vectors change the speed
+ * of a loop and nothing else. */
 #ifndef EVO_SIMD_H
 #define EVO_SIMD_H
 
