@@ -292,6 +292,14 @@ with tarfile.open("many.tar", "w") as t:
         t.addfile(tarfile.TarInfo("20/f%d" % k), io.BytesIO(b""))'
 check_fails "unpack: more entries than a marker can list" 1 'many.tar: more than 45590 files' \
     evo-ckpt unpack many.tar -o x/20
+$PY -c '
+import io, tarfile
+with tarfile.open("onlymarker.tar", "w") as t:
+    d = tarfile.TarInfo("20/"); d.type = tarfile.DIRTYPE; t.addfile(d)
+    data = open("a/20/20.step", "rb").read()
+    i = tarfile.TarInfo("20/20.step"); i.size = len(data); t.addfile(i, io.BytesIO(data))'
+check_fails "unpack: the marker alone" 1 'onlymarker.tar: [^ ]* is listed in the marker but not in the archive' \
+    evo-ckpt unpack onlymarker.tar -o x/20
 check "unpack: nothing left by the failures" no_output x/20
 
 # --- prune, average --------------------------------------------------------------------------------
@@ -363,6 +371,9 @@ bad b/10 && sed -i '1s/^/0x/' bad/10/10.step
 check_fails "marker: a hash with 0x" 1 'bad/10/10.step:1: want' evo-ckpt verify bad/10
 bad b/10 && sed -i '1p' bad/10/10.step
 check_fails "marker: a file listed twice" 1 '^evo-ckpt: bad/10/10.step:2: [^ ]* listed twice$' evo-ckpt verify bad/10
+bad b/10 && awk 'NR <= 2 { l[NR] = $0 } END { print l[1]; print l[2]; print l[2]; print l[1] }' b/10/10.step >bad/10/10.step
+check_fails "marker: the first line that repeats one is named" 1 \
+    "^evo-ckpt: bad/10/10.step:3: $(sed -n '2s/.*  //p' b/10/10.step) listed twice\$" evo-ckpt verify bad/10
 bad b/10 && sed -i '1s/$/\r/' bad/10/10.step
 check_fails "marker: a carriage return" 1 'bad/10/10.step:1: want' evo-ckpt verify bad/10
 bad b/10 && head -c 2000000 /dev/zero | tr '\0' 'a' >>bad/10/10.step

@@ -16,7 +16,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <xxhash.h>
+#if defined(__x86_64__) || defined(__i386__)
 #include <xxh_x86dispatch.h> /* bulk XXH3 in AVX2/AVX-512 where the CPU has them */
+#endif
 
 #include "evockpt.h"
 #include "fileio.h"
@@ -248,7 +250,8 @@ static int check_against_marker(unpacker *u, evo_err *e)
     if (evo_ckpt_parse_marker(&m, u->marker.data, u->marker.len, mname, e) < 0)
         return -1;
     int rc = 0;
-    qsort(u->got, u->n_got, sizeof *u->got, listed_cmp);
+    if (u->n_got)
+        qsort(u->got, u->n_got, sizeof *u->got, listed_cmp);
     for (size_t i = 0; i < m.n && rc == 0; i++) {
         const evo_ckpt_listed *want = &m.files[i];
         const evo_ckpt_listed *got = u->n_got ? bsearch(want, u->got, u->n_got, sizeof *u->got, listed_cmp) : NULL;

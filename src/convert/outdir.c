@@ -84,9 +84,9 @@ int outdir_commit(outdir *d, evo_err *e)
 {
     char *parent = parent_of(d->path);
     int rc = evo_fsync_path(d->tmp, e);
-    /* RENAME_NOREPLACE: rename() would silently replace an empty directory
+    /* No replacing: rename() would silently replace an empty directory
      * created at path since outdir_begin. */
-    if (rc == 0 && renameat2(AT_FDCWD, d->tmp, AT_FDCWD, d->path, RENAME_NOREPLACE) < 0)
+    if (rc == 0 && evo_rename_noreplace(d->tmp, d->path) < 0)
         rc = evo_errf(e, "%s: %s", d->path, strerror(errno));
     if (rc == 0) {
         free(d->tmp);

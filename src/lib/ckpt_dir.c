@@ -15,7 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
+#if defined(__x86_64__) || defined(__i386__)
 #include <xxh_x86dispatch.h> /* bulk XXH3 in AVX2/AVX-512 where the CPU has them */
+#endif
 
 int evo_ckpt_hash_file(const char *path, uint64_t *hash, uint64_t *size, evo_ckpt_chunk_fn fn, void *ctx,
                        evo_err *e)
@@ -271,6 +273,9 @@ static int start(evo_ckpt_writer *w, char *folder, char *final, uint64_t step, i
         return -1;
     }
     remove_stale(folder);
+    /* A directory of this name is left by a dead process whose pid we got
+     * again (containers reuse pids): nothing of it belongs here. */
+    evo_remove_dir(w->tmp);
     if (evo_make_dirs(w->tmp, e) < 0) {
         evo_ckpt_abort(w);
         return -1;
@@ -342,9 +347,9 @@ int evo_ckpt_commit(evo_ckpt_writer *w, evo_err *e)
             goto out;
         }
     }
-    /* RENAME_NOREPLACE: rename() would silently replace an empty directory
+    /* No replacing: rename() would silently replace an empty directory
      * made at that name since the check above. */
-    if (renameat2(AT_FDCWD, w->tmp, AT_FDCWD, w->final, RENAME_NOREPLACE) < 0) {
+    if (evo_rename_noreplace(w->tmp, w->final) < 0) {
         evo_errf(e, "%s: %s", w->final, errno == EEXIST ? "already exists" : strerror(errno));
         if (old)
             rename(old, w->final);
@@ -385,9 +390,13 @@ void evo_ckpt_abort(evo_ckpt_writer *w)
 
 /* --- the completion marker ------------------------------------------------------ */
 
+/* By name, then by place in the marker: a name listed twice sorts in file
+ * order. */
 static int listed_by_name(const void *a, const void *b)
 {
-    return strcmp((*(const evo_ckpt_listed *const *)a)->name, (*(const evo_ckpt_listed *const *)b)->name);
+    const evo_ckpt_listed *x = *(const evo_ckpt_listed *const *)a, *y = *(const evo_ckpt_listed *const *)b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x > y) - (x < y);
 }
 
 static int name_vs_listed(const void *key, const void *elem)
@@ -401,18 +410,23 @@ const evo_ckpt_listed *evo_ckpt_manifest_find(const evo_ckpt_manifest *m, const 
     return hit ? *hit : NULL;
 }
 
-/* Sorts the index; a name listed twice is then next to itself. */
+/* Sorts the index; a name listed twice is then next to itself. The
+ * error names the first line that repeats an earlier one. */
 static int index_by_name(evo_ckpt_manifest *m, const char *path, evo_err *e)
 {
     m->by_name = evo_malloc((m->n ? m->n : 1) * sizeof *m->by_name);
     for (size_t i = 0; i < m->n; i++)
         m->by_name[i] = &m->files[i];
-    qsort(m->by_name, m->n, sizeof *m->by_name, listed_by_name);
+    if (m->n)
+        qsort(m->by_name, m->n, sizeof *m->by_name, listed_by_name);
+    size_t first_repeat = m->n;
     for (size_t i = 1; i < m->n; i++)
         if (!strcmp(m->by_name[i - 1]->name, m->by_name[i]->name)) {
-            size_t a = (size_t)(m->by_name[i - 1] - m->files), b = (size_t)(m->by_name[i] - m->files);
-            return evo_errf(e, "%s:%zu: %s listed twice", path, (a > b ? a : b) + 1, m->by_name[i]->name);
+            size_t later = (size_t)(m->by_name[i] - m->files);
+            first_repeat = later < first_repeat ? later : first_repeat;
         }
+    if (first_repeat < m->n)
+        return evo_errf(e, "%s:%zu: %s listed twice", path, first_repeat + 1, m->files[first_repeat].name);
     return 0;
 }
 

@@ -31,6 +31,11 @@ typedef struct {
 /* fsync of a file or directory by path (a directory: to make the renames
  * in it durable). */
 int evo_fsync_path(const char *path, evo_err *e);
+/* Renames from to to unless to exists (then -1 with errno EEXIST): a
+ * directory built beside its final name goes into place without replacing
+ * one made there meanwhile. Filesystems without RENAME_NOREPLACE (NFS,
+ * FUSE) get a check and a plain rename, with that small window. */
+int evo_rename_noreplace(const char *from, const char *to);
 /* Removes a directory of plain files (a checkpoint's, an output being
  * built), best effort: what cannot be removed stays. */
 void evo_remove_dir(const char *dir);
