@@ -57,8 +57,9 @@ int hf_read_config(const char *dir, evo_config *c, int *tied, evo_err *e);
 /* --- outdir.c ------------------------------------------------------------- */
 
 struct outdir {
-    char *path; /* what appears when complete */
-    char *tmp;  /* .NAME.tmp-XXXXXX beside it, where the files go */
+    char *path;   /* what appears when complete */
+    char *parent; /* the directory it appears in */
+    char *tmp;    /* .NAME.tmp-XXXXXX beside it, where the files go */
 };
 
 /* Refuses an existing path; creates the temporary directory. */

@@ -29,44 +29,34 @@ int convert_check_signal(evo_err *e)
     return convert_signal ? evo_errf(e, "interrupted by signal %d", (int)convert_signal) : 0;
 }
 
-/* The parent directory of path ("." for a plain name), malloc'ed. */
-static char *parent_of(const char *path)
-{
-    char *p = evo_strdup(path);
-    char *slash = strrchr(p, '/');
-    if (!slash) {
-        free(p);
-        return evo_strdup(".");
-    }
-    slash[slash == p ? 1 : 0] = '\0';
-    return p;
-}
-
 int outdir_begin(outdir *d, const char *path, evo_err *e)
 {
     *d = (outdir){0};
     struct stat st;
     if (lstat(path, &st) == 0)
         return evo_errf(e, "%s: already exists (the output must be a new directory)", path);
-    char *p = evo_strdup(path);
-    for (size_t n = strlen(p); n > 1 && p[n - 1] == '/'; n--)
-        p[n - 1] = '\0'; /* "hf/" is hf */
-    const char *slash = strrchr(p, '/');
-    size_t n = strlen(p) + 32;
-    char *tmp = evo_malloc(n);
-    snprintf(tmp, n, "%.*s.%s.tmp-XXXXXX", slash ? (int)(slash - p + 1) : 0, p, slash ? slash + 1 : p);
-    if (!mkdtemp(tmp)) {
-        evo_errf(e, "%s: cannot create a temporary directory beside it: %s", p, strerror(errno));
-        free(p);
-        free(tmp);
+    char *base;
+    evo_split_path(path, &d->parent, &base);
+    d->path = evo_strdup(path);
+    for (size_t n = strlen(d->path); n > 1 && d->path[n - 1] == '/'; n--)
+        d->path[n - 1] = '\0'; /* "hf/" is hf */
+    size_t n = strlen(base) + 16;
+    char *name = evo_malloc(n);
+    snprintf(name, n, ".%s.tmp-XXXXXX", base);
+    d->tmp = evo_path_join(d->parent, name);
+    free(base);
+    free(name);
+    if (!mkdtemp(d->tmp)) {
+        evo_errf(e, "%s: cannot create a temporary directory beside it: %s", path, strerror(errno));
+        free(d->tmp);
+        d->tmp = NULL;
+        outdir_abort(d);
         return -1;
     }
     /* mkdtemp makes 0700; the result should get the usual 0777 & ~umask. */
     mode_t mask = umask(0);
     umask(mask);
-    chmod(tmp, 0777 & ~mask);
-    d->path = p;
-    d->tmp = tmp;
+    chmod(d->tmp, 0777 & ~mask);
     return 0;
 }
 
@@ -82,7 +72,6 @@ int outdir_write(const outdir *d, const char *name, const void *p, size_t n, evo
 
 int outdir_commit(outdir *d, evo_err *e)
 {
-    char *parent = parent_of(d->path);
     int rc = evo_fsync_path(d->tmp, e);
     /* No replacing: rename() would silently replace an empty directory
      * created at path since outdir_begin. */
@@ -91,9 +80,8 @@ int outdir_commit(outdir *d, evo_err *e)
     if (rc == 0) {
         free(d->tmp);
         d->tmp = NULL;
-        rc = evo_fsync_path(parent, e);
+        rc = evo_fsync_path(d->parent, e);
     }
-    free(parent);
     outdir_abort(d);
     return rc;
 }
@@ -104,5 +92,6 @@ void outdir_abort(outdir *d)
         evo_remove_dir(d->tmp);
     free(d->tmp);
     free(d->path);
+    free(d->parent);
     *d = (outdir){0};
 }

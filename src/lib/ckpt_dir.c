@@ -72,29 +72,10 @@ static int parse_digits(const char *s, size_t n, uint64_t *v)
     return 1;
 }
 
-/* path without its trailing slashes, split into the folder holding it
- * ("." if none) and its last component; both malloc'ed. */
-static void split_path(const char *path, char **folder, char **base)
-{
-    char *p = evo_strdup(path);
-    for (size_t n = strlen(p); n > 1 && p[n - 1] == '/'; n--)
-        p[n - 1] = '\0';
-    char *slash = strrchr(p, '/');
-    *base = evo_strdup(slash ? slash + 1 : p);
-    if (!slash)
-        *folder = evo_strdup(".");
-    else {
-        slash[slash == p] = '\0'; /* "/20" is 20 in "/" */
-        *folder = p;
-        p = NULL;
-    }
-    free(p);
-}
-
 int evo_ckpt_dir_step(const char *dir, uint64_t *step)
 {
     char *folder, *base;
-    split_path(dir, &folder, &base);
+    evo_split_path(dir, &folder, &base);
     int ok = parse_digits(base, strlen(base), step);
     free(folder);
     free(base);
@@ -301,7 +282,7 @@ int evo_ckpt_begin_at(evo_ckpt_writer *w, const char *dir, uint64_t step, evo_er
     if (lstat(dir, &st) == 0)
         return evo_errf(e, "%s: already exists", dir);
     char *folder, *base;
-    split_path(dir, &folder, &base);
+    evo_split_path(dir, &folder, &base);
     free(base);
     return start(w, folder, evo_strdup(dir), step, 0, e);
 }
@@ -514,7 +495,7 @@ int evo_ckpt_read_marker(evo_ckpt_manifest *m, const char *dir, evo_err *e)
 {
     *m = (evo_ckpt_manifest){0};
     char *folder, *base;
-    split_path(dir, &folder, &base);
+    evo_split_path(dir, &folder, &base);
     int rc = not_complete(dir, folder, base, e);
     if (rc == 0) {
         char name[40]; /* base is a step number: the marker is STEP.step */

@@ -294,6 +294,23 @@ int evo_fsync_path(const char *path, evo_err *e)
     return rc < 0 ? evo_errf(e, "%s: fsync failed: %s", path, strerror(errno)) : 0;
 }
 
+void evo_split_path(const char *path, char **folder, char **base)
+{
+    char *p = evo_strdup(path);
+    for (size_t n = strlen(p); n > 1 && p[n - 1] == '/'; n--)
+        p[n - 1] = '\0';
+    char *slash = strrchr(p, '/');
+    *base = evo_strdup(slash ? slash + 1 : p);
+    if (!slash)
+        *folder = evo_strdup(".");
+    else {
+        slash[slash == p] = '\0'; /* "/20" is 20 in "/" */
+        *folder = p;
+        p = NULL;
+    }
+    free(p);
+}
+
 int evo_rename_noreplace(const char *from, const char *to)
 {
     if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)

@@ -39,6 +39,9 @@ int evo_rename_noreplace(const char *from, const char *to);
 /* Removes a directory of plain files (a checkpoint's, an output being
  * built), best effort: what cannot be removed stays. */
 void evo_remove_dir(const char *dir);
+/* path without its trailing slashes, split into the folder holding it
+ * ("." if none) and its last component; both malloc'ed. */
+void evo_split_path(const char *path, char **folder, char **base);
 /* "dir/name", malloc'ed. */
 char *evo_path_join(const char *dir, const char *name);
 /* mkdir -p: creates path and its missing parents. */

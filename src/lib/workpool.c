@@ -89,8 +89,6 @@ void evo_pool_free(evo_pool *p)
     free(p);
 }
 
-int evo_pool_size(const evo_pool *p) { return p->n; }
-
 void evo_pool_submit(evo_pool *p, size_t n, evo_pool_fn fn, void *ctx)
 {
     if (p->inline_only) {

@@ -18,7 +18,6 @@ typedef void (*evo_pool_fn)(void *ctx, size_t item, int worker);
  * caller, so "-j 1" means one thread, start to end. */
 evo_pool *evo_pool_new(int n_workers);
 void evo_pool_free(evo_pool *p);
-int evo_pool_size(const evo_pool *p);
 /* Starts fn over items [0, n) and returns at once. */
 void evo_pool_submit(evo_pool *p, size_t n, evo_pool_fn fn, void *ctx);
 /* Runs items of the submitted loop on the calling thread (worker n - 1)
