@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The compute ops of evo-train's CPU backend (src/lib/backend*.c) against
+# The compute ops of evo-train's CPU backend (src/lib/compute/backend*.c) against
 # PyTorch: tests/c/op-check runs every op forward and backward on fixed
 # random inputs and writes inputs and outputs; tests/ref/torch-ops.py
 # recomputes them with autograd and compares, one line per tensor.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The transformer (src/lib/transformer.c) forward and backward over one
+# The transformer (src/lib/compute/transformer.c) forward and backward over one
 # packed row against a PyTorch LLaMA-style model in float64: tests/c/model-check
 # writes params, logits, loss and gradients; tests/ref/torch-model.py
 # recomputes and compares them, one line per tensor, and checks that the

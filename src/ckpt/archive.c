@@ -20,9 +20,9 @@
 #include <xxh_x86dispatch.h> /* bulk XXH3 in AVX2/AVX-512 where the CPU has them */
 #endif
 
+#include "base/fileio.h"
+#include "base/log.h"
 #include "evockpt.h"
-#include "fileio.h"
-#include "log.h"
 
 /* libarchive's message (it may have none). */
 static const char *why(struct archive *a)

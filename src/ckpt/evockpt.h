@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ckpt_layout.h"
+#include "formats/ckpt_layout.h"
 
 typedef struct {
     const char *output;     /* -o */

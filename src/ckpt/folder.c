@@ -8,9 +8,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/fileio.h"
+#include "base/log.h"
 #include "evockpt.h"
-#include "fileio.h"
-#include "log.h"
 
 /* The training loss of each step, from evo-train's metrics.jsonl: the
  * last line of a step wins (a run resumed from an earlier checkpoint

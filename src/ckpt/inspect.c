@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "evockpt.h"
-#include "log.h"
 
 static const char *const split_names[] = {"none", "dim0", "dim1", "rank0"};
 
@@ -212,9 +212,8 @@ static int bad_value(const evo_ckpt_piece *pc, int nonneg, uint64_t *at, float *
     const float *v = raw;
     float *scratch = NULL;
     if (dt != EVO_F32) {
-        const evo_backend *cpu = evo_backend_cpu();
         v = scratch = evo_malloc(pc->t->numel * sizeof *scratch);
-        cpu->cast(cpu, scratch, EVO_F32, raw, dt, pc->t->numel);
+        evo_dtype_cast(scratch, EVO_F32, raw, dt, pc->t->numel);
     }
     int bad = 0;
     for (uint64_t k = 0; k < pc->t->numel && !bad; k++)

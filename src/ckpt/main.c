@@ -8,10 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/fileio.h"
+#include "base/log.h"
+#include "base/version.h"
 #include "evockpt.h"
-#include "fileio.h"
-#include "log.h"
-#include "version.h"
 
 static void usage(void)
 {

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fileio.h"
+#include "base/log.h"
 #include "evockpt.h"
-#include "fileio.h"
-#include "log.h"
 
 /* The files that are not tensor shards (config.ini, state.json), as they
  * are: config.ini records the run that saved the checkpoint, and the

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fileio.h"
+#include "base/log.h"
 #include "evockpt.h"
-#include "fileio.h"
-#include "log.h"
 
 /* --- cat ------------------------------------------------------------------------ */
 

@@ -10,11 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "backend.h"
-#include "config.h"
-#include "error.h"
-#include "model.h"
-#include "tokenizer.h"
+#include "base/dtype.h"
+#include "base/error.h"
+#include "formats/config.h"
+#include "formats/model.h"
+#include "text/tokenizer.h"
 
 typedef struct {
     const char *input, *output, *tokenizer;

@@ -7,11 +7,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "ckpt.h"
+#include "base/fileio.h"
+#include "base/log.h"
 #include "convert.h"
-#include "fileio.h"
-#include "log.h"
-#include "safetensors.h"
+#include "formats/ckpt.h"
+#include "formats/safetensors.h"
 
 #define INDEX_FILE "model.safetensors.index.json"
 #define SINGLE_FILE "model.safetensors"
@@ -248,14 +248,13 @@ int convert_from_hf(const convert_options *o, evo_err *e)
     evo_dtype dt = o->dtype >= 0 ? (evo_dtype)o->dtype : uniform ? evo_dtype_of(src[0]->dtype) : EVO_F32;
     size_t size = evo_dtype_size(dt);
     data = evo_malloc_large(m.n_params * size);
-    const evo_backend *cpu = evo_backend_cpu(); /* its memory is host memory */
     for (size_t i = 0; i < m.n_tensors && convert_check_signal(e) == 0; i++) {
         evo_dtype from = evo_dtype_of(src[i]->dtype);
         if (from == dt)
             memcpy(data + m.tensors[i].offset * size, evo_st_data(file[i], src[i]), m.tensors[i].numel * size);
         else
-            cpu->cast(cpu, data + m.tensors[i].offset * size, dt, evo_st_data(file[i], src[i]), from,
-                      m.tensors[i].numel);
+            evo_dtype_cast(data + m.tensors[i].offset * size, dt, evo_st_data(file[i], src[i]), from,
+                           m.tensors[i].numel);
     }
     if (convert_check_signal(e) < 0 || write_checkpoint(&w, &cfg, &m, dt, data, e) < 0)
         goto out;

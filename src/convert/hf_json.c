@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fileio.h"
 #include "convert.h"
-#include "fileio.h"
 
 json_t *hf_config_json(const evo_model *m, evo_dtype dt, int32_t bos, int32_t eos, uint32_t max_pos)
 {

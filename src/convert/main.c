@@ -8,9 +8,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/log.h"
+#include "base/version.h"
 #include "convert.h"
-#include "log.h"
-#include "version.h"
 
 static void usage(void)
 {

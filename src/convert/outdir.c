@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/fileio.h"
 #include "convert.h"
-#include "fileio.h"
 
 volatile sig_atomic_t convert_signal;
 

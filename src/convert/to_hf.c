@@ -15,12 +15,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "ckpt.h"
-#include "ckpt_layout.h"
+#include "base/fileio.h"
+#include "base/log.h"
 #include "convert.h"
-#include "fileio.h"
-#include "log.h"
-#include "safetensors.h"
+#include "formats/ckpt.h"
+#include "formats/ckpt_layout.h"
+#include "formats/safetensors.h"
 
 /* One tensor of the output, in HF's state_dict order. */
 typedef struct {
@@ -138,7 +138,6 @@ static int write_tensor(evo_st_writer *w, const evo_ckpt_shards *s, size_t i, ev
         evo_ckpt_shards_read(s, EVO_CKPT_WEIGHTS, i, merged);
     int fd = merged ? -1 : pc->file->f.fd;
     uint8_t *buf = dt != from ? evo_malloc(PIECE) : NULL;
-    const evo_backend *cpu = evo_backend_cpu(); /* its memory is host memory */
     int rc = 0;
     for (uint64_t done = 0; done < ti->numel && rc == 0;) {
         uint64_t n = ti->numel - done;
@@ -149,7 +148,7 @@ static int write_tensor(evo_st_writer *w, const evo_ckpt_shards *s, size_t i, ev
             rc = evo_st_writer_write(w, p + done * in_size, n * in_size, e);
         } else {
             n = n > PIECE / out_size ? PIECE / out_size : n;
-            cpu->cast(cpu, buf, dt, p + done * in_size, from, n);
+            evo_dtype_cast(buf, dt, p + done * in_size, from, n);
             rc = evo_st_writer_write(w, buf, n * out_size, e);
         }
         done += n;

@@ -5,8 +5,8 @@
 
 #include <stdint.h>
 
-#include "pack.h"
-#include "tokens.h"
+#include "formats/pack.h"
+#include "formats/tokens.h"
 
 typedef struct {
     uint32_t seq_len, micro_bsz;

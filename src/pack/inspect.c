@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/histogram.h"
 #include "evopack.h"
-#include "histogram.h"
-#include "tokenizer.h"
+#include "text/tokenizer.h"
 
 static const char *yes_no(int b) { return b ? "yes" : "no"; }
 

@@ -6,11 +6,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/fileio.h"
+#include "base/log.h"
+#include "base/version.h"
+#include "base/workpool.h"
 #include "evopack.h"
-#include "fileio.h"
-#include "log.h"
-#include "version.h"
-#include "workpool.h"
 
 static void usage(void)
 {

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
+#include "base/np_random.h"
 #include "evopack.h"
-#include "log.h"
-#include "np_random.h"
 
 /* A document, or a --max-doc-len piece of one: the unit that is shuffled. */
 typedef struct {

@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/workpool.h"
 #include "evopack.h"
-#include "workpool.h"
 
 void parse_input_arg(const char *arg, pack_input *in)
 {

@@ -6,9 +6,9 @@
 
 #include <stdint.h>
 
+#include "base/error.h"
 #include "batch.h"
-#include "error.h"
-#include "tokenizer.h"
+#include "text/tokenizer.h"
 
 typedef enum {
     FORMAT_AUTO,  /* jsonl for *.jsonl (after any compression suffix), else text */

@@ -3,10 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fileio.h"
-#include "histogram.h"
+#include "base/fileio.h"
+#include "base/histogram.h"
+#include "formats/tokens.h"
 #include "tokenize.h"
-#include "tokens.h"
 
 static void print_hex(const uint8_t *p, size_t n)
 {

@@ -4,11 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fileio.h"
-#include "log.h"
+#include "base/fileio.h"
+#include "base/log.h"
+#include "base/version.h"
+#include "base/workpool.h"
 #include "tokenize.h"
-#include "version.h"
-#include "workpool.h"
 
 static void usage(void)
 {

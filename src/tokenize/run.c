@@ -5,11 +5,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fileio.h"
-#include "log.h"
+#include "base/fileio.h"
+#include "base/log.h"
+#include "base/workpool.h"
+#include "formats/tokens.h"
 #include "tokenize.h"
-#include "tokens.h"
-#include "workpool.h"
 
 typedef struct {
     const batch *b;

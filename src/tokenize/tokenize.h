@@ -4,7 +4,7 @@
 #define EVO_TOKENIZE_H
 
 #include "input.h"
-#include "tokenizer.h"
+#include "text/tokenizer.h"
 
 typedef struct {
     const char *tokenizer_path;

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ckpt.h"
-#include "ckpt_layout.h"
-#include "log.h"
+#include "base/log.h"
+#include "formats/ckpt.h"
+#include "formats/ckpt_layout.h"
 #include "train.h"
 
 /* Each file of a checkpoint is written by one of these into the

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "model.h"
+#include "formats/model.h"
 #include "train.h"
 
 static double gib(double bytes) { return bytes / (1024.0 * 1024.0 * 1024.0); }

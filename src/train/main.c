@@ -4,10 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "config.h"
-#include "log.h"
+#include "base/log.h"
+#include "base/version.h"
+#include "formats/config.h"
 #include "train.h"
-#include "version.h"
 
 static void usage(void)
 {

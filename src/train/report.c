@@ -12,7 +12,7 @@
 #include <inttypes.h>
 #include <math.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "train.h"
 
 /* A JSON number, or null for inf/NaN (which JSON cannot hold). */

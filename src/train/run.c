@@ -17,7 +17,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "train.h"
 
 /* Mean loss over every row of the validation pack (no gradients). */

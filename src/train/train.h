@@ -14,11 +14,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "comm.h"
-#include "config.h"
-#include "pack.h"
-#include "schedule.h"
-#include "transformer.h"
+#include "compute/schedule.h"
+#include "compute/transformer.h"
+#include "dist/comm.h"
+#include "formats/batch_set.h"
+#include "formats/config.h"
+#include "formats/pack.h"
 
 /* Exit code of a run stopped by SIGUSR1 or SIGTERM after saving a
  * checkpoint: sysexits' EX_TEMPFAIL, "try again", for requeueing scripts. */

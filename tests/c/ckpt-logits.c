@@ -1,6 +1,6 @@
 /* ckpt-logits - evo's logits for a token sequence, from a checkpoint: the
  * weights as evo_ckpt_load_model reads them, the forward of
- * src/lib/transformer.c over one segment at positions 0..T-1. For
+ * src/lib/compute/transformer.c over one segment at positions 0..T-1. For
  * tests/ref/torch-hf.py to compare against HuggingFace's LLaMA
  * (t0410-convert.sh).
  *
@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "ckpt.h"
-#include "transformer.h"
+#include "compute/transformer.h"
+#include "formats/ckpt.h"
 
 int main(int argc, char **argv)
 {

@@ -1,4 +1,4 @@
-/* model-check - runs the transformer (src/lib/transformer.c) forward and
+/* model-check - runs the transformer (src/lib/compute/transformer.c) forward and
  * backward over a fixed synthetic packed row and writes what it computed,
  * for tests/ref/torch-model.py to recompute with PyTorch (t0210-model.sh).
  *
@@ -19,12 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "config.h"
-#include "error.h"
-#include "model.h"
-#include "pack.h"
-#include "transformer.h"
+#include "base/error.h"
+#include "compute/backend.h"
+#include "compute/transformer.h"
+#include "formats/config.h"
+#include "formats/model.h"
+#include "formats/pack.h"
 
 static const float SCALE = 0.5f;
 

@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "backend_cpu.h" /* the attention reference */
-#include "error.h"
+#include "base/error.h"
+#include "compute/backend.h"
+#include "compute/backend_cpu.h" /* the attention reference */
 
 static const evo_backend *be;
 static const char *dir;

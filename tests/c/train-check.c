@@ -13,9 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "schedule.h"
-#include "transformer.h"
+#include "compute/schedule.h"
+#include "compute/transformer.h"
+#include "formats/batch_set.h"
+#include "formats/config.h"
 
 static int failed;
 

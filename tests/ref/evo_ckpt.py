@@ -1,4 +1,4 @@
-"""Reads evo checkpoints (src/lib/ckpt.h, evo-ckpt(5)) into numpy, for the
+"""Reads evo checkpoints (src/lib/formats/ckpt.h, evo-ckpt(5)) into numpy, for the
 PyTorch references that start from or compare against what evo-train
 saved. A second implementation of the format from its spec, so it also
 checks the C reader and writer: every field it relies on is validated, and
@@ -37,7 +37,7 @@ def _align(x):
 
 
 def read_binfile(path, magic):
-    """An evo binfmt container (src/lib/binfmt.h): (meta bytes, {section id:
+    """An evo binfmt container (src/lib/formats/binfmt.h): (meta bytes, {section id:
     bytes}), after checking the prefix, the sizes and the checksums."""
     with open(path, "rb") as f:
         b = f.read()

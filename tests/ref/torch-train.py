@@ -28,7 +28,7 @@ Step s (0-based: optimizer steps done before it):
           (data.total_steps if 0), I = lr_scheduler.init_steps:
           0 before I; lr (s + 1 - I) / W in warmup; then cosine
           eta_min + (lr - eta_min) (1 + cos(pi (s - I - W) / (total - I - W))) / 2
-          (lr itself if no step is left for the cosine, as src/lib/schedule.c)
+          (lr itself if no step is left for the cosine, as src/lib/compute/schedule.c)
   beta2   adam_beta2 at s = 0 or when beta2_scheduler.c <= 0, else
           max(init_beta2, 1 - 1 / s^c)
   AdamW   torch.optim.AdamW's update with t = s + 1, written out so beta2

@@ -1,4 +1,4 @@
-"""The transformer evo trains (src/lib/model.c), in PyTorch: InternLM v1 /
+"""The transformer evo trains (src/lib/formats/model.c), in PyTorch: InternLM v1 /
 LLaMA as HF Transformers writes it. RMSNorm, rotate_half RoPE at given
 position ids, causal attention inside each segment of a packed sequence
 (cu_seqlens, as flash-attn's varlen functions take it), GQA (HF's

@@ -1,0 +1,184 @@
+/* backend.h - the compute layer of evo-train: every op the model and the
+ * optimizer need, forward and backward, behind one table of function
+ * pointers. The CPU backend (backend_cpu*.c) is the reference: loops that
+ * read like the math, OpenMP over rows, OpenBLAS for the matmuls; its
+ * attention is blocked over sgemm, with the plain per-token loops kept
+ * beside it (backend_cpu_attention_ref.c) and checked against it. A CUDA
+ * backend is a second table with the same contract, checked against it.
+ *
+ * Contract shared by every op:
+ * - Memory is the backend's: buffers come from alloc() and are opaque
+ *   "device pointers". The host reaches them only through upload/download,
+ *   and an op never reads a host pointer (scalars are passed by value).
+ * - Activations, parameters, gradients and optimizer state are fp32. The
+ *   dtype enum is there for cast(), which turns fp32 into the bf16/f16
+ *   copies that checkpoints and mixed precision need.
+ * - A micro-batch is one packed row of T tokens (the batch dimension folded
+ *   into T); document boundaries are given by cu_seqlens, positions restart
+ *   in every segment (InternEvo's `indexes`).
+ * - Tensors are row-major and contiguous: x[T,C] means x[t*C + c].
+ * - Gradients of parameters ACCUMULATE (+=), so micro-batches add up into
+ *   one step's gradient; gradients of activations are OVERWRITTEN (=), and
+ *   the caller adds residual branches itself.
+ * - Results are deterministic for a fixed thread count: no reduction order
+ *   depends on thread timing (no atomics, no OpenMP reduction clauses).
+ *
+ * Dimensions: T tokens, C channels, OC output channels, V vocabulary,
+ * H query heads, KVH key/value heads, hd head dimension, n flat elements. */
+#ifndef EVO_BACKEND_H
+#define EVO_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/dtype.h"
+
+/* The label that marks a token without a loss target (PyTorch's default
+ * ignore_index, what evo-pack writes for padding and prompt tokens). */
+enum { EVO_IGNORE_LABEL = -100 };
+
+/* What a backward op does with the input gradient it computes: overwrite
+ * the buffer, or add to it. A tensor that feeds several ops (the residual
+ * stream, the normed input of q, k and v) then gets its gradient summed in
+ * place, with no temporary and no extra pass over it. */
+typedef enum { EVO_OVERWRITE, EVO_ACCUMULATE } evo_grad_mode;
+
+typedef struct evo_backend evo_backend;
+struct evo_backend {
+    const char *name;
+
+    /* ---- memory ---------------------------------------------------------
+     * alloc never returns NULL (out of memory is fatal, as everywhere in
+     * evo); its memory is uninitialised. fill writes n fp32 copies of value.
+     * copy is device to device; upload/download cross to and from the host.
+     * cast converts n elements with evo_dtype_cast's rounding (dtype.h). */
+    void *(*alloc)(const evo_backend *be, size_t bytes);
+    void (*free)(const evo_backend *be, void *p);
+    void (*upload)(const evo_backend *be, void *dst, const void *host_src, size_t bytes);
+    void (*download)(const evo_backend *be, void *host_dst, const void *src, size_t bytes);
+    void (*fill)(const evo_backend *be, float *dst, float value, size_t n);
+    void (*add)(const evo_backend *be, float *dst, const float *src, size_t n);
+    void (*copy)(const evo_backend *be, void *dst, const void *src, size_t bytes);
+    void (*cast)(const evo_backend *be, void *dst, evo_dtype dst_dt, const void *src,
+                 evo_dtype src_dt, size_t n);
+
+    /* ---- embedding ------------------------------------------------------
+     * out[t,:] = table[ids[t],:], with 0 <= ids[t] < V (checked by the
+     * caller when tokens are loaded). Backward scatters the rows back:
+     * dtable[ids[t],:] += dout[t,:]; repeated ids add up in token order. */
+    void (*embedding_fwd)(const evo_backend *be, float *out, const int32_t *ids,
+                          const float *table, size_t T, size_t C);
+    void (*embedding_bwd)(const evo_backend *be, float *dtable, const int32_t *ids,
+                          const float *dout, size_t T, size_t C);
+
+    /* ---- matmul (nn.Linear) ---------------------------------------------
+     * out[T,OC] = inp[T,C] . W[OC,C]^T + b[OC]     (bias may be NULL)
+     * Backward, from dout = dL/dout:
+     *   dinp[T,C] (+)= dout[T,OC] . W[OC,C]        (see evo_grad_mode)
+     *   dW[OC,C]   += dout[T,OC]^T . inp[T,C]
+     *   db[OC]     += sum_t dout[t,:]
+     * Any of dinp, dW, db may be NULL to skip it. */
+    void (*matmul_fwd)(const evo_backend *be, float *out, const float *inp, const float *W,
+                       const float *b, size_t T, size_t C, size_t OC);
+    void (*matmul_bwd)(const evo_backend *be, float *dinp, float *dW, float *db,
+                       const float *dout, const float *inp, const float *W, size_t T,
+                       size_t C, size_t OC, evo_grad_mode dinp_mode);
+
+    /* ---- RMSNorm --------------------------------------------------------
+     * rstd[t] = 1 / sqrt(mean_c x[t,c]^2 + eps);  out[t,c] = w[c] x[t,c] rstd[t]
+     * rstd [T] is saved for the backward. With xh = x rstd and g = dout w:
+     *   dinp[t,c] (+)= rstd[t] (g[t,c] - xh[t,c] mean_c'(g[t,c'] xh[t,c']))
+     *   dw[c]     += sum_t dout[t,c] xh[t,c] */
+    void (*rmsnorm_fwd)(const evo_backend *be, float *out, float *rstd, const float *inp,
+                        const float *w, float eps, size_t T, size_t C);
+    void (*rmsnorm_bwd)(const evo_backend *be, float *dinp, float *dw, const float *dout,
+                        const float *inp, const float *w, const float *rstd, size_t T, size_t C,
+                        evo_grad_mode dinp_mode);
+
+    /* ---- rotary position embedding (rotate-half: GPT-NeoX, HF LLaMA,
+     * InternLM v1) over the full head dim of x[T,H,hd], hd even. For
+     * i < hd/2, theta = pos[t] base^(-2i/hd), x1 = x[i], x2 = x[i+hd/2]:
+     *   out[i]      = x1 cos(theta) - x2 sin(theta)
+     *   out[i+hd/2] = x1 sin(theta) + x2 cos(theta)
+     * A rotation, so the backward is the rotation by -theta:
+     *   dx1 =  dy1 cos + dy2 sin,  dx2 = -dy1 sin + dy2 cos
+     * out may equal inp (in place), and dinp may equal dout. */
+    void (*rope_fwd)(const evo_backend *be, float *out, const float *inp, const int32_t *pos,
+                     size_t T, int H, int hd, float base);
+    void (*rope_bwd)(const evo_backend *be, float *dinp, const float *dout, const int32_t *pos,
+                     size_t T, int H, int hd, float base);
+
+    /* ---- causal attention over packed segments (flash-attn varlen) ------
+     * q[T,H,hd], k,v[T,KVH,hd], segment i is tokens [cu[i], cu[i+1]),
+     * cu[0] = 0, cu[n_seg] = T. Query head h reads kv head h / (H/KVH)
+     * (GQA; KVH = H is MHA). For t in segment [s0, s1):
+     *   S[t,s] = q[t,h].k[s,g] / sqrt(hd)           for s0 <= s <= t
+     *   lse[t,h] = log sum_s exp S[t,s];   P[t,s] = exp(S[t,s] - lse[t,h])
+     *   out[t,h] = sum_s P[t,s] v[s,g]
+     * lse [T,H] is saved for the backward, which recomputes P from it:
+     *   D[t,h]  = dout[t,h].out[t,h]  (= sum_s P dP)     -> scratch [T,H]
+     *   dP[t,s] = dout[t,h].v[s,g];   dS = P (dP - D)
+     *   dq[t,h] = sum_s dS k[s,g] / sqrt(hd)
+     *   dk[s,g] = sum_{h in g, t>=s} dS q[t,h] / sqrt(hd)
+     *   dv[s,g] = sum_{h in g, t>=s} P dout[t,h]
+     * dq, dk, dv are overwritten; scratch is T*H floats of workspace. */
+    void (*attention_fwd)(const evo_backend *be, float *out, float *lse, const float *q,
+                          const float *k, const float *v, const int32_t *cu_seqlens, int n_seg,
+                          size_t T, int H, int KVH, int hd);
+    void (*attention_bwd)(const evo_backend *be, float *dq, float *dk, float *dv,
+                          float *scratch, const float *dout, const float *q, const float *k,
+                          const float *v, const float *out, const float *lse,
+                          const int32_t *cu_seqlens, int n_seg, size_t T, int H, int KVH,
+                          int hd);
+
+    /* ---- SwiGLU ---------------------------------------------------------
+     * out = silu(gate) up, silu(g) = g sigmoid(g), elementwise over n:
+     *   dup = dout silu(g);  dgate = dout up sigmoid(g) (1 + g (1 - sigmoid(g))) */
+    void (*swiglu_fwd)(const evo_backend *be, float *out, const float *gate, const float *up,
+                       size_t n);
+    void (*swiglu_bwd)(const evo_backend *be, float *dgate, float *dup, const float *dout,
+                       const float *gate, const float *up, size_t n);
+
+    /* ---- cross-entropy with label smoothing eps (PyTorch's) -------------
+     * For a labelled token (y = labels[t] != EVO_IGNORE_LABEL), z = logits[t]:
+     *   lse[t]    = log sum_v exp z_v
+     *   losses[t] = (1-eps)(lse - z_y) + eps mean_v (lse - z_v)
+     * and losses[t] = 0 for ignored tokens. *count (one int32 in device
+     * memory) receives the number of labelled tokens, so the caller can take
+     * InternEvo's mean over the labelled tokens of the row. Backward, from a
+     * per-token dloss[t] (ignored tokens get zero gradient):
+     *   dlogits[t,v] = dloss[t] (softmax(z)_v - (1-eps)[v = y] - eps/V)
+     * dlogits may equal logits (the logits are not needed after it). */
+    void (*crossentropy_fwd)(const evo_backend *be, float *losses, float *lse,
+                             int32_t *count, const float *logits, const int32_t *labels,
+                             float eps, size_t T, size_t V);
+    void (*crossentropy_bwd)(const evo_backend *be, float *dlogits, const float *dloss,
+                             const float *logits, const float *lse, const int32_t *labels,
+                             float eps, size_t T, size_t V);
+
+    /* ---- AdamW step (torch.optim.AdamW, decoupled weight decay) ---------
+     * With g = grad_scale grad (unscaling and clipping folded into one
+     * factor) and t >= 1 the step number:
+     *   p  -= lr wd p
+     *   m   = beta1 m + (1-beta1) g;     v = beta2 v + (1-beta2) g^2
+     *   p  -= lr/(1-beta1^t) m / (sqrt(v)/sqrt(1-beta2^t) + eps)
+     * over n flat elements (one call per buffer, or one over all of them
+     * when parameters and state live in single arenas). */
+    void (*adamw)(const evo_backend *be, float *p, const float *grad, float *m, float *v,
+                  size_t n, float lr, float beta1, float beta2, float eps, float wd,
+                  float grad_scale, int t);
+
+    /* ---- squared L2 norm, for global gradient-norm clipping -------------
+     * acc[0] += sum_i x[i]^2, summed in double into ONE double in device
+     * memory, so the norm over all parameter buffers costs one download
+     * per step rather than one host sync per buffer. In double the sum of
+     * squared floats cannot overflow (FLT_MAX^2 * 2^64 < DBL_MAX), so the
+     * result is non-finite exactly when some x[i] is inf or NaN: that is the
+     * overflow test of the loss scaler. */
+    void (*sqnorm)(const evo_backend *be, double *acc, const float *x, size_t n);
+};
+
+/* The CPU backend (OpenMP threads: OMP_NUM_THREADS; OpenBLAS sgemm). */
+const evo_backend *evo_backend_cpu(void);
+
+#endif

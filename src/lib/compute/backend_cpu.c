@@ -1,0 +1,89 @@
+/* backend_cpu.c - the CPU backend: its table of ops, and memory. On the CPU
+ * "device memory" is host memory, so upload/download/copy are memcpy; the
+ * ops still only touch what alloc() returned, as a GPU backend must. */
+#include "compute/backend_cpu.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+
+/* 64-byte alignment: a cache line, and a whole AVX-512 vector. */
+static void *cpu_alloc(const evo_backend *be, size_t bytes)
+{
+    (void)be;
+    void *p;
+    if (posix_memalign(&p, 64, bytes ? bytes : 1) != 0)
+        evo_fatal("out of memory allocating %zu bytes", bytes);
+    return p;
+}
+
+static void cpu_free(const evo_backend *be, void *p)
+{
+    (void)be;
+    free(p);
+}
+
+static void cpu_memcpy(const evo_backend *be, void *dst, const void *src, size_t bytes)
+{
+    (void)be;
+    if (bytes)
+        memcpy(dst, src, bytes);
+}
+
+EVO_VECTOR_CLONES static void cpu_fill(const evo_backend *be, float *dst, float value, size_t n)
+{
+    (void)be;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+        dst[i] = value;
+}
+
+EVO_VECTOR_CLONES static void cpu_add(const evo_backend *be, float *dst, const float *src, size_t n)
+{
+    (void)be;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+        dst[i] += src[i];
+}
+
+static void cpu_cast(const evo_backend *be, void *dst, evo_dtype dst_dt, const void *src,
+                     evo_dtype src_dt, size_t n)
+{
+    (void)be;
+    evo_dtype_cast(dst, dst_dt, src, src_dt, n);
+}
+
+static const evo_backend cpu_backend = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_memcpy,
+    .download = cpu_memcpy,
+    .fill = cpu_fill,
+    .add = cpu_add,
+    .copy = cpu_memcpy,
+    .cast = cpu_cast,
+    .embedding_fwd = evo_cpu_embedding_fwd,
+    .embedding_bwd = evo_cpu_embedding_bwd,
+    .matmul_fwd = evo_cpu_matmul_fwd,
+    .matmul_bwd = evo_cpu_matmul_bwd,
+    .rmsnorm_fwd = evo_cpu_rmsnorm_fwd,
+    .rmsnorm_bwd = evo_cpu_rmsnorm_bwd,
+    .rope_fwd = evo_cpu_rope_fwd,
+    .rope_bwd = evo_cpu_rope_bwd,
+    .attention_fwd = evo_cpu_attention_fwd,
+    .attention_bwd = evo_cpu_attention_bwd,
+    .swiglu_fwd = evo_cpu_swiglu_fwd,
+    .swiglu_bwd = evo_cpu_swiglu_bwd,
+    .crossentropy_fwd = evo_cpu_crossentropy_fwd,
+    .crossentropy_bwd = evo_cpu_crossentropy_bwd,
+    .adamw = evo_cpu_adamw,
+    .sqnorm = evo_cpu_sqnorm,
+};
+
+const evo_backend *evo_backend_cpu(void)
+{
+    return &cpu_backend;
+}

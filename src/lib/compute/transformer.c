@@ -1,0 +1,299 @@
+/* transformer.c - forward and backward of the LLaMA / InternLM v1 block
+ * stack (model.h) over one packed row, as a sequence of backend ops. */
+#include "compute/transformer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+
+/* ---- arena ----------------------------------------------------------------
+ * Laid out twice by the same code: once with base NULL to add up the size,
+ * once over the allocation. Every piece starts on 64 bytes (a cache line,
+ * a whole AVX-512 vector, and more than any GPU load needs). */
+typedef struct {
+    char *base;
+    size_t used;
+} carve;
+
+static void *take(carve *c, size_t n, size_t elem)
+{
+    size_t off = c->used;
+    c->used += (n * elem + 63) / 64 * 64;
+    return c->base ? c->base + off : NULL;
+}
+#define TAKE_F(c, n) ((float *)take(c, n, sizeof(float)))
+#define TAKE_I(c, n) ((int32_t *)take(c, n, sizeof(int32_t)))
+
+static void layout(evo_transformer *tf, carve *c)
+{
+    const evo_model *m = tf->m;
+    size_t T = tf->T_max, d = m->dim, kvd = (size_t)m->kv_heads * m->head_dim, f = m->ffn;
+    tf->params = TAKE_F(c, m->n_params);
+    tf->grads = TAKE_F(c, m->n_params);
+    tf->tokens = TAKE_I(c, T);
+    tf->labels = TAKE_I(c, T);
+    tf->positions = TAKE_I(c, T);
+    tf->cu_seqlens = TAKE_I(c, T + 1);
+    tf->count = TAKE_I(c, 1);
+    for (uint32_t l = 0; l <= m->layers; l++)
+        tf->x[l] = TAKE_F(c, T * d);
+    for (uint32_t l = 0; l < m->layers; l++) {
+        evo_layer_acts *a = &tf->acts[l];
+        a->n1 = TAKE_F(c, T * d);
+        a->rstd1 = TAKE_F(c, T);
+        a->q = TAKE_F(c, T * d);
+        a->k = TAKE_F(c, T * kvd);
+        a->v = TAKE_F(c, T * kvd);
+        a->att = TAKE_F(c, T * d);
+        a->lse = TAKE_F(c, T * m->heads);
+        a->h = TAKE_F(c, T * d);
+        a->n2 = TAKE_F(c, T * d);
+        a->rstd2 = TAKE_F(c, T);
+        a->gate = TAKE_F(c, T * f);
+        a->up = TAKE_F(c, T * f);
+        a->act = TAKE_F(c, T * f);
+    }
+    tf->nf = TAKE_F(c, T * d);
+    tf->rstdf = TAKE_F(c, T);
+    tf->logits = TAKE_F(c, T * m->vocab);
+    tf->losses = TAKE_F(c, T);
+    tf->ce_lse = TAKE_F(c, T);
+    tf->dx = TAKE_F(c, T * d);
+    tf->dn = TAKE_F(c, T * d);
+    tf->dq = TAKE_F(c, T * d);
+    tf->dk = TAKE_F(c, T * kvd);
+    tf->dv = TAKE_F(c, T * kvd);
+    tf->dgate = TAKE_F(c, T * f);
+    tf->dup = TAKE_F(c, T * f);
+    tf->dact = TAKE_F(c, T * f);
+    tf->scratch = TAKE_F(c, T * m->heads);
+    tf->dloss = TAKE_F(c, T);
+}
+
+/* The offset of the tensor named by fmt (with the layer number), or
+ * EVO_NO_TENSOR when it is optional and absent. */
+static uint64_t offset_of(const evo_model *m, const char *fmt, uint32_t layer, int optional)
+{
+    char name[sizeof m->tensors[0].name];
+    snprintf(name, sizeof name, fmt, (int)layer);
+    for (size_t i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensors[i].name, name) == 0)
+            return m->tensors[i].offset;
+    if (!optional)
+        evo_fatal("model has no tensor %s", name);
+    return EVO_NO_TENSOR;
+}
+
+void evo_transformer_init(evo_transformer *tf, const evo_model *m, const evo_backend *be,
+                          size_t T_max, float label_smoothing)
+{
+    *tf = (evo_transformer){.m = m, .be = be, .T_max = T_max, .label_smoothing = label_smoothing};
+    tf->x = evo_malloc((m->layers + 1) * sizeof *tf->x);
+    tf->acts = evo_malloc(m->layers * sizeof *tf->acts);
+    tf->layer = evo_malloc(m->layers * sizeof *tf->layer);
+    tf->embedding = offset_of(m, "embedding.weight", 0, 0);
+    tf->norm = offset_of(m, "norm.weight", 0, 0);
+    tf->head = offset_of(m, "head.weight", 0, 0);
+    for (uint32_t l = 0; l < m->layers; l++)
+        tf->layer[l] = (evo_layer_offsets){
+            .attn_norm = offset_of(m, "blocks.%d.attn_norm.weight", l, 0),
+            .q = offset_of(m, "blocks.%d.attn.q.weight", l, 0),
+            .q_bias = offset_of(m, "blocks.%d.attn.q.bias", l, 1),
+            .k = offset_of(m, "blocks.%d.attn.k.weight", l, 0),
+            .k_bias = offset_of(m, "blocks.%d.attn.k.bias", l, 1),
+            .v = offset_of(m, "blocks.%d.attn.v.weight", l, 0),
+            .v_bias = offset_of(m, "blocks.%d.attn.v.bias", l, 1),
+            .o = offset_of(m, "blocks.%d.attn.o.weight", l, 0),
+            .o_bias = offset_of(m, "blocks.%d.attn.o.bias", l, 1),
+            .mlp_norm = offset_of(m, "blocks.%d.mlp_norm.weight", l, 0),
+            .gate = offset_of(m, "blocks.%d.mlp.gate.weight", l, 0),
+            .up = offset_of(m, "blocks.%d.mlp.up.weight", l, 0),
+            .down = offset_of(m, "blocks.%d.mlp.down.weight", l, 0),
+        };
+    carve c = {0};
+    layout(tf, &c);
+    tf->arena = be->alloc(be, c.used);
+    c = (carve){.base = tf->arena};
+    layout(tf, &c);
+}
+
+void evo_transformer_free(evo_transformer *tf)
+{
+    tf->be->free(tf->be, tf->arena);
+    free(tf->x);
+    free(tf->acts);
+    free(tf->layer);
+    *tf = (evo_transformer){0};
+}
+
+/* splitmix64's finaliser: a bijective mix of 64 bits, so distinct counters
+ * give distinct, well-spread outputs. */
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* A standard normal for flat element i: Box-Muller on two uniforms drawn
+ * from the counters 2i and 2i+1 of the stream keyed by seed. u1 is in
+ * (0, 1] so the log is finite. */
+static double normal_at(uint64_t key, uint64_t i)
+{
+    double u1 = (double)((mix64(key + 0x9e3779b97f4a7c15ull * (2 * i + 1)) >> 11) + 1) * 0x1p-53;
+    double u2 = (double)(mix64(key + 0x9e3779b97f4a7c15ull * (2 * i + 2)) >> 11) * 0x1p-53;
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+void evo_transformer_init_params(evo_transformer *tf, uint64_t seed)
+{
+    const evo_model *m = tf->m;
+    uint64_t key = mix64(seed ^ 0x65766f2d696e6974ull); /* "evo-init" */
+    size_t biggest = 0;
+    for (size_t i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].numel > biggest)
+            biggest = m->tensors[i].numel;
+    float *h = evo_malloc(biggest * sizeof *h);
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        const evo_tensor_info *t = &m->tensors[i];
+#pragma omp parallel for schedule(static)
+        for (size_t j = 0; j < t->numel; j++)
+            h[j] = t->init == EVO_INIT_ONES    ? 1.0f
+                   : t->init == EVO_INIT_ZEROS ? 0.0f
+                                               : (float)(t->std * normal_at(key, t->offset + j));
+        tf->be->upload(tf->be, tf->params + t->offset, h, t->numel * sizeof *h);
+    }
+    free(h);
+}
+
+void evo_transformer_zero_grad(evo_transformer *tf)
+{
+    tf->be->fill(tf->be, tf->grads, 0.0f, tf->m->n_params);
+}
+
+/* A pointer into params or grads, NULL for an absent bias. */
+static float *at(float *base, uint64_t off)
+{
+    return off == EVO_NO_TENSOR ? NULL : base + off;
+}
+
+/* dst[t,:] += src[t,:] over T rows of C: residual adds and summed gradients. */
+static void add_rows(const evo_transformer *tf, float *dst, const float *src, size_t T, size_t C)
+{
+    tf->be->add(tf->be, dst, src, T * C);
+}
+
+double evo_transformer_forward(evo_transformer *tf, const evo_pack_row *row, size_t T)
+{
+    const evo_model *m = tf->m;
+    const evo_backend *be = tf->be;
+    if (T > tf->T_max || row->cu_seqlens[row->n_segments] != (int32_t)T)
+        evo_fatal("transformer: a row of %zu tokens (cu_seqlens end %d) for an arena of %zu", T,
+                  row->cu_seqlens[row->n_segments], tf->T_max);
+    size_t d = m->dim, kvd = (size_t)m->kv_heads * m->head_dim, f = m->ffn, V = m->vocab;
+    int H = (int)m->heads, KVH = (int)m->kv_heads, hd = (int)m->head_dim;
+    float eps = (float)m->eps, base = (float)m->rope_base;
+    float *P = tf->params;
+    tf->T = T;
+    tf->n_seg = (int)row->n_segments;
+    be->upload(be, tf->tokens, row->tokens, T * sizeof(int32_t));
+    be->upload(be, tf->labels, row->labels, T * sizeof(int32_t));
+    be->upload(be, tf->positions, row->positions, T * sizeof(int32_t));
+    be->upload(be, tf->cu_seqlens, row->cu_seqlens, (row->n_segments + 1) * sizeof(int32_t));
+
+    be->embedding_fwd(be, tf->x[0], tf->tokens, P + tf->embedding, T, d);
+    for (uint32_t l = 0; l < m->layers; l++) {
+        const evo_layer_offsets *o = &tf->layer[l];
+        evo_layer_acts *a = &tf->acts[l];
+        /* h = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))) */
+        be->rmsnorm_fwd(be, a->n1, a->rstd1, tf->x[l], P + o->attn_norm, eps, T, d);
+        be->matmul_fwd(be, a->q, a->n1, P + o->q, at(P, o->q_bias), T, d, d);
+        be->matmul_fwd(be, a->k, a->n1, P + o->k, at(P, o->k_bias), T, d, kvd);
+        be->matmul_fwd(be, a->v, a->n1, P + o->v, at(P, o->v_bias), T, d, kvd);
+        be->rope_fwd(be, a->q, a->q, tf->positions, T, H, hd, base);
+        be->rope_fwd(be, a->k, a->k, tf->positions, T, KVH, hd, base);
+        be->attention_fwd(be, a->att, a->lse, a->q, a->k, a->v, tf->cu_seqlens, tf->n_seg, T, H,
+                          KVH, hd);
+        be->matmul_fwd(be, a->h, a->att, P + o->o, at(P, o->o_bias), T, d, d);
+        add_rows(tf, a->h, tf->x[l], T, d);
+        /* y = h + down(silu(gate(n2)) up(n2)) */
+        be->rmsnorm_fwd(be, a->n2, a->rstd2, a->h, P + o->mlp_norm, eps, T, d);
+        be->matmul_fwd(be, a->gate, a->n2, P + o->gate, NULL, T, d, f);
+        be->matmul_fwd(be, a->up, a->n2, P + o->up, NULL, T, d, f);
+        be->swiglu_fwd(be, a->act, a->gate, a->up, T * f);
+        be->matmul_fwd(be, tf->x[l + 1], a->act, P + o->down, NULL, T, f, d);
+        add_rows(tf, tf->x[l + 1], a->h, T, d);
+    }
+    be->rmsnorm_fwd(be, tf->nf, tf->rstdf, tf->x[m->layers], P + tf->norm, eps, T, d);
+    be->matmul_fwd(be, tf->logits, tf->nf, P + tf->head, NULL, T, d, V);
+    be->crossentropy_fwd(be, tf->losses, tf->ce_lse, tf->count, tf->logits, tf->labels,
+                         tf->label_smoothing, T, V);
+
+    /* The mean over labelled tokens, summed on the host in double in token
+     * order (T floats: small next to the logits, and deterministic). */
+    float *losses = evo_malloc(T * sizeof *losses);
+    be->download(be, losses, tf->losses, T * sizeof *losses);
+    be->download(be, &tf->n_labelled, tf->count, sizeof tf->n_labelled);
+    double sum = 0;
+    for (size_t t = 0; t < T; t++)
+        sum += losses[t];
+    free(losses);
+    return tf->n_labelled ? sum / tf->n_labelled : 0.0;
+}
+
+void evo_transformer_backward(evo_transformer *tf, float scale)
+{
+    const evo_model *m = tf->m;
+    const evo_backend *be = tf->be;
+    size_t T = tf->T, d = m->dim, kvd = (size_t)m->kv_heads * m->head_dim, f = m->ffn, V = m->vocab;
+    int H = (int)m->heads, KVH = (int)m->kv_heads, hd = (int)m->head_dim;
+    float base = (float)m->rope_base;
+    float *P = tf->params, *G = tf->grads;
+    if (!tf->n_labelled)
+        return;
+    /* loss = sum_t losses[t] / n, so every labelled token gets scale / n
+     * (ignored tokens get no gradient whatever dloss says). */
+    be->fill(be, tf->dloss, scale / (float)tf->n_labelled, T);
+    be->crossentropy_bwd(be, tf->logits, tf->dloss, tf->logits, tf->ce_lse, tf->labels,
+                         tf->label_smoothing, T, V);
+    be->matmul_bwd(be, tf->dn, G + tf->head, NULL, tf->logits, tf->nf, P + tf->head, T, d, V,
+                   EVO_OVERWRITE);
+    /* dx carries dL/d(residual stream) down the layers; the branches add
+     * their share to it in place. */
+    be->rmsnorm_bwd(be, tf->dx, G + tf->norm, tf->dn, tf->x[m->layers], P + tf->norm,
+                    tf->rstdf, T, d, EVO_OVERWRITE);
+    for (uint32_t l = m->layers; l-- > 0;) {
+        const evo_layer_offsets *o = &tf->layer[l];
+        const evo_layer_acts *a = &tf->acts[l];
+        /* y = h + down(act): dh = dy + mlp_norm'(gate' + up') */
+        be->matmul_bwd(be, tf->dact, G + o->down, NULL, tf->dx, a->act, P + o->down, T, f, d,
+                       EVO_OVERWRITE);
+        be->swiglu_bwd(be, tf->dgate, tf->dup, tf->dact, a->gate, a->up, T * f);
+        /* n2 feeds gate and up: its gradient is the sum of both */
+        be->matmul_bwd(be, tf->dn, G + o->gate, NULL, tf->dgate, a->n2, P + o->gate, T, d, f,
+                       EVO_OVERWRITE);
+        be->matmul_bwd(be, tf->dn, G + o->up, NULL, tf->dup, a->n2, P + o->up, T, d, f,
+                       EVO_ACCUMULATE);
+        be->rmsnorm_bwd(be, tf->dx, G + o->mlp_norm, tf->dn, a->h, P + o->mlp_norm, a->rstd2,
+                        T, d, EVO_ACCUMULATE);
+        /* h = x + o(att): dx = dh + attn_norm'(q' + k' + v') */
+        be->matmul_bwd(be, tf->dn, G + o->o, at(G, o->o_bias), tf->dx, a->att, P + o->o, T, d, d,
+                       EVO_OVERWRITE);
+        be->attention_bwd(be, tf->dq, tf->dk, tf->dv, tf->scratch, tf->dn, a->q, a->k, a->v,
+                          a->att, a->lse, tf->cu_seqlens, tf->n_seg, T, H, KVH, hd);
+        be->rope_bwd(be, tf->dq, tf->dq, tf->positions, T, H, hd, base);
+        be->rope_bwd(be, tf->dk, tf->dk, tf->positions, T, KVH, hd, base);
+        be->matmul_bwd(be, tf->dn, G + o->q, at(G, o->q_bias), tf->dq, a->n1, P + o->q, T, d, d,
+                       EVO_OVERWRITE);
+        be->matmul_bwd(be, tf->dn, G + o->k, at(G, o->k_bias), tf->dk, a->n1, P + o->k, T, d,
+                       kvd, EVO_ACCUMULATE);
+        be->matmul_bwd(be, tf->dn, G + o->v, at(G, o->v_bias), tf->dv, a->n1, P + o->v, T, d,
+                       kvd, EVO_ACCUMULATE);
+        be->rmsnorm_bwd(be, tf->dx, G + o->attn_norm, tf->dn, tf->x[l], P + o->attn_norm,
+                        a->rstd1, T, d, EVO_ACCUMULATE);
+    }
+    be->embedding_bwd(be, G + tf->embedding, tf->tokens, tf->dx, T, d);
+}

@@ -1,0 +1,61 @@
+/* model.h - the InternLM v1 / LLaMA family model as evo trains it: its
+ * shapes, its tensor table and what it costs.
+ *
+ * Parameters live in one flat buffer described by the tensor table (name,
+ * shape, offset): optimizer state and gradients mirror it, and sharding for
+ * ZeRO, tensor parallelism or checkpoint shards is slicing that table.
+ *
+ * Per layer (pre-norm, InternEvo's block):
+ *   h = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))),  n1 = attn_norm(x)
+ *   y = h + down(silu(gate(n2)) * up(n2)),             n2 = mlp_norm(h)
+ * with q, k, v, o biases unless model.no_bias (LLaMA, InternLM2), untied
+ * embedding and head, and a final norm. Names say what a tensor is:
+ * blocks.3.mlp.down.weight is the down projection whatever InternEvo's
+ * w2/w3 naming of the day was. */
+#ifndef EVO_MODEL_H
+#define EVO_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+#include "formats/config.h"
+
+typedef enum {
+    EVO_INIT_NORMAL, /* N(0, std) */
+    EVO_INIT_ONES,   /* norm weights */
+    EVO_INIT_ZEROS   /* biases */
+} evo_init;
+
+typedef struct {
+    char name[48];
+    uint32_t ndim;
+    uint64_t shape[2];
+    uint64_t offset, numel; /* in elements of the flat buffer */
+    evo_init init;
+    double std;
+} evo_tensor_info;
+
+typedef struct {
+    uint32_t vocab, dim, heads, kv_heads, head_dim, layers, ffn;
+    int bias;
+    double eps, rope_base;
+    evo_tensor_info *tensors;
+    size_t n_tensors;
+    uint64_t n_params;
+} evo_model;
+
+/* The shapes and tensor table a resolved config describes. */
+int evo_model_describe(evo_model *m, const evo_config *c, evo_err *e);
+void evo_model_free(evo_model *m);
+
+/* InternEvo's hidden size of the MLP: int(dim * mlp_ratio) rounded up to
+ * a multiple of multiple_of (11008 for 7B). */
+uint32_t evo_model_ffn_size(uint32_t dim, double mlp_ratio, uint32_t multiple_of);
+
+/* Training FLOPs per token by InternEvo's (Megatron's) formula, which
+ * counts full seq_len attention: (recompute ? 4 : 3) x forward, forward =
+ * 2 x (matmul parameters) + 2 x attention (2 x seq_len x dim per layer). */
+double evo_model_train_flops_per_token(const evo_model *m, uint32_t seq_len, double recompute_share);
+
+#endif
