@@ -22,11 +22,15 @@ OPT      := -O2 -fvect-cost-model=dynamic -g
 LDSAN    :=
 endif
 
-CPPFLAGS += -D_GNU_SOURCE -Isrc/lib
+# PMIx (the world under srun --mpi=pmix) and Open MPI (the CPU ranks' comm)
+# from Debian's libpmix-dev and libopenmpi-dev.
+DIST_CFLAGS := $(shell pkg-config --cflags pmix ompi-c)
+DIST_LIBS   := $(shell pkg-config --libs pmix ompi-c)
+CPPFLAGS += -D_GNU_SOURCE -Isrc/lib $(DIST_CFLAGS)
 # -fopenmp: the CPU backend's parallel loops. --as-needed keeps libopenblas
 # and libgomp out of the tools that never call the backend.
 CFLAGS   += -std=c11 $(OPT) -Wall -Wextra -Werror -pthread -fopenmp -MMD -MP
-LDLIBS   := -larchive -ljansson -linih -lpcre2-8 -lutf8proc -lxxhash -lopenblas -lm -pthread
+LDLIBS   := $(DIST_LIBS) -larchive -ljansson -linih -lpcre2-8 -lutf8proc -lxxhash -lopenblas -lm -pthread
 LDFLAGS  += $(LDSAN) -fopenmp -Wl,--as-needed
 
 LIB_SRC  := $(sort $(wildcard src/lib/*/*.c))

@@ -117,3 +117,29 @@ clip_grad_norm = 1.0
 checkpoint_every = 10
 EOF
 }
+
+# use_local_slurm: finds the local Slurm (scripts/slurm-local-cluster) when
+# SLURM_CONF does not name one already; ranks then starts ranks with srun.
+use_local_slurm() {
+    if [ -z "${SLURM_CONF:-}" ] && "$EVO_ROOT/scripts/slurm-local-cluster" status >/dev/null 2>&1; then
+        eval "$("$EVO_ROOT/scripts/slurm-local-cluster" env)"
+    fi
+}
+
+# ranks N CMD...: CMD as N ranks with a PMIx server beside each: srun
+# --mpi=pmix where SLURM_CONF names a Slurm (use_local_slurm), else Open
+# MPI's mpirun. CI brings the local Slurm up and must use it: there, no
+# Slurm is a failure, not a fallback. srun waits forever for CPUs it
+# cannot get: hence the timeout.
+ranks() {
+    local n=$1
+    shift
+    if [ -n "${SLURM_CONF:-}" ]; then
+        timeout 300 srun --mpi=pmix -n "$n" "$@"
+    elif [ -n "${CI:-}" ]; then
+        echo "ranks: no local Slurm in CI (scripts/slurm-local-cluster up; SLURM_CONF)" >&2
+        return 1
+    else
+        timeout 300 mpirun --allow-run-as-root --oversubscribe -n "$n" "$@"
+    fi
+}

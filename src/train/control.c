@@ -41,10 +41,10 @@ static long long read_stop_file(const char *path)
 
 train_action train_control_poll(const train_run *r)
 {
-    const evo_comm *comm = r->comm;
+    evo_comm *comm = r->comm;
     if (comm->any(comm, stop_signal != 0))
         return TRAIN_REQUEUE;
-    long long n = comm->rank == 0 ? read_stop_file(r->cfg->ckpt.stop_file_path) : 0;
+    long long n = comm->layout.rank == 0 ? read_stop_file(r->cfg->ckpt.stop_file_path) : 0;
     long long step = (long long)r->st.step;
     if (comm->any(comm, n > 0 && step == n))
         return TRAIN_SAVE_AND_STOP;

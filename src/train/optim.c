@@ -34,20 +34,20 @@ void train_optim_free(train_run *r)
 train_step_result train_optim_step(train_run *r)
 {
     const evo_backend *be = r->be;
-    const evo_comm *comm = r->comm;
+    evo_comm *comm = r->comm;
     const evo_config *c = r->cfg;
     size_t n = r->model.n_params;
     float *g = r->tf.grads;
 
     /* Data parallel: the step's gradient is the mean over ranks; the sum
      * is taken here and the division folded into the scale below. */
-    comm->allreduce_sum_f32(comm, be, g, n);
+    comm->allreduce_sum_f32(comm, EVO_GROUP_DATA, be, g, n);
     double acc = 0;
     be->upload(be, r->sqnorm, &acc, sizeof acc);
     be->sqnorm(be, r->sqnorm, g, n);
     be->download(be, &acc, r->sqnorm, sizeof acc);
 
-    double scale = r->st.scaler.scale * comm->size;
+    double scale = r->st.scaler.scale * comm->layout.dp;
     train_step_result res = {.grad_norm = sqrt(acc) / scale,
                              .lr = evo_lr_at(c, r->st.step),
                              .beta2 = evo_beta2_at(c, r->st.step)};

@@ -1,45 +1,75 @@
-/* run.c - the training loop, InternEvo's train.py on one rank:
+/* run.c - the training loop, InternEvo's train.py on every rank:
  *
  *   for batch in [batch, total_steps):
- *       rows = rampup(batch)  (micro_num without rampup)
+ *       rows = rampup(batch)  (micro_num without rampup), per data-parallel rank
  *       skip_batches: read the rows, drop them
  *       grads = 0
- *       for each row: loss_row = mean CE over its labelled tokens
- *                     grads += d(loss_row * loss_scale / rows)
- *       optimizer step (optim.c); a step with inf/NaN gradients is skipped
+ *       for each of this rank's rows: loss_row = mean CE over its labelled tokens
+ *                                     grads += d(loss_row * loss_scale / rows)
+ *       optimizer step (optim.c: the gradients summed over the data-parallel
+ *       ranks first); a step with inf/NaN gradients is skipped
  *       report; validate every valid_every steps; checkpoint every
  *       checkpoint_every steps; stop requests at the step boundary
  *
+ * A batch is dp x rows consecutive rows of the pack, data-parallel rank d
+ * taking rows [d rows, (d + 1) rows) of them: dp 2 x micro_num 2 trains on
+ * the rows dp 1 x micro_num 4 does, in the same steps.
+ *
  * The loss of a step is the mean of its rows' losses, so every row weighs
- * the same whatever its number of labelled tokens (InternEvo's loss). */
+ * the same whatever its number of labelled tokens (InternEvo's loss). The
+ * ranks add their rows' losses into one slot per row of the batch (the
+ * others' slots are zero, and x + 0 is exact), so the sum is taken in row
+ * order: on the same weights, the loss printed is the one-rank run's to
+ * the bit. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
 #include "train.h"
 
-/* Mean loss over every row of the validation pack (no gradients). */
-static void validate(train_run *r)
+/* Gathers the n row losses the data-parallel ranks filled (each its own
+ * rows, zero elsewhere), and the `extra` slots after them, which add up;
+ * returns the losses' sum, taken in row order. */
+static double sum_row_losses(train_run *r, size_t n, size_t extra)
 {
-    uint64_t n = r->valid.pack.meta.n_rows;
-    size_t T = evo_pack_length(&r->valid.pack.meta);
+    r->comm->allreduce_sum_f64(r->comm, EVO_GROUP_DATA, r->row_losses, n + extra);
     double sum = 0;
-    for (uint64_t i = 0; i < n; i++)
-        sum += evo_transformer_forward(&r->tf, train_data_row(&r->valid, i), T);
-    train_report_valid(r, sum / (double)n, n);
+    for (size_t i = 0; i < n; i++)
+        sum += r->row_losses[i];
+    return sum;
 }
 
+/* Mean loss over every row of the validation pack (no gradients), row i
+ * on data-parallel rank i mod dp. */
+static void validate(train_run *r)
+{
+    const evo_layout *l = &r->comm->layout;
+    uint64_t n = r->valid.pack.meta.n_rows;
+    size_t T = evo_pack_length(&r->valid.pack.meta);
+    memset(r->row_losses, 0, n * sizeof *r->row_losses);
+    for (uint64_t i = l->dp_rank; i < n; i += l->dp)
+        r->row_losses[i] = evo_transformer_forward(&r->tf, train_data_row(&r->valid, i), T);
+    train_report_valid(r, sum_row_losses(r, n, 0) / (double)n, n);
+}
+
+/* Data parallel ranks hold the same weights and moments: rank 0 writes
+ * the checkpoint, and every rank learns whether it did. */
 static int save(train_run *r)
 {
     evo_err e;
     if (!r->cfg->ckpt.enable_save_ckpt || !*r->cfg->ckpt.save_ckpt_folder || r->last_saved_step == r->st.step)
         return 0;
-    if (train_checkpoint_save(r, &e) < 0) {
+    int failed = 0;
+    if (r->comm->layout.rank == 0 && train_checkpoint_save(r, &e) < 0) {
         evo_warn("%s", e.msg);
-        return -1;
+        failed = 1;
     }
+    if (r->comm->any(r->comm, failed))
+        return -1;
+    r->last_saved_step = r->st.step;
     return 0;
 }
 
@@ -48,26 +78,33 @@ static int run_batch(train_run *r, const evo_batch_set *skip, const evo_batch_se
 {
     const evo_config *c = r->cfg;
     train_state *st = &r->st;
-    uint32_t rows = evo_rampup_rows(rampup, st->batch);
+    const evo_layout *l = &r->comm->layout;
+    uint32_t rows = evo_rampup_rows(rampup, st->batch), global_rows = rows * l->dp;
     size_t T = (size_t)c->data.seq_len * c->data.micro_bsz;
     if (evo_batch_set_has(skip, st->batch)) {
-        st->rows += rows;
+        st->rows += global_rows;
         st->batch++;
         st->skipped_batches++;
         train_report_skip(r, rows);
         return 0;
     }
-    double t0 = evo_now(), loss = 0;
+    double t0 = evo_now();
     evo_transformer_zero_grad(&r->tf);
+    /* slots: the batch's row losses, then its real token count */
+    memset(r->row_losses, 0, (global_rows + 1) * sizeof *r->row_losses);
     for (uint32_t i = 0; i < rows; i++) {
-        const evo_pack_row *row = train_data_row(&r->train, st->rows++);
-        st->tokens += T - row->n_pad;
-        loss += evo_transformer_forward(&r->tf, row, T);
+        uint32_t slot = l->dp_rank * rows + i;
+        const evo_pack_row *row = train_data_row(&r->train, st->rows + slot);
+        r->row_losses[global_rows] += (double)(T - row->n_pad);
+        r->row_losses[slot] = evo_transformer_forward(&r->tf, row, T);
         evo_transformer_backward(&r->tf, (float)(st->scaler.scale / rows));
     }
+    double loss = sum_row_losses(r, global_rows, 1);
+    st->rows += global_rows;
+    st->tokens += (uint64_t)r->row_losses[global_rows];
     if (evo_batch_set_has(poison, st->batch))
         r->be->fill(r->be, r->tf.grads, NAN, 1);
-    train_report rep = {.loss = loss / rows, .rows = rows, .step = train_optim_step(r)};
+    train_report rep = {.loss = loss / global_rows, .rows = global_rows, .step = train_optim_step(r)};
     st->batch++;
     if (rep.step.applied) {
         st->step++;
@@ -130,17 +167,63 @@ static FILE *open_metrics(const evo_config *c, const train_options *opt, evo_err
     return f;
 }
 
+/* The world from PMIx, its layout checked against the model before
+ * anything big is allocated (every rank finds the same answer; rank 0
+ * says it), and the comm: Open MPI when there are several ranks. */
+static evo_comm *open_world(evo_world *w, const evo_config *c, const evo_model *m)
+{
+    evo_err e;
+    evo_layout l;
+    if (evo_world_init(w, &e) < 0)
+        evo_fatal("%s", e.msg);
+    if (w->size > 1) {
+        static char name[64];
+        snprintf(name, sizeof name, "evo-train: rank %u", w->rank);
+        evo_set_progname(name);
+        if (w->rank)
+            evo_quiet = 1;
+    }
+    int rc = evo_layout_make(&l, c, m, w->size, w->rank, &e);
+    if (rc == 0 && (l.tp > 1 || l.pp > 1 || l.zero1 > 1))
+        rc = evo_errf(&e,
+                      "%s not implemented yet: this evo-train runs data parallel only (set parallel.tensor.size, "
+                      "pipeline.size and zero1 to 1)",
+                      l.tp > 1 ? "tensor parallelism is" : l.pp > 1 ? "pipeline parallelism is" : "ZeRO-1 sharding is");
+    if (rc < 0) {
+        if (w->rank == 0)
+            evo_warn("%s", e.msg);
+        evo_world_finalize(w);
+        exit(EVO_EXIT_FAIL);
+    }
+    evo_comm *comm = w->size > 1 ? evo_comm_mpi(&l, w, &e) : evo_comm_single(&l);
+    if (!comm)
+        evo_fatal("%s", e.msg);
+    char text[160];
+    evo_layout_describe(&l, text, sizeof text);
+    if (w->size > 1)
+        evo_info("%u ranks on %u node%s (PMIx), comm %s: %s", w->size, w->nodes, w->nodes > 1 ? "s" : "",
+                 comm->name, text);
+    return comm;
+}
+
 int train_run_main(evo_config *c, const train_options *opt)
 {
-    train_run r = {.cfg = c, .opt = opt, .be = evo_backend_cpu(), .comm = evo_comm_single(),
-                   .last_saved_step = UINT64_MAX, .valid_loss = NAN};
+    train_run r = {.cfg = c, .opt = opt, .be = evo_backend_cpu(), .last_saved_step = UINT64_MAX, .valid_loss = NAN};
     evo_err e;
     evo_batch_set skip, poison;
     evo_rampup rampup;
-    if (evo_model_describe(&r.model, c, &e) < 0 || evo_batch_set_parse(&skip, c->data.skip_batches, &e) < 0 ||
+    evo_world world;
+    if (evo_model_describe(&r.model, c, &e) < 0)
+        evo_fatal("%s", e.msg);
+    r.comm = open_world(&world, c, &r.model);
+    if (evo_batch_set_parse(&skip, c->data.skip_batches, &e) < 0 ||
         evo_batch_set_parse(&poison, opt->inject_nan ? opt->inject_nan : "", &e) < 0 ||
         evo_rampup_parse(&rampup, c->data.rampup_batch_size, c->data.micro_num, &e) < 0 || open_data(&r, &e) < 0)
         evo_fatal("%s", e.msg);
+    uint64_t slots = (uint64_t)c->data.micro_num * r.comm->layout.dp + 1;
+    if (r.has_valid && r.valid.pack.meta.n_rows > slots)
+        slots = r.valid.pack.meta.n_rows;
+    r.row_losses = evo_calloc(slots, sizeof *r.row_losses);
     evo_transformer_init(&r.tf, &r.model, r.be, (size_t)c->data.seq_len * c->data.micro_bsz,
                          (float)c->loss.label_smoothing);
     train_optim_init(&r);
@@ -148,7 +231,7 @@ int train_run_main(evo_config *c, const train_options *opt)
     if (train_checkpoint_start(&r, &e) < 0)
         evo_fatal("%s", e.msg);
     e.msg[0] = 0;
-    r.metrics = open_metrics(c, opt, &e);
+    r.metrics = r.comm->layout.rank == 0 ? open_metrics(c, opt, &e) : NULL;
     if (!r.metrics && *e.msg)
         evo_fatal("%s", e.msg);
     train_control_init();
@@ -195,5 +278,8 @@ int train_run_main(evo_config *c, const train_options *opt)
     evo_batch_set_free(&skip);
     evo_batch_set_free(&poison);
     evo_model_free(&r.model);
+    free(r.row_losses);
+    r.comm->free(r.comm);
+    evo_world_finalize(&world);
     return rc;
 }

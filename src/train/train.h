@@ -66,7 +66,8 @@ typedef struct {
     evo_config *cfg;
     const train_options *opt;
     const evo_backend *be;
-    const evo_comm *comm;
+    evo_comm *comm;
+    double *row_losses;     /* host, one slot per row of a global batch or the validation pack */
     evo_model model;
     evo_transformer tf;
     float *adam_m, *adam_v; /* optimizer moments, n_params each (backend memory) */

@@ -1,32 +1,75 @@
 /* comm.h - everything evo-train knows about the world of ranks, behind one
- * table of functions: who am I, how many are we, and the few collectives a
- * data-parallel step needs. The single-process world is implemented here;
- * the NCCL/PMIx world (srun, many GPUs) is a second table with the same
- * contract, and the training loop does not change. (Collectives join the
- * table as the loop needs them: a ZeRO step adds reduce-scatter and
- * all-gather.)
+ * table of functions: the layout (layout.h) and the collectives the
+ * parallel modes need, each over one group of that layout. A world of one
+ * rank (comm_single.c) and Open MPI's CPU ranks (comm_mpi.c) implement it;
+ * the NCCL world is a third table with the same contract, and the
+ * training loop does not change.
  *
- * Buffers are backend memory (device pointers for a GPU backend), as the
- * gradients they reduce; flags and counters are host values. */
+ * Contract:
+ * - Every rank of a group calls the same collectives in the same order
+ *   with the same counts (n is per rank where a buffer is cut in parts).
+ * - Buffers of f32 calls are backend memory (device pointers for a GPU
+ *   backend), as the gradients they reduce; f64 calls, flags and the
+ *   barrier are host values.
+ * - Deterministic: the same layout on the same data gives the same bits
+ *   every run (reduction order fixed by the algorithm, not by timing).
+ * - bytes[g] counts what this rank sends over group g under the ring
+ *   algorithms, evo_comm_volume's formula: tests and --dry-run check the
+ *   communication volume against it. A group of one rank moves nothing. */
 #ifndef EVO_COMM_H
 #define EVO_COMM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "compute/backend.h"
+#include "dist/layout.h"
+#include "dist/world.h"
+
+typedef enum { EVO_ALLREDUCE, EVO_REDUCE_SCATTER, EVO_ALLGATHER, EVO_BROADCAST, EVO_REDUCE, EVO_SENDRECV } evo_coll;
 
 typedef struct evo_comm evo_comm;
 struct evo_comm {
     const char *name;
-    int rank, size; /* data-parallel rank and world (tp = pp = 1 for now) */
-    /* buf[i] = sum over ranks of buf[i] (gradients: the caller scales). */
-    void (*allreduce_sum_f32)(const evo_comm *c, const evo_backend *be, float *buf, size_t n);
-    /* 1 on every rank if any rank passed a non-zero flag: stop requests
-     * (signals, stop file) must end every rank at the same step. */
-    int (*any)(const evo_comm *c, int flag);
+    evo_layout layout;
+    uint64_t bytes[EVO_N_GROUPS];
+    void *impl;
+
+    /* buf[i] = sum over the group of buf[i]. */
+    void (*allreduce_sum_f32)(evo_comm *c, evo_group g, const evo_backend *be, float *buf, size_t n);
+    void (*allreduce_sum_f64)(evo_comm *c, evo_group g, double *host, size_t n);
+    /* in: size x n values on every rank; out: this rank's n of their sum
+     * (out[i] = sum over ranks of in[rank n + i]). */
+    void (*reduce_scatter_sum_f32)(evo_comm *c, evo_group g, const evo_backend *be, float *out, const float *in,
+                                   size_t n);
+    /* out: size x n, rank r's n values at out + r n; in may be that place. */
+    void (*allgather_f32)(evo_comm *c, evo_group g, const evo_backend *be, float *out, const float *in, size_t n);
+    /* buf on root = sum over the group of buf; other ranks' buf unchanged. */
+    void (*reduce_sum_f32)(evo_comm *c, evo_group g, const evo_backend *be, float *buf, size_t n, uint32_t root);
+    /* buf of every rank = root's. */
+    void (*broadcast)(evo_comm *c, evo_group g, const evo_backend *be, void *buf, size_t bytes, uint32_t root);
+    /* Point to point within a group (the pipeline's activations). */
+    void (*send)(evo_comm *c, evo_group g, const evo_backend *be, const void *buf, size_t bytes, uint32_t peer);
+    void (*recv)(evo_comm *c, evo_group g, const evo_backend *be, void *buf, size_t bytes, uint32_t peer);
+    /* Over the whole world: 1 on every rank if any (all) rank's flag is
+     * non-zero; stop requests must end every rank at the same step. */
+    int (*any)(evo_comm *c, int flag);
+    int (*all)(evo_comm *c, int flag);
+    void (*barrier)(evo_comm *c, evo_group g);
+    void (*free)(evo_comm *c);
 };
 
-/* The world of one process. */
-const evo_comm *evo_comm_single(void);
+/* Bytes one rank sends for a collective of `bytes` (the whole buffer:
+ * size x n elements for reduce-scatter and all-gather) over `size` ranks,
+ * with ring algorithms: all-reduce 2 (size-1)/size, reduce-scatter and
+ * all-gather (size-1)/size, broadcast and reduce (size-1)/size (pipelined
+ * along the ring), send/recv the message. Integer bytes, rounded down. */
+uint64_t evo_comm_volume(evo_coll kind, uint64_t bytes, uint32_t size);
+
+/* The world of one process, with the layout of one rank. */
+evo_comm *evo_comm_single(const evo_layout *l);
+/* Open MPI's ranks (MPI_Init, which finds the same PMIx server as w), one
+ * communicator per group of l. Checks that MPI sees the world PMIx gave. */
+evo_comm *evo_comm_mpi(const evo_layout *l, const evo_world *w, evo_err *e);
 
 #endif

@@ -1,0 +1,167 @@
+/* comm_mpi.c - CPU ranks through Open MPI: one communicator per group of
+ * the layout, split from MPI_COMM_WORLD by (color, rank in the group), so
+ * rank r of a group is the communicator's rank r.
+ *
+ * Open MPI finds its world through the same PMIx server evo_world asked
+ * (srun --mpi=pmix or mpirun); the two must agree, and are checked to.
+ * MPI counts are ints: large buffers go in pieces of at most CHUNK
+ * elements, which changes no result (element-wise operations). */
+#include "dist/comm.h"
+
+#include <limits.h>
+#include <mpi.h>
+#include <stdlib.h>
+
+enum { CHUNK = 1 << 28 };
+
+typedef struct {
+    MPI_Comm group[EVO_N_GROUPS];
+} mpi_impl;
+
+static MPI_Comm comm_of(evo_comm *c, evo_group g) { return ((mpi_impl *)c->impl)->group[g]; }
+
+static uint32_t size_of(evo_comm *c, evo_group g) { return evo_layout_group_size(&c->layout, g); }
+
+static void count(evo_comm *c, evo_group g, evo_coll kind, uint64_t bytes)
+{
+    c->bytes[g] += evo_comm_volume(kind, bytes, size_of(c, g));
+}
+
+static int as_int(size_t n, const char *what)
+{
+    if (n > INT_MAX)
+        evo_fatal("%s of %zu elements per rank: more than MPI's int counts allow", what, n);
+    return (int)n;
+}
+
+static void allreduce_f32(evo_comm *c, evo_group g, const evo_backend *be, float *buf, size_t n)
+{
+    (void)be;
+    for (size_t i = 0; i < n; i += CHUNK) {
+        size_t k = n - i < CHUNK ? n - i : CHUNK;
+        MPI_Allreduce(MPI_IN_PLACE, buf + i, (int)k, MPI_FLOAT, MPI_SUM, comm_of(c, g));
+    }
+    count(c, g, EVO_ALLREDUCE, n * sizeof *buf);
+}
+
+static void allreduce_f64(evo_comm *c, evo_group g, double *host, size_t n)
+{
+    MPI_Allreduce(MPI_IN_PLACE, host, as_int(n, "all-reduce"), MPI_DOUBLE, MPI_SUM, comm_of(c, g));
+    count(c, g, EVO_ALLREDUCE, n * sizeof *host);
+}
+
+static void reduce_scatter_f32(evo_comm *c, evo_group g, const evo_backend *be, float *out, const float *in,
+                               size_t n)
+{
+    (void)be;
+    MPI_Reduce_scatter_block(in, out, as_int(n, "reduce-scatter"), MPI_FLOAT, MPI_SUM, comm_of(c, g));
+    count(c, g, EVO_REDUCE_SCATTER, n * size_of(c, g) * sizeof *out);
+}
+
+static void allgather_f32(evo_comm *c, evo_group g, const evo_backend *be, float *out, const float *in, size_t n)
+{
+    (void)be;
+    int k = as_int(n, "all-gather");
+    const void *send = in == out + (size_t)evo_layout_group_rank(&c->layout, g) * n ? MPI_IN_PLACE : in;
+    MPI_Allgather(send, k, MPI_FLOAT, out, k, MPI_FLOAT, comm_of(c, g));
+    count(c, g, EVO_ALLGATHER, n * size_of(c, g) * sizeof *out);
+}
+
+static void reduce_f32(evo_comm *c, evo_group g, const evo_backend *be, float *buf, size_t n, uint32_t root)
+{
+    (void)be;
+    int me_root = evo_layout_group_rank(&c->layout, g) == root;
+    for (size_t i = 0; i < n; i += CHUNK) {
+        size_t k = n - i < CHUNK ? n - i : CHUNK;
+        MPI_Reduce(me_root ? MPI_IN_PLACE : buf + i, buf + i, (int)k, MPI_FLOAT, MPI_SUM, (int)root, comm_of(c, g));
+    }
+    count(c, g, EVO_REDUCE, n * sizeof *buf);
+}
+
+static void broadcast(evo_comm *c, evo_group g, const evo_backend *be, void *buf, size_t bytes, uint32_t root)
+{
+    (void)be;
+    for (size_t i = 0; i < bytes; i += CHUNK)
+        MPI_Bcast((char *)buf + i, (int)(bytes - i < CHUNK ? bytes - i : CHUNK), MPI_BYTE, (int)root, comm_of(c, g));
+    count(c, g, EVO_BROADCAST, bytes);
+}
+
+static void send(evo_comm *c, evo_group g, const evo_backend *be, const void *buf, size_t bytes, uint32_t peer)
+{
+    (void)be;
+    for (size_t i = 0; i < bytes; i += CHUNK)
+        MPI_Send((const char *)buf + i, (int)(bytes - i < CHUNK ? bytes - i : CHUNK), MPI_BYTE, (int)peer, 0,
+                 comm_of(c, g));
+    count(c, g, EVO_SENDRECV, bytes);
+}
+
+static void recv(evo_comm *c, evo_group g, const evo_backend *be, void *buf, size_t bytes, uint32_t peer)
+{
+    (void)be;
+    for (size_t i = 0; i < bytes; i += CHUNK)
+        MPI_Recv((char *)buf + i, (int)(bytes - i < CHUNK ? bytes - i : CHUNK), MPI_BYTE, (int)peer, 0,
+                 comm_of(c, g), MPI_STATUS_IGNORE);
+}
+
+static int flag_over_world(evo_comm *c, int flag, MPI_Op op)
+{
+    int v = flag != 0;
+    MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, op, comm_of(c, EVO_GROUP_WORLD));
+    count(c, EVO_GROUP_WORLD, EVO_ALLREDUCE, sizeof v);
+    return v;
+}
+
+static int any(evo_comm *c, int flag) { return flag_over_world(c, flag, MPI_LOR); }
+
+static int all(evo_comm *c, int flag) { return flag_over_world(c, flag, MPI_LAND); }
+
+static void barrier(evo_comm *c, evo_group g) { MPI_Barrier(comm_of(c, g)); }
+
+static void free_mpi(evo_comm *c)
+{
+    mpi_impl *m = c->impl;
+    for (int g = EVO_GROUP_DATA; g < EVO_N_GROUPS; g++)
+        MPI_Comm_free(&m->group[g]);
+    MPI_Finalize();
+    free(m);
+    free(c);
+}
+
+evo_comm *evo_comm_mpi(const evo_layout *l, const evo_world *w, evo_err *e)
+{
+    int inited = 0, rank, size;
+    MPI_Initialized(&inited);
+    if (!inited && MPI_Init(NULL, NULL) != MPI_SUCCESS) {
+        evo_errf(e, "MPI_Init failed (rank %u of %u by PMIx)", w->rank, w->size);
+        return NULL;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if ((uint32_t)rank != w->rank || (uint32_t)size != w->size) {
+        evo_errf(e, "MPI sees rank %d of %d, PMIx rank %u of %u: start evo-train with srun --mpi=pmix or mpirun",
+                 rank, size, w->rank, w->size);
+        MPI_Finalize();
+        return NULL;
+    }
+    evo_comm *c = evo_comm_single(l);
+    mpi_impl *m = evo_calloc(1, sizeof *m);
+    m->group[EVO_GROUP_WORLD] = MPI_COMM_WORLD;
+    for (int g = EVO_GROUP_DATA; g < EVO_N_GROUPS; g++)
+        MPI_Comm_split(MPI_COMM_WORLD, (int)evo_layout_group_color(l, (evo_group)g),
+                       (int)evo_layout_group_rank(l, (evo_group)g), &m->group[g]);
+    c->name = "mpi";
+    c->impl = m;
+    c->allreduce_sum_f32 = allreduce_f32;
+    c->allreduce_sum_f64 = allreduce_f64;
+    c->reduce_scatter_sum_f32 = reduce_scatter_f32;
+    c->allgather_f32 = allgather_f32;
+    c->reduce_sum_f32 = reduce_f32;
+    c->broadcast = broadcast;
+    c->send = send;
+    c->recv = recv;
+    c->any = any;
+    c->all = all;
+    c->barrier = barrier;
+    c->free = free_mpi;
+    return c;
+}

@@ -1,0 +1,64 @@
+/* world.c - the job's ranks from PMIx (world.h). */
+#include "dist/world.h"
+
+#include <pmix.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A numeric PMIx value of any unsigned or signed width as uint32; -1 when
+ * the key is missing or not a number. */
+static int64_t get_number(const pmix_proc_t *proc, const char *key)
+{
+    pmix_value_t *v = NULL;
+    if (PMIx_Get(proc, key, NULL, 0, &v) != PMIX_SUCCESS || !v)
+        return -1;
+    int64_t n = -1;
+    switch (v->type) {
+    case PMIX_UINT32: n = v->data.uint32; break;
+    case PMIX_UINT16: n = v->data.uint16; break;
+    case PMIX_UINT64: n = (int64_t)v->data.uint64; break;
+    case PMIX_INT: n = v->data.integer; break;
+    case PMIX_UINT: n = v->data.uint; break;
+    case PMIX_PROC_RANK: n = v->data.rank; break;
+    default: break;
+    }
+    PMIX_VALUE_RELEASE(v);
+    return n;
+}
+
+int evo_world_init(evo_world *w, evo_err *e)
+{
+    *w = (evo_world){.size = 1, .local_size = 1, .nodes = 1};
+    pmix_proc_t me;
+    pmix_status_t rc = PMIx_Init(&me, NULL, 0);
+    if (rc != PMIX_SUCCESS)
+        return 0; /* no server (PMIX_ERR_UNREACH): started by hand, one rank */
+    w->pmix = 1;
+    snprintf(w->nspace, sizeof w->nspace, "%s", me.nspace);
+    pmix_proc_t job;
+    PMIX_PROC_CONSTRUCT(&job);
+    PMIX_LOAD_PROCID(&job, me.nspace, PMIX_RANK_WILDCARD);
+    int64_t size = get_number(&job, PMIX_JOB_SIZE), local_size = get_number(&job, PMIX_LOCAL_SIZE);
+    int64_t local_rank = get_number(&me, PMIX_LOCAL_RANK), nodes = get_number(&job, PMIX_NUM_NODES);
+    if (size < 1 || me.rank >= (uint32_t)size || local_rank < 0 || local_size < 1 || local_rank >= local_size) {
+        evo_world_finalize(w);
+        return evo_errf(e, "PMIx: the server did not give this job's size and local ranks (namespace %s)",
+                        me.nspace);
+    }
+    w->rank = me.rank;
+    w->size = (uint32_t)size;
+    w->local_rank = (uint32_t)local_rank;
+    w->local_size = (uint32_t)local_size;
+    /* Slurm's plugin may not register PMIX_NUM_NODES; srun sets this. */
+    const char *env = getenv("SLURM_STEP_NUM_NODES");
+    w->nodes = nodes > 0 ? (uint32_t)nodes : env && atoi(env) > 0 ? (uint32_t)atoi(env) : 1;
+    return 0;
+}
+
+void evo_world_finalize(evo_world *w)
+{
+    if (w->pmix)
+        PMIx_Finalize(NULL, 0);
+    w->pmix = 0;
+}

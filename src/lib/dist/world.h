@@ -1,0 +1,28 @@
+/* world.h - who this process is among the ranks of a job, from PMIx.
+ *
+ * Under `srun --mpi=pmix` (Slurm's PMIx plugin) or Open MPI's mpirun, a
+ * PMIx server runs beside every process and knows the job: this rank, the
+ * job size, the ranks on this node (the local rank picks the GPU) and the
+ * node count. A process started by hand has no server: PMIx_Init fails
+ * with PMIX_ERR_UNREACH at once, and the world is one rank, silently. */
+#ifndef EVO_WORLD_H
+#define EVO_WORLD_H
+
+#include <stdint.h>
+
+#include "base/error.h"
+
+typedef struct {
+    uint32_t rank, size;             /* in the job */
+    uint32_t local_rank, local_size; /* on this node */
+    uint32_t nodes;
+    int pmix;                        /* 1: a PMIx server answered (finalize it) */
+    char nspace[256];                /* the job's PMIx namespace; "" alone */
+} evo_world;
+
+/* Fills w from PMIx, or as a world of one rank. Fails only when a server
+ * answered but could not say what the job is. */
+int evo_world_init(evo_world *w, evo_err *e);
+void evo_world_finalize(evo_world *w);
+
+#endif

@@ -1,0 +1,208 @@
+/* comm-check - the comm layer on real ranks: run under `srun --mpi=pmix -n
+ * N` (or alone, a world of one) with the parallel sizes as arguments:
+ *
+ *   comm-check TP PP ZERO1
+ *
+ * Each rank builds the layout of a small model, opens the comm (Open MPI
+ * when N > 1) and checks, one line each ("ok NAME" or "FAIL NAME: why"):
+ *   - the layout: every rank's (pp, dp, tp) is InternEvo's
+ *     global = pp (tp dp) + dp tp + tp, gathered from all ranks;
+ *   - in each group: all-reduce (f32, f64), reduce-scatter, all-gather
+ *     (in place too), reduce, broadcast, send/recv around the group, with
+ *     values that tell every rank's contribution apart;
+ *   - any/all flags and the barrier;
+ *   - the bytes counted per group equal evo_comm_volume's sum over the
+ *     calls made.
+ * Rank 0 prints; exit status 1 on any rank if any check failed anywhere. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "compute/backend_cpu.h"
+#include "dist/comm.h"
+
+static int failed, quiet;
+
+static void check(int ok, const char *name, const char *fmt, ...)
+{
+    if (!ok)
+        failed = 1;
+    if (quiet && ok)
+        return;
+    printf(ok ? "ok %s\n" : "FAIL %s: ", name);
+    if (!ok) {
+        va_list ap;
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+        putchar('\n');
+    }
+}
+
+/* The value rank r of a group puts at index i: distinct per (r, i), exact in f32. */
+static float val(uint32_t r, size_t i) { return (float)(r * 1000 + i); }
+
+static void check_group(evo_comm *c, evo_group g, uint64_t *expect)
+{
+    const evo_backend *be = evo_backend_cpu();
+    uint32_t size = evo_layout_group_size(&c->layout, g), me = evo_layout_group_rank(&c->layout, g);
+    const char *gn = evo_group_name(g);
+    char name[96];
+    enum { N = 37 }; /* not a multiple of any group size: uneven ring chunks */
+    float a[N], whole[N * 8], part[N];
+    double d[N];
+
+    for (size_t i = 0; i < N; i++)
+        a[i] = val(me, i), d[i] = (double)val(me, i) + 0.25;
+    c->allreduce_sum_f32(c, g, be, a, N);
+    c->allreduce_sum_f64(c, g, d, N);
+    expect[g] += evo_comm_volume(EVO_ALLREDUCE, sizeof a, size) + evo_comm_volume(EVO_ALLREDUCE, sizeof d, size);
+    int ok = 1;
+    for (size_t i = 0; i < N; i++) {
+        double sum = 0;
+        for (uint32_t r = 0; r < size; r++)
+            sum += val(r, i);
+        ok &= a[i] == (float)sum && d[i] == sum + 0.25 * size;
+    }
+    snprintf(name, sizeof name, "%s: all-reduce f32 and f64 over %u ranks", gn, size);
+    check(ok, name, "a wrong sum");
+
+    for (uint32_t r = 0; r < size; r++)
+        for (size_t i = 0; i < N; i++)
+            whole[r * N + i] = val(me, r * N + i);
+    c->reduce_scatter_sum_f32(c, g, be, part, whole, N);
+    expect[g] += evo_comm_volume(EVO_REDUCE_SCATTER, (uint64_t)N * size * sizeof(float), size);
+    ok = 1;
+    for (size_t i = 0; i < N; i++) {
+        double sum = 0;
+        for (uint32_t r = 0; r < size; r++)
+            sum += val(r, me * N + i);
+        ok &= part[i] == (float)sum;
+    }
+    snprintf(name, sizeof name, "%s: reduce-scatter", gn);
+    check(ok, name, "rank %u's part is wrong", me);
+
+    for (size_t i = 0; i < N; i++)
+        part[i] = val(me, i);
+    c->allgather_f32(c, g, be, whole, part, N);
+    ok = 1;
+    for (uint32_t r = 0; r < size; r++)
+        for (size_t i = 0; i < N; i++)
+            ok &= whole[r * N + i] == val(r, i);
+    memset(whole, 0, sizeof whole);
+    for (size_t i = 0; i < N; i++)
+        whole[me * N + i] = val(me, i);
+    c->allgather_f32(c, g, be, whole, whole + me * N, N); /* in place */
+    for (uint32_t r = 0; r < size; r++)
+        for (size_t i = 0; i < N; i++)
+            ok &= whole[r * N + i] == val(r, i);
+    expect[g] += 2 * evo_comm_volume(EVO_ALLGATHER, (uint64_t)N * size * sizeof(float), size);
+    snprintf(name, sizeof name, "%s: all-gather, out of place and in place", gn);
+    check(ok, name, "a gathered part is wrong");
+
+    uint32_t root = size - 1;
+    for (size_t i = 0; i < N; i++)
+        a[i] = val(me, i);
+    c->reduce_sum_f32(c, g, be, a, N, root);
+    ok = 1;
+    for (size_t i = 0; i < N; i++) {
+        double sum = 0;
+        for (uint32_t r = 0; r < size; r++)
+            sum += val(r, i);
+        ok &= me == root ? a[i] == (float)sum : a[i] == val(me, i);
+    }
+    for (size_t i = 0; i < N; i++)
+        a[i] = val(me, i);
+    c->broadcast(c, g, be, a, sizeof a, root);
+    for (size_t i = 0; i < N; i++)
+        ok &= a[i] == val(root, i);
+    expect[g] += evo_comm_volume(EVO_REDUCE, sizeof a, size) + evo_comm_volume(EVO_BROADCAST, sizeof a, size);
+    snprintf(name, sizeof name, "%s: reduce and broadcast to rank %u", gn, root);
+    check(ok, name, "rank %u holds the wrong values", me);
+
+    if (size > 1) { /* a ring: even ranks send first, so no pair waits on itself */
+        uint32_t next = (me + 1) % size, prev = (me + size - 1) % size;
+        for (size_t i = 0; i < N; i++)
+            a[i] = val(me, i);
+        if (me % 2 == 0) {
+            c->send(c, g, be, a, sizeof a, next);
+            c->recv(c, g, be, part, sizeof part, prev);
+        } else {
+            c->recv(c, g, be, part, sizeof part, prev);
+            c->send(c, g, be, a, sizeof a, next);
+        }
+        expect[g] += evo_comm_volume(EVO_SENDRECV, sizeof a, size);
+        ok = 1;
+        for (size_t i = 0; i < N; i++)
+            ok &= part[i] == val(prev, i);
+        snprintf(name, sizeof name, "%s: send and recv around the group", gn);
+        check(ok, name, "rank %u got the wrong message", me);
+    }
+    c->barrier(c, g);
+}
+
+int main(int argc, char **argv)
+{
+    evo_set_progname("comm-check");
+    if (argc != 4)
+        evo_usage_error("usage: comm-check TP PP ZERO1");
+    evo_config cfg;
+    evo_model m;
+    evo_world w;
+    evo_layout l;
+    evo_err e;
+    evo_config_defaults(&cfg);
+    char sets[3][64];
+    snprintf(sets[0], sizeof sets[0], "parallel.tensor.size=%s", argv[1]);
+    snprintf(sets[1], sizeof sets[1], "parallel.pipeline.size=%s", argv[2]);
+    snprintf(sets[2], sizeof sets[2], "parallel.zero1=%s", argv[3]);
+    const char *model[] = {"model.vocab_size=256", "model.hidden_size=64", "model.num_attention_heads=4",
+                           "model.num_layers=4", sets[0], sets[1], sets[2]};
+    for (size_t i = 0; i < sizeof model / sizeof *model; i++)
+        if (evo_config_set(&cfg, model[i], &e) < 0)
+            evo_fatal("%s", e.msg);
+    if (evo_config_resolve(&cfg, &e) < 0 || evo_model_describe(&m, &cfg, &e) < 0 || evo_world_init(&w, &e) < 0 ||
+        evo_layout_make(&l, &cfg, &m, w.size, w.rank, &e) < 0)
+        evo_fatal("%s", e.msg);
+    evo_comm *c = w.size > 1 ? evo_comm_mpi(&l, &w, &e) : evo_comm_single(&l);
+    if (!c)
+        evo_fatal("%s", e.msg);
+    quiet = w.rank != 0;
+
+    /* Every rank's coordinates, gathered over the world. */
+    float mine[3] = {(float)l.pp_rank, (float)l.dp_rank, (float)l.tp_rank};
+    float *all = evo_calloc((size_t)w.size * 3, sizeof *all);
+    uint64_t expect[EVO_N_GROUPS] = {0};
+    c->allgather_f32(c, EVO_GROUP_WORLD, evo_backend_cpu(), all, mine, 3);
+    expect[EVO_GROUP_WORLD] += evo_comm_volume(EVO_ALLGATHER, (uint64_t)w.size * 3 * sizeof(float), w.size);
+    int ok = 1;
+    for (uint32_t r = 0; r < w.size; r++)
+        ok &= evo_layout_global(&l, (uint32_t)all[3 * r], (uint32_t)all[3 * r + 1], (uint32_t)all[3 * r + 2]) == r;
+    char text[160], name[256];
+    evo_layout_describe(&l, text, sizeof text);
+    snprintf(name, sizeof name, "layout %s: global = pp (tp dp) + dp tp + tp on every rank", text);
+    check(ok, name, "a rank's coordinates do not give its global rank");
+    free(all);
+
+    for (int g = 0; g < EVO_N_GROUPS; g++)
+        check_group(c, (evo_group)g, expect);
+    int any_one = c->any(c, w.rank == w.size - 1), all_one = c->all(c, 1), all_but = c->all(c, w.rank != 0);
+    expect[EVO_GROUP_WORLD] += 3 * evo_comm_volume(EVO_ALLREDUCE, sizeof(int), w.size);
+    check(any_one && all_one && !all_but, "any and all flags over the world",
+          "any %d, all %d, all-but-rank-0 %d", any_one, all_one, all_but);
+    ok = 1;
+    for (int g = 0; g < EVO_N_GROUPS; g++)
+        ok &= c->bytes[g] == expect[g];
+    check(ok, "bytes counted per group equal the ring volumes of the calls", "world %llu (want %llu), data %llu (want %llu)",
+          (unsigned long long)c->bytes[0], (unsigned long long)expect[0], (unsigned long long)c->bytes[1],
+          (unsigned long long)expect[1]);
+
+    /* Any rank's failure fails every rank. */
+    int any_failed = c->any(c, failed);
+    c->free(c);
+    evo_world_finalize(&w);
+    evo_model_free(&m);
+    return any_failed ? 1 : 0;
+}

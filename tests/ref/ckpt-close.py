@@ -1,0 +1,36 @@
+#!/usr/bin/python3
+"""ckpt-close.py A B [TOL]: whether two one-shard checkpoints hold the same
+weights and AdamW moments up to a reduction order: for every tensor,
+|a - b| <= TOL |a| in the L2 norm (default 1e-5). A multi-rank run sums
+gradients in another order; AdamW turns the sign of a gradient that is
+rounding noise (k's bias, whose exact gradient is zero; rare tokens'
+embedding rows) into a step of lr either way, so single elements may
+differ by that much while the tensor as a whole agrees: the L2 norm,
+not the largest element, is the measure. Prints the worst
+tensor; exit 1 if any tensor is further apart, or the tensors differ in
+names or shapes."""
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import evo_ckpt  # noqa: E402
+
+a, b = evo_ckpt.read_checkpoint(sys.argv[1]), evo_ckpt.read_checkpoint(sys.argv[2])
+tol = float(sys.argv[3]) if len(sys.argv) > 3 else 1e-5
+worst, worst_name = 0.0, ""
+for kind in ("model", "optimizer"):
+    ta, tb = a[kind][1], b[kind][1]
+    if list(ta) != list(tb):
+        sys.exit("%s: tensor names differ" % kind)
+    for name in ta:
+        x, y = ta[name].astype(np.float64), tb[name].astype(np.float64)
+        if x.shape != y.shape:
+            sys.exit("%s: shapes %s and %s" % (name, x.shape, y.shape))
+        scale = np.linalg.norm(x)
+        err = np.linalg.norm(x - y) / scale if scale > 0 else np.linalg.norm(y)
+        if err > worst:
+            worst, worst_name = err, name
+print("worst: %s, |a - b| / |a| = %.3g (tolerance %g)" % (worst_name or "none", worst, tol))
+sys.exit(0 if worst <= tol else 1)
