@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # evo-train on many CPU ranks under srun --mpi=pmix (the local Slurm, see
 # tests/lib.sh ranks): the comm layer's collectives in every group of
-# several layouts, data parallelism against one rank on the same rows,
-# determinism, resuming on another number of ranks, stops, mpirun, and the
-# layouts refused before anything is allocated.
+# several layouts, data parallelism and ZeRO-1 (whole and hybrid) against
+# one rank on the same rows, determinism, resuming on another layout,
+# stops, mpirun, and the layouts refused before anything is allocated.
 . "$(dirname "$0")/lib.sh"
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
 use_local_slurm
@@ -51,54 +51,90 @@ close() {
     paste -d' ' "$1" "$2" | awk '{d = $1 - $2; if (d < 0) d = -d; m = $1 < 0 ? -$1 : $1;
         if (NR == 0 || d > 1e-5 * m) bad++} END {exit !(NR > 0 && !bad)}'
 }
-steps() { sed -E 's/,"(seconds|tokens_per_s|tflops|mfu|grad_norm|loss|valid_loss)":[^,}]*//g' "$1"; }
+steps() {
+    sed -E 's/,"comm_bytes":\{[^}]*\}//; s/,"(seconds|tokens_per_s|tflops|mfu|grad_norm|loss|valid_loss)":[^,}]*//g' "$1"
+}
 
 check "one rank, micro_num 4: 20 steps" evo-train -q "${common[@]}" --set data.micro_num=4 \
     --set ckpt.save_ckpt_folder=one tiny.ini
-for dp in 2 4; do
-    mn=$((4 / dp))
-    check "dp $dp (srun -n $dp), micro_num $mn: 20 steps" ranks $dp evo-train -q "${common[@]}" \
-        --set data.micro_num=$mn --set ckpt.save_ckpt_folder=dp$dp tiny.ini
+# ranks, zero1: dp 2 and 4 without ZeRO, with it over all of them, and
+# hybrid (blocks of 2 of 4 ranks); micro_num 4 / dp each, the same rows.
+for layout in "2 1" "4 1" "2 2" "4 4" "4 2"; do
+    set -- $layout
+    dp=$1 z=$2 mn=$((4 / $1)) d=dp$1z$2
+    name="dp $dp zero1 $z"
+    check "$name (srun -n $dp), micro_num $mn: 20 steps" ranks $dp evo-train -q "${common[@]}" \
+        --set parallel.zero1=$z --set data.micro_num=$mn --set ckpt.save_ckpt_folder=$d tiny.ini
     field one/metrics.jsonl loss >loss1
-    field dp$dp/metrics.jsonl loss >loss$dp
-    check "dp $dp: the 20 step losses equal one rank's to 1e-5" close loss1 loss$dp
+    field $d/metrics.jsonl loss >loss2
+    check "$name: the 20 step losses equal one rank's to 1e-5" close loss1 loss2
     field one/metrics.jsonl valid_loss >valid1
-    field dp$dp/metrics.jsonl valid_loss >valid$dp
-    check "dp $dp: validation split over ranks gives one rank's loss (1e-5)" close valid1 valid$dp
-    check "dp $dp: the same rows, tokens, lr and steps as one rank" cmp <(steps one/metrics.jsonl) \
-        <(steps dp$dp/metrics.jsonl)
-    check "dp $dp: weights and AdamW moments at step 20 equal one rank's (L2, 1e-5)" \
-        /usr/bin/python3 "$EVO_ROOT/tests/ref/ckpt-close.py" one/20 dp$dp/20
-    check "dp $dp: the checkpoint verifies" evo-ckpt verify dp$dp/20
+    field $d/metrics.jsonl valid_loss >valid2
+    check "$name: validation split over ranks gives one rank's loss (1e-5)" close valid1 valid2
+    check "$name: the same rows, tokens, lr and steps as one rank" cmp <(steps one/metrics.jsonl) \
+        <(steps $d/metrics.jsonl)
+    check "$name: weights and AdamW moments at step 20 equal one rank's (L2, 1e-5)" \
+        /usr/bin/python3 "$EVO_ROOT/tests/ref/ckpt-close.py" one/20 $d/20
+    check "$name: the checkpoint verifies" evo-ckpt verify $d/20
+    evo-train --dry-run --world $dp "${common[@]}" --set parallel.zero1=$z --set data.micro_num=$mn tiny.ini |
+        awk '/^# communication per step/ {on = 1; next} on && /^  (world|data|tensor|pipeline|zero1) / {print $1, $2}' >want
+    /usr/bin/python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    j = json.loads(line)
+    if j.get("step") == 1 and "comm_bytes" in j:
+        for g, n in j["comm_bytes"].items(): print(g, n)
+        break' $d/metrics.jsonl >got
+    check "$name: the bytes each group moved in step 1 are what --dry-run predicts ($(tr '\n' ' ' <got))" \
+        cmp want got
+    check "$name: $z optimizer shard(s), written by the ranks keeping them" \
+        test "$(ls $d/20 | grep -c '^optimizer_tp0_pp0_zo[0-9]*\.evo$')" = "$z"
 done
-
+# The moments each rank keeps: InternEvo's deal of whole tensors, so about
+# 1/zero1 of them (the embedding, the largest, sets the imbalance).
+total=$(stat -c %s dp2z1/20/optimizer_tp0_pp0_zo0.evo)
+for f in dp4z4/20/optimizer_tp0_pp0_zo*.evo; do
+    size=$(stat -c %s "$f")
+    check "zero1 4: $(basename "$f") holds $size of $total bytes (at most 1/4 + the embedding)" \
+        test "$size" -le $((total / 4 + 8000 * 32 * 8 + 65536))
+done
 check "dp 2 again" ranks 2 evo-train -q "${common[@]}" --set data.micro_num=2 --set ckpt.save_ckpt_folder=again \
     tiny.ini
 for f in model_tp0_pp0.evo optimizer_tp0_pp0_zo0.evo state.json; do
-    check "dp 2 twice: $f bit for bit" cmp dp2/20/$f again/20/$f
+    check "dp 2 twice: $f bit for bit" cmp dp2z1/20/$f again/20/$f
+done
+check "dp 4 zero1 2 again" ranks 4 evo-train -q "${common[@]}" --set data.micro_num=1 --set parallel.zero1=2 \
+    --set ckpt.save_ckpt_folder=again42 tiny.ini
+for f in model_tp0_pp0.evo optimizer_tp0_pp0_zo0.evo optimizer_tp0_pp0_zo1.evo state.json; do
+    check "dp 4 zero1 2 twice: $f bit for bit" cmp dp4z2/20/$f again42/20/$f
 done
 check "dp 2 under mpirun: 20 steps" timeout 300 mpirun --allow-run-as-root --oversubscribe -n 2 \
     evo-train -q "${common[@]}" --set data.micro_num=2 --set ckpt.save_ckpt_folder=mpirun tiny.ini
-check "dp 2 under mpirun = under srun: model bit for bit" cmp dp2/20/model_tp0_pp0.evo mpirun/20/model_tp0_pp0.evo
+check "dp 2 under mpirun = under srun: model bit for bit" cmp dp2z1/20/model_tp0_pp0.evo mpirun/20/model_tp0_pp0.evo
 
-# Saved on 2 ranks at step 10, resumed on 1 (and the reverse): the run goes
-# on as the uninterrupted one.
+# Saved on 2 ranks with ZeRO-1 at step 10, resumed on 1 (and one rank's
+# step 10 resumed on 4 ranks, ZeRO-1 over 4): the run goes on as the
+# uninterrupted one.
 echo 10 >stop
-check "dp 2: the stop file ends every rank at step 10" ranks 2 evo-train -q "${common[@]}" \
-    --set data.micro_num=2 --set ckpt.save_ckpt_folder=r21 --set ckpt.stop_file_path=stop tiny.ini
-check "dp 2: step 10 saved, nothing after" test -f r21/10/10.step -a ! -e r21/20
-check "one rank resumes dp 2's step 10 to step 20" evo-train -q "${common[@]}" --set data.micro_num=4 \
+check "dp 2 zero1 2: the stop file ends every rank at step 10" ranks 2 evo-train -q "${common[@]}" \
+    --set parallel.zero1=2 --set data.micro_num=2 --set ckpt.save_ckpt_folder=r21 --set ckpt.stop_file_path=stop \
+    tiny.ini
+check "dp 2 zero1 2: step 10 saved (2 optimizer shards), nothing after" \
+    test -f r21/10/10.step -a -f r21/10/optimizer_tp0_pp0_zo1.evo -a ! -e r21/20
+check "one rank resumes dp 2 zero1 2's step 10 to step 20" evo-train -q "${common[@]}" --set data.micro_num=4 \
     --set ckpt.save_ckpt_folder=r21 tiny.ini
-check "dp 2 -> 1 at step 10 = one rank throughout (L2, 1e-5)" \
+check "dp 2 zero1 2 -> 1 rank at step 10 = one rank throughout (L2, 1e-5)" \
     /usr/bin/python3 "$EVO_ROOT/tests/ref/ckpt-close.py" one/20 r21/20
-check "one rank to step 10" evo-train -q "${common[@]}" --set data.micro_num=4 --set ckpt.save_ckpt_folder=r12 \
+check "one rank to step 10" evo-train -q "${common[@]}" --set data.micro_num=4 --set ckpt.save_ckpt_folder=r14 \
     --set ckpt.stop_file_path=stop tiny.ini
-out=$(ranks 2 evo-train "${common[@]}" --set data.micro_num=2 --set ckpt.save_ckpt_folder=r12 tiny.ini 2>&1)
-check "dp 2 resumes one rank's step 10" grep -q 'resuming from r12/10 (step 10' <<<"$out"
+out=$(ranks 4 evo-train "${common[@]}" --set parallel.zero1=4 --set data.micro_num=1 \
+    --set ckpt.save_ckpt_folder=r14 tiny.ini 2>&1)
+check "dp 4 zero1 4 resumes one rank's step 10" grep -q 'resuming from r14/10 (step 10' <<<"$out"
 check "the log and the resume message come once, from rank 0" test "$(grep -c 'resuming from' <<<"$out")" = 1
-check "rank 0 prints the layout in one line" grep -q 'rank 0: 2 ranks on 1 node (PMIx), comm mpi: world 2 = pp 1 x dp 2 x tp 1, zero1 1' <<<"$out"
-check "1 -> dp 2 at step 10 = one rank throughout (L2, 1e-5)" \
-    /usr/bin/python3 "$EVO_ROOT/tests/ref/ckpt-close.py" one/20 r12/20
+check "rank 0 prints the layout in one line" \
+    grep -q 'rank 0: 4 ranks on 1 node (PMIx), comm mpi: world 4 = pp 1 x dp 4 x tp 1, zero1 4' <<<"$out"
+check "1 rank -> dp 4 zero1 4 at step 10 = one rank throughout (L2, 1e-5)" \
+    /usr/bin/python3 "$EVO_ROOT/tests/ref/ckpt-close.py" one/20 r14/20
 
 # scancel --signal=USR1, as a preempting cluster sends it: every rank
 # saves the same step and exits 75.
@@ -116,6 +152,30 @@ if [ -n "${SLURM_CONF:-}" ]; then
     check "scancel --signal=USR1: every rank exits 75 (got $rc)" test "$rc" = 75
     check "scancel --signal=USR1: checkpoint ${n:-(none)} saved and verifies" evo-ckpt verify "sig/$n"
 fi
+
+# A rank that hangs (SIGSTOP) or dies (SIGKILL): every other rank ends
+# within the timeout, one saying which collective waited, and the last
+# complete checkpoint still verifies.
+for sig in STOP KILL; do
+    rm -rf "f$sig"
+    start=$(date +%s)
+    ranks 2 evo-train -q --comm-timeout 10 "${common[@]}" --set data.micro_num=2 --set data.total_steps=100000 \
+        --set ckpt.checkpoint_every=5 --set ckpt.save_ckpt_folder="f$sig" tiny.ini 2>"f$sig.err" &
+    pid=$!
+    for _ in $(seq 300); do [ -f "f$sig/10/10.step" ] && break; sleep 0.1; done
+    victim=$(pgrep -f "^([^ ]*/)?evo-train .*save_ckpt_folder=f$sig" | tail -1)
+    kill -"$sig" "${victim:-$pid}"
+    wait $pid
+    rc=$?
+    took=$(($(date +%s) - start))
+    kill -KILL "$victim" 2>/dev/null # a stopped rank the launcher left
+    check "SIG$sig to one rank: the job ends non-zero (exit $rc) within 60 s ($took s)" \
+        test "$rc" != 0 -a "$took" -lt 60
+    [ "$sig" = STOP ] && check "SIGSTOP: a rank says which collective waited, over which group" \
+        grep -Eq 'rank [01]: .* over the (data|world|zero1) group \(2 ranks\) has waited 10 s for its peers' "f$sig.err"
+    n=$(ls "f$sig" | grep -E '^[0-9]+$' | sort -n | tail -1)
+    check "SIG$sig to one rank: the last complete checkpoint ($n) verifies" evo-ckpt verify "f$sig/$n"
+done
 
 # Impossible layouts: refused by rank 0 in one line naming the key, every rank exits 1.
 refused() {
@@ -136,6 +196,7 @@ refused "tensor 3 on 4 heads" 3 'parallel.tensor.size 3 does not divide model.nu
 refused "pipeline 3 on 2 layers" 3 'parallel.pipeline.size 3 exceeds model.num_layers = 2' \
     --set parallel.pipeline.size=3
 refused "zero1 3 on dp 2" 2 'parallel.zero1 3 does not divide the 2 data-parallel ranks' --set parallel.zero1=3
+refused "zero1 3 on dp 4" 4 'parallel.zero1 3 does not divide the 4 data-parallel ranks' --set parallel.zero1=3
 refused "tensor 2 (not yet)" 2 'tensor parallelism is not implemented yet' --set parallel.tensor.size=2
 check_fails "alone: tensor 2 needs 2 ranks" 1 '^evo-train: 1 ranks cannot be cut into parallel.tensor.size 2' \
     evo-train -q --set parallel.tensor.size=2 tiny.ini

@@ -57,49 +57,87 @@ static int write_model(evo_ckpt_writer *w, const train_run *r, evo_err *e)
 
 static int write_optimizer(evo_ckpt_writer *w, const train_run *r, evo_err *e)
 {
-    size_t n = r->model.n_params;
-    float *host = evo_malloc_large(2 * n * sizeof *host);
+    const evo_layout *l = &r->comm->layout;
+    size_t n = r->n_moments;
+    float *host = evo_malloc_large((2 * n + 1) * sizeof *host);
     r->be->download(r->be, host, r->adam_m, n * sizeof *host);
     r->be->download(r->be, host + n, r->adam_v, n * sizeof *host);
-    int rc = evo_ckpt_add_optimizer(w, &r->model, host, e);
+    int rc = evo_ckpt_add_optimizer(w, &r->model, l->zero1_rank, l->zero1, host, e);
     free(host);
     return rc;
 }
 
+/* Rank 0 begins the save and writes config, state and weights (every
+ * data-parallel rank holds the same); the ranks of the first block of
+ * zero1 ranks each write their optimizer shard into the same temporary
+ * directory, at the same time, and hand rank 0 their files' marker lines;
+ * rank 0 commits once all have. Every rank returns the same verdict; e is
+ * left empty on a rank whose own part went well. */
+static int save_ranks(train_run *r, evo_err *e)
+{
+    static const file_writer rank0_files[] = {write_config, write_state, write_model};
+    evo_comm *comm = r->comm;
+    const evo_layout *l = &comm->layout;
+    int writes_optimizer = l->dp_rank < l->zero1, failed = 0;
+    char tmp[4200] = "", lines[1024];
+    evo_ckpt_writer w = {0};
+    if (l->rank == 0) {
+        failed = evo_ckpt_begin(&w, r->cfg->ckpt.save_ckpt_folder, r->st.step, e) < 0;
+        if (!failed)
+            snprintf(tmp, sizeof tmp, "%s", w.tmp);
+    }
+    if (comm->any(comm, failed))
+        return -1;
+    comm->broadcast(comm, EVO_GROUP_WORLD, NULL, tmp, sizeof tmp, 0);
+    if (l->rank != 0 && writes_optimizer)
+        evo_ckpt_join(&w, tmp, r->st.step);
+    for (size_t i = 0; l->rank == 0 && !failed && i < sizeof rank0_files / sizeof *rank0_files; i++)
+        failed = rank0_files[i](&w, r, e) < 0;
+    if (writes_optimizer && !failed)
+        failed = write_optimizer(&w, r, e) < 0;
+    for (uint32_t k = 1; k < l->zero1; k++) {
+        memset(lines, 0, sizeof lines);
+        if (l->zero1_rank == k && writes_optimizer && !failed && w.manifest.len < sizeof lines)
+            memcpy(lines, w.manifest.data, w.manifest.len);
+        comm->broadcast(comm, EVO_GROUP_ZERO1, NULL, lines, sizeof lines, k);
+        if (l->rank == 0)
+            evo_ckpt_add_listed(&w, lines, strlen(lines));
+    }
+    if (!comm->any(comm, failed) && l->rank == 0)
+        failed = evo_ckpt_commit(&w, e) < 0;
+    evo_ckpt_abort(&w); /* frees the writer; removes the directory unless committed or joined */
+    return comm->any(comm, failed) ? -1 : 0;
+}
+
 int train_checkpoint_save(train_run *r, evo_err *e)
 {
-    static const file_writer files[] = {write_config, write_state, write_model, write_optimizer};
     const char *folder = r->cfg->ckpt.save_ckpt_folder;
     double t0 = evo_now();
-    evo_ckpt_writer w;
-    if (evo_ckpt_begin(&w, folder, r->st.step, e) < 0)
+    e->msg[0] = 0;
+    if (save_ranks(r, e) < 0)
         return -1;
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++)
-        if (files[i](&w, r, e) < 0) {
-            evo_ckpt_abort(&w);
-            return -1;
-        }
-    if (evo_ckpt_commit(&w, e) < 0) {
-        evo_ckpt_abort(&w);
-        return -1;
-    }
-    evo_ckpt_abort(&w); /* frees the writer; the directory is committed */
     r->last_saved_step = r->st.step;
     evo_info("checkpoint: %s/%" PRIu64 " saved (%.2f s)", folder, r->st.step, evo_now() - t0);
-    return r->cfg->ckpt.keep_last ? evo_ckpt_prune(folder, r->cfg->ckpt.keep_last, e) : 0;
+    int failed = r->comm->layout.rank == 0 && r->cfg->ckpt.keep_last &&
+                 evo_ckpt_prune(folder, r->cfg->ckpt.keep_last, e) < 0;
+    return r->comm->any(r->comm, failed) ? -1 : 0;
 }
 
 /* --- loading -------------------------------------------------------------- */
 
 /* Uploads tensor kind (weights, or an AdamW moment) of every parameter,
  * its shards merged, into dst: backend memory laid out as the model's flat
- * buffer. */
+ * buffer; the moments of the tensors this rank keeps, where moment_at
+ * says. */
 static void upload_kind(train_run *r, const evo_ckpt_shards *s, int kind, float *dst, float *host)
 {
     for (size_t i = 0; i < r->model.n_tensors; i++) {
         const evo_tensor_info *t = &r->model.tensors[i];
+        uint64_t at = kind == EVO_CKPT_WEIGHTS ? t->offset : r->moment_at[i];
+        if (at == UINT64_MAX)
+            continue;
         evo_ckpt_shards_read_f32(s, kind, i, host);
-        r->be->upload(r->be, dst + t->offset, host, t->numel * sizeof *host);
+        r->be->upload(r->be, dst + at, host, t->numel * sizeof *host);
     }
 }
 

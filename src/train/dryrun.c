@@ -3,6 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <stdlib.h>
+
+#include "formats/ckpt_layout.h"
 #include "formats/model.h"
 #include "train.h"
 
@@ -15,6 +18,36 @@ static void print_count(const char *label, uint64_t n)
     printf("  %-26s %15" PRIu64 "  (%.2f M)\n", label, n, (double)n / 1e6);
 }
 
+/* What one rank sends per step, by group, with evo_comm_volume's ring
+ * formulas: the calls run.c and optim.c make for a batch of data-parallel
+ * rows (tensor and pipeline groups move nothing yet), which the metrics'
+ * comm_bytes count as they happen. Rank 0's: with ZeRO-1 the weights it
+ * broadcasts are those its zero1 rank keeps. */
+static void print_comm(const evo_config *c, const evo_model *m, const evo_layout *l)
+{
+    uint64_t bytes[EVO_N_GROUPS] = {0}, grads = m->n_params * sizeof(float);
+    uint64_t rows = (uint64_t)c->data.micro_num * l->dp;
+    bytes[EVO_GROUP_DATA] += evo_comm_volume(EVO_ALLREDUCE, (rows + 1) * sizeof(double), l->dp);
+    uint32_t *owner = evo_malloc((m->n_tensors + 1) * sizeof *owner);
+    evo_ckpt_zero_owned(m, l->zero1, 0, owner);
+    train_tensor_run run;
+    if (l->zero1 == 1 || l->zero1 < l->dp)
+        bytes[EVO_GROUP_DATA] += evo_comm_volume(EVO_ALLREDUCE, grads, l->dp);
+    else
+        for (size_t i = 0; train_next_run(m, owner, i, &run); i = run.end)
+            bytes[EVO_GROUP_DATA] += evo_comm_volume(EVO_REDUCE, run.numel * sizeof(float), l->dp);
+    bytes[EVO_GROUP_ZERO1] += evo_comm_volume(EVO_ALLREDUCE, sizeof(double), l->zero1);
+    for (size_t i = 0; l->zero1 > 1 && train_next_run(m, owner, i, &run); i = run.end)
+        bytes[EVO_GROUP_ZERO1] += evo_comm_volume(EVO_BROADCAST, run.numel * sizeof(float), l->zero1);
+    free(owner);
+    printf("\n# communication per step, bytes rank 0 sends (ring algorithms; the metrics' comm_bytes)\n");
+    for (int g = 0; g < EVO_N_GROUPS; g++)
+        printf("  %-26s %15" PRIu64 "  (%u ranks)\n", evo_group_name((evo_group)g), bytes[g],
+               evo_layout_group_size(l, (evo_group)g));
+    printf("  %-26s %15" PRIu64 "  (3 flags over the world: signal, stop file save, stop file stop)\n",
+           "and at every step boundary", 3 * evo_comm_volume(EVO_ALLREDUCE, sizeof(int), l->world));
+}
+
 int train_dry_run(const evo_config *c, uint32_t world)
 {
     evo_model m;
@@ -25,9 +58,10 @@ int train_dry_run(const evo_config *c, uint32_t world)
     int32_t z = c->parallel.zero1_size;
     if (!world)
         world = tp * pp * (uint32_t)(z > 1 ? z : 1);
-    if (world % (tp * pp))
-        evo_fatal("--world %u is not a multiple of tensor.size x pipeline.size = %u", world, tp * pp);
-    uint32_t dp = world / (tp * pp), zero = z <= 0 || (uint32_t)z > dp ? dp : (uint32_t)z;
+    evo_layout l;
+    if (evo_layout_make(&l, c, &m, world, 0, &e) < 0)
+        evo_fatal("--world %u: %s", world, e.msg);
+    uint32_t dp = l.dp, zero = l.zero1;
 
     printf("# evo-train --dry-run: the resolved configuration (loadable as is)\n");
     evo_config_print(c, stdout);
@@ -75,6 +109,7 @@ int train_dry_run(const evo_config *c, uint32_t world)
     printf("  activations                %8.2f GiB (one row of %" PRIu64 " tokens)\n", gib(act), tokens_row);
     printf("  logits                     %8.2f GiB\n", gib(logits));
     printf("  total                      %8.2f GiB\n", gib(2 * local * b + optim + act + logits));
+    print_comm(c, &m, &l);
     evo_model_free(&m);
     return EVO_EXIT_OK;
 }

@@ -26,6 +26,8 @@ static void usage(void)
            "      --peak-tflops X   the hardware's peak, to report MFU (default: no MFU)\n"
            "      --inject-nan BATCHES  poison the gradients of these batches (\"3,7-9\"), to try\n"
            "                        the inf/NaN handling and a job script's reaction to it\n"
+           "      --comm-timeout S  on many ranks: end the job when a collective has waited S\n"
+           "                        seconds for a rank that died or hangs (default 600)\n"
            "  -q, --quiet           less on stderr\n"
            "  -h, --help            this help\n"
            "  -V, --version         version\n"
@@ -34,7 +36,7 @@ static void usage(void)
            "requeueing). Run again with the same config to resume from the newest checkpoint.\n");
 }
 
-enum { OPT_SET = 256, OPT_DRY_RUN, OPT_WORLD, OPT_METRICS, OPT_PEAK, OPT_INJECT_NAN };
+enum { OPT_SET = 256, OPT_DRY_RUN, OPT_WORLD, OPT_METRICS, OPT_PEAK, OPT_INJECT_NAN, OPT_COMM_TIMEOUT };
 
 int main(int argc, char **argv)
 {
@@ -44,10 +46,11 @@ int main(int argc, char **argv)
         {"world", required_argument, NULL, OPT_WORLD}, {"quiet", no_argument, NULL, 'q'},
         {"metrics", required_argument, NULL, OPT_METRICS}, {"peak-tflops", required_argument, NULL, OPT_PEAK},
         {"inject-nan", required_argument, NULL, OPT_INJECT_NAN},
+        {"comm-timeout", required_argument, NULL, OPT_COMM_TIMEOUT},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     int dry_run = 0, c, n_sets = 0;
-    train_options opt = {0};
+    train_options opt = {.comm_timeout = 600};
     long world = 0;
     char **sets = evo_calloc((size_t)argc, sizeof *sets);
     while ((c = getopt_long(argc, argv, "qhV", longopts, NULL)) != -1) {
@@ -71,6 +74,13 @@ int main(int argc, char **argv)
             break;
         }
         case OPT_INJECT_NAN: opt.inject_nan = optarg; break;
+        case OPT_COMM_TIMEOUT: {
+            char *end;
+            opt.comm_timeout = strtod(optarg, &end);
+            if (*end || !(opt.comm_timeout >= 1 && opt.comm_timeout <= 1e6))
+                evo_usage_error("--comm-timeout wants seconds from 1 to 1000000, not '%s'", optarg);
+            break;
+        }
         case 'q': evo_quiet = 1; break;
         case 'h':
             usage();

@@ -1,6 +1,7 @@
-/* optim.c - one optimizer step, InternEvo's HybridZeroOptimizer.step on one
- * rank: the gradients were accumulated with the loss multiplied by the
- * loss scale S and divided by the rows of the step, so
+/* optim.c - one optimizer step, InternEvo's HybridZeroOptimizer.step: the
+ * gradients were accumulated with the loss multiplied by the loss scale S
+ * and divided by the rows of the step, then summed over the dp ranks, so
+ * (with g their sum and S folding in the division by dp)
  *
  *   norm = |g| / S                          (global L2 norm, unscaled)
  *   inf/NaN anywhere in g  -> skip the step, the scaler backs off
@@ -8,15 +9,46 @@
  *   AdamW on g / (S max(1, coef)) with the lr and beta2 of this step.
  *
  * The squared norm is summed in double on the backend and crosses to the
- * host as one number: the only host read of the step. */
+ * host as one number: the only host read of the step.
+ *
+ * ZeRO-1: each rank of a zero1 group keeps the moments of the tensors
+ * dealt to it (evo_ckpt_zero_owned), updates those and broadcasts them;
+ * the norm is the sum of the owners' parts. Without ZeRO (zero1 1) every
+ * rank owns everything and the same code makes one call of each op. */
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 
+#include "formats/ckpt_layout.h"
 #include "train.h"
+
+int train_next_run(const evo_model *m, const uint32_t *owner, size_t i, train_tensor_run *run)
+{
+    if (i >= m->n_tensors)
+        return 0;
+    *run = (train_tensor_run){.first = i, .end = i + 1, .owner = owner[i], .offset = m->tensors[i].offset,
+                              .numel = m->tensors[i].numel};
+    while (run->end < m->n_tensors && owner[run->end] == run->owner) {
+        run->numel += m->tensors[run->end].numel;
+        run->end++;
+    }
+    return 1;
+}
 
 void train_optim_init(train_run *r)
 {
     const evo_backend *be = r->be;
-    size_t n = r->model.n_params;
+    const evo_layout *l = &r->comm->layout;
+    const evo_model *m = &r->model;
+    r->owner = evo_malloc((m->n_tensors + 1) * sizeof *r->owner);
+    r->moment_at = evo_malloc((m->n_tensors + 1) * sizeof *r->moment_at);
+    r->n_moments = evo_ckpt_zero_owned(m, l->zero1, l->zero1_rank, r->owner);
+    uint64_t at = 0;
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        r->moment_at[i] = r->owner[i] == l->zero1_rank ? at : UINT64_MAX;
+        at += r->owner[i] == l->zero1_rank ? m->tensors[i].numel : 0;
+    }
+    size_t n = r->n_moments ? r->n_moments : 1;
     r->adam_m = be->alloc(be, n * sizeof(float));
     r->adam_v = be->alloc(be, n * sizeof(float));
     be->fill(be, r->adam_m, 0.0f, n);
@@ -29,25 +61,50 @@ void train_optim_free(train_run *r)
     r->be->free(r->be, r->adam_m);
     r->be->free(r->be, r->adam_v);
     r->be->free(r->be, r->sqnorm);
+    free(r->owner);
+    free(r->moment_at);
+}
+
+/* The gradients summed over the data-parallel ranks where this rank needs
+ * them: with ZeRO-1 over the whole data-parallel group, each run reduced
+ * to the rank that updates it; else (or with zero1 blocks smaller than dp,
+ * whose every block needs the sums) all-reduced everywhere. */
+static void reduce_gradients(train_run *r)
+{
+    evo_comm *comm = r->comm;
+    const evo_layout *l = &comm->layout;
+    float *g = r->tf.grads;
+    if (l->zero1 == 1 || l->zero1 < l->dp) {
+        comm->allreduce_sum_f32(comm, EVO_GROUP_DATA, r->be, g, r->model.n_params);
+        return;
+    }
+    train_tensor_run run;
+    for (size_t i = 0; train_next_run(&r->model, r->owner, i, &run); i = run.end)
+        comm->reduce_sum_f32(comm, EVO_GROUP_DATA, r->be, g + run.offset, run.numel, run.owner);
 }
 
 train_step_result train_optim_step(train_run *r)
 {
     const evo_backend *be = r->be;
     evo_comm *comm = r->comm;
+    const evo_layout *l = &comm->layout;
     const evo_config *c = r->cfg;
-    size_t n = r->model.n_params;
     float *g = r->tf.grads;
+    train_tensor_run run;
 
     /* Data parallel: the step's gradient is the mean over ranks; the sum
-     * is taken here and the division folded into the scale below. */
-    comm->allreduce_sum_f32(comm, EVO_GROUP_DATA, be, g, n);
+     * is taken here and the division folded into the scale below. The
+     * squared norm: each zero1 rank's share of it, summed over the group. */
+    reduce_gradients(r);
     double acc = 0;
     be->upload(be, r->sqnorm, &acc, sizeof acc);
-    be->sqnorm(be, r->sqnorm, g, n);
+    for (size_t i = 0; train_next_run(&r->model, r->owner, i, &run); i = run.end)
+        if (run.owner == l->zero1_rank)
+            be->sqnorm(be, r->sqnorm, g + run.offset, run.numel);
     be->download(be, &acc, r->sqnorm, sizeof acc);
+    comm->allreduce_sum_f64(comm, EVO_GROUP_ZERO1, &acc, 1);
 
-    double scale = r->st.scaler.scale * comm->layout.dp;
+    double scale = r->st.scaler.scale * l->dp;
     train_step_result res = {.grad_norm = sqrt(acc) / scale,
                              .lr = evo_lr_at(c, r->st.step),
                              .beta2 = evo_beta2_at(c, r->st.step)};
@@ -58,9 +115,19 @@ train_step_result train_optim_step(train_run *r)
     double clip = c->hybrid_zero_optimizer.clip_grad_norm;
     double coef = clip > 0 ? (res.grad_norm + 1e-6) / clip : 0;
     double combined = scale * (coef > 1 ? coef : 1);
-    be->adamw(be, r->tf.params, g, r->adam_m, r->adam_v, n, (float)res.lr, (float)c->adam.adam_beta1,
-              (float)res.beta2, (float)c->adam.adam_eps, (float)c->adam.weight_decay, (float)(1 / combined),
-              (int)(r->st.adam_steps + 1));
+    /* Each rank updates the weights it keeps the moments of, and sends
+     * them to the rest of its zero1 group. */
+    for (size_t i = 0; train_next_run(&r->model, r->owner, i, &run); i = run.end) {
+        float *p = r->tf.params + run.offset;
+        if (run.owner == l->zero1_rank) {
+            uint64_t at = r->moment_at[run.first];
+            be->adamw(be, p, g + run.offset, r->adam_m + at, r->adam_v + at, run.numel, (float)res.lr,
+                      (float)c->adam.adam_beta1, (float)res.beta2, (float)c->adam.adam_eps,
+                      (float)c->adam.weight_decay, (float)(1 / combined), (int)(r->st.adam_steps + 1));
+        }
+        if (l->zero1 > 1)
+            comm->broadcast(comm, EVO_GROUP_ZERO1, be, p, run.numel * sizeof *p, run.owner);
+    }
     evo_loss_scaler_update(&r->st.scaler, c, 0);
     res.applied = 1;
     return res;

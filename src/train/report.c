@@ -65,8 +65,15 @@ void train_report_step(train_run *r, const train_report *rep)
     json_num(r->metrics, "tflops", tflops);
     json_num(r->metrics, "mfu", mfu);
     json_num(r->metrics, "loss_scale", st->scaler.scale);
-    fprintf(r->metrics, ",\"skipped_nonfinite\":%" PRIu64 ",\"skipped_batches\":%" PRIu64 "}\n",
-            st->skipped_nonfinite, st->skipped_batches);
+    fprintf(r->metrics, ",\"skipped_nonfinite\":%" PRIu64 ",\"skipped_batches\":%" PRIu64, st->skipped_nonfinite,
+            st->skipped_batches);
+    if (r->comm->layout.world > 1) {
+        for (int g = 0; g < EVO_N_GROUPS; g++)
+            fprintf(r->metrics, "%s\"%s\":%" PRIu64, g ? "," : ",\"comm_bytes\":{", evo_group_name((evo_group)g),
+                    rep->comm_bytes[g]);
+        fputc('}', r->metrics);
+    }
+    fputs("}\n", r->metrics);
     fflush(r->metrics);
 }
 

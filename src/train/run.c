@@ -55,21 +55,16 @@ static void validate(train_run *r)
     train_report_valid(r, sum_row_losses(r, n, 0) / (double)n, n);
 }
 
-/* Data parallel ranks hold the same weights and moments: rank 0 writes
- * the checkpoint, and every rank learns whether it did. */
 static int save(train_run *r)
 {
     evo_err e;
     if (!r->cfg->ckpt.enable_save_ckpt || !*r->cfg->ckpt.save_ckpt_folder || r->last_saved_step == r->st.step)
         return 0;
-    int failed = 0;
-    if (r->comm->layout.rank == 0 && train_checkpoint_save(r, &e) < 0) {
-        evo_warn("%s", e.msg);
-        failed = 1;
-    }
-    if (r->comm->any(r->comm, failed))
+    if (train_checkpoint_save(r, &e) < 0) {
+        if (e.msg[0]) /* the rank whose part failed says why */
+            evo_warn("%s", e.msg);
         return -1;
-    r->last_saved_step = r->st.step;
+    }
     return 0;
 }
 
@@ -89,6 +84,8 @@ static int run_batch(train_run *r, const evo_batch_set *skip, const evo_batch_se
         return 0;
     }
     double t0 = evo_now();
+    uint64_t sent[EVO_N_GROUPS];
+    memcpy(sent, r->comm->bytes, sizeof sent);
     evo_transformer_zero_grad(&r->tf);
     /* slots: the batch's row losses, then its real token count */
     memset(r->row_losses, 0, (global_rows + 1) * sizeof *r->row_losses);
@@ -105,6 +102,8 @@ static int run_batch(train_run *r, const evo_batch_set *skip, const evo_batch_se
     if (evo_batch_set_has(poison, st->batch))
         r->be->fill(r->be, r->tf.grads, NAN, 1);
     train_report rep = {.loss = loss / global_rows, .rows = global_rows, .step = train_optim_step(r)};
+    for (int g = 0; g < EVO_N_GROUPS; g++)
+        rep.comm_bytes[g] = r->comm->bytes[g] - sent[g];
     st->batch++;
     if (rep.step.applied) {
         st->step++;
@@ -170,7 +169,7 @@ static FILE *open_metrics(const evo_config *c, const train_options *opt, evo_err
 /* The world from PMIx, its layout checked against the model before
  * anything big is allocated (every rank finds the same answer; rank 0
  * says it), and the comm: Open MPI when there are several ranks. */
-static evo_comm *open_world(evo_world *w, const evo_config *c, const evo_model *m)
+static evo_comm *open_world(evo_world *w, const evo_config *c, const evo_model *m, const train_options *opt)
 {
     evo_err e;
     evo_layout l;
@@ -184,18 +183,18 @@ static evo_comm *open_world(evo_world *w, const evo_config *c, const evo_model *
             evo_quiet = 1;
     }
     int rc = evo_layout_make(&l, c, m, w->size, w->rank, &e);
-    if (rc == 0 && (l.tp > 1 || l.pp > 1 || l.zero1 > 1))
+    if (rc == 0 && (l.tp > 1 || l.pp > 1))
         rc = evo_errf(&e,
-                      "%s not implemented yet: this evo-train runs data parallel only (set parallel.tensor.size, "
-                      "pipeline.size and zero1 to 1)",
-                      l.tp > 1 ? "tensor parallelism is" : l.pp > 1 ? "pipeline parallelism is" : "ZeRO-1 sharding is");
+                      "%s parallelism is not implemented yet: this evo-train runs data parallel ranks with ZeRO-1 "
+                      "(set parallel.tensor.size and pipeline.size to 1)",
+                      l.tp > 1 ? "tensor" : "pipeline");
     if (rc < 0) {
         if (w->rank == 0)
             evo_warn("%s", e.msg);
         evo_world_finalize(w);
         exit(EVO_EXIT_FAIL);
     }
-    evo_comm *comm = w->size > 1 ? evo_comm_mpi(&l, w, &e) : evo_comm_single(&l);
+    evo_comm *comm = w->size > 1 ? evo_comm_mpi(&l, w, opt->comm_timeout, &e) : evo_comm_single(&l);
     if (!comm)
         evo_fatal("%s", e.msg);
     char text[160];
@@ -215,7 +214,7 @@ int train_run_main(evo_config *c, const train_options *opt)
     evo_world world;
     if (evo_model_describe(&r.model, c, &e) < 0)
         evo_fatal("%s", e.msg);
-    r.comm = open_world(&world, c, &r.model);
+    r.comm = open_world(&world, c, &r.model, opt);
     if (evo_batch_set_parse(&skip, c->data.skip_batches, &e) < 0 ||
         evo_batch_set_parse(&poison, opt->inject_nan ? opt->inject_nan : "", &e) < 0 ||
         evo_rampup_parse(&rampup, c->data.rampup_batch_size, c->data.micro_num, &e) < 0 || open_data(&r, &e) < 0)

@@ -31,6 +31,7 @@ typedef struct {
     const char *metrics_path; /* NULL: SAVE_CKPT_FOLDER/metrics.jsonl when saving, else none */
     double peak_tflops;       /* for MFU; 0: not shown */
     const char *inject_nan;   /* batches whose gradients are poisoned (testing) */
+    double comm_timeout;      /* seconds a collective may wait for its peers */
 } train_options;
 
 /* --- data.c ---------------------------------------------------------------- */
@@ -70,7 +71,13 @@ typedef struct {
     double *row_losses;     /* host, one slot per row of a global batch or the validation pack */
     evo_model model;
     evo_transformer tf;
-    float *adam_m, *adam_v; /* optimizer moments, n_params each (backend memory) */
+    /* AdamW's moments (backend memory) of the tensors this rank keeps:
+     * with ZeRO-1 its zero1 rank's share (InternEvo's deal,
+     * evo_ckpt_zero_owned), without it all; packed in model order. */
+    float *adam_m, *adam_v;
+    uint32_t *owner;     /* the zero1 rank keeping each tensor's moments */
+    uint64_t *moment_at; /* each tensor's place in adam_m/adam_v; UINT64_MAX: another rank's */
+    uint64_t n_moments;
     double *sqnorm;         /* one double of backend memory */
     train_state st;
     train_data train, valid;
@@ -94,6 +101,16 @@ typedef struct {
     double lr, beta2;
 } train_step_result;
 
+/* Consecutive tensors [first, end) whose moments one zero1 rank keeps
+ * (owner): one call of a collective or an op covers them. */
+typedef struct {
+    size_t first, end;
+    uint32_t owner;
+    uint64_t offset, numel; /* in the flat parameter buffer */
+} train_tensor_run;
+/* The run that starts at tensor i; 0 past the last tensor. */
+int train_next_run(const evo_model *m, const uint32_t *owner, size_t i, train_tensor_run *run);
+
 void train_optim_init(train_run *r);
 void train_optim_free(train_run *r);
 /* Takes the optimizer step on the accumulated (loss-scaled) gradients. */
@@ -105,7 +122,9 @@ train_step_result train_optim_step(train_run *r);
  * load_ckpt_folder, loads weights only (load_model_only_folder), or
  * initialises from the seed. Says which on stderr. */
 int train_checkpoint_start(train_run *r, evo_err *e);
-/* Saves the run at its current step into save_ckpt_folder. */
+/* Saves the run at its current step into save_ckpt_folder; every rank
+ * calls it, each writes its part, all get the same verdict (e says why on
+ * the rank that failed, and is empty on the others). */
 int train_checkpoint_save(train_run *r, evo_err *e);
 
 /* --- report.c ---------------------------------------------------------------- */
@@ -114,6 +133,7 @@ typedef struct {
     double loss, seconds;
     uint32_t rows;
     train_step_result step;
+    uint64_t comm_bytes[EVO_N_GROUPS]; /* sent by this rank for the step's rows and optimizer */
 } train_report;
 
 void train_report_step(train_run *r, const train_report *rep);

@@ -166,7 +166,7 @@ int main(int argc, char **argv)
     if (evo_config_resolve(&cfg, &e) < 0 || evo_model_describe(&m, &cfg, &e) < 0 || evo_world_init(&w, &e) < 0 ||
         evo_layout_make(&l, &cfg, &m, w.size, w.rank, &e) < 0)
         evo_fatal("%s", e.msg);
-    evo_comm *c = w.size > 1 ? evo_comm_mpi(&l, &w, &e) : evo_comm_single(&l);
+    evo_comm *c = w.size > 1 ? evo_comm_mpi(&l, &w, 60, &e) : evo_comm_single(&l);
     if (!c)
         evo_fatal("%s", e.msg);
     quiet = w.rank != 0;

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""ckpt-close.py A B [TOL]: whether two one-shard checkpoints hold the same
-weights and AdamW moments up to a reduction order: for every tensor,
+"""ckpt-close.py A B [TOL]: whether two checkpoints (tp 1, pp 1, any ZeRO
+split) hold the same weights and AdamW moments up to a reduction order:
+for every tensor,
 |a - b| <= TOL |a| in the L2 norm (default 1e-5). A multi-rank run sums
 gradients in another order; AdamW turns the sign of a gradient that is
 rounding noise (k's bias, whose exact gradient is zero; rare tokens'
@@ -17,11 +18,26 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import evo_ckpt  # noqa: E402
 
-a, b = evo_ckpt.read_checkpoint(sys.argv[1]), evo_ckpt.read_checkpoint(sys.argv[2])
+
+
+def tensors(path, kind):
+    """The tensors of every KIND*.evo file of a checkpoint: ZeRO's
+    optimizer shards hold whole tensors, so a union merges them, in model
+    order (the order of the adam.m./adam.v. names of the model's tensors)."""
+    found = {}
+    for name in sorted(os.listdir(path)):
+        if name.startswith(kind) and name.endswith(".evo"):
+            found.update(evo_ckpt.read_tensor_file(os.path.join(path, name))[1])
+    if kind == "model":
+        return found
+    order = list(evo_ckpt.read_tensor_file(os.path.join(path, "model_tp0_pp0.evo"))[1])
+    return {p + n: found[p + n] for p in ("adam.m.", "adam.v.") for n in order if p + n in found}
+
+
 tol = float(sys.argv[3]) if len(sys.argv) > 3 else 1e-5
 worst, worst_name = 0.0, ""
 for kind in ("model", "optimizer"):
-    ta, tb = a[kind][1], b[kind][1]
+    ta, tb = tensors(sys.argv[1], kind), tensors(sys.argv[2], kind)
     if list(ta) != list(tb):
         sys.exit("%s: tensor names differ" % kind)
     for name in ta:

@@ -9,8 +9,9 @@
  * - Every rank of a group calls the same collectives in the same order
  *   with the same counts (n is per rank where a buffer is cut in parts).
  * - Buffers of f32 calls are backend memory (device pointers for a GPU
- *   backend), as the gradients they reduce; f64 calls, flags and the
- *   barrier are host values.
+ *   backend), as the gradients they reduce; f64 calls and flags are host
+ *   values; broadcast, send and recv take either: be NULL says host
+ *   memory (a path, a file listing).
  * - Deterministic: the same layout on the same data gives the same bits
  *   every run (reduction order fixed by the algorithm, not by timing).
  * - bytes[g] counts what this rank sends over group g under the ring
@@ -69,7 +70,11 @@ uint64_t evo_comm_volume(evo_coll kind, uint64_t bytes, uint32_t size);
 /* The world of one process, with the layout of one rank. */
 evo_comm *evo_comm_single(const evo_layout *l);
 /* Open MPI's ranks (MPI_Init, which finds the same PMIx server as w), one
- * communicator per group of l. Checks that MPI sees the world PMIx gave. */
-evo_comm *evo_comm_mpi(const evo_layout *l, const evo_world *w, evo_err *e);
+ * communicator per group of l. Checks that MPI sees the world PMIx gave.
+ * A watchdog thread ends the job (evo_world_abort) when one collective
+ * has waited timeout_s seconds for its peers, saying on stderr which one
+ * and over which group: a rank that died or hangs (SIGSTOP, a stuck file
+ * system) must not leave the others waiting forever. */
+evo_comm *evo_comm_mpi(const evo_layout *l, const evo_world *w, double timeout_s, evo_err *e);
 
 #endif

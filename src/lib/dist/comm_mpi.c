@@ -10,20 +10,70 @@
 
 #include <limits.h>
 #include <mpi.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
+
+#include "base/log.h"
 
 enum { CHUNK = 1 << 28 };
 
+/* What the watchdog watches: the collective under way (NULL: none), its
+ * group and when it began. */
 typedef struct {
     MPI_Comm group[EVO_N_GROUPS];
+    evo_world world;
+    double timeout_s;
+    _Atomic(const char *) waiting_in;
+    _Atomic int waiting_group;
+    _Atomic double since;
+    _Atomic int stop;
+    pthread_t watchdog;
 } mpi_impl;
+
+static void *watchdog(void *arg)
+{
+    evo_comm *c = arg;
+    mpi_impl *m = c->impl;
+    while (!m->stop) {
+        struct timespec nap = {0, 200 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+        const char *what = m->waiting_in;
+        if (!what || evo_now() - m->since < m->timeout_s)
+            continue;
+        evo_group g = (evo_group)m->waiting_group;
+        char why[256];
+        snprintf(why, sizeof why,
+                 "%s over the %s group (%u ranks) has waited %.0f s for its peers: a rank died or hangs; "
+                 "ending the job",
+                 what, evo_group_name(g), evo_layout_group_size(&c->layout, g), m->timeout_s);
+        fprintf(stderr, "%s: %s\n", evo_progname(), why);
+        evo_world_abort(&m->world, EVO_EXIT_FAIL, why);
+    }
+    return NULL;
+}
+
+/* Brackets every blocking call. */
+static void wait_begin(evo_comm *c, const char *what, evo_group g)
+{
+    mpi_impl *m = c->impl;
+    m->since = evo_now();
+    m->waiting_group = (int)g;
+    m->waiting_in = what;
+}
+
+static void wait_end(evo_comm *c) { ((mpi_impl *)c->impl)->waiting_in = NULL; }
 
 static MPI_Comm comm_of(evo_comm *c, evo_group g) { return ((mpi_impl *)c->impl)->group[g]; }
 
 static uint32_t size_of(evo_comm *c, evo_group g) { return evo_layout_group_size(&c->layout, g); }
 
-static void count(evo_comm *c, evo_group g, evo_coll kind, uint64_t bytes)
+/* A collective has returned: what it sent is counted. */
+static void done(evo_comm *c, evo_group g, evo_coll kind, uint64_t bytes)
 {
+    wait_end(c);
     c->bytes[g] += evo_comm_volume(kind, bytes, size_of(c, g));
 }
 
@@ -36,78 +86,88 @@ static int as_int(size_t n, const char *what)
 
 static void allreduce_f32(evo_comm *c, evo_group g, const evo_backend *be, float *buf, size_t n)
 {
+    wait_begin(c, "all-reduce", g);
     (void)be;
     for (size_t i = 0; i < n; i += CHUNK) {
         size_t k = n - i < CHUNK ? n - i : CHUNK;
         MPI_Allreduce(MPI_IN_PLACE, buf + i, (int)k, MPI_FLOAT, MPI_SUM, comm_of(c, g));
     }
-    count(c, g, EVO_ALLREDUCE, n * sizeof *buf);
+    done(c, g, EVO_ALLREDUCE, n * sizeof *buf);
 }
 
 static void allreduce_f64(evo_comm *c, evo_group g, double *host, size_t n)
 {
+    wait_begin(c, "all-reduce", g);
     MPI_Allreduce(MPI_IN_PLACE, host, as_int(n, "all-reduce"), MPI_DOUBLE, MPI_SUM, comm_of(c, g));
-    count(c, g, EVO_ALLREDUCE, n * sizeof *host);
+    done(c, g, EVO_ALLREDUCE, n * sizeof *host);
 }
 
 static void reduce_scatter_f32(evo_comm *c, evo_group g, const evo_backend *be, float *out, const float *in,
                                size_t n)
 {
+    wait_begin(c, "reduce-scatter", g);
     (void)be;
     MPI_Reduce_scatter_block(in, out, as_int(n, "reduce-scatter"), MPI_FLOAT, MPI_SUM, comm_of(c, g));
-    count(c, g, EVO_REDUCE_SCATTER, n * size_of(c, g) * sizeof *out);
+    done(c, g, EVO_REDUCE_SCATTER, n * size_of(c, g) * sizeof *out);
 }
 
 static void allgather_f32(evo_comm *c, evo_group g, const evo_backend *be, float *out, const float *in, size_t n)
 {
+    wait_begin(c, "all-gather", g);
     (void)be;
     int k = as_int(n, "all-gather");
     const void *send = in == out + (size_t)evo_layout_group_rank(&c->layout, g) * n ? MPI_IN_PLACE : in;
     MPI_Allgather(send, k, MPI_FLOAT, out, k, MPI_FLOAT, comm_of(c, g));
-    count(c, g, EVO_ALLGATHER, n * size_of(c, g) * sizeof *out);
+    done(c, g, EVO_ALLGATHER, n * size_of(c, g) * sizeof *out);
 }
 
 static void reduce_f32(evo_comm *c, evo_group g, const evo_backend *be, float *buf, size_t n, uint32_t root)
 {
+    wait_begin(c, "reduce", g);
     (void)be;
     int me_root = evo_layout_group_rank(&c->layout, g) == root;
     for (size_t i = 0; i < n; i += CHUNK) {
         size_t k = n - i < CHUNK ? n - i : CHUNK;
         MPI_Reduce(me_root ? MPI_IN_PLACE : buf + i, buf + i, (int)k, MPI_FLOAT, MPI_SUM, (int)root, comm_of(c, g));
     }
-    count(c, g, EVO_REDUCE, n * sizeof *buf);
+    done(c, g, EVO_REDUCE, n * sizeof *buf);
 }
 
 static void broadcast(evo_comm *c, evo_group g, const evo_backend *be, void *buf, size_t bytes, uint32_t root)
 {
+    wait_begin(c, "broadcast", g);
     (void)be;
     for (size_t i = 0; i < bytes; i += CHUNK)
         MPI_Bcast((char *)buf + i, (int)(bytes - i < CHUNK ? bytes - i : CHUNK), MPI_BYTE, (int)root, comm_of(c, g));
-    count(c, g, EVO_BROADCAST, bytes);
+    done(c, g, EVO_BROADCAST, bytes);
 }
 
 static void send(evo_comm *c, evo_group g, const evo_backend *be, const void *buf, size_t bytes, uint32_t peer)
 {
+    wait_begin(c, "send", g);
     (void)be;
     for (size_t i = 0; i < bytes; i += CHUNK)
         MPI_Send((const char *)buf + i, (int)(bytes - i < CHUNK ? bytes - i : CHUNK), MPI_BYTE, (int)peer, 0,
                  comm_of(c, g));
-    count(c, g, EVO_SENDRECV, bytes);
+    done(c, g, EVO_SENDRECV, bytes);
 }
 
 static void recv(evo_comm *c, evo_group g, const evo_backend *be, void *buf, size_t bytes, uint32_t peer)
 {
+    wait_begin(c, "recv", g);
     (void)be;
     for (size_t i = 0; i < bytes; i += CHUNK)
         MPI_Recv((char *)buf + i, (int)(bytes - i < CHUNK ? bytes - i : CHUNK), MPI_BYTE, (int)peer, 0,
                  comm_of(c, g), MPI_STATUS_IGNORE);
+    wait_end(c);
 }
 
 static int flag_over_world(evo_comm *c, int flag, MPI_Op op)
 {
     int v = flag != 0;
+    wait_begin(c, "a flag's all-reduce", EVO_GROUP_WORLD);
     MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, op, comm_of(c, EVO_GROUP_WORLD));
-    count(c, EVO_GROUP_WORLD, EVO_ALLREDUCE, sizeof v);
+    done(c, EVO_GROUP_WORLD, EVO_ALLREDUCE, sizeof v);
     return v;
 }
 
@@ -115,11 +175,18 @@ static int any(evo_comm *c, int flag) { return flag_over_world(c, flag, MPI_LOR)
 
 static int all(evo_comm *c, int flag) { return flag_over_world(c, flag, MPI_LAND); }
 
-static void barrier(evo_comm *c, evo_group g) { MPI_Barrier(comm_of(c, g)); }
+static void barrier(evo_comm *c, evo_group g)
+{
+    wait_begin(c, "barrier", g);
+    MPI_Barrier(comm_of(c, g));
+    wait_end(c);
+}
 
 static void free_mpi(evo_comm *c)
 {
     mpi_impl *m = c->impl;
+    m->stop = 1;
+    pthread_join(m->watchdog, NULL);
     for (int g = EVO_GROUP_DATA; g < EVO_N_GROUPS; g++)
         MPI_Comm_free(&m->group[g]);
     MPI_Finalize();
@@ -127,11 +194,13 @@ static void free_mpi(evo_comm *c)
     free(c);
 }
 
-evo_comm *evo_comm_mpi(const evo_layout *l, const evo_world *w, evo_err *e)
+evo_comm *evo_comm_mpi(const evo_layout *l, const evo_world *w, double timeout_s, evo_err *e)
 {
     int inited = 0, rank, size;
     MPI_Initialized(&inited);
-    if (!inited && MPI_Init(NULL, NULL) != MPI_SUCCESS) {
+    int thread_level;
+    /* FUNNELED: the watchdog thread never calls MPI. */
+    if (!inited && MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &thread_level) != MPI_SUCCESS) {
         evo_errf(e, "MPI_Init failed (rank %u of %u by PMIx)", w->rank, w->size);
         return NULL;
     }
@@ -163,5 +232,8 @@ evo_comm *evo_comm_mpi(const evo_layout *l, const evo_world *w, evo_err *e)
     c->all = all;
     c->barrier = barrier;
     c->free = free_mpi;
+    m->world = *w;
+    m->timeout_s = timeout_s;
+    pthread_create(&m->watchdog, NULL, watchdog, c);
     return c;
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* A numeric PMIx value of any unsigned or signed width as uint32; -1 when
  * the key is missing or not a number. */
@@ -30,10 +31,14 @@ static int64_t get_number(const pmix_proc_t *proc, const char *key)
 int evo_world_init(evo_world *w, evo_err *e)
 {
     *w = (evo_world){.size = 1, .local_size = 1, .nodes = 1};
+    /* A launcher with a PMIx server (srun --mpi=pmix, mpirun) tells the
+     * processes it starts their namespace: without it there is no server
+     * to ask, and PMIx_Init would only search for one. */
+    if (!getenv("PMIX_NAMESPACE"))
+        return 0;
     pmix_proc_t me;
-    pmix_status_t rc = PMIx_Init(&me, NULL, 0);
-    if (rc != PMIX_SUCCESS)
-        return 0; /* no server (PMIX_ERR_UNREACH): started by hand, one rank */
+    if (PMIx_Init(&me, NULL, 0) != PMIX_SUCCESS)
+        return 0; /* no server after all (PMIX_ERR_UNREACH): one rank */
     w->pmix = 1;
     snprintf(w->nspace, sizeof w->nspace, "%s", me.nspace);
     pmix_proc_t job;
@@ -61,4 +66,11 @@ void evo_world_finalize(evo_world *w)
     if (w->pmix)
         PMIx_Finalize(NULL, 0);
     w->pmix = 0;
+}
+
+_Noreturn void evo_world_abort(const evo_world *w, int status, const char *why)
+{
+    if (w->pmix)
+        PMIx_Abort(status, why, NULL, 0);
+    _exit(status);
 }

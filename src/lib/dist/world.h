@@ -3,8 +3,9 @@
  * Under `srun --mpi=pmix` (Slurm's PMIx plugin) or Open MPI's mpirun, a
  * PMIx server runs beside every process and knows the job: this rank, the
  * job size, the ranks on this node (the local rank picks the GPU) and the
- * node count. A process started by hand has no server: PMIx_Init fails
- * with PMIX_ERR_UNREACH at once, and the world is one rank, silently. */
+ * node count. A process started by hand has no server (no PMIX_NAMESPACE
+ * in its environment, or PMIx_Init fails with PMIX_ERR_UNREACH), and the
+ * world is one rank, silently. */
 #ifndef EVO_WORLD_H
 #define EVO_WORLD_H
 
@@ -24,5 +25,9 @@ typedef struct {
  * answered but could not say what the job is. */
 int evo_world_init(evo_world *w, evo_err *e);
 void evo_world_finalize(evo_world *w);
+/* Ends the whole job now: PMIx_Abort, after which the launcher (Slurm's
+ * PMIx plugin, mpirun) kills every rank, stopped ones included; alone,
+ * this process exits. Safe from any thread. */
+_Noreturn void evo_world_abort(const evo_world *w, int status, const char *why);
 
 #endif

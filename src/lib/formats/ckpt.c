@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/ckpt_layout.h"
+
 /* Meta field offsets (evo-ckpt(5)). */
 enum { M_KIND = 0, M_DTYPE = 4, M_RANKS = 8, M_STEP = 32, M_N_TENSORS = 40, M_N_ELEMENTS = 48, M_END = 56 };
 /* Tensor entry field offsets. */
@@ -224,15 +226,32 @@ int evo_ckpt_add_config(evo_ckpt_writer *w, const evo_config *c, evo_err *e)
     return rc;
 }
 
-int evo_ckpt_add_optimizer(evo_ckpt_writer *w, const evo_model *m, const float *moments, evo_err *e)
+int evo_ckpt_add_optimizer(evo_ckpt_writer *w, const evo_model *m, uint32_t z, uint32_t zero, const float *moments,
+                           evo_err *e)
 {
-    evo_ckpt_tensor *t = evo_calloc(2 * m->n_tensors, sizeof *t);
-    evo_ckpt_table(t, m, "adam.m.", 0);
-    evo_ckpt_table(t + m->n_tensors, m, "adam.v.", m->n_params);
-    evo_ckpt_meta meta = {.kind = EVO_CKPT_OPTIMIZER, .dtype = EVO_F32, .tp_size = 1, .pp_size = 1, .zero_size = 1,
-                          .step = w->step};
-    int rc = evo_ckpt_add_tensors(w, EVO_CKPT_OPTIM_FILE, &meta, t, 2 * m->n_tensors, moments, e);
+    uint32_t *owner = evo_malloc((m->n_tensors ? m->n_tensors : 1) * sizeof *owner);
+    evo_ckpt_zero_owned(m, zero, z, owner);
+    evo_ckpt_tensor *t = evo_calloc(2 * m->n_tensors + 1, sizeof *t), *all = evo_calloc(m->n_tensors + 1, sizeof *all);
+    size_t n = 0;
+    uint64_t at = 0;
+    static const char *const prefix[2] = {"adam.m.", "adam.v."};
+    for (int k = 0; k < 2; k++) {
+        evo_ckpt_table(all, m, prefix[k], 0);
+        for (size_t i = 0; i < m->n_tensors; i++)
+            if (owner[i] == z) {
+                t[n] = all[i];
+                t[n++].offset = at;
+                at += all[i].numel;
+            }
+    }
+    evo_ckpt_meta meta = {.kind = EVO_CKPT_OPTIMIZER, .dtype = EVO_F32, .tp_size = 1, .pp_size = 1,
+                          .zero_rank = z, .zero_size = zero, .step = w->step};
+    char name[64];
+    snprintf(name, sizeof name, "optimizer_tp0_pp0_zo%u.evo", z);
+    int rc = evo_ckpt_add_tensors(w, name, &meta, t, n, moments, e);
+    free(all);
     free(t);
+    free(owner);
     return rc;
 }
 

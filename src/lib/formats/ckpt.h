@@ -102,7 +102,6 @@ const char *evo_ckpt_dtype_name(evo_dtype dt);
 /* --- the files of a checkpoint, as evo-train writes them ------------------- */
 
 #define EVO_CKPT_MODEL_FILE "model_tp0_pp0.evo"
-#define EVO_CKPT_OPTIM_FILE "optimizer_tp0_pp0_zo0.evo"
 #define EVO_CKPT_STATE_FILE "state.json"
 #define EVO_CKPT_CONFIG_FILE "config.ini"
 
@@ -167,6 +166,7 @@ typedef struct {
     char *folder, *tmp, *final; /* FOLDER, FOLDER/.tmp-STEP-PID, the directory it becomes */
     uint64_t step;
     int replace;        /* an existing final directory is replaced (evo-train) */
+    int joined;         /* writes into another process's save (evo_ckpt_join) */
     evo_buf manifest;   /* the marker's lines so far */
 } evo_ckpt_writer;
 
@@ -177,6 +177,14 @@ int evo_ckpt_begin(evo_ckpt_writer *w, const char *folder, uint64_t step, evo_er
 /* The same for a checkpoint that becomes DIR, named by its step, which
  * must not exist (evo-ckpt's outputs). */
 int evo_ckpt_begin_at(evo_ckpt_writer *w, const char *dir, uint64_t step, evo_err *e);
+/* A writer for files of a save that another process (rank 0 of a
+ * training job) began and commits: they go into its temporary directory
+ * tmp, and the lines this writer's manifest gathers are handed to it
+ * (evo_ckpt_add_listed). Aborting it leaves the directory alone. */
+void evo_ckpt_join(evo_ckpt_writer *w, const char *tmp, uint64_t step);
+/* Records files another writer joined to this save wrote: the lines of
+ * its manifest, as they are. */
+void evo_ckpt_add_listed(evo_ckpt_writer *w, const char *lines, size_t n);
 /* FOLDER/.tmp-STEP-PID/name (malloc'ed): where to write a file. */
 char *evo_ckpt_tmp_path(const evo_ckpt_writer *w, const char *name);
 /* Records a file written (and committed) in the temporary directory, with
@@ -196,10 +204,13 @@ int evo_ckpt_add_config(evo_ckpt_writer *w, const evo_config *c, evo_err *e);
 /* the single-shard model file of the flat fp32 weights, stored as dtype; */
 int evo_ckpt_add_model(evo_ckpt_writer *w, const evo_model *m, const float *weights, evo_dtype dtype,
                        evo_err *e);
-/* the single-shard optimizer file of AdamW's moments: moments holds 2
- * n_params fp32 values, the first moments then the second, each laid out
- * as the model's flat buffer (adam.m.<name>, then adam.v.<name>). */
-int evo_ckpt_add_optimizer(evo_ckpt_writer *w, const evo_model *m, const float *moments, evo_err *e);
+/* the optimizer file of ZeRO rank z of zero (zero 1: the whole state),
+ * optimizer_tp0_pp0_zo{z}.evo: AdamW's moments of the tensors that
+ * evo_ckpt_zero_ranks deals to z, fp32, moments holding their first
+ * moments in model order, then their second (adam.m.<name>, then
+ * adam.v.<name>). */
+int evo_ckpt_add_optimizer(evo_ckpt_writer *w, const evo_model *m, uint32_t z, uint32_t zero, const float *moments,
+                           evo_err *e);
 /* fsyncs, renames to its final directory, writes the marker, fsyncs
  * FOLDER. */
 int evo_ckpt_commit(evo_ckpt_writer *w, evo_err *e);

@@ -287,6 +287,13 @@ int evo_ckpt_begin_at(evo_ckpt_writer *w, const char *dir, uint64_t step, evo_er
     return start(w, folder, evo_strdup(dir), step, 0, e);
 }
 
+void evo_ckpt_join(evo_ckpt_writer *w, const char *tmp, uint64_t step)
+{
+    *w = (evo_ckpt_writer){.tmp = evo_strdup(tmp), .step = step, .joined = 1};
+}
+
+void evo_ckpt_add_listed(evo_ckpt_writer *w, const char *lines, size_t n) { evo_buf_append(&w->manifest, lines, n); }
+
 char *evo_ckpt_tmp_path(const evo_ckpt_writer *w, const char *name) { return evo_path_join(w->tmp, name); }
 
 void evo_ckpt_add_hashed(evo_ckpt_writer *w, const char *name, uint64_t hash, uint64_t size)
@@ -360,7 +367,7 @@ out:
 
 void evo_ckpt_abort(evo_ckpt_writer *w)
 {
-    if (w->tmp)
+    if (w->tmp && !w->joined)
         evo_remove_dir(w->tmp);
     free(w->tmp);
     free(w->folder);

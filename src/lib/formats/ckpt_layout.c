@@ -131,6 +131,18 @@ void evo_ckpt_zero_ranks(const uint64_t *numel, size_t n, uint32_t zero, uint32_
     free(order);
 }
 
+uint64_t evo_ckpt_zero_owned(const evo_model *m, uint32_t zero, uint32_t z, uint32_t *owner)
+{
+    uint64_t *numel = evo_malloc((m->n_tensors ? m->n_tensors : 1) * sizeof *numel), owned = 0;
+    for (size_t i = 0; i < m->n_tensors; i++)
+        numel[i] = m->tensors[i].numel;
+    evo_ckpt_zero_ranks(numel, m->n_tensors, zero, owner);
+    for (size_t i = 0; i < m->n_tensors; i++)
+        owned += owner[i] == z ? numel[i] : 0;
+    free(numel);
+    return owned;
+}
+
 /* --- opening a checkpoint of any layout --------------------------------------- */
 
 static void shard_name(char *buf, size_t n, int optimizer, uint32_t t, uint32_t p, uint32_t z)

@@ -59,6 +59,9 @@ static inline int evo_ckpt_holds(evo_split s, uint32_t t) { return s != EVO_SPLI
 void evo_ckpt_piece_shape(const evo_tensor_info *ti, evo_split s, uint32_t tp, uint64_t shape[2]);
 /* Deals n tensors of numel[i] elements to zero ranks: rank[i]. */
 void evo_ckpt_zero_ranks(const uint64_t *numel, size_t n, uint32_t zero, uint32_t *rank);
+/* The deal of a whole model's tensors (one tensor and pipeline shard):
+ * owner[i] for every tensor of m; returns the elements rank z owns. */
+uint64_t evo_ckpt_zero_owned(const evo_model *m, uint32_t zero, uint32_t z, uint32_t *owner);
 
 /* Whether a checkpoint's file name is a model or optimizer shard's. */
 int evo_ckpt_is_shard(const char *name);
