@@ -72,6 +72,7 @@ void train_report_step(train_run *r, const train_report *rep)
             fprintf(r->metrics, "%s\"%s\":%" PRIu64, g ? "," : ",\"comm_bytes\":{", evo_group_name((evo_group)g),
                     rep->comm_bytes[g]);
         fputc('}', r->metrics);
+        json_num(r->metrics, "comm_seconds", rep->comm_seconds);
     }
     fputs("}\n", r->metrics);
     fflush(r->metrics);

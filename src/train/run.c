@@ -68,6 +68,14 @@ static int save(train_run *r)
     return 0;
 }
 
+static double comm_seconds(const evo_comm *c)
+{
+    double sum = 0;
+    for (int g = 0; g < EVO_N_GROUPS; g++)
+        sum += c->seconds[g];
+    return sum;
+}
+
 /* Runs one batch; returns 0 to go on, else an exit code. */
 static int run_batch(train_run *r, const evo_batch_set *skip, const evo_batch_set *poison, const evo_rampup *rampup)
 {
@@ -85,6 +93,7 @@ static int run_batch(train_run *r, const evo_batch_set *skip, const evo_batch_se
     }
     double t0 = evo_now();
     uint64_t sent[EVO_N_GROUPS];
+    double waited = comm_seconds(r->comm);
     memcpy(sent, r->comm->bytes, sizeof sent);
     evo_transformer_zero_grad(&r->tf);
     /* slots: the batch's row losses, then its real token count */
@@ -104,6 +113,7 @@ static int run_batch(train_run *r, const evo_batch_set *skip, const evo_batch_se
     train_report rep = {.loss = loss / global_rows, .rows = global_rows, .step = train_optim_step(r)};
     for (int g = 0; g < EVO_N_GROUPS; g++)
         rep.comm_bytes[g] = r->comm->bytes[g] - sent[g];
+    rep.comm_seconds = comm_seconds(r->comm) - waited;
     st->batch++;
     if (rep.step.applied) {
         st->step++;

@@ -134,6 +134,7 @@ typedef struct {
     uint32_t rows;
     train_step_result step;
     uint64_t comm_bytes[EVO_N_GROUPS]; /* sent by this rank for the step's rows and optimizer */
+    double comm_seconds;               /* of seconds, those in collectives */
 } train_report;
 
 void train_report_step(train_run *r, const train_report *rep);

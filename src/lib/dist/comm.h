@@ -16,7 +16,8 @@
  *   every run (reduction order fixed by the algorithm, not by timing).
  * - bytes[g] counts what this rank sends over group g under the ring
  *   algorithms, evo_comm_volume's formula: tests and --dry-run check the
- *   communication volume against it. A group of one rank moves nothing. */
+ *   communication volume against it. A group of one rank moves nothing.
+ *   seconds[g] the wall time spent in its calls. */
 #ifndef EVO_COMM_H
 #define EVO_COMM_H
 
@@ -34,6 +35,7 @@ struct evo_comm {
     const char *name;
     evo_layout layout;
     uint64_t bytes[EVO_N_GROUPS];
+    double seconds[EVO_N_GROUPS]; /* spent in the group's calls: transfers and waits for peers */
     void *impl;
 
     /* buf[i] = sum over the group of buf[i]. */

@@ -64,7 +64,12 @@ static void wait_begin(evo_comm *c, const char *what, evo_group g)
     m->waiting_in = what;
 }
 
-static void wait_end(evo_comm *c) { ((mpi_impl *)c->impl)->waiting_in = NULL; }
+static void wait_end(evo_comm *c)
+{
+    mpi_impl *m = c->impl;
+    c->seconds[m->waiting_group] += evo_now() - m->since;
+    m->waiting_in = NULL;
+}
 
 static MPI_Comm comm_of(evo_comm *c, evo_group g) { return ((mpi_impl *)c->impl)->group[g]; }
 
