@@ -98,6 +98,12 @@ for f in dp4z4/20/optimizer_tp0_pp0_zo*.evo; do
     check "zero1 4: $(basename "$f") holds $size of $total bytes (at most 1/4 + the embedding)" \
         test "$size" -le $((total / 4 + 8000 * 32 * 8 + 65536))
 done
+check "dp 2 zero1 2 recomputing every layer (model.checkpoint 1): 20 steps" ranks 2 evo-train -q "${common[@]}" \
+    --set model.checkpoint=1 --set parallel.zero1=2 --set data.micro_num=2 --set ckpt.save_ckpt_folder=recompute \
+    tiny.ini
+check "dp 2 zero1 2 with recomputation = one rank without (L2, 1e-5)" \
+    /usr/bin/python3 "$EVO_ROOT/tests/ref/ckpt-close.py" one/20 recompute/20
+
 check "dp 2 again" ranks 2 evo-train -q "${common[@]}" --set data.micro_num=2 --set ckpt.save_ckpt_folder=again \
     tiny.ini
 for f in model_tp0_pp0.evo optimizer_tp0_pp0_zo0.evo state.json; do

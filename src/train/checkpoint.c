@@ -83,11 +83,13 @@ static int save_ranks(train_run *r, evo_err *e)
     evo_ckpt_writer w = {0};
     if (l->rank == 0) {
         failed = evo_ckpt_begin(&w, r->cfg->ckpt.save_ckpt_folder, r->st.step, e) < 0;
-        if (!failed)
-            snprintf(tmp, sizeof tmp, "%s", w.tmp);
+        if (!failed && snprintf(tmp, sizeof tmp, "%s", w.tmp) >= (int)sizeof tmp)
+            failed = evo_errf(e, "%s: the path is too long to hand to the other ranks", w.tmp) < 0;
     }
-    if (comm->any(comm, failed))
+    if (comm->any(comm, failed)) {
+        evo_ckpt_abort(&w);
         return -1;
+    }
     comm->broadcast(comm, EVO_GROUP_WORLD, NULL, tmp, sizeof tmp, 0);
     if (l->rank != 0 && writes_optimizer)
         evo_ckpt_join(&w, tmp, r->st.step);
@@ -95,9 +97,11 @@ static int save_ranks(train_run *r, evo_err *e)
         failed = rank0_files[i](&w, r, e) < 0;
     if (writes_optimizer && !failed)
         failed = write_optimizer(&w, r, e) < 0;
+    if (!failed && l->rank != 0 && w.manifest.len >= sizeof lines)
+        failed = evo_errf(e, "%s: its marker line is too long to hand to rank 0", w.tmp) < 0;
     for (uint32_t k = 1; k < l->zero1; k++) {
         memset(lines, 0, sizeof lines);
-        if (l->zero1_rank == k && writes_optimizer && !failed && w.manifest.len < sizeof lines)
+        if (l->zero1_rank == k && writes_optimizer && !failed)
             memcpy(lines, w.manifest.data, w.manifest.len);
         comm->broadcast(comm, EVO_GROUP_ZERO1, NULL, lines, sizeof lines, k);
         if (l->rank == 0)
