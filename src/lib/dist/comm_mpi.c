@@ -217,26 +217,28 @@ evo_comm *evo_comm_mpi(const evo_layout *l, const evo_world *w, double timeout_s
         MPI_Finalize();
         return NULL;
     }
-    evo_comm *c = evo_comm_single(l);
+    static const evo_comm table = {.name = "mpi",
+                                   .allreduce_sum_f32 = allreduce_f32,
+                                   .allreduce_sum_f64 = allreduce_f64,
+                                   .reduce_scatter_sum_f32 = reduce_scatter_f32,
+                                   .allgather_f32 = allgather_f32,
+                                   .reduce_sum_f32 = reduce_f32,
+                                   .broadcast = broadcast,
+                                   .send = send,
+                                   .recv = recv,
+                                   .any = any,
+                                   .all = all,
+                                   .barrier = barrier,
+                                   .free = free_mpi};
+    evo_comm *c = evo_malloc(sizeof *c);
     mpi_impl *m = evo_calloc(1, sizeof *m);
+    *c = table;
+    c->layout = *l;
+    c->impl = m;
     m->group[EVO_GROUP_WORLD] = MPI_COMM_WORLD;
     for (int g = EVO_GROUP_DATA; g < EVO_N_GROUPS; g++)
         MPI_Comm_split(MPI_COMM_WORLD, (int)evo_layout_group_color(l, (evo_group)g),
                        (int)evo_layout_group_rank(l, (evo_group)g), &m->group[g]);
-    c->name = "mpi";
-    c->impl = m;
-    c->allreduce_sum_f32 = allreduce_f32;
-    c->allreduce_sum_f64 = allreduce_f64;
-    c->reduce_scatter_sum_f32 = reduce_scatter_f32;
-    c->allgather_f32 = allgather_f32;
-    c->reduce_sum_f32 = reduce_f32;
-    c->broadcast = broadcast;
-    c->send = send;
-    c->recv = recv;
-    c->any = any;
-    c->all = all;
-    c->barrier = barrier;
-    c->free = free_mpi;
     m->world = *w;
     m->timeout_s = timeout_s;
     pthread_create(&m->watchdog, NULL, watchdog, c);

@@ -57,20 +57,21 @@ static void free_single(evo_comm *c) { free(c); }
 
 evo_comm *evo_comm_single(const evo_layout *l)
 {
-    evo_comm *c = evo_calloc(1, sizeof *c);
-    *c = (evo_comm){.name = "single",
-                    .layout = *l,
-                    .allreduce_sum_f32 = allreduce_f32,
-                    .allreduce_sum_f64 = allreduce_f64,
-                    .reduce_scatter_sum_f32 = copy_f32,
-                    .allgather_f32 = copy_f32,
-                    .reduce_sum_f32 = reduce_f32,
-                    .broadcast = broadcast,
-                    .send = send,
-                    .recv = recv,
-                    .any = flag,
-                    .all = flag,
-                    .barrier = barrier,
-                    .free = free_single};
+    static const evo_comm table = {.name = "single",
+                                   .allreduce_sum_f32 = allreduce_f32,
+                                   .allreduce_sum_f64 = allreduce_f64,
+                                   .reduce_scatter_sum_f32 = copy_f32,
+                                   .allgather_f32 = copy_f32,
+                                   .reduce_sum_f32 = reduce_f32,
+                                   .broadcast = broadcast,
+                                   .send = send,
+                                   .recv = recv,
+                                   .any = flag,
+                                   .all = flag,
+                                   .barrier = barrier,
+                                   .free = free_single};
+    evo_comm *c = evo_malloc(sizeof *c);
+    *c = table;
+    c->layout = *l;
     return c;
 }
