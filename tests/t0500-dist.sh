@@ -104,6 +104,17 @@ check "dp 2 zero1 2 recomputing every layer (model.checkpoint 1): 20 steps" rank
 check "dp 2 zero1 2 with recomputation = one rank without (L2, 1e-5)" \
     /usr/bin/python3 "$EVO_ROOT/tests/ref/ckpt-close.py" one/20 recompute/20
 
+# skip_batches and rampup_batch_size count in batches and rows per rank:
+# dp 2 with half the ramp of one rank reads the same rows.
+check "one rank: skip_batches 3-4, rampup 2 2 5" evo-train -q "${common[@]}" --set data.micro_num=4 \
+    --set data.skip_batches=3-4 --set data.rampup_batch_size="2 2 5" --set ckpt.save_ckpt_folder=ramp1 tiny.ini
+check "dp 2: skip_batches 3-4, rampup 1 1 5" ranks 2 evo-train -q "${common[@]}" --set data.micro_num=2 \
+    --set data.skip_batches=3-4 --set data.rampup_batch_size="1 1 5" --set ckpt.save_ckpt_folder=ramp2 tiny.ini
+check "skip and rampup on dp 2: the same rows, tokens, lr and steps as one rank" cmp <(steps ramp1/metrics.jsonl) \
+    <(steps ramp2/metrics.jsonl)
+check "skip and rampup on dp 2: weights and moments at step 18 (20 batches, 2 skipped) equal one rank's (L2, 1e-5)" \
+    /usr/bin/python3 "$EVO_ROOT/tests/ref/ckpt-close.py" ramp1/18 ramp2/18
+
 check "dp 2 again" ranks 2 evo-train -q "${common[@]}" --set data.micro_num=2 --set ckpt.save_ckpt_folder=again \
     tiny.ini
 for f in model_tp0_pp0.evo optimizer_tp0_pp0_zo0.evo state.json; do

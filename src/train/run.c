@@ -88,7 +88,7 @@ static int run_batch(train_run *r, const evo_batch_set *skip, const evo_batch_se
         st->rows += global_rows;
         st->batch++;
         st->skipped_batches++;
-        train_report_skip(r, rows);
+        train_report_skip(r, global_rows);
         return 0;
     }
     double t0 = evo_now();
