@@ -213,6 +213,15 @@ if [ -z "${EVO_SANITIZED:-}" ]; then
     done
 fi
 
+# A rank that fails alone (rank 0 cannot open the metrics file) ends the
+# job at once, not after the other waited out the watchdog.
+start=$(date +%s)
+out=$(ranks 2 evo-train -q --comm-timeout 600 "${common[@]}" --set data.micro_num=2 \
+    --metrics no/such/dir/m.jsonl tiny.ini 2>&1)
+rc=$? took=$(($(date +%s) - start))
+check "one rank's fatal error ends the job (exit $rc) in $took s, not the watchdog's 600" test "$rc" != 0 -a "$took" -lt 60
+check "one rank's fatal error: the rank says what went wrong" grep -q 'rank 0: no/such/dir/m.jsonl' <<<"$out"
+
 # Impossible layouts: refused by rank 0 in one line naming the key, every rank exits 1.
 refused() {
     local name=$1 n=$2 pattern=$3 out rc

@@ -176,6 +176,12 @@ static FILE *open_metrics(const evo_config *c, const train_options *opt, evo_err
     return f;
 }
 
+/* A rank that fails ends the job: its peers would wait for it in their
+ * next collective until the watchdog gave up. */
+static evo_world *the_world;
+
+static void end_the_job(int status) { evo_world_abort(the_world, status, "a rank failed"); }
+
 /* The world from PMIx, its layout checked against the model before
  * anything big is allocated (every rank finds the same answer; rank 0
  * says it), and the comm: Open MPI when there are several ranks. */
@@ -191,6 +197,8 @@ static evo_comm *open_world(evo_world *w, const evo_config *c, const evo_model *
         evo_set_progname(name);
         if (w->rank)
             evo_quiet = 1;
+        the_world = w;
+        evo_set_fatal_exit(end_the_job);
     }
     int rc = evo_layout_make(&l, c, m, w->size, w->rank, &e);
     if (rc == 0 && (l.tp > 1 || l.pp > 1))

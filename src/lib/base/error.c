@@ -53,12 +53,18 @@ static void vreport(const char *fmt, va_list ap)
     fputc('\n', stderr);
 }
 
+static void (*fatal_exit)(int status);
+
+void evo_set_fatal_exit(void (*fn)(int status)) { fatal_exit = fn; }
+
 void evo_fatal(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vreport(fmt, ap);
     va_end(ap);
+    if (fatal_exit)
+        fatal_exit(EVO_EXIT_FAIL);
     exit(EVO_EXIT_FAIL);
 }
 

@@ -28,8 +28,13 @@ int evo_err_prefix(evo_err *e, const char *fmt, ...) __attribute__((format(print
 void evo_set_progname(const char *name);
 const char *evo_progname(void);
 
-/* "evo-xxx: <message>\n" on stderr, then exit(EVO_EXIT_FAIL). */
+/* "evo-xxx: <message>\n" on stderr, then exit(EVO_EXIT_FAIL), or the
+ * fatal exit a program set. */
 _Noreturn void evo_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* What evo_fatal calls instead of exit (it should not return; exit follows
+ * if it does): a process whose failure must end more than itself, a rank
+ * of a multi-rank job whose peers would wait for it, sets it. NULL: exit. */
+void evo_set_fatal_exit(void (*fn)(int status));
 /* Same for usage errors: adds a hint to --help and exits EVO_EXIT_USAGE. */
 _Noreturn void evo_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A whole number from min to max given on the command line for option
