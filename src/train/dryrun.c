@@ -31,7 +31,7 @@ static void print_comm(const evo_config *c, const evo_model *m, const evo_layout
     uint32_t *owner = evo_malloc((m->n_tensors + 1) * sizeof *owner);
     evo_ckpt_zero_owned(m, l->zero1, 0, owner);
     train_tensor_run run;
-    if (l->zero1 == 1 || l->zero1 < l->dp)
+    if (!train_reduce_to_owners(l))
         bytes[EVO_GROUP_DATA] += evo_comm_volume(EVO_ALLREDUCE, grads, l->dp);
     else
         for (size_t i = 0; train_next_run(m, owner, i, &run); i = run.end)

@@ -74,13 +74,9 @@ int main(int argc, char **argv)
             break;
         }
         case OPT_INJECT_NAN: opt.inject_nan = optarg; break;
-        case OPT_COMM_TIMEOUT: {
-            char *end;
-            opt.comm_timeout = strtod(optarg, &end);
-            if (*end || !(opt.comm_timeout >= 1 && opt.comm_timeout <= 1e6))
-                evo_usage_error("--comm-timeout wants seconds from 1 to 1000000, not '%s'", optarg);
+        case OPT_COMM_TIMEOUT:
+            opt.comm_timeout = (double)evo_usage_number(optarg, "--comm-timeout", 1, 1000000);
             break;
-        }
         case 'q': evo_quiet = 1; break;
         case 'h':
             usage();

@@ -65,16 +65,18 @@ void train_optim_free(train_run *r)
     free(r->moment_at);
 }
 
+/* Without ZeRO-1 every rank needs the sums, and so does every block when
+ * zero1 blocks are smaller than dp. */
+int train_reduce_to_owners(const evo_layout *l) { return l->zero1 > 1 && l->zero1 == l->dp; }
+
 /* The gradients summed over the data-parallel ranks where this rank needs
- * them: with ZeRO-1 over the whole data-parallel group, each run reduced
- * to the rank that updates it; else (or with zero1 blocks smaller than dp,
- * whose every block needs the sums) all-reduced everywhere. */
+ * them: each run reduced to the rank that updates it, or all-reduced
+ * everywhere (train_reduce_to_owners). */
 static void reduce_gradients(train_run *r)
 {
     evo_comm *comm = r->comm;
-    const evo_layout *l = &comm->layout;
     float *g = r->tf.grads;
-    if (l->zero1 == 1 || l->zero1 < l->dp) {
+    if (!train_reduce_to_owners(&comm->layout)) {
         comm->allreduce_sum_f32(comm, EVO_GROUP_DATA, r->be, g, r->model.n_params);
         return;
     }

@@ -110,6 +110,9 @@ typedef struct {
 } train_tensor_run;
 /* The run that starts at tensor i; 0 past the last tensor. */
 int train_next_run(const evo_model *m, const uint32_t *owner, size_t i, train_tensor_run *run);
+/* Whether the step reduces each run's gradients to its owner (ZeRO-1 over
+ * the whole data-parallel group) rather than all-reducing them. */
+int train_reduce_to_owners(const evo_layout *l);
 
 void train_optim_init(train_run *r);
 void train_optim_free(train_run *r);

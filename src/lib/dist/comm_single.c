@@ -3,7 +3,6 @@
 #include "dist/comm.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 static void allreduce_f32(evo_comm *c, evo_group g, const evo_backend *be, float *buf, size_t n)
 {
