@@ -59,28 +59,27 @@ steps() {
     sed -E 's/,"comm_bytes":\{[^}]*\}//; s/,"(seconds|tokens_per_s|tflops|mfu|grad_norm|loss|valid_loss|comm_seconds)":[^,}]*//g' "$1"
 }
 
-check "one rank, micro_num 4: 20 steps" evo-train -q "${common[@]}" --set data.micro_num=4 \
-    --set ckpt.save_ckpt_folder=one tiny.ini
-# ranks, zero1: dp 2 and 4 without ZeRO, with it over all of them, and
-# hybrid (blocks of 2 of 4 ranks); micro_num 4 / dp each, the same rows.
-for layout in "2 1" "4 1" "2 2" "4 4" "4 2"; do
-    set -- $layout
-    dp=$1 z=$2 mn=$((4 / $1)) d=dp$1z$2
-    name="dp $dp zero1 $z"
-    check "$name (srun -n $dp), micro_num $mn: 20 steps" ranks $dp evo-train -q "${common[@]}" \
-        --set parallel.zero1=$z --set data.micro_num=$mn --set ckpt.save_ckpt_folder=$d tiny.ini
-    field one/metrics.jsonl loss >loss1
-    field $d/metrics.jsonl loss >loss2
+# layout REF DIR N NAME ARGS...: tiny.ini on N ranks with ARGS into DIR,
+# against REF, one rank's run of the same model on the same rows: losses,
+# validation, the steps' bookkeeping, the weights and moments at step 20,
+# and the bytes every group moved in step 1 against --dry-run's claim.
+layout() {
+    local ref=$1 d=$2 n=$3 name=$4
+    shift 4
+    check "$name (srun -n $n): 20 steps" ranks "$n" evo-train -q "${common[@]}" "$@" --set ckpt.save_ckpt_folder="$d" \
+        tiny.ini
+    field "$ref/metrics.jsonl" loss >loss1
+    field "$d/metrics.jsonl" loss >loss2
     check "$name: the 20 step losses equal one rank's to 1e-5" close loss1 loss2
-    field one/metrics.jsonl valid_loss >valid1
-    field $d/metrics.jsonl valid_loss >valid2
+    field "$ref/metrics.jsonl" valid_loss >valid1
+    field "$d/metrics.jsonl" valid_loss >valid2
     check "$name: validation split over ranks gives one rank's loss (1e-5)" close valid1 valid2
-    check "$name: the same rows, tokens, lr and steps as one rank" cmp <(steps one/metrics.jsonl) \
-        <(steps $d/metrics.jsonl)
+    check "$name: the same rows, tokens, lr and steps as one rank" cmp <(steps "$ref/metrics.jsonl") \
+        <(steps "$d/metrics.jsonl")
     check "$name: weights and AdamW moments at step 20 equal one rank's (L2, 1e-5)" \
-        /usr/bin/python3 "$EVO_ROOT/tests/ref/ckpt-close.py" one/20 $d/20
-    check "$name: the checkpoint verifies" evo-ckpt verify $d/20
-    evo-train --dry-run --world $dp "${common[@]}" --set parallel.zero1=$z --set data.micro_num=$mn tiny.ini |
+        /usr/bin/python3 "$EVO_ROOT/tests/ref/ckpt-close.py" "$ref/20" "$d/20"
+    check "$name: the checkpoint verifies" evo-ckpt verify "$d/20"
+    evo-train --dry-run --world "$n" "${common[@]}" "$@" tiny.ini |
         awk '/^# communication per step/ {on = 1; next} on && /^  (world|data|tensor|pipeline|zero1) / {print $1, $2}' >want
     /usr/bin/python3 -c '
 import json, sys
@@ -88,12 +87,47 @@ for line in open(sys.argv[1]):
     j = json.loads(line)
     if j.get("step") == 1 and "comm_bytes" in j:
         for g, n in j["comm_bytes"].items(): print(g, n)
-        break' $d/metrics.jsonl >got
+        break' "$d/metrics.jsonl" >got
     check "$name: the bytes each group moved in step 1 are what --dry-run predicts ($(tr '\n' ' ' <got))" \
         cmp want got
-    check "$name: $z optimizer shard(s), written by the ranks keeping them" \
+}
+
+check "one rank, micro_num 4: 20 steps" evo-train -q "${common[@]}" --set data.micro_num=4 \
+    --set ckpt.save_ckpt_folder=one tiny.ini
+# ranks, zero1: dp 2 and 4 without ZeRO, with it over all of them, and
+# hybrid (blocks of 2 of 4 ranks); micro_num 4 / dp each, the same rows.
+for dz in "2 1" "4 1" "2 2" "4 4" "4 2"; do
+    set -- $dz
+    dp=$1 z=$2 d=dp$1z$2
+    layout one $d "$dp" "dp $dp zero1 $z" --set parallel.zero1="$z" --set data.micro_num=$((4 / dp))
+    check "dp $dp zero1 $z: $z optimizer shard(s), written by the ranks keeping them" \
         test "$(ls $d/20 | grep -c '^optimizer_tp0_pp0_zo[0-9]*\.evo$')" = "$z"
 done
+
+# Pipeline stages (1F1B): every row's backward runs in row order on every
+# stage, so each gradient adds up as on one rank: the same bits.
+layout one pp2 2 "pp 2" --set parallel.pipeline.size=2 --set data.micro_num=4
+check "pp 2: one model and optimizer file per stage" test -f pp2/20/model_tp0_pp1.evo -a \
+    -f pp2/20/optimizer_tp0_pp1_zo0.evo
+evo-ckpt reshard -q pp2/20 --pp 1 -o pp2as1/20
+check "pp 2 = one rank, bit for bit (resharded to pp 1)" cmp one/20/model_tp0_pp0.evo pp2as1/20/model_tp0_pp0.evo
+layout one dp2pp2 4 "dp 2 x pp 2, zero1 2" --set parallel.pipeline.size=2 --set parallel.zero1=2 \
+    --set data.micro_num=2
+check "dp 2 x pp 2, zero1 2: 2 stages x 2 optimizer shards" \
+    test "$(ls dp2pp2/20 | grep -c '^optimizer_tp0_pp[01]_zo[01]\.evo$')" = 4
+# four stages need four layers; 5 layers cut 1 1 1 2 (partition_uniform)
+for layers in 4 5; do
+    check "one rank, $layers layers: 20 steps" evo-train -q "${common[@]}" --set model.num_layers=$layers \
+        --set data.micro_num=4 --set ckpt.save_ckpt_folder=one$layers tiny.ini
+    layout one$layers pp4L$layers 4 "pp 4, $layers layers" --set model.num_layers=$layers \
+        --set parallel.pipeline.size=4 --set data.micro_num=4
+done
+check "pp 4 on 5 layers: the last stage holds layers 3 and 4" grep -q '^  stage 3:   layers 3-4, final norm, head' \
+    <(evo-ckpt info pp4L5/20)
+check "one rank, 4 layers, micro_num 2: 20 steps" evo-train -q "${common[@]}" --set model.num_layers=4 \
+    --set data.micro_num=2 --set ckpt.save_ckpt_folder=one4mn2 tiny.ini
+layout one4mn2 pp4mn2 4 "pp 4, micro_num 2 (fewer rows than stages)" --set model.num_layers=4 \
+    --set parallel.pipeline.size=4 --set data.micro_num=2
 # The moments each rank keeps: InternEvo's deal of whole tensors, so about
 # 1/zero1 of them (the embedding, the largest, sets the imbalance).
 total=$(stat -c %s dp2z1/20/optimizer_tp0_pp0_zo0.evo)
@@ -156,6 +190,26 @@ check "rank 0 prints the layout in one line" \
     grep -q 'rank 0: 4 ranks on 1 node (PMIx), comm mpi: world 4 = pp 1 x dp 4 x tp 1, zero1 4' <<<"$out"
 check "1 rank -> dp 4 zero1 4 at step 10 = one rank throughout (L2, 1e-5)" \
     /usr/bin/python3 "$EVO_ROOT/tests/ref/ckpt-close.py" one/20 r14/20
+# Between pipeline stages and data ranks: dp 2 x pp 2 with ZeRO-1 saves
+# step 10 in 2 x 2 pieces, dp 4 zero1 4 goes on from it; and back.
+from_to() {
+    local d=$1 n1=$2 n2=$3
+    shift 3
+    local args1=() args2=()
+    while [ "$1" != -- ]; do args1+=("$1"); shift; done
+    shift
+    args2=("$@")
+    check "$d: step 10 on -n $n1 (${args1[*]})" ranks "$n1" evo-train -q "${common[@]}" "${args1[@]}" \
+        --set ckpt.stop_file_path=stop --set ckpt.save_ckpt_folder="$d" tiny.ini
+    check "$d: to step 20 on -n $n2 (${args2[*]})" ranks "$n2" evo-train -q "${common[@]}" "${args2[@]}" \
+        --set ckpt.save_ckpt_folder="$d" tiny.ini
+    check "$d: = one rank throughout (L2, 1e-5)" /usr/bin/python3 "$EVO_ROOT/tests/ref/ckpt-close.py" one/20 "$d/20"
+}
+dp2pp2=(--set parallel.pipeline.size=2 --set parallel.zero1=2 --set data.micro_num=2)
+dp4z4=(--set parallel.zero1=4 --set data.micro_num=1)
+from_to pp2-dp4 4 4 "${dp2pp2[@]}" -- "${dp4z4[@]}"
+from_to dp4-pp2 4 4 "${dp4z4[@]}" -- "${dp2pp2[@]}"
+check "dp 4 -> dp 2 x pp 2: the step-20 checkpoint has 2 stages" test -f dp4-pp2/20/model_tp0_pp1.evo
 
 # scancel --signal=USR1, as a preempting cluster sends it: every rank
 # saves the same step and exits 75.

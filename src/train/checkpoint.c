@@ -67,18 +67,19 @@ static int write_optimizer(evo_ckpt_writer *w, const train_run *r, evo_err *e)
     return rc;
 }
 
-/* Rank 0 begins the save and writes config, state and weights (every
- * data-parallel rank holds the same); the ranks of the first block of
- * zero1 ranks each write their optimizer shard into the same temporary
- * directory, at the same time, and hand rank 0 their files' marker lines;
- * rank 0 commits once all have. Every rank returns the same verdict; e is
- * left empty on a rank whose own part went well. */
+/* Rank 0 begins the save and writes config and state; the ranks of data
+ * rank 0 write their part's weights (one model file per tensor and
+ * pipeline rank), those of the first block of zero1 ranks their optimizer
+ * shard, all into the same temporary directory at the same time, and hand
+ * rank 0 their files' marker lines; rank 0 commits once all have. Every
+ * rank returns the same verdict; e is left empty on a rank whose own part
+ * went well. */
 static int save_ranks(train_run *r, evo_err *e)
 {
-    static const file_writer rank0_files[] = {write_config, write_state, write_model};
+    static const file_writer rank0_files[] = {write_config, write_state};
     evo_comm *comm = r->comm;
     const evo_layout *l = &comm->layout;
-    int writes_optimizer = l->dp_rank < l->zero1, failed = 0;
+    int writes_model = l->dp_rank == 0, writes_optimizer = l->dp_rank < l->zero1, failed = 0;
     char tmp[4200] = "", lines[1024];
     evo_ckpt_writer w = {0};
     if (l->rank == 0) {
@@ -95,18 +96,26 @@ static int save_ranks(train_run *r, evo_err *e)
         evo_ckpt_join(&w, tmp, r->st.step);
     for (size_t i = 0; l->rank == 0 && !failed && i < sizeof rank0_files / sizeof *rank0_files; i++)
         failed = rank0_files[i](&w, r, e) < 0;
+    if (writes_model && !failed)
+        failed = write_model(&w, r, e) < 0;
     if (writes_optimizer && !failed)
         failed = write_optimizer(&w, r, e) < 0;
     if (!failed && l->rank != 0 && w.manifest.len >= sizeof lines)
         failed = evo_errf(e, "%s: its marker line is too long to hand to rank 0", w.tmp) < 0;
-    for (uint32_t k = 1; k < l->zero1; k++) {
-        memset(lines, 0, sizeof lines);
-        if (l->zero1_rank == k && writes_optimizer && !failed)
-            memcpy(lines, w.manifest.data, w.manifest.len);
-        comm->broadcast(comm, EVO_GROUP_ZERO1, NULL, lines, sizeof lines, k);
-        if (l->rank == 0)
-            evo_ckpt_add_listed(&w, lines, strlen(lines));
-    }
+    /* the writers' lines, one writer at a time, in rank order */
+    for (uint32_t p = 0; p < l->pp; p++)
+        for (uint32_t d = 0; d < l->zero1; d++)
+            for (uint32_t t = 0; t < l->tp; t++) {
+                uint32_t k = evo_layout_global(l, p, d, t);
+                if (k == 0)
+                    continue;
+                memset(lines, 0, sizeof lines);
+                if (l->rank == k && !failed)
+                    memcpy(lines, w.manifest.data, w.manifest.len);
+                comm->broadcast(comm, EVO_GROUP_WORLD, NULL, lines, sizeof lines, k);
+                if (l->rank == 0)
+                    evo_ckpt_add_listed(&w, lines, strlen(lines));
+            }
     if (!comm->any(comm, failed) && l->rank == 0)
         failed = evo_ckpt_commit(&w, e) < 0;
     evo_ckpt_abort(&w); /* frees the writer; removes the directory unless committed or joined */
@@ -129,18 +138,22 @@ int train_checkpoint_save(train_run *r, evo_err *e)
 
 /* --- loading -------------------------------------------------------------- */
 
-/* Uploads tensor kind (weights, or an AdamW moment) of every parameter,
- * its shards merged, into dst: backend memory laid out as the model's flat
- * buffer; the moments of the tensors this rank keeps, where moment_at
- * says. */
+/* Uploads tensor kind (weights, or an AdamW moment) of every piece this
+ * rank holds into dst, backend memory laid out as its part's flat buffer
+ * (the moments where moment_at says, those of the pieces it keeps): each
+ * read from the checkpoint's pieces that overlap it, whatever the layout
+ * they were saved in. host holds the largest piece. */
 static void upload_kind(train_run *r, const evo_ckpt_shards *s, int kind, float *dst, float *host)
 {
-    for (size_t i = 0; i < r->model.n_tensors; i++) {
-        const evo_tensor_info *t = &r->model.tensors[i];
+    const evo_model *m = &r->model;
+    for (size_t i = 0, wi = 0; i < m->n_tensors; i++) {
+        const evo_tensor_info *t = &m->tensors[i];
         uint64_t at = kind == EVO_CKPT_WEIGHTS ? t->offset : r->moment_at[i];
+        while (strcmp(s->model.tensors[wi].name, t->name)) /* the part is in model order */
+            wi++;
         if (at == UINT64_MAX)
             continue;
-        evo_ckpt_shards_read_f32(s, kind, i, host);
+        evo_ckpt_shards_read_piece_f32(s, kind, wi, m->tp_rank, m->tp, host);
         r->be->upload(r->be, dst + at, host, t->numel * sizeof *host);
     }
 }
@@ -153,7 +166,7 @@ static int load_tensors(train_run *r, const char *dir, int with_moments, evo_err
     evo_ckpt_shards s;
     if (evo_ckpt_shards_open(&s, dir, EVO_CKPT_CHECKSUMS, e) < 0)
         return -1;
-    const evo_model *m = &r->model, *saved = &s.model;
+    const evo_model *m = &r->whole, *saved = &s.model;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < m->n_tensors; i++) {
         const evo_tensor_info *a = &m->tensors[i], *b = i < saved->n_tensors ? &saved->tensors[i] : NULL;

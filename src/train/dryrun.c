@@ -19,15 +19,19 @@ static void print_count(const char *label, uint64_t n)
 }
 
 /* What one rank sends per step, by group, with evo_comm_volume's ring
- * formulas: the calls run.c and optim.c make for a batch of data-parallel
- * rows (tensor and pipeline groups move nothing yet), which the metrics'
- * comm_bytes count as they happen. Rank 0's: with ZeRO-1 the weights it
- * broadcasts are those its zero1 rank keeps. */
+ * formulas: the calls run.c, pipeline.c and optim.c make for a batch,
+ * which the metrics' comm_bytes count as they happen. Rank 0's: the first
+ * pipeline stage's part of the model (m), which sends every row's
+ * activations on and never a gradient back; with ZeRO-1 the weights it
+ * broadcasts are those its zero1 rank keeps. (Tensor groups move nothing
+ * yet.) */
 static void print_comm(const evo_config *c, const evo_model *m, const evo_layout *l)
 {
     uint64_t bytes[EVO_N_GROUPS] = {0}, grads = m->n_params * sizeof(float);
-    uint64_t rows = (uint64_t)c->data.micro_num * l->dp;
-    bytes[EVO_GROUP_DATA] += evo_comm_volume(EVO_ALLREDUCE, (rows + 1) * sizeof(double), l->dp);
+    uint64_t rows = (uint64_t)c->data.micro_num * l->dp, T = (uint64_t)c->data.seq_len * c->data.micro_bsz;
+    bytes[EVO_GROUP_WORLD] += evo_comm_volume(EVO_ALLREDUCE, (rows + 1) * sizeof(double), l->world);
+    if (l->pp > 1)
+        bytes[EVO_GROUP_PIPELINE] += c->data.micro_num * evo_comm_volume(EVO_SENDRECV, T * m->dim * sizeof(float), l->pp);
     uint32_t *owner = evo_malloc((m->n_tensors + 1) * sizeof *owner);
     evo_ckpt_zero_owned(m, l->zero1, 0, owner);
     train_tensor_run run;
@@ -37,6 +41,7 @@ static void print_comm(const evo_config *c, const evo_model *m, const evo_layout
         for (size_t i = 0; train_next_run(m, owner, i, &run); i = run.end)
             bytes[EVO_GROUP_DATA] += evo_comm_volume(EVO_REDUCE, run.numel * sizeof(float), l->dp);
     bytes[EVO_GROUP_ZERO1] += evo_comm_volume(EVO_ALLREDUCE, sizeof(double), l->zero1);
+    bytes[EVO_GROUP_PIPELINE] += evo_comm_volume(EVO_ALLREDUCE, sizeof(double), l->pp);
     for (size_t i = 0; l->zero1 > 1 && train_next_run(m, owner, i, &run); i = run.end)
         bytes[EVO_GROUP_ZERO1] += evo_comm_volume(EVO_BROADCAST, run.numel * sizeof(float), l->zero1);
     free(owner);
@@ -86,30 +91,39 @@ int train_dry_run(const evo_config *c, uint32_t world)
            " x data parallel %u)\n",
            (uint64_t)c->data.micro_num * tokens_row * dp, c->data.micro_num, c->data.micro_bsz, seq, dp);
 
-    /* Memory of one rank. Weights and gradients in the training dtype,
-     * sharded by tensor and pipeline parallelism; the fp32 master copy and
+    /* Memory of rank 0, the first pipeline stage (model_tp0_pp0's part).
+     * Weights and gradients in the training dtype; the fp32 master copy and
      * Adam's two moments (12 bytes a parameter; 8 when training in fp32,
-     * the weights being the master) also by ZeRO-1. Activations saved for
-     * backward per token and layer: the layer input, the normed inputs,
+     * the weights being the master) sharded by ZeRO-1. Activations saved
+     * for backward per token and layer: the layer input, the normed inputs,
      * q/k/v, the attention output, the residual, gate, up and their product
      * (dtype), plus the softmax log-sum-exp and two rstd (fp32); a
-     * recomputed layer keeps its input only. Logits are fp32. */
-    double b = dtype_bytes(c->model.dtype), local = (double)m.n_params / (tp * pp);
-    double kv = (double)m.kv_heads * m.head_dim;
+     * recomputed layer keeps its input only; 1F1B keeps min(pp, micro_num)
+     * rows of them on the first stage. Logits (fp32) are the last stage's. */
+    evo_model part;
+    evo_ckpt_layout cut = {.tp = l.tp, .pp = l.pp, .zero = l.zero1};
+    if (evo_model_part(&part, &m, &cut, 0, 0, &e) < 0)
+        evo_fatal("%s", e.msg);
+    double b = dtype_bytes(c->model.dtype), local = (double)part.n_params;
+    double kv = (double)m.kv_heads * m.head_dim, layers = part.end_layer - part.first_layer;
     double per_tok_layer = (5.0 * m.dim + 2 * kv + 3.0 * m.ffn) * b / tp + (m.heads / tp + 2) * 4.0;
-    double recomputed = c->model.checkpoint * m.layers, kept = m.layers - recomputed;
-    double act = (double)tokens_row * (kept * per_tok_layer + recomputed * m.dim * b) / pp;
-    double logits = (double)tokens_row * m.vocab / tp * 4.0;
+    double recomputed = c->model.checkpoint * layers, kept = layers - recomputed;
+    uint32_t in_flight = pp < c->data.micro_num ? pp : c->data.micro_num;
+    double act = (double)tokens_row * in_flight * (kept * per_tok_layer + recomputed * m.dim * b);
+    double logits = pp == 1 ? (double)tokens_row * m.vocab / tp * 4.0 : 0;
     double optim = local * (b == 4 ? 8.0 : 12.0) / zero;
-    printf("\n# memory per rank: %u ranks = tensor %u x pipeline %u x data %u, ZeRO-1 over %u, %s\n", world, tp, pp,
-           dp, zero, evo_precision_name(c->model.dtype));
-    printf("  weights                    %8.2f GiB\n", gib(local * b));
+    printf("\n# memory per rank (rank 0): %u ranks = tensor %u x pipeline %u x data %u, ZeRO-1 over %u, %s\n", world,
+           tp, pp, dp, zero, evo_precision_name(c->model.dtype));
+    printf("  weights                    %8.2f GiB (layers %u-%u%s)\n", gib(local * b), part.first_layer,
+           part.end_layer - 1, pp > 1 ? ", the embedding" : ", all");
     printf("  gradients                  %8.2f GiB\n", gib(local * b));
     printf("  optimizer (master, m, v)   %8.2f GiB\n", gib(optim));
-    printf("  activations                %8.2f GiB (one row of %" PRIu64 " tokens)\n", gib(act), tokens_row);
+    printf("  activations                %8.2f GiB (%u row%s of %" PRIu64 " tokens)\n", gib(act), in_flight,
+           in_flight > 1 ? "s" : "", tokens_row);
     printf("  logits                     %8.2f GiB\n", gib(logits));
     printf("  total                      %8.2f GiB\n", gib(2 * local * b + optim + act + logits));
-    print_comm(c, &m, &l);
+    print_comm(c, &part, &l);
+    evo_model_free(&part);
     evo_model_free(&m);
     return EVO_EXIT_OK;
 }

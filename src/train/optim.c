@@ -13,7 +13,8 @@
  *
  * ZeRO-1: each rank of a zero1 group keeps the moments of the tensors
  * dealt to it (evo_ckpt_zero_owned), updates those and broadcasts them;
- * the norm is the sum of the owners' parts. Without ZeRO (zero1 1) every
+ * the norm is the sum of the owners' parts, and of the pipeline stages'
+ * (each holds its own layers: r->model is this rank's part). Without ZeRO (zero1 1) every
  * rank owns everything and the same code makes one call of each op. */
 #include <math.h>
 #include <stdint.h>
@@ -105,6 +106,7 @@ train_step_result train_optim_step(train_run *r)
             be->sqnorm(be, r->sqnorm, g + run.offset, run.numel);
     be->download(be, &acc, r->sqnorm, sizeof acc);
     comm->allreduce_sum_f64(comm, EVO_GROUP_ZERO1, &acc, 1);
+    comm->allreduce_sum_f64(comm, EVO_GROUP_PIPELINE, &acc, 1);
 
     double scale = r->st.scaler.scale * l->dp;
     train_step_result res = {.grad_norm = sqrt(acc) / scale,

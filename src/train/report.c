@@ -29,7 +29,7 @@ void train_report_step(train_run *r, const train_report *rep)
     const evo_config *c = r->cfg;
     double tokens = (double)rep->rows * c->data.seq_len * c->data.micro_bsz;
     double tok_s = rep->seconds > 0 ? tokens / rep->seconds : 0;
-    double tflops = tok_s * evo_model_train_flops_per_token(&r->model, c->data.seq_len, c->model.checkpoint) / 1e12;
+    double tflops = tok_s * evo_model_train_flops_per_token(&r->whole, c->data.seq_len, c->model.checkpoint) / 1e12;
     double mfu = r->opt->peak_tflops > 0 ? tflops / r->opt->peak_tflops : NAN;
     const train_state *st = &r->st;
     if (rep->step.applied && isfinite(rep->loss)) {

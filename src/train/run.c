@@ -28,14 +28,19 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "formats/ckpt_layout.h"
 #include "train.h"
 
-/* Gathers the n row losses the data-parallel ranks filled (each its own
- * rows, zero elsewhere), and the `extra` slots after them, which add up;
- * returns the losses' sum, taken in row order. */
+/* Whether this rank reports its rows' losses and tokens: one rank of each
+ * data-parallel rank's pipeline and tensor group, the one with the loss. */
+static int reports_rows(const evo_layout *l) { return l->pp_rank + 1 == l->pp && l->tp_rank == 0; }
+
+/* Gathers the n row losses the data-parallel ranks' last stages filled
+ * (each its own rows, zero elsewhere), and the `extra` slots after them,
+ * which add up; returns the losses' sum, taken in row order. */
 static double sum_row_losses(train_run *r, size_t n, size_t extra)
 {
-    r->comm->allreduce_sum_f64(r->comm, EVO_GROUP_DATA, r->row_losses, n + extra);
+    r->comm->allreduce_sum_f64(r->comm, EVO_GROUP_WORLD, r->row_losses, n + extra);
     double sum = 0;
     for (size_t i = 0; i < n; i++)
         sum += r->row_losses[i];
@@ -51,7 +56,7 @@ static void validate(train_run *r)
     size_t T = evo_pack_length(&r->valid.pack.meta);
     memset(r->row_losses, 0, n * sizeof *r->row_losses);
     for (uint64_t i = l->dp_rank; i < n; i += l->dp)
-        r->row_losses[i] = evo_transformer_forward(&r->tf, train_data_row(&r->valid, i), T);
+        train_pipeline_forward(r, &r->valid, i, (uint32_t)i, T);
     train_report_valid(r, sum_row_losses(r, n, 0) / (double)n, n);
 }
 
@@ -98,13 +103,10 @@ static int run_batch(train_run *r, const evo_batch_set *skip, const evo_batch_se
     evo_transformer_zero_grad(&r->tf);
     /* slots: the batch's row losses, then its real token count */
     memset(r->row_losses, 0, (global_rows + 1) * sizeof *r->row_losses);
-    for (uint32_t i = 0; i < rows; i++) {
-        uint32_t slot = l->dp_rank * rows + i;
-        const evo_pack_row *row = train_data_row(&r->train, st->rows + slot);
-        r->row_losses[global_rows] += (double)(T - row->n_pad);
-        r->row_losses[slot] = evo_transformer_forward(&r->tf, row, T);
-        evo_transformer_backward(&r->tf, (float)(st->scaler.scale / rows));
-    }
+    uint32_t mine = l->dp_rank * rows;
+    for (uint32_t i = 0; i < rows && reports_rows(l); i++)
+        r->row_losses[global_rows] += (double)(T - train_data_row(&r->train, st->rows + mine + i)->n_pad);
+    train_pipeline_batch(r, &r->train, st->rows + mine, mine, rows, T, (float)(st->scaler.scale / rows));
     double loss = sum_row_losses(r, global_rows, 1);
     st->rows += global_rows;
     st->tokens += (uint64_t)r->row_losses[global_rows];
@@ -147,10 +149,10 @@ static int open_data(train_run *r, evo_err *e)
     const evo_config *c = r->cfg;
     if (!*c->data.train_folder)
         return evo_errf(e, "[data] train_folder is not set: give the evo-pack file to train on");
-    if (train_data_open(&r->train, c->data.train_folder, c, &r->model, e) < 0)
+    if (train_data_open(&r->train, c->data.train_folder, c, &r->whole, e) < 0)
         return -1;
     if (*c->data.valid_folder && c->data.valid_every) {
-        if (train_data_open(&r->valid, c->data.valid_folder, c, &r->model, e) < 0)
+        if (train_data_open(&r->valid, c->data.valid_folder, c, &r->whole, e) < 0)
             return -1;
         r->has_valid = 1;
     }
@@ -201,11 +203,9 @@ static evo_comm *open_world(evo_world *w, const evo_config *c, const evo_model *
         evo_set_fatal_exit(end_the_job);
     }
     int rc = evo_layout_make(&l, c, m, w->size, w->rank, &e);
-    if (rc == 0 && (l.tp > 1 || l.pp > 1))
-        rc = evo_errf(&e,
-                      "%s parallelism is not implemented yet: this evo-train runs data parallel ranks with ZeRO-1 "
-                      "(set parallel.tensor.size and pipeline.size to 1)",
-                      l.tp > 1 ? "tensor" : "pipeline");
+    if (rc == 0 && l.tp > 1)
+        rc = evo_errf(&e, "tensor parallelism is not implemented yet: this evo-train runs data and pipeline "
+                          "parallel ranks with ZeRO-1 (set parallel.tensor.size to 1)");
     if (rc < 0) {
         if (w->rank == 0)
             evo_warn("%s", e.msg);
@@ -230,19 +230,25 @@ int train_run_main(evo_config *c, const train_options *opt)
     evo_batch_set skip, poison;
     evo_rampup rampup;
     evo_world world;
-    if (evo_model_describe(&r.model, c, &e) < 0)
+    if (evo_model_describe(&r.whole, c, &e) < 0)
         evo_fatal("%s", e.msg);
-    r.comm = open_world(&world, c, &r.model, opt);
+    r.comm = open_world(&world, c, &r.whole, opt);
+    const evo_layout *l = &r.comm->layout;
+    evo_ckpt_layout cut = {.tp = l->tp, .pp = l->pp, .zero = l->zero1};
+    if (evo_model_part(&r.model, &r.whole, &cut, l->tp_rank, l->pp_rank, &e) < 0)
+        evo_fatal("%s", e.msg);
     if (evo_batch_set_parse(&skip, c->data.skip_batches, &e) < 0 ||
         evo_batch_set_parse(&poison, opt->inject_nan ? opt->inject_nan : "", &e) < 0 ||
         evo_rampup_parse(&rampup, c->data.rampup_batch_size, c->data.micro_num, &e) < 0 || open_data(&r, &e) < 0)
         evo_fatal("%s", e.msg);
-    uint64_t slots = (uint64_t)c->data.micro_num * r.comm->layout.dp + 1;
+    uint64_t slots = (uint64_t)c->data.micro_num * l->dp + 1;
     if (r.has_valid && r.valid.pack.meta.n_rows > slots)
         slots = r.valid.pack.meta.n_rows;
     r.row_losses = evo_calloc(slots, sizeof *r.row_losses);
+    /* 1F1B keeps at most pp - pp_rank rows in flight (pipeline.c) */
+    uint32_t in_flight = l->pp - l->pp_rank < c->data.micro_num ? l->pp - l->pp_rank : c->data.micro_num;
     evo_transformer_init(&r.tf, &r.model, r.be, (size_t)c->data.seq_len * c->data.micro_bsz,
-                         (float)c->loss.label_smoothing);
+                         (float)c->loss.label_smoothing, (int)in_flight);
     train_optim_init(&r);
     evo_loss_scaler_init(&r.st.scaler, c);
     if (train_checkpoint_start(&r, &e) < 0)
@@ -255,7 +261,7 @@ int train_run_main(evo_config *c, const train_options *opt)
     if (r.st.batch < c->data.total_steps)
         evo_info("%s: %.2f M parameters, %" PRIu64 " rows of %u x %u tokens, backend %s; steps %" PRIu64
                  " to %" PRIu64,
-                 c->job_name, (double)r.model.n_params / 1e6, r.train.pack.meta.n_rows, c->data.seq_len,
+                 c->job_name, (double)r.whole.n_params / 1e6, r.train.pack.meta.n_rows, c->data.seq_len,
                  c->data.micro_bsz, r.be->name, r.st.batch + 1, c->data.total_steps);
     else if (c->data.total_steps)
         evo_info("%s: the run is complete (%" PRIu64 " of total_steps %" PRIu64 " batches done)", c->job_name,
@@ -295,6 +301,7 @@ int train_run_main(evo_config *c, const train_options *opt)
     evo_batch_set_free(&skip);
     evo_batch_set_free(&poison);
     evo_model_free(&r.model);
+    evo_model_free(&r.whole);
     free(r.row_losses);
     r.comm->free(r.comm);
     evo_world_finalize(&world);

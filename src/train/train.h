@@ -3,6 +3,7 @@
  *   main.c        options, config
  *   dryrun.c      --dry-run: what a config costs
  *   run.c         the training loop: batches, steps, validation, stops
+ *   pipeline.c    a batch's rows through the pipeline stages (1F1B)
  *   data.c        rows from evo-pack files, and where the run is in them
  *   optim.c       one optimizer step: norm, loss scaler, clipping, AdamW
  *   checkpoint.c  saving and resuming a run (evo-ckpt(5))
@@ -69,7 +70,8 @@ typedef struct {
     const evo_backend *be;
     evo_comm *comm;
     double *row_losses;     /* host, one slot per row of a global batch or the validation pack */
-    evo_model model;
+    evo_model whole;        /* the configured model */
+    evo_model model;        /* the part of it this rank holds (tensor and pipeline rank) */
     evo_transformer tf;
     /* AdamW's moments (backend memory) of the tensors this rank keeps:
      * with ZeRO-1 its zero1 rank's share (InternEvo's deal,
@@ -92,6 +94,18 @@ typedef struct {
 
 /* run.c: the whole of training; returns the exit code. */
 int train_run_main(evo_config *c, const train_options *opt);
+
+/* --- pipeline.c ------------------------------------------------------------ */
+
+/* Forward and backward of rows first .. first + n - 1 of d (this
+ * data-parallel rank's of a batch; backward scaled by scale) through the
+ * pipeline stages; the last stage puts row first + k's loss in
+ * r->row_losses[slot0 + k]. */
+void train_pipeline_batch(train_run *r, train_data *d, uint64_t first, uint32_t slot0, uint32_t n, size_t T,
+                          float scale);
+/* The forward alone of row `row` of d (validation), its loss into
+ * r->row_losses[slot]. */
+void train_pipeline_forward(train_run *r, train_data *d, uint64_t row, uint32_t slot, size_t T);
 
 /* --- optim.c --------------------------------------------------------------- */
 

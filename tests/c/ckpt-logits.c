@@ -31,11 +31,11 @@ int main(int argc, char **argv)
     evo_pack_row row = {.tokens = tokens, .labels = labels, .positions = positions, .cu_seqlens = cu, .n_segments = 1};
     const evo_backend *be = evo_backend_cpu();
     evo_transformer tf;
-    evo_transformer_init(&tf, &cm.model, be, T, 0.0f);
+    evo_transformer_init(&tf, &cm.model, be, T, 0.0f, 1);
     be->upload(be, tf.params, cm.weights, cm.model.n_params * sizeof *cm.weights);
-    evo_transformer_forward(&tf, &row, T);
+    evo_transformer_forward(&tf, 0, &row, T);
     float *logits = evo_malloc(T * V * sizeof *logits);
-    be->download(be, logits, tf.logits, T * V * sizeof *logits);
+    be->download(be, logits, tf.slots[0].logits, T * V * sizeof *logits);
     FILE *f = fopen(argv[2], "wb");
     if (!f || fwrite(logits, sizeof *logits, T * V, f) != T * V || fclose(f) != 0)
         evo_fatal("cannot write %s", argv[2]);

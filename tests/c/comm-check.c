@@ -140,6 +140,18 @@ static void check_group(evo_comm *c, evo_group g, uint64_t *expect)
         snprintf(name, sizeof name, "%s: send and recv around the group", gn);
         check(ok, name, "rank %u got the wrong message", me);
     }
+    if (size % 2 == 0) { /* pairs, each sending and receiving at once */
+        uint32_t peer = me ^ 1;
+        for (size_t i = 0; i < N; i++)
+            a[i] = val(me, i);
+        c->exchange(c, g, be, a, part, sizeof a, peer);
+        expect[g] += evo_comm_volume(EVO_SENDRECV, sizeof a, size);
+        ok = 1;
+        for (size_t i = 0; i < N; i++)
+            ok &= part[i] == val(peer, i);
+        snprintf(name, sizeof name, "%s: exchange between pairs", gn);
+        check(ok, name, "rank %u got the wrong message", me);
+    }
     c->barrier(c, g);
 }
 

@@ -98,14 +98,14 @@ int main(int argc, char **argv)
     make_row(&row, T, m.vocab);
 
     evo_transformer tf;
-    evo_transformer_init(&tf, &m, be, T, (float)c.loss.label_smoothing);
+    evo_transformer_init(&tf, &m, be, T, (float)c.loss.label_smoothing, 1);
     evo_transformer_init_params(&tf, seed);
     evo_transformer_zero_grad(&tf);
-    double loss = evo_transformer_forward(&tf, &row, T);
-    save_dev(be, dir, "logits.f32", tf.logits, T * V);
-    evo_transformer_backward(&tf, SCALE / 2);
-    double loss2 = evo_transformer_forward(&tf, &row, T);
-    evo_transformer_backward(&tf, SCALE / 2);
+    double loss = evo_transformer_forward(&tf, 0, &row, T);
+    save_dev(be, dir, "logits.f32", tf.slots[0].logits, T * V);
+    evo_transformer_backward(&tf, 0, SCALE / 2);
+    double loss2 = evo_transformer_forward(&tf, 0, &row, T);
+    evo_transformer_backward(&tf, 0, SCALE / 2);
     if (loss2 != loss)
         evo_fatal("the same row gave loss %.9g, then %.9g", loss, loss2);
     save_dev(be, dir, "params.f32", tf.params, m.n_params);
@@ -120,8 +120,8 @@ int main(int argc, char **argv)
         int32_t s0 = row.cu_seqlens[s], len = row.cu_seqlens[s + 1] - s0, cu[2] = {0, len};
         evo_pack_row seg = {.tokens = row.tokens + s0, .labels = row.labels + s0,
                             .positions = row.positions + s0, .cu_seqlens = cu, .n_segments = 1};
-        evo_transformer_forward(&tf, &seg, (size_t)len);
-        be->download(be, alone + (size_t)s0 * V, tf.logits, (size_t)len * V * sizeof *alone);
+        evo_transformer_forward(&tf, 0, &seg, (size_t)len);
+        be->download(be, alone + (size_t)s0 * V, tf.slots[0].logits, (size_t)len * V * sizeof *alone);
     }
     write_file(dir, "alone.f32", alone, T * V * sizeof *alone);
     free(alone);

@@ -73,7 +73,7 @@ static void check_accumulation(void)
     evo_pack_meta meta = {.seq_len = 24, .micro_bsz = 2};
     evo_pack_row rows[4];
     evo_transformer tf;
-    evo_transformer_init(&tf, &m, be, T, 0.0f);
+    evo_transformer_init(&tf, &m, be, T, 0.0f, 1);
     evo_transformer_init_params(&tf, 7);
     float *one = evo_calloc(n, sizeof *one), *acc = evo_malloc(n * sizeof *acc), *g = evo_malloc(n * sizeof *g);
     double loss_sum = 0;
@@ -81,8 +81,8 @@ static void check_accumulation(void)
         evo_pack_row_init(&rows[r], &meta);
         make_row(&rows[r], T, m.vocab, r);
         evo_transformer_zero_grad(&tf);
-        loss_sum += evo_transformer_forward(&tf, &rows[r], T);
-        evo_transformer_backward(&tf, 1.0f);
+        loss_sum += evo_transformer_forward(&tf, 0, &rows[r], T);
+        evo_transformer_backward(&tf, 0, 1.0f);
         be->download(be, g, tf.grads, n * sizeof *g);
         for (size_t i = 0; i < n; i++)
             one[i] += g[i] / 4;
@@ -90,8 +90,8 @@ static void check_accumulation(void)
     evo_transformer_zero_grad(&tf);
     double loss_acc = 0;
     for (int r = 0; r < 4; r++) {
-        loss_acc += evo_transformer_forward(&tf, &rows[r], T) / 4;
-        evo_transformer_backward(&tf, 0.25f);
+        loss_acc += evo_transformer_forward(&tf, 0, &rows[r], T) / 4;
+        evo_transformer_backward(&tf, 0, 0.25f);
     }
     be->download(be, acc, tf.grads, n * sizeof *acc);
     double maxdiff = 0, maxref = 0;

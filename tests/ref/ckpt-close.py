@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""ckpt-close.py A B [TOL]: whether two checkpoints (tp 1, pp 1, any ZeRO
-split) hold the same weights and AdamW moments up to a reduction order:
+"""ckpt-close.py A B [TOL]: whether two checkpoints (tp 1, any pipeline
+and ZeRO split) hold the same weights and AdamW moments up to a reduction order:
 for every tensor,
 |a - b| <= TOL |a| in the L2 norm (default 1e-5). A multi-rank run sums
 gradients in another order; AdamW turns the sign of a gradient that is
@@ -11,6 +11,7 @@ not the largest element, is the measure. Prints the worst
 tensor; exit 1 if any tensor is further apart, or the tensors differ in
 names or shapes."""
 import os
+import re
 import sys
 
 import numpy as np
@@ -19,18 +20,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import evo_ckpt  # noqa: E402
 
 
-
 def tensors(path, kind):
-    """The tensors of every KIND*.evo file of a checkpoint: ZeRO's
-    optimizer shards hold whole tensors, so a union merges them, in model
-    order (the order of the adam.m./adam.v. names of the model's tensors)."""
+    """The tensors of every KIND*.evo file of a checkpoint: pipeline stages
+    and ZeRO's optimizer shards hold whole tensors, so a union merges them,
+    in model order (the stages' model files in stage order, then the
+    adam.m./adam.v. names of the model's tensors)."""
     found = {}
-    for name in sorted(os.listdir(path)):
-        if name.startswith(kind) and name.endswith(".evo"):
-            found.update(evo_ckpt.read_tensor_file(os.path.join(path, name))[1])
+    files = [n for n in os.listdir(path) if n.startswith(kind) and n.endswith(".evo")]
+    for name in sorted(files, key=lambda n: [int(x) for x in re.findall(r"\d+", n)]):
+        found.update(evo_ckpt.read_tensor_file(os.path.join(path, name))[1])
     if kind == "model":
         return found
-    order = list(evo_ckpt.read_tensor_file(os.path.join(path, "model_tp0_pp0.evo"))[1])
+    order = list(tensors(path, "model"))
     return {p + n: found[p + n] for p in ("adam.m.", "adam.v.") for n in order if p + n in found}
 
 

@@ -33,34 +33,39 @@ static void layout(evo_transformer *tf, carve *c)
     size_t T = tf->T_max, d = m->dim, kvd = (size_t)m->kv_heads * m->head_dim, f = m->ffn;
     tf->params = TAKE_F(c, m->n_params);
     tf->grads = TAKE_F(c, m->n_params);
-    tf->tokens = TAKE_I(c, T);
-    tf->labels = TAKE_I(c, T);
-    tf->positions = TAKE_I(c, T);
-    tf->cu_seqlens = TAKE_I(c, T + 1);
-    tf->count = TAKE_I(c, 1);
-    for (uint32_t l = 0; l <= m->layers; l++)
-        tf->x[l] = TAKE_F(c, T * d);
-    for (uint32_t l = 0; l < m->layers; l++) {
-        evo_layer_acts *a = &tf->acts[l];
-        a->n1 = TAKE_F(c, T * d);
-        a->rstd1 = TAKE_F(c, T);
-        a->q = TAKE_F(c, T * d);
-        a->k = TAKE_F(c, T * kvd);
-        a->v = TAKE_F(c, T * kvd);
-        a->att = TAKE_F(c, T * d);
-        a->lse = TAKE_F(c, T * m->heads);
-        a->h = TAKE_F(c, T * d);
-        a->n2 = TAKE_F(c, T * d);
-        a->rstd2 = TAKE_F(c, T);
-        a->gate = TAKE_F(c, T * f);
-        a->up = TAKE_F(c, T * f);
-        a->act = TAKE_F(c, T * f);
+    for (int s = 0; s < tf->n_slots; s++) {
+        evo_microbatch *mb = &tf->slots[s];
+        mb->tokens = TAKE_I(c, T);
+        mb->labels = TAKE_I(c, T);
+        mb->positions = TAKE_I(c, T);
+        mb->cu_seqlens = TAKE_I(c, T + 1);
+        mb->count = TAKE_I(c, 1);
+        for (uint32_t i = 0; i <= tf->n_layers; i++)
+            mb->x[i] = TAKE_F(c, T * d);
+        for (uint32_t i = 0; i < tf->n_layers; i++) {
+            evo_layer_acts *a = &mb->acts[i];
+            a->n1 = TAKE_F(c, T * d);
+            a->rstd1 = TAKE_F(c, T);
+            a->q = TAKE_F(c, T * d);
+            a->k = TAKE_F(c, T * kvd);
+            a->v = TAKE_F(c, T * kvd);
+            a->att = TAKE_F(c, T * d);
+            a->lse = TAKE_F(c, T * m->heads);
+            a->h = TAKE_F(c, T * d);
+            a->n2 = TAKE_F(c, T * d);
+            a->rstd2 = TAKE_F(c, T);
+            a->gate = TAKE_F(c, T * f);
+            a->up = TAKE_F(c, T * f);
+            a->act = TAKE_F(c, T * f);
+        }
+        if (tf->last_stage) {
+            mb->nf = TAKE_F(c, T * d);
+            mb->rstdf = TAKE_F(c, T);
+            mb->logits = TAKE_F(c, T * m->vocab);
+            mb->losses = TAKE_F(c, T);
+            mb->ce_lse = TAKE_F(c, T);
+        }
     }
-    tf->nf = TAKE_F(c, T * d);
-    tf->rstdf = TAKE_F(c, T);
-    tf->logits = TAKE_F(c, T * m->vocab);
-    tf->losses = TAKE_F(c, T);
-    tf->ce_lse = TAKE_F(c, T);
     tf->dx = TAKE_F(c, T * d);
     tf->dn = TAKE_F(c, T * d);
     tf->dq = TAKE_F(c, T * d);
@@ -88,17 +93,28 @@ static uint64_t offset_of(const evo_model *m, const char *fmt, uint32_t layer, i
 }
 
 void evo_transformer_init(evo_transformer *tf, const evo_model *m, const evo_backend *be,
-                          size_t T_max, float label_smoothing)
+                          size_t T_max, float label_smoothing, int n_slots)
 {
-    *tf = (evo_transformer){.m = m, .be = be, .T_max = T_max, .label_smoothing = label_smoothing};
-    tf->x = evo_malloc((m->layers + 1) * sizeof *tf->x);
-    tf->acts = evo_malloc(m->layers * sizeof *tf->acts);
-    tf->layer = evo_malloc(m->layers * sizeof *tf->layer);
-    tf->embedding = offset_of(m, "embedding.weight", 0, 0);
-    tf->norm = offset_of(m, "norm.weight", 0, 0);
-    tf->head = offset_of(m, "head.weight", 0, 0);
-    for (uint32_t l = 0; l < m->layers; l++)
-        tf->layer[l] = (evo_layer_offsets){
+    *tf = (evo_transformer){.m = m,
+                            .be = be,
+                            .T_max = T_max,
+                            .label_smoothing = label_smoothing,
+                            .n_layers = m->end_layer - m->first_layer,
+                            .first_stage = m->pp_rank == 0,
+                            .last_stage = m->pp_rank + 1 == m->pp,
+                            .n_slots = n_slots};
+    tf->slots = evo_calloc((size_t)n_slots, sizeof *tf->slots);
+    for (int s = 0; s < n_slots; s++) {
+        tf->slots[s].x = evo_malloc((tf->n_layers + 1) * sizeof *tf->slots[s].x);
+        tf->slots[s].acts = evo_malloc((tf->n_layers + 1) * sizeof *tf->slots[s].acts);
+    }
+    tf->layer = evo_malloc((tf->n_layers + 1) * sizeof *tf->layer);
+    tf->embedding = offset_of(m, "embedding.weight", 0, !tf->first_stage);
+    tf->norm = offset_of(m, "norm.weight", 0, !tf->last_stage);
+    tf->head = offset_of(m, "head.weight", 0, !tf->last_stage);
+    for (uint32_t i = 0; i < tf->n_layers; i++) {
+        uint32_t l = m->first_layer + i;
+        tf->layer[i] = (evo_layer_offsets){
             .attn_norm = offset_of(m, "blocks.%d.attn_norm.weight", l, 0),
             .q = offset_of(m, "blocks.%d.attn.q.weight", l, 0),
             .q_bias = offset_of(m, "blocks.%d.attn.q.bias", l, 1),
@@ -113,6 +129,7 @@ void evo_transformer_init(evo_transformer *tf, const evo_model *m, const evo_bac
             .up = offset_of(m, "blocks.%d.mlp.up.weight", l, 0),
             .down = offset_of(m, "blocks.%d.mlp.down.weight", l, 0),
         };
+    }
     carve c = {0};
     layout(tf, &c);
     tf->arena = be->alloc(be, c.used);
@@ -123,8 +140,11 @@ void evo_transformer_init(evo_transformer *tf, const evo_model *m, const evo_bac
 void evo_transformer_free(evo_transformer *tf)
 {
     tf->be->free(tf->be, tf->arena);
-    free(tf->x);
-    free(tf->acts);
+    for (int s = 0; s < tf->n_slots; s++) {
+        free(tf->slots[s].x);
+        free(tf->slots[s].acts);
+    }
+    free(tf->slots);
     free(tf->layer);
     *tf = (evo_transformer){0};
 }
@@ -163,7 +183,7 @@ void evo_transformer_init_params(evo_transformer *tf, uint64_t seed)
         for (size_t j = 0; j < t->numel; j++)
             h[j] = t->init == EVO_INIT_ONES    ? 1.0f
                    : t->init == EVO_INIT_ZEROS ? 0.0f
-                                               : (float)(t->std * normal_at(key, t->offset + j));
+                                               : (float)(t->std * normal_at(key, evo_tensor_src(t, j)));
         tf->be->upload(tf->be, tf->params + t->offset, h, t->numel * sizeof *h);
     }
     free(h);
@@ -186,10 +206,11 @@ static void add_rows(const evo_transformer *tf, float *dst, const float *src, si
     tf->be->add(tf->be, dst, src, T * C);
 }
 
-double evo_transformer_forward(evo_transformer *tf, const evo_pack_row *row, size_t T)
+double evo_transformer_forward(evo_transformer *tf, int slot, const evo_pack_row *row, size_t T)
 {
     const evo_model *m = tf->m;
     const evo_backend *be = tf->be;
+    evo_microbatch *mb = &tf->slots[slot];
     if (T > tf->T_max || row->cu_seqlens[row->n_segments] != (int32_t)T)
         evo_fatal("transformer: a row of %zu tokens (cu_seqlens end %d) for an arena of %zu", T,
                   row->cu_seqlens[row->n_segments], tf->T_max);
@@ -197,103 +218,106 @@ double evo_transformer_forward(evo_transformer *tf, const evo_pack_row *row, siz
     int H = (int)m->heads, KVH = (int)m->kv_heads, hd = (int)m->head_dim;
     float eps = (float)m->eps, base = (float)m->rope_base;
     float *P = tf->params;
-    tf->T = T;
-    tf->n_seg = (int)row->n_segments;
-    be->upload(be, tf->tokens, row->tokens, T * sizeof(int32_t));
-    be->upload(be, tf->labels, row->labels, T * sizeof(int32_t));
-    be->upload(be, tf->positions, row->positions, T * sizeof(int32_t));
-    be->upload(be, tf->cu_seqlens, row->cu_seqlens, (row->n_segments + 1) * sizeof(int32_t));
+    mb->T = T;
+    mb->n_seg = (int)row->n_segments;
+    /* every stage knows whether the row has a loss, so all of them skip
+     * the backward of a row without one */
+    mb->n_labelled = 0;
+    for (size_t t = 0; t < T; t++)
+        mb->n_labelled += row->labels[t] != EVO_IGNORE_LABEL;
+    be->upload(be, mb->tokens, row->tokens, T * sizeof(int32_t));
+    be->upload(be, mb->labels, row->labels, T * sizeof(int32_t));
+    be->upload(be, mb->positions, row->positions, T * sizeof(int32_t));
+    be->upload(be, mb->cu_seqlens, row->cu_seqlens, (row->n_segments + 1) * sizeof(int32_t));
 
-    be->embedding_fwd(be, tf->x[0], tf->tokens, P + tf->embedding, T, d);
-    for (uint32_t l = 0; l < m->layers; l++) {
-        const evo_layer_offsets *o = &tf->layer[l];
-        evo_layer_acts *a = &tf->acts[l];
+    if (tf->first_stage)
+        be->embedding_fwd(be, mb->x[0], mb->tokens, P + tf->embedding, T, d);
+    for (uint32_t i = 0; i < tf->n_layers; i++) {
+        const evo_layer_offsets *o = &tf->layer[i];
+        evo_layer_acts *a = &mb->acts[i];
         /* h = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))) */
-        be->rmsnorm_fwd(be, a->n1, a->rstd1, tf->x[l], P + o->attn_norm, eps, T, d);
+        be->rmsnorm_fwd(be, a->n1, a->rstd1, mb->x[i], P + o->attn_norm, eps, T, d);
         be->matmul_fwd(be, a->q, a->n1, P + o->q, at(P, o->q_bias), T, d, d);
         be->matmul_fwd(be, a->k, a->n1, P + o->k, at(P, o->k_bias), T, d, kvd);
         be->matmul_fwd(be, a->v, a->n1, P + o->v, at(P, o->v_bias), T, d, kvd);
-        be->rope_fwd(be, a->q, a->q, tf->positions, T, H, hd, base);
-        be->rope_fwd(be, a->k, a->k, tf->positions, T, KVH, hd, base);
-        be->attention_fwd(be, a->att, a->lse, a->q, a->k, a->v, tf->cu_seqlens, tf->n_seg, T, H,
-                          KVH, hd);
+        be->rope_fwd(be, a->q, a->q, mb->positions, T, H, hd, base);
+        be->rope_fwd(be, a->k, a->k, mb->positions, T, KVH, hd, base);
+        be->attention_fwd(be, a->att, a->lse, a->q, a->k, a->v, mb->cu_seqlens, mb->n_seg, T, H, KVH, hd);
         be->matmul_fwd(be, a->h, a->att, P + o->o, at(P, o->o_bias), T, d, d);
-        add_rows(tf, a->h, tf->x[l], T, d);
+        add_rows(tf, a->h, mb->x[i], T, d);
         /* y = h + down(silu(gate(n2)) up(n2)) */
         be->rmsnorm_fwd(be, a->n2, a->rstd2, a->h, P + o->mlp_norm, eps, T, d);
         be->matmul_fwd(be, a->gate, a->n2, P + o->gate, NULL, T, d, f);
         be->matmul_fwd(be, a->up, a->n2, P + o->up, NULL, T, d, f);
         be->swiglu_fwd(be, a->act, a->gate, a->up, T * f);
-        be->matmul_fwd(be, tf->x[l + 1], a->act, P + o->down, NULL, T, f, d);
-        add_rows(tf, tf->x[l + 1], a->h, T, d);
+        be->matmul_fwd(be, mb->x[i + 1], a->act, P + o->down, NULL, T, f, d);
+        add_rows(tf, mb->x[i + 1], a->h, T, d);
     }
-    be->rmsnorm_fwd(be, tf->nf, tf->rstdf, tf->x[m->layers], P + tf->norm, eps, T, d);
-    be->matmul_fwd(be, tf->logits, tf->nf, P + tf->head, NULL, T, d, V);
-    be->crossentropy_fwd(be, tf->losses, tf->ce_lse, tf->count, tf->logits, tf->labels,
-                         tf->label_smoothing, T, V);
+    if (!tf->last_stage)
+        return 0;
+    be->rmsnorm_fwd(be, mb->nf, mb->rstdf, mb->x[tf->n_layers], P + tf->norm, eps, T, d);
+    be->matmul_fwd(be, mb->logits, mb->nf, P + tf->head, NULL, T, d, V);
+    be->crossentropy_fwd(be, mb->losses, mb->ce_lse, mb->count, mb->logits, mb->labels, tf->label_smoothing, T, V);
 
     /* The mean over labelled tokens, summed on the host in double in token
      * order (T floats: small next to the logits, and deterministic). */
     float *losses = evo_malloc(T * sizeof *losses);
-    be->download(be, losses, tf->losses, T * sizeof *losses);
-    be->download(be, &tf->n_labelled, tf->count, sizeof tf->n_labelled);
+    be->download(be, losses, mb->losses, T * sizeof *losses);
     double sum = 0;
     for (size_t t = 0; t < T; t++)
         sum += losses[t];
     free(losses);
-    return tf->n_labelled ? sum / tf->n_labelled : 0.0;
+    return mb->n_labelled ? sum / mb->n_labelled : 0.0;
 }
 
-void evo_transformer_backward(evo_transformer *tf, float scale)
+void evo_transformer_backward(evo_transformer *tf, int slot, float scale)
 {
     const evo_model *m = tf->m;
     const evo_backend *be = tf->be;
-    size_t T = tf->T, d = m->dim, kvd = (size_t)m->kv_heads * m->head_dim, f = m->ffn, V = m->vocab;
+    const evo_microbatch *mb = &tf->slots[slot];
+    size_t T = mb->T, d = m->dim, kvd = (size_t)m->kv_heads * m->head_dim, f = m->ffn, V = m->vocab;
     int H = (int)m->heads, KVH = (int)m->kv_heads, hd = (int)m->head_dim;
     float base = (float)m->rope_base;
     float *P = tf->params, *G = tf->grads;
-    if (!tf->n_labelled)
+    if (!mb->n_labelled)
         return;
-    /* loss = sum_t losses[t] / n, so every labelled token gets scale / n
-     * (ignored tokens get no gradient whatever dloss says). */
-    be->fill(be, tf->dloss, scale / (float)tf->n_labelled, T);
-    be->crossentropy_bwd(be, tf->logits, tf->dloss, tf->logits, tf->ce_lse, tf->labels,
-                         tf->label_smoothing, T, V);
-    be->matmul_bwd(be, tf->dn, G + tf->head, NULL, tf->logits, tf->nf, P + tf->head, T, d, V,
-                   EVO_OVERWRITE);
-    /* dx carries dL/d(residual stream) down the layers; the branches add
-     * their share to it in place. */
-    be->rmsnorm_bwd(be, tf->dx, G + tf->norm, tf->dn, tf->x[m->layers], P + tf->norm,
-                    tf->rstdf, T, d, EVO_OVERWRITE);
-    for (uint32_t l = m->layers; l-- > 0;) {
-        const evo_layer_offsets *o = &tf->layer[l];
-        const evo_layer_acts *a = &tf->acts[l];
+    if (tf->last_stage) {
+        /* loss = sum_t losses[t] / n, so every labelled token gets scale / n
+         * (ignored tokens get no gradient whatever dloss says). */
+        be->fill(be, tf->dloss, scale / (float)mb->n_labelled, T);
+        be->crossentropy_bwd(be, mb->logits, tf->dloss, mb->logits, mb->ce_lse, mb->labels, tf->label_smoothing, T,
+                             V);
+        be->matmul_bwd(be, tf->dn, G + tf->head, NULL, mb->logits, mb->nf, P + tf->head, T, d, V, EVO_OVERWRITE);
+        /* dx carries dL/d(residual stream) down the layers; the branches
+         * add their share to it in place. */
+        be->rmsnorm_bwd(be, tf->dx, G + tf->norm, tf->dn, mb->x[tf->n_layers], P + tf->norm, mb->rstdf, T, d,
+                        EVO_OVERWRITE);
+    }
+    for (uint32_t i = tf->n_layers; i-- > 0;) {
+        const evo_layer_offsets *o = &tf->layer[i];
+        const evo_layer_acts *a = &mb->acts[i];
         /* y = h + down(act): dh = dy + mlp_norm'(gate' + up') */
-        be->matmul_bwd(be, tf->dact, G + o->down, NULL, tf->dx, a->act, P + o->down, T, f, d,
-                       EVO_OVERWRITE);
+        be->matmul_bwd(be, tf->dact, G + o->down, NULL, tf->dx, a->act, P + o->down, T, f, d, EVO_OVERWRITE);
         be->swiglu_bwd(be, tf->dgate, tf->dup, tf->dact, a->gate, a->up, T * f);
         /* n2 feeds gate and up: its gradient is the sum of both */
-        be->matmul_bwd(be, tf->dn, G + o->gate, NULL, tf->dgate, a->n2, P + o->gate, T, d, f,
-                       EVO_OVERWRITE);
-        be->matmul_bwd(be, tf->dn, G + o->up, NULL, tf->dup, a->n2, P + o->up, T, d, f,
-                       EVO_ACCUMULATE);
-        be->rmsnorm_bwd(be, tf->dx, G + o->mlp_norm, tf->dn, a->h, P + o->mlp_norm, a->rstd2,
-                        T, d, EVO_ACCUMULATE);
+        be->matmul_bwd(be, tf->dn, G + o->gate, NULL, tf->dgate, a->n2, P + o->gate, T, d, f, EVO_OVERWRITE);
+        be->matmul_bwd(be, tf->dn, G + o->up, NULL, tf->dup, a->n2, P + o->up, T, d, f, EVO_ACCUMULATE);
+        be->rmsnorm_bwd(be, tf->dx, G + o->mlp_norm, tf->dn, a->h, P + o->mlp_norm, a->rstd2, T, d,
+                        EVO_ACCUMULATE);
         /* h = x + o(att): dx = dh + attn_norm'(q' + k' + v') */
-        be->matmul_bwd(be, tf->dn, G + o->o, at(G, o->o_bias), tf->dx, a->att, P + o->o, T, d, d,
-                       EVO_OVERWRITE);
-        be->attention_bwd(be, tf->dq, tf->dk, tf->dv, tf->scratch, tf->dn, a->q, a->k, a->v,
-                          a->att, a->lse, tf->cu_seqlens, tf->n_seg, T, H, KVH, hd);
-        be->rope_bwd(be, tf->dq, tf->dq, tf->positions, T, H, hd, base);
-        be->rope_bwd(be, tf->dk, tf->dk, tf->positions, T, KVH, hd, base);
-        be->matmul_bwd(be, tf->dn, G + o->q, at(G, o->q_bias), tf->dq, a->n1, P + o->q, T, d, d,
-                       EVO_OVERWRITE);
-        be->matmul_bwd(be, tf->dn, G + o->k, at(G, o->k_bias), tf->dk, a->n1, P + o->k, T, d,
-                       kvd, EVO_ACCUMULATE);
-        be->matmul_bwd(be, tf->dn, G + o->v, at(G, o->v_bias), tf->dv, a->n1, P + o->v, T, d,
-                       kvd, EVO_ACCUMULATE);
-        be->rmsnorm_bwd(be, tf->dx, G + o->attn_norm, tf->dn, tf->x[l], P + o->attn_norm,
-                        a->rstd1, T, d, EVO_ACCUMULATE);
+        be->matmul_bwd(be, tf->dn, G + o->o, at(G, o->o_bias), tf->dx, a->att, P + o->o, T, d, d, EVO_OVERWRITE);
+        be->attention_bwd(be, tf->dq, tf->dk, tf->dv, tf->scratch, tf->dn, a->q, a->k, a->v, a->att, a->lse,
+                          mb->cu_seqlens, mb->n_seg, T, H, KVH, hd);
+        be->rope_bwd(be, tf->dq, tf->dq, mb->positions, T, H, hd, base);
+        be->rope_bwd(be, tf->dk, tf->dk, mb->positions, T, KVH, hd, base);
+        be->matmul_bwd(be, tf->dn, G + o->q, at(G, o->q_bias), tf->dq, a->n1, P + o->q, T, d, d, EVO_OVERWRITE);
+        be->matmul_bwd(be, tf->dn, G + o->k, at(G, o->k_bias), tf->dk, a->n1, P + o->k, T, d, kvd,
+                       EVO_ACCUMULATE);
+        be->matmul_bwd(be, tf->dn, G + o->v, at(G, o->v_bias), tf->dv, a->n1, P + o->v, T, d, kvd,
+                       EVO_ACCUMULATE);
+        be->rmsnorm_bwd(be, tf->dx, G + o->attn_norm, tf->dn, mb->x[i], P + o->attn_norm, a->rstd1, T, d,
+                        EVO_ACCUMULATE);
     }
-    be->embedding_bwd(be, G + tf->embedding, tf->tokens, tf->dx, T, d);
+    if (tf->first_stage)
+        be->embedding_bwd(be, G + tf->embedding, mb->tokens, tf->dx, T, d);
 }

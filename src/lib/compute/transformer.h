@@ -3,12 +3,21 @@
  * row to its mean loss, and the backward pass into the parameter gradients.
  *
  *   evo_transformer tf;
- *   evo_transformer_init(&tf, &model, be, packed_length, label_smoothing);
+ *   evo_transformer_init(&tf, &model, be, packed_length, label_smoothing, 1);
  *   evo_transformer_init_params(&tf, seed);
  *   evo_transformer_zero_grad(&tf);
  *   for each of micro_num rows:                     (InternEvo's accumulation)
- *       loss = evo_transformer_forward(&tf, &row, packed_length);
- *       evo_transformer_backward(&tf, 1.0f / micro_num);
+ *       loss = evo_transformer_forward(&tf, 0, &row, packed_length);
+ *       evo_transformer_backward(&tf, 0, 1.0f / micro_num);
+ *
+ * The model may be one pipeline stage's part (evo_model_part): its layers
+ * [first_layer, end_layer), the embedding on the first stage, the final
+ * norm, head and loss on the last. A stage after the first takes its input
+ * in evo_transformer_input() (received from the stage before), a stage
+ * before the last leaves its output in evo_transformer_output(); in the
+ * backward, such a stage takes dL/d(output) in tf->dx, and every stage but
+ * the first leaves dL/d(input) there. A schedule keeps several rows in
+ * flight (1F1B): each has a slot of saved activations.
  *
  * Everything the forward saves for the backward lives in the arena, sized
  * once for T tokens: a step allocates nothing (fresh pages are expensive on
@@ -40,6 +49,20 @@ typedef struct {
     uint64_t attn_norm, q, q_bias, k, k_bias, v, v_bias, o, o_bias, mlp_norm, gate, up, down;
 } evo_layer_offsets;
 
+/* One row in flight: the row (uploaded by forward) and what the forward
+ * saved for its backward. */
+typedef struct {
+    size_t T;
+    int n_seg;
+    int32_t n_labelled; /* labelled tokens of the row */
+    int32_t *tokens, *labels, *positions, *cu_seqlens, *count;
+    /* x[i] is the residual stream entering the stage's layer i,
+     * x[n_layers] the one leaving the stage; x[i+1] = y of layer i */
+    float **x;
+    evo_layer_acts *acts;
+    float *nf, *rstdf, *logits, *losses, *ce_lse; /* final norm, head, loss: last stage only */
+} evo_microbatch;
+
 typedef struct {
     const evo_model *m;
     const evo_backend *be;
@@ -47,26 +70,20 @@ typedef struct {
     float label_smoothing;
     void *arena;           /* the one allocation; everything below points into it */
     float *params, *grads; /* n_params each, laid out by the tensor table */
-    uint64_t embedding, norm, head;
-    evo_layer_offsets *layer;
-
-    /* the current row (uploaded by forward) */
-    size_t T;
-    int n_seg;
-    int32_t *tokens, *labels, *positions, *cu_seqlens, *count;
-    /* activations: x[l] is the residual stream entering layer l, x[layers]
-     * the one entering the final norm; x[l+1] = y of layer l */
-    float **x;
-    evo_layer_acts *acts;
-    float *nf, *rstdf, *logits, *losses, *ce_lse; /* final norm, head, loss */
+    uint64_t embedding, norm, head; /* EVO_NO_TENSOR on a stage without them */
+    uint32_t n_layers;              /* the stage's: end_layer - first_layer */
+    evo_layer_offsets *layer;       /* [n_layers] */
+    int first_stage, last_stage;
+    evo_microbatch *slots;
+    int n_slots;
     /* backward workspace */
     float *dx, *dn, *dq, *dk, *dv, *dgate, *dup, *dact, *scratch, *dloss;
-    int32_t n_labelled; /* labelled tokens of the current row */
 } evo_transformer;
 
-/* Sizes and allocates the arena for rows of up to T_max tokens. */
+/* Sizes and allocates the arena for rows of up to T_max tokens, n_slots
+ * of them in flight. */
 void evo_transformer_init(evo_transformer *tf, const evo_model *m, const evo_backend *be,
-                          size_t T_max, float label_smoothing);
+                          size_t T_max, float label_smoothing, int n_slots);
 void evo_transformer_free(evo_transformer *tf);
 
 /* Initialises every tensor as the table says (normal(0, std), ones,
@@ -77,12 +94,26 @@ void evo_transformer_init_params(evo_transformer *tf, uint64_t seed);
 void evo_transformer_zero_grad(evo_transformer *tf);
 
 /* Runs the first T tokens of row (T <= T_max; cu_seqlens must end at T)
- * and returns InternEvo's loss of the row: the cross-entropy (with the
- * configured label smoothing) averaged over its labelled tokens; 0 for a row
- * without any (whose backward then adds nothing). The logits stay in
- * tf->logits [T,V] until backward overwrites them. */
-double evo_transformer_forward(evo_transformer *tf, const evo_pack_row *row, size_t T);
-/* Adds scale * d(loss of the last forward)/d(params) into tf->grads. */
-void evo_transformer_backward(evo_transformer *tf, float scale);
+ * in slot and, on the last stage, returns InternEvo's loss of the row: the
+ * cross-entropy (with the configured label smoothing) averaged over its
+ * labelled tokens; 0 for a row without any (whose backward then adds
+ * nothing: evo_transformer_labelled says so on every stage). The logits
+ * stay in the slot [T,V] until backward overwrites them. Returns 0 on
+ * other stages. */
+double evo_transformer_forward(evo_transformer *tf, int slot, const evo_pack_row *row, size_t T);
+/* Adds scale * d(loss of the slot's row)/d(params) into tf->grads. */
+void evo_transformer_backward(evo_transformer *tf, int slot, float scale);
+/* The labelled tokens of the slot's row, known on every stage. */
+static inline int32_t evo_transformer_labelled(const evo_transformer *tf, int slot)
+{
+    return tf->slots[slot].n_labelled;
+}
+/* Where a stage's input goes before forward, and its output is after:
+ * [T, dim] in backend memory. */
+static inline float *evo_transformer_input(evo_transformer *tf, int slot) { return tf->slots[slot].x[0]; }
+static inline float *evo_transformer_output(evo_transformer *tf, int slot)
+{
+    return tf->slots[slot].x[tf->n_layers];
+}
 
 #endif

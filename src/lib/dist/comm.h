@@ -54,6 +54,11 @@ struct evo_comm {
     /* Point to point within a group (the pipeline's activations). */
     void (*send)(evo_comm *c, evo_group g, const evo_backend *be, const void *buf, size_t bytes, uint32_t peer);
     void (*recv)(evo_comm *c, evo_group g, const evo_backend *be, void *buf, size_t bytes, uint32_t peer);
+    /* Sends out to peer and receives in from it at once: in the 1F1B
+     * schedule neighbouring stages each send before they receive, and two
+     * blocking sends would wait on each other. */
+    void (*exchange)(evo_comm *c, evo_group g, const evo_backend *be, const void *out, void *in, size_t bytes,
+                     uint32_t peer);
     /* Over the whole world: 1 on every rank if any (all) rank's flag is
      * non-zero; stop requests must end every rank at the same step. */
     int (*any)(evo_comm *c, int flag);

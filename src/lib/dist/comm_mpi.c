@@ -167,6 +167,19 @@ static void recv(evo_comm *c, evo_group g, const evo_backend *be, void *buf, siz
     wait_end(c);
 }
 
+static void exchange(evo_comm *c, evo_group g, const evo_backend *be, const void *out, void *in, size_t bytes,
+                     uint32_t peer)
+{
+    wait_begin(c, "send-recv", g);
+    (void)be;
+    for (size_t i = 0; i < bytes; i += CHUNK) {
+        int k = (int)(bytes - i < CHUNK ? bytes - i : CHUNK);
+        MPI_Sendrecv((const char *)out + i, k, MPI_BYTE, (int)peer, 0, (char *)in + i, k, MPI_BYTE, (int)peer, 0,
+                     comm_of(c, g), MPI_STATUS_IGNORE);
+    }
+    done(c, g, EVO_SENDRECV, bytes);
+}
+
 static int flag_over_world(evo_comm *c, int flag, MPI_Op op)
 {
     int v = flag != 0;
@@ -226,6 +239,7 @@ evo_comm *evo_comm_mpi(const evo_layout *l, const evo_world *w, double timeout_s
                                    .broadcast = broadcast,
                                    .send = send,
                                    .recv = recv,
+                                   .exchange = exchange,
                                    .any = any,
                                    .all = all,
                                    .barrier = barrier,

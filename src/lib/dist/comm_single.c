@@ -44,6 +44,13 @@ static void recv(evo_comm *c, evo_group g, const evo_backend *be, void *buf, siz
     abort();
 }
 
+static void exchange(evo_comm *c, evo_group g, const evo_backend *be, const void *out, void *in, size_t bytes,
+                     uint32_t peer)
+{
+    (void)c, (void)g, (void)be, (void)out, (void)in, (void)bytes, (void)peer;
+    abort();
+}
+
 static int flag(evo_comm *c, int f)
 {
     (void)c;
@@ -65,6 +72,7 @@ evo_comm *evo_comm_single(const evo_layout *l)
                                    .broadcast = broadcast,
                                    .send = send,
                                    .recv = recv,
+                                   .exchange = exchange,
                                    .any = flag,
                                    .all = flag,
                                    .barrier = barrier,

@@ -244,10 +244,11 @@ int evo_ckpt_add_optimizer(evo_ckpt_writer *w, const evo_model *m, uint32_t z, u
                 at += all[i].numel;
             }
     }
-    evo_ckpt_meta meta = {.kind = EVO_CKPT_OPTIMIZER, .dtype = EVO_F32, .tp_size = 1, .pp_size = 1,
-                          .zero_rank = z, .zero_size = zero, .step = w->step};
+    evo_ckpt_meta meta = {.kind = EVO_CKPT_OPTIMIZER, .dtype = EVO_F32, .tp_rank = m->tp_rank, .tp_size = m->tp,
+                          .pp_rank = m->pp_rank, .pp_size = m->pp, .zero_rank = z, .zero_size = zero,
+                          .step = w->step};
     char name[64];
-    snprintf(name, sizeof name, "optimizer_tp0_pp0_zo%u.evo", z);
+    snprintf(name, sizeof name, "optimizer_tp%u_pp%u_zo%u.evo", m->tp_rank, m->pp_rank, z);
     int rc = evo_ckpt_add_tensors(w, name, &meta, t, n, moments, e);
     free(all);
     free(t);
@@ -260,14 +261,16 @@ int evo_ckpt_add_model(evo_ckpt_writer *w, const evo_model *m, const float *weig
 {
     evo_ckpt_tensor *t = evo_calloc(m->n_tensors, sizeof *t);
     evo_ckpt_table(t, m, "", 0);
-    evo_ckpt_meta meta = {.kind = EVO_CKPT_MODEL, .dtype = dtype, .tp_size = 1, .pp_size = 1, .zero_size = 1,
-                          .step = w->step};
+    evo_ckpt_meta meta = {.kind = EVO_CKPT_MODEL, .dtype = dtype, .tp_rank = m->tp_rank, .tp_size = m->tp,
+                          .pp_rank = m->pp_rank, .pp_size = m->pp, .zero_size = 1, .step = w->step};
+    char name[64];
+    snprintf(name, sizeof name, "model_tp%u_pp%u.evo", m->tp_rank, m->pp_rank);
     void *data = (void *)weights;
     if (dtype != EVO_F32) {
         data = evo_malloc_large(m->n_params * evo_dtype_size(dtype));
         evo_dtype_cast(data, dtype, weights, EVO_F32, m->n_params);
     }
-    int rc = evo_ckpt_add_tensors(w, EVO_CKPT_MODEL_FILE, &meta, t, m->n_tensors, data, e);
+    int rc = evo_ckpt_add_tensors(w, name, &meta, t, m->n_tensors, data, e);
     if (data != weights)
         free(data);
     free(t);

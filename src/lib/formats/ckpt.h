@@ -201,11 +201,13 @@ int evo_ckpt_add_tensors(evo_ckpt_writer *w, const char *name, const evo_ckpt_me
 /* The files of a checkpoint as evo-train writes them, each recorded:
  * config.ini, the resolved config (loadable by evo_config_load); */
 int evo_ckpt_add_config(evo_ckpt_writer *w, const evo_config *c, evo_err *e);
-/* the single-shard model file of the flat fp32 weights, stored as dtype; */
+/* the model file of m's flat fp32 weights, stored as dtype:
+ * model_tp{t}_pp{p}.evo of the part m is (evo_model_part; a whole model
+ * is the single shard model_tp0_pp0.evo); */
 int evo_ckpt_add_model(evo_ckpt_writer *w, const evo_model *m, const float *weights, evo_dtype dtype,
                        evo_err *e);
 /* the optimizer file of ZeRO rank z of zero (zero 1: the whole state),
- * optimizer_tp0_pp0_zo{z}.evo: AdamW's moments of the tensors that
+ * optimizer_tp{t}_pp{p}_zo{z}.evo of part m: AdamW's moments of the tensors that
  * evo_ckpt_zero_ranks deals to z, fp32, moments holding their first
  * moments in model order, then their second (adam.m.<name>, then
  * adam.v.<name>). */

@@ -99,6 +99,45 @@ void evo_ckpt_piece_shape(const evo_tensor_info *ti, evo_split s, uint32_t tp, u
     shape[1] = ti->shape[1] / (s == EVO_SPLIT_DIM1 ? tp : 1);
 }
 
+int evo_model_part(evo_model *part, const evo_model *m, const evo_ckpt_layout *l, uint32_t t, uint32_t p,
+                   evo_err *e)
+{
+    evo_ckpt_place *places = evo_calloc(m->n_tensors + 1, sizeof *places);
+    if (evo_ckpt_layout_places(m, l, places, e) < 0) {
+        free(places);
+        return -1;
+    }
+    *part = *m;
+    part->tensors = evo_malloc((m->n_tensors + 1) * sizeof *part->tensors);
+    part->n_tensors = 0;
+    part->n_params = 0;
+    part->tp = l->tp;
+    part->tp_rank = t;
+    part->pp = l->pp;
+    part->pp_rank = p;
+    evo_ckpt_stage_layers(m->layers, l->pp, p, &part->first_layer, &part->end_layer);
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        const evo_tensor_info *whole = &m->tensors[i];
+        evo_split split = places[i].split;
+        if (places[i].stage != p || !evo_ckpt_holds(split, t))
+            continue;
+        evo_tensor_info *piece = &part->tensors[part->n_tensors++];
+        *piece = *whole;
+        evo_ckpt_piece_shape(whole, split, l->tp, piece->shape);
+        piece->numel = piece->shape[0] * (piece->ndim > 1 ? piece->shape[1] : 1);
+        piece->offset = part->n_params;
+        part->n_params += piece->numel;
+        /* rows split: a contiguous block of whole rows; columns split: the
+         * same rows, a block of columns */
+        if (split == EVO_SPLIT_DIM0)
+            piece->src_offset += t * piece->numel;
+        else if (split == EVO_SPLIT_DIM1)
+            piece->src_offset += t * piece->shape[1];
+    }
+    free(places);
+    return 0;
+}
+
 typedef struct {
     uint64_t numel;
     size_t i;
@@ -463,18 +502,25 @@ void evo_ckpt_shards_read(const evo_ckpt_shards *s, int kind, size_t i, void *ou
     read_piece(s, kind, i, 0, 1, out);
 }
 
-void evo_ckpt_shards_read_f32(const evo_ckpt_shards *s, int kind, size_t i, float *out)
+void evo_ckpt_shards_read_piece_f32(const evo_ckpt_shards *s, int kind, size_t i, uint32_t t, uint32_t tp,
+                                    float *out)
 {
     evo_dtype dt = evo_ckpt_shards_dtype(s, kind);
     if (dt == EVO_F32) {
-        evo_ckpt_shards_read(s, kind, i, out);
+        read_piece(s, kind, i, t, tp, (uint8_t *)out);
         return;
     }
-    size_t numel = s->model.tensors[i].numel;
+    evo_split split = s->places[i].split;
+    size_t numel = s->model.tensors[i].numel / (split == EVO_SPLIT_DIM0 || split == EVO_SPLIT_DIM1 ? tp : 1);
     void *raw = evo_malloc(numel * evo_dtype_size(dt));
-    evo_ckpt_shards_read(s, kind, i, raw);
+    read_piece(s, kind, i, t, tp, raw);
     evo_dtype_cast(out, EVO_F32, raw, dt, numel);
     free(raw);
+}
+
+void evo_ckpt_shards_read_f32(const evo_ckpt_shards *s, int kind, size_t i, float *out)
+{
+    evo_ckpt_shards_read_piece_f32(s, kind, i, 0, 1, out);
 }
 
 /* --- writing a layout ----------------------------------------------------------- */

@@ -63,6 +63,13 @@ void evo_ckpt_zero_ranks(const uint64_t *numel, size_t n, uint32_t zero, uint32_
  * owner[i] for every tensor of m; returns the elements rank z owns. */
 uint64_t evo_ckpt_zero_owned(const evo_model *m, uint32_t zero, uint32_t z, uint32_t *owner);
 
+/* The part of model m that tensor rank t of pipeline stage p holds in
+ * layout l, as a model of its own (model.h): the tensor table of
+ * model_tp{t}_pp{p}.evo (its pieces in model order, under their global
+ * names, packed from offset 0), each piece knowing its place in m. */
+int evo_model_part(evo_model *part, const evo_model *m, const evo_ckpt_layout *l, uint32_t t, uint32_t p,
+                   evo_err *e);
+
 /* Whether a checkpoint's file name is a model or optimizer shard's. */
 int evo_ckpt_is_shard(const char *name);
 
@@ -113,6 +120,11 @@ static inline evo_dtype evo_ckpt_shards_dtype(const evo_ckpt_shards *s, int kind
  * stored dtype, or of fp32. */
 void evo_ckpt_shards_read(const evo_ckpt_shards *s, int kind, size_t i, void *out);
 void evo_ckpt_shards_read_f32(const evo_ckpt_shards *s, int kind, size_t i, float *out);
+/* Piece t of tensor i in a layout of tp tensor ranks (evo_ckpt_place's
+ * split; tp 1, t 0: the whole), as fp32, read from the stored pieces that
+ * overlap it and no others: what one rank of another layout loads. */
+void evo_ckpt_shards_read_piece_f32(const evo_ckpt_shards *s, int kind, size_t i, uint32_t t, uint32_t tp,
+                                    float *out);
 /* Writes the tensor files of s's tensors laid out as l (the optimizer
  * files when s has them) into w's directory, with the same dtypes and
  * step, and adds them to its marker. */

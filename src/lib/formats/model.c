@@ -19,7 +19,8 @@ static void add(evo_model *m, size_t *cap, evo_init init, double std, uint64_t r
     }
     evo_tensor_info *t = &m->tensors[m->n_tensors++];
     *t = (evo_tensor_info){.ndim = cols ? 2 : 1, .shape = {rows, cols}, .offset = m->n_params,
-                           .numel = rows * (cols ? cols : 1), .init = init, .std = std};
+                           .numel = rows * (cols ? cols : 1), .init = init, .std = std,
+                           .src_offset = m->n_params, .src_stride = cols ? cols : rows};
     snprintf(t->name, sizeof t->name, fmt, layer);
     m->n_params += t->numel;
 }
@@ -37,6 +38,8 @@ int evo_model_describe(evo_model *m, const evo_config *c, evo_err *e)
     m->bias = !c->model.no_bias;
     m->eps = c->model.layer_norm_epsilon;
     m->rope_base = c->model.rope_base;
+    m->tp = m->pp = 1;
+    m->end_layer = m->layers;
     if (!m->ffn)
         return evo_errf(e, "[model] mlp_ratio %g gives an empty MLP", c->model.mlp_ratio);
     size_t cap = 0;

@@ -34,6 +34,12 @@ typedef struct {
     uint64_t offset, numel; /* in elements of the flat buffer */
     evo_init init;
     double std;
+    /* Element (r, c) of this tensor is element src_offset + r src_stride + c
+     * of the whole model's flat buffer: the same place for a whole model,
+     * a piece's place for a rank's part (ckpt_layout.h, evo_model_part).
+     * Initialisation and loading go through it, so a part holds exactly
+     * the values the whole model would. */
+    uint64_t src_offset, src_stride;
 } evo_tensor_info;
 
 typedef struct {
@@ -43,7 +49,20 @@ typedef struct {
     evo_tensor_info *tensors;
     size_t n_tensors;
     uint64_t n_params;
+    /* Which part of the model this is: tensor rank tp_rank of tp, pipeline
+     * stage pp_rank of pp, holding layers [first_layer, end_layer), the
+     * embedding on stage 0, the final norm and head on the last. The shapes
+     * above stay the whole model's. A whole model is the part of 1 x 1. */
+    uint32_t tp, tp_rank, pp, pp_rank, first_layer, end_layer;
 } evo_model;
+
+/* Where element j (row-major) of tensor t is in the whole model's flat
+ * buffer. */
+static inline uint64_t evo_tensor_src(const evo_tensor_info *t, uint64_t j)
+{
+    uint64_t cols = t->ndim > 1 ? t->shape[1] : t->numel;
+    return t->src_offset + j / cols * t->src_stride + j % cols;
+}
 
 /* The shapes and tensor table a resolved config describes. */
 int evo_model_describe(evo_model *m, const evo_config *c, evo_err *e);
