@@ -59,6 +59,18 @@ steps() {
     sed -E 's/,"comm_bytes":\{[^}]*\}//; s/,"(seconds|tokens_per_s|tflops|mfu|grad_norm|loss|valid_loss|comm_seconds)":[^,}]*//g' "$1"
 }
 
+# close_ckpt A B: ckpt-close.py on two checkpoints, B's tensor pieces
+# (if any) put back whole first.
+close_ckpt() {
+    local b=$2
+    if [ -f "$2/model_tp1_pp0.evo" ]; then
+        b=${2%/*}-tp1/${2##*/} # a checkpoint directory is named by its step
+        rm -rf "$b"
+        evo-ckpt reshard -q "$2" --tp 1 -o "$b" || return 1
+    fi
+    /usr/bin/python3 "$EVO_ROOT/tests/ref/ckpt-close.py" "$1" "$b"
+}
+
 # layout REF DIR N NAME ARGS...: tiny.ini on N ranks with ARGS into DIR,
 # against REF, one rank's run of the same model on the same rows: losses,
 # validation, the steps' bookkeeping, the weights and moments at step 20,
@@ -76,8 +88,7 @@ layout() {
     check "$name: validation split over ranks gives one rank's loss (1e-5)" close valid1 valid2
     check "$name: the same rows, tokens, lr and steps as one rank" cmp <(steps "$ref/metrics.jsonl") \
         <(steps "$d/metrics.jsonl")
-    check "$name: weights and AdamW moments at step 20 equal one rank's (L2, 1e-5)" \
-        /usr/bin/python3 "$EVO_ROOT/tests/ref/ckpt-close.py" "$ref/20" "$d/20"
+    check "$name: weights and AdamW moments at step 20 equal one rank's (L2, 1e-5)" close_ckpt "$ref/20" "$d/20"
     check "$name: the checkpoint verifies" evo-ckpt verify "$d/20"
     evo-train --dry-run --world "$n" "${common[@]}" "$@" tiny.ini |
         awk '/^# communication per step/ {on = 1; next} on && /^  (world|data|tensor|pipeline|zero1) / {print $1, $2}' >want
@@ -124,6 +135,27 @@ for layers in 4 5; do
 done
 check "pp 4 on 5 layers: the last stage holds layers 3 and 4" grep -q '^  stage 3:   layers 3-4, final norm, head' \
     <(evo-ckpt info pp4L5/20)
+# Tensor parallel (mtp): each rank its heads, its share of the MLP and of
+# the vocabulary; partial sums all-reduced, so equal to one rank up to the
+# order of those sums. Then every dimension at once.
+layout one tp2 2 "tp 2 (mtp)" --set parallel.tensor.size=2 --set data.micro_num=4
+check "tp 2: a model file per tensor rank, q's rows split over them" \
+    grep -q '^blocks.0.attn.q.weight  *\[32, 32\]  *f32  *pp 0, dim 0 split over tp' <(evo-ckpt info tp2/20)
+layout one tp2pp2 4 "tp 2 x pp 2" --set parallel.tensor.size=2 --set parallel.pipeline.size=2 \
+    --set data.micro_num=4
+layout one dp2tp2 4 "dp 2 x tp 2, zero1 2" --set parallel.tensor.size=2 --set parallel.zero1=2 \
+    --set data.micro_num=2
+layout one pp2tp2dp2 8 "pp 2 x tp 2 x dp 2, zero1 2 (-n 8)" --set parallel.pipeline.size=2 \
+    --set parallel.tensor.size=2 --set parallel.zero1=2 --set data.micro_num=2
+check "pp 2 x tp 2 x dp 2: 2 x 2 model files, 2 x 2 x 2 optimizer shards" test \
+    "$(ls pp2tp2dp2/20 | grep -c '^model_tp[01]_pp[01]\.evo$') $(ls pp2tp2dp2/20 | grep -c '^optimizer_tp[01]_pp[01]_zo[01]\.evo$')" \
+    = "4 8"
+check "tp 2 x pp 2 again" ranks 4 evo-train -q "${common[@]}" --set parallel.tensor.size=2 \
+    --set parallel.pipeline.size=2 --set data.micro_num=4 --set ckpt.save_ckpt_folder=tp2pp2again tiny.ini
+for f in model_tp1_pp1.evo optimizer_tp0_pp1_zo0.evo state.json; do
+    check "tp 2 x pp 2 twice: $f bit for bit" cmp tp2pp2/20/$f tp2pp2again/20/$f
+done
+
 check "one rank, 4 layers, micro_num 2: 20 steps" evo-train -q "${common[@]}" --set model.num_layers=4 \
     --set data.micro_num=2 --set ckpt.save_ckpt_folder=one4mn2 tiny.ini
 layout one4mn2 pp4mn2 4 "pp 4, micro_num 2 (fewer rows than stages)" --set model.num_layers=4 \
@@ -203,13 +235,17 @@ from_to() {
         --set ckpt.stop_file_path=stop --set ckpt.save_ckpt_folder="$d" tiny.ini
     check "$d: to step 20 on -n $n2 (${args2[*]})" ranks "$n2" evo-train -q "${common[@]}" "${args2[@]}" \
         --set ckpt.save_ckpt_folder="$d" tiny.ini
-    check "$d: = one rank throughout (L2, 1e-5)" /usr/bin/python3 "$EVO_ROOT/tests/ref/ckpt-close.py" one/20 "$d/20"
+    check "$d: = one rank throughout (L2, 1e-5)" close_ckpt one/20 "$d/20"
 }
 dp2pp2=(--set parallel.pipeline.size=2 --set parallel.zero1=2 --set data.micro_num=2)
 dp4z4=(--set parallel.zero1=4 --set data.micro_num=1)
+tp2pp2=(--set parallel.tensor.size=2 --set parallel.pipeline.size=2 --set data.micro_num=4)
 from_to pp2-dp4 4 4 "${dp2pp2[@]}" -- "${dp4z4[@]}"
 from_to dp4-pp2 4 4 "${dp4z4[@]}" -- "${dp2pp2[@]}"
 check "dp 4 -> dp 2 x pp 2: the step-20 checkpoint has 2 stages" test -f dp4-pp2/20/model_tp0_pp1.evo
+from_to tp2pp2-dp4 4 4 "${tp2pp2[@]}" -- "${dp4z4[@]}"
+from_to dp4-tp2pp2 4 4 "${dp4z4[@]}" -- "${tp2pp2[@]}"
+check "dp 4 -> tp 2 x pp 2: the step-20 checkpoint has 2 x 2 pieces" test -f dp4-tp2pp2/20/model_tp1_pp1.evo
 
 # scancel --signal=USR1, as a preempting cluster sends it: every rank
 # saves the same step and exits 75.
@@ -300,6 +336,7 @@ refused "pipeline 3 on 2 layers" 3 'parallel.pipeline.size 3 exceeds model.num_l
     --set parallel.pipeline.size=3
 refused "zero1 3 on dp 2" 2 'parallel.zero1 3 does not divide the 2 data-parallel ranks' --set parallel.zero1=3
 refused "zero1 3 on dp 4" 4 'parallel.zero1 3 does not divide the 4 data-parallel ranks' --set parallel.zero1=3
-refused "tensor 2 (not yet)" 2 'tensor parallelism is not implemented yet' --set parallel.tensor.size=2
+refused "tensor mode msp (not yet)" 2 'parallel.tensor.mode msp is not implemented yet' --set parallel.tensor.size=2 \
+    --set parallel.tensor.mode=msp
 check_fails "alone: tensor 2 needs 2 ranks" 1 '^evo-train: 1 ranks cannot be cut into parallel.tensor.size 2' \
     evo-train -q --set parallel.tensor.size=2 tiny.ini

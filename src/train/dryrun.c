@@ -23,15 +23,25 @@ static void print_count(const char *label, uint64_t n)
  * which the metrics' comm_bytes count as they happen. Rank 0's: the first
  * pipeline stage's part of the model (m), which sends every row's
  * activations on and never a gradient back; with ZeRO-1 the weights it
- * broadcasts are those its zero1 rank keeps. (Tensor groups move nothing
- * yet.) */
+ * broadcasts are those its zero1 rank keeps. Rows without a labelled
+ * token have no backward, and send less than this. */
 static void print_comm(const evo_config *c, const evo_model *m, const evo_layout *l)
 {
     uint64_t bytes[EVO_N_GROUPS] = {0}, grads = m->n_params * sizeof(float);
     uint64_t rows = (uint64_t)c->data.micro_num * l->dp, T = (uint64_t)c->data.seq_len * c->data.micro_bsz;
     bytes[EVO_GROUP_WORLD] += evo_comm_volume(EVO_ALLREDUCE, (rows + 1) * sizeof(double), l->world);
+    uint64_t act = T * m->dim * sizeof(float), layers = m->end_layer - m->first_layer;
     if (l->pp > 1)
-        bytes[EVO_GROUP_PIPELINE] += c->data.micro_num * evo_comm_volume(EVO_SENDRECV, T * m->dim * sizeof(float), l->pp);
+        bytes[EVO_GROUP_PIPELINE] += c->data.micro_num * evo_comm_volume(EVO_SENDRECV, act, l->pp);
+    /* tensor parallel, per row: the embedding's columns gathered; per layer
+     * two all-reduces forward (o, down) and two backward (the inputs of
+     * q k v and of gate up); on the last stage the loss's parts gathered
+     * and the head's input gradient all-reduced */
+    uint64_t per_row = evo_comm_volume(EVO_ALLGATHER, act, l->tp) + 4 * layers * evo_comm_volume(EVO_ALLREDUCE, act, l->tp);
+    if (l->pp == 1)
+        per_row += evo_comm_volume(EVO_ALLGATHER, 3 * T * l->tp * sizeof(float), l->tp) +
+                   evo_comm_volume(EVO_ALLREDUCE, act, l->tp);
+    bytes[EVO_GROUP_TENSOR] += c->data.micro_num * per_row + evo_comm_volume(EVO_ALLREDUCE, sizeof(double), l->tp);
     uint32_t *owner = evo_malloc((m->n_tensors + 1) * sizeof *owner);
     evo_ckpt_zero_owned(m, l->zero1, 0, owner);
     train_tensor_run run;

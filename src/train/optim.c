@@ -14,7 +14,8 @@
  * ZeRO-1: each rank of a zero1 group keeps the moments of the tensors
  * dealt to it (evo_ckpt_zero_owned), updates those and broadcasts them;
  * the norm is the sum of the owners' parts, and of the pipeline stages'
- * (each holds its own layers: r->model is this rank's part). Without ZeRO (zero1 1) every
+ * and tensor ranks' (each holds its part: r->model), the norms' weights,
+ * whole on every tensor rank, counted once. Without ZeRO (zero1 1) every
  * rank owns everything and the same code makes one call of each op. */
 #include <math.h>
 #include <stdint.h>
@@ -101,12 +102,21 @@ train_step_result train_optim_step(train_run *r)
     reduce_gradients(r);
     double acc = 0;
     be->upload(be, r->sqnorm, &acc, sizeof acc);
-    for (size_t i = 0; train_next_run(&r->model, r->owner, i, &run); i = run.end)
-        if (run.owner == l->zero1_rank)
+    for (size_t i = 0; train_next_run(&r->model, r->owner, i, &run); i = run.end) {
+        if (run.owner != l->zero1_rank)
+            continue;
+        if (l->tp_rank == 0) {
             be->sqnorm(be, r->sqnorm, g + run.offset, run.numel);
+            continue;
+        }
+        for (size_t k = run.first; k < run.end; k++) /* the norms count on tensor rank 0 */
+            if (!r->model.tensors[k].tp_replicated)
+                be->sqnorm(be, r->sqnorm, g + r->model.tensors[k].offset, r->model.tensors[k].numel);
+    }
     be->download(be, &acc, r->sqnorm, sizeof acc);
     comm->allreduce_sum_f64(comm, EVO_GROUP_ZERO1, &acc, 1);
     comm->allreduce_sum_f64(comm, EVO_GROUP_PIPELINE, &acc, 1);
+    comm->allreduce_sum_f64(comm, EVO_GROUP_TENSOR, &acc, 1);
 
     double scale = r->st.scaler.scale * l->dp;
     train_step_result res = {.grad_norm = sqrt(acc) / scale,

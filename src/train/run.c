@@ -178,6 +178,19 @@ static FILE *open_metrics(const evo_config *c, const train_options *opt, evo_err
     return f;
 }
 
+/* The transformer's sums over its tensor group (transformer.h). */
+static void tensor_allreduce(void *ctx, float *buf, size_t n)
+{
+    train_run *r = ctx;
+    r->comm->allreduce_sum_f32(r->comm, EVO_GROUP_TENSOR, r->be, buf, n);
+}
+
+static void tensor_allgather(void *ctx, float *out, const float *in, size_t n)
+{
+    train_run *r = ctx;
+    r->comm->allgather_f32(r->comm, EVO_GROUP_TENSOR, r->be, out, in, n);
+}
+
 /* A rank that fails ends the job: its peers would wait for it in their
  * next collective until the watchdog gave up. */
 static evo_world *the_world;
@@ -203,9 +216,10 @@ static evo_comm *open_world(evo_world *w, const evo_config *c, const evo_model *
         evo_set_fatal_exit(end_the_job);
     }
     int rc = evo_layout_make(&l, c, m, w->size, w->rank, &e);
-    if (rc == 0 && l.tp > 1)
-        rc = evo_errf(&e, "tensor parallelism is not implemented yet: this evo-train runs data and pipeline "
-                          "parallel ranks with ZeRO-1 (set parallel.tensor.size to 1)");
+    if (rc == 0 && l.tp > 1 && strcmp(l.mode, "mtp"))
+        rc = evo_errf(&e, "parallel.tensor.mode %s is not implemented yet: this evo-train splits tensors as mtp "
+                          "(Megatron's tensor parallelism)",
+                      l.mode);
     if (rc < 0) {
         if (w->rank == 0)
             evo_warn("%s", e.msg);
@@ -249,6 +263,7 @@ int train_run_main(evo_config *c, const train_options *opt)
     uint32_t in_flight = l->pp - l->pp_rank < c->data.micro_num ? l->pp - l->pp_rank : c->data.micro_num;
     evo_transformer_init(&r.tf, &r.model, r.be, (size_t)c->data.seq_len * c->data.micro_bsz,
                          (float)c->loss.label_smoothing, (int)in_flight);
+    r.tf.tensors = (evo_tensor_group){.ctx = &r, .allreduce = tensor_allreduce, .allgather = tensor_allgather};
     train_optim_init(&r);
     evo_loss_scaler_init(&r.st.scaler, c);
     if (train_checkpoint_start(&r, &e) < 0)

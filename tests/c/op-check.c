@@ -316,11 +316,39 @@ static void check_crossentropy(const char *name, float eps)
     SAVE_F32("logits", logits, T * V);
     /* In place, as evo-train will run it: the logits buffer becomes dlogits. */
     be->copy(be, dlogits, logits, T * V * sizeof(float));
-    be->crossentropy_bwd(be, dlogits, dloss, dlogits, lse, labels, eps, T, V);
+    be->crossentropy_bwd(be, dlogits, dloss, dlogits, lse, labels, eps, T, V, 0, V);
     SAVE_I32("labels", labels, T);
     SAVE_F32("dloss", dloss, T);
     SAVE_F32("losses", losses, T);
     SAVE_I32("count", count, 1);
+    SAVE_F32("dlogits", dlogits, T * V);
+    end();
+}
+
+/* The vocabulary in three shards, as three tensor ranks hold it: each
+ * shard's parts, and its columns of dlogits from the whole row's lse (the
+ * one crossentropy_fwd gives; the caller combines the parts into it). The
+ * shards' columns are put side by side with copy2d, as evo-train gathers
+ * the embedding's. */
+static void check_crossentropy_shards(float eps)
+{
+    size_t T = small ? 16 : 64, V = 300, S = 3, Vl = V / S;
+    begin("crossentropy_shards", "\"T\": %zu, \"V\": %zu, \"shards\": %zu, \"eps\": %.9g", T, V, S, (double)eps);
+    float *logits = dev_uniform(T * V, -8, 8), *losses = dev_out(T), *lse = dev_out(T);
+    int32_t *labels = dev_ints(T, 0, (int32_t)V, 0.25), *count = dev_alloc(sizeof *count);
+    float *dloss = dev_uniform(T, 0, 1), *shard = dev_out(T * Vl), *parts = dev_out(3 * T * S);
+    float *dlogits = dev_out(T * V);
+    be->crossentropy_fwd(be, losses, lse, count, logits, labels, eps, T, V);
+    for (size_t r = 0; r < S; r++) {
+        be->copy2d(be, shard, Vl, logits + r * Vl, V, T, Vl);
+        be->crossentropy_shard_fwd(be, parts + r * 3 * T, shard, labels, T, r * Vl, Vl);
+        be->crossentropy_bwd(be, shard, dloss, shard, lse, labels, eps, T, V, r * Vl, Vl);
+        be->copy2d(be, dlogits + r * Vl, V, shard, Vl, T, Vl);
+    }
+    SAVE_F32("logits", logits, T * V);
+    SAVE_I32("labels", labels, T);
+    SAVE_F32("dloss", dloss, T);
+    SAVE_F32("parts", parts, 3 * T * S);
     SAVE_F32("dlogits", dlogits, T * V);
     end();
 }
@@ -452,6 +480,7 @@ int main(int argc, char **argv)
     check_swiglu();
     check_crossentropy("crossentropy", 0.0f);
     check_crossentropy("crossentropy_smooth", 0.1f);
+    check_crossentropy_shards(0.1f);
     check_adamw();
     check_sqnorm();
     check_cast();

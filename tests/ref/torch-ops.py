@@ -148,6 +148,26 @@ def crossentropy(c, m):
     compare(c, "dlogits", load(c, "dlogits"), logits.grad, GRAD)
 
 
+def crossentropy_shards(c, m):
+    T, V, S, eps = m["T"], m["V"], m["shards"], m["eps"]
+    Vl = V // S
+    logits, labels = f64(c, "logits", T, V, grad=True), load(c, "labels").long()
+    losses = torch.nn.functional.cross_entropy(logits, labels, ignore_index=-100,
+                                               reduction="none", label_smoothing=eps)
+    (losses * f64(c, "dloss", T)).sum().backward()
+    parts = load(c, "parts").double().reshape(S, 3, T)
+    keep = labels != -100
+    z = logits.detach()
+    for r in range(S):
+        cols = z[:, r * Vl:(r + 1) * Vl]
+        mine = keep & (labels >= r * Vl) & (labels < (r + 1) * Vl)
+        zy = torch.where(mine, z.gather(1, labels.clamp(min=0)[:, None])[:, 0], torch.zeros(T, dtype=z.dtype))
+        compare(c, f"shard {r} log-sum-exp", parts[r, 0], torch.where(keep, cols.logsumexp(1), zy * 0), FWD)
+        compare(c, f"shard {r} z_y", parts[r, 1], zy, FWD)
+        compare(c, f"shard {r} sum z", parts[r, 2], torch.where(keep, cols.sum(1), zy * 0), FWD)
+    compare(c, "dlogits of the shards side by side", load(c, "dlogits"), logits.grad, GRAD)
+
+
 def adamw(c, m):
     n = m["n"]
     p = torch.nn.Parameter(load(c, "p0").clone())
@@ -204,7 +224,8 @@ def memory(c, m):
 
 CASES = {"embedding": embedding, "matmul": matmul, "rmsnorm": rmsnorm, "rope": rope,
          "attention_gqa": attention, "attention_mha": attention, "attention_mqa": attention,
-         "swiglu": swiglu, "crossentropy": crossentropy, "crossentropy_smooth": crossentropy, "adamw": adamw,
+         "swiglu": swiglu, "crossentropy": crossentropy, "crossentropy_smooth": crossentropy,
+         "crossentropy_shards": crossentropy_shards, "adamw": adamw,
          "sqnorm": sqnorm, "cast": cast, "memory": memory}
 
 for case, fn in CASES.items():

@@ -148,13 +148,33 @@ struct evo_backend {
      * InternEvo's mean over the labelled tokens of the row. Backward, from a
      * per-token dloss[t] (ignored tokens get zero gradient):
      *   dlogits[t,v] = dloss[t] (softmax(z)_v - (1-eps)[v = y] - eps/V)
+     * for v in [v0, v0+Vl) (below: a shard of the vocabulary).
      * dlogits may equal logits (the logits are not needed after it). */
     void (*crossentropy_fwd)(const evo_backend *be, float *losses, float *lse,
                              int32_t *count, const float *logits, const int32_t *labels,
                              float eps, size_t T, size_t V);
     void (*crossentropy_bwd)(const evo_backend *be, float *dlogits, const float *dloss,
                              const float *logits, const float *lse, const int32_t *labels,
-                             float eps, size_t T, size_t V);
+                             float eps, size_t T, size_t V, size_t v0, size_t Vl);
+    /* The same over a shard of the vocabulary (Megatron's vocab-parallel
+     * cross-entropy, InternEvo's parallel_output): logits [T,Vl] hold the
+     * columns [v0, v0+Vl) of the V. Forward gives each token's parts
+     * (parts [3,T]; zeros for an ignored token):
+     *   parts[t]      = log sum_{v in shard} exp z_v
+     *   parts[T+t]    = z_y if y is in the shard, else 0
+     *   parts[2T+t]   = sum_{v in shard} z_v
+     * from which the caller, having every shard's, takes lse as the
+     * log-sum-exp of the first parts, z_y and sum z as sums, and the loss
+     *   lse - (1-eps) z_y - eps sum z / V.
+     * The backward above takes that global lse, v0 and Vl: it writes the
+     * shard's [T,Vl] columns of dlogits (v0 0, Vl V: the whole). */
+    void (*crossentropy_shard_fwd)(const evo_backend *be, float *parts, const float *logits,
+                                   const int32_t *labels, size_t T, size_t v0, size_t Vl);
+    /* ---- strided copy ----------------------------------------------------
+     * dst[r*dst_stride + c] = src[r*src_stride + c] for r < rows, c < cols
+     * (floats): a block of columns in or out of a [rows, stride] matrix. */
+    void (*copy2d)(const evo_backend *be, float *dst, size_t dst_stride, const float *src,
+                   size_t src_stride, size_t rows, size_t cols);
 
     /* ---- AdamW step (torch.optim.AdamW, decoupled weight decay) ---------
      * With g = grad_scale grad (unscaling and clipping folded into one

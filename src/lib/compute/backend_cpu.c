@@ -48,6 +48,15 @@ EVO_VECTOR_CLONES static void cpu_add(const evo_backend *be, float *dst, const f
         dst[i] += src[i];
 }
 
+static void cpu_copy2d(const evo_backend *be, float *dst, size_t dst_stride, const float *src, size_t src_stride,
+                       size_t rows, size_t cols)
+{
+    (void)be;
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < rows; r++)
+        memcpy(dst + r * dst_stride, src + r * src_stride, cols * sizeof *dst);
+}
+
 static void cpu_cast(const evo_backend *be, void *dst, evo_dtype dst_dt, const void *src,
                      evo_dtype src_dt, size_t n)
 {
@@ -79,6 +88,8 @@ static const evo_backend cpu_backend = {
     .swiglu_bwd = evo_cpu_swiglu_bwd,
     .crossentropy_fwd = evo_cpu_crossentropy_fwd,
     .crossentropy_bwd = evo_cpu_crossentropy_bwd,
+    .crossentropy_shard_fwd = evo_cpu_crossentropy_shard_fwd,
+    .copy2d = cpu_copy2d,
     .adamw = evo_cpu_adamw,
     .sqnorm = evo_cpu_sqnorm,
 };

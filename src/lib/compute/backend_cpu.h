@@ -138,7 +138,9 @@ void evo_cpu_crossentropy_fwd(const evo_backend *be, float *losses, float *lse, 
                               size_t V);
 void evo_cpu_crossentropy_bwd(const evo_backend *be, float *dlogits, const float *dloss,
                               const float *logits, const float *lse, const int32_t *labels,
-                              float eps, size_t T, size_t V);
+                              float eps, size_t T, size_t V, size_t v0, size_t Vl);
+void evo_cpu_crossentropy_shard_fwd(const evo_backend *be, float *parts, const float *logits,
+                                    const int32_t *labels, size_t T, size_t v0, size_t Vl);
 
 /* backend_cpu_optim.c */
 void evo_cpu_adamw(const evo_backend *be, float *p, const float *grad, float *m, float *v,

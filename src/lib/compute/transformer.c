@@ -30,7 +30,8 @@ static void *take(carve *c, size_t n, size_t elem)
 static void layout(evo_transformer *tf, carve *c)
 {
     const evo_model *m = tf->m;
-    size_t T = tf->T_max, d = m->dim, kvd = (size_t)m->kv_heads * m->head_dim, f = m->ffn;
+    const evo_widths *w = &tf->w;
+    size_t T = tf->T_max, d = w->d;
     tf->params = TAKE_F(c, m->n_params);
     tf->grads = TAKE_F(c, m->n_params);
     for (int s = 0; s < tf->n_slots; s++) {
@@ -46,36 +47,42 @@ static void layout(evo_transformer *tf, carve *c)
             evo_layer_acts *a = &mb->acts[i];
             a->n1 = TAKE_F(c, T * d);
             a->rstd1 = TAKE_F(c, T);
-            a->q = TAKE_F(c, T * d);
-            a->k = TAKE_F(c, T * kvd);
-            a->v = TAKE_F(c, T * kvd);
-            a->att = TAKE_F(c, T * d);
-            a->lse = TAKE_F(c, T * m->heads);
+            a->q = TAKE_F(c, T * w->q);
+            a->k = TAKE_F(c, T * w->kv);
+            a->v = TAKE_F(c, T * w->kv);
+            a->att = TAKE_F(c, T * w->q);
+            a->lse = TAKE_F(c, T * (size_t)w->heads);
             a->h = TAKE_F(c, T * d);
             a->n2 = TAKE_F(c, T * d);
             a->rstd2 = TAKE_F(c, T);
-            a->gate = TAKE_F(c, T * f);
-            a->up = TAKE_F(c, T * f);
-            a->act = TAKE_F(c, T * f);
+            a->gate = TAKE_F(c, T * w->ffn);
+            a->up = TAKE_F(c, T * w->ffn);
+            a->act = TAKE_F(c, T * w->ffn);
         }
         if (tf->last_stage) {
             mb->nf = TAKE_F(c, T * d);
             mb->rstdf = TAKE_F(c, T);
-            mb->logits = TAKE_F(c, T * m->vocab);
+            mb->logits = TAKE_F(c, T * w->vocab);
             mb->losses = TAKE_F(c, T);
             mb->ce_lse = TAKE_F(c, T);
         }
     }
     tf->dx = TAKE_F(c, T * d);
     tf->dn = TAKE_F(c, T * d);
-    tf->dq = TAKE_F(c, T * d);
-    tf->dk = TAKE_F(c, T * kvd);
-    tf->dv = TAKE_F(c, T * kvd);
-    tf->dgate = TAKE_F(c, T * f);
-    tf->dup = TAKE_F(c, T * f);
-    tf->dact = TAKE_F(c, T * f);
-    tf->scratch = TAKE_F(c, T * m->heads);
+    tf->dq = TAKE_F(c, T * w->q);
+    tf->dk = TAKE_F(c, T * w->kv);
+    tf->dv = TAKE_F(c, T * w->kv);
+    tf->dgate = TAKE_F(c, T * w->ffn);
+    tf->dup = TAKE_F(c, T * w->ffn);
+    tf->dact = TAKE_F(c, T * w->ffn);
+    tf->scratch = TAKE_F(c, T * (size_t)w->heads);
     tf->dloss = TAKE_F(c, T);
+    if (m->tp > 1) {
+        tf->emb_mine = TAKE_F(c, T * d / m->tp);
+        tf->emb_all = TAKE_F(c, T * d);
+        tf->ce_parts = TAKE_F(c, 3 * T);
+        tf->ce_all = TAKE_F(c, 3 * T * m->tp);
+    }
 }
 
 /* The offset of the tensor named by fmt (with the layer number), or
@@ -103,6 +110,14 @@ void evo_transformer_init(evo_transformer *tf, const evo_model *m, const evo_bac
                             .first_stage = m->pp_rank == 0,
                             .last_stage = m->pp_rank + 1 == m->pp,
                             .n_slots = n_slots};
+    /* the heads, kv heads, MLP and vocabulary split tp ways (ckpt_layout.h) */
+    tf->w = (evo_widths){.d = m->dim,
+                         .q = (size_t)m->heads / m->tp * m->head_dim,
+                         .kv = (size_t)m->kv_heads / m->tp * m->head_dim,
+                         .ffn = m->ffn / m->tp,
+                         .vocab = m->vocab / m->tp,
+                         .heads = (int)(m->heads / m->tp),
+                         .kv_heads = (int)(m->kv_heads / m->tp)};
     tf->slots = evo_calloc((size_t)n_slots, sizeof *tf->slots);
     for (int s = 0; s < n_slots; s++) {
         tf->slots[s].x = evo_malloc((tf->n_layers + 1) * sizeof *tf->slots[s].x);
@@ -206,16 +221,98 @@ static void add_rows(const evo_transformer *tf, float *dst, const float *src, si
     tf->be->add(tf->be, dst, src, T * C);
 }
 
+/* The sum over the tensor ranks of a partial result (nothing with tp 1). */
+static void tensor_sum(const evo_transformer *tf, float *buf, size_t n)
+{
+    if (tf->m->tp > 1)
+        tf->tensors.allreduce(tf->tensors.ctx, buf, n);
+}
+
+/* x[T,d] = the embedding of the tokens. A tensor rank holds d/tp columns
+ * of the table: it looks up its columns, and every rank's are gathered
+ * and put side by side. */
+static void embed(evo_transformer *tf, evo_microbatch *mb, const float *table)
+{
+    const evo_backend *be = tf->be;
+    size_t T = mb->T, d = tf->w.d, tp = tf->m->tp, dl = d / tp;
+    if (tp == 1) {
+        be->embedding_fwd(be, mb->x[0], mb->tokens, table, T, d);
+        return;
+    }
+    be->embedding_fwd(be, tf->emb_mine, mb->tokens, table, T, dl);
+    tf->tensors.allgather(tf->tensors.ctx, tf->emb_all, tf->emb_mine, T * dl);
+    for (size_t r = 0; r < tp; r++)
+        be->copy2d(be, mb->x[0] + r * dl, d, tf->emb_all + r * T * dl, dl, T, dl);
+}
+
+static void embed_backward(evo_transformer *tf, const evo_microbatch *mb, float *dtable)
+{
+    const evo_backend *be = tf->be;
+    size_t T = mb->T, d = tf->w.d, tp = tf->m->tp, dl = d / tp;
+    if (tp == 1) {
+        be->embedding_bwd(be, dtable, mb->tokens, tf->dx, T, d);
+        return;
+    }
+    be->copy2d(be, tf->emb_mine, dl, tf->dx + tf->m->tp_rank * dl, d, T, dl);
+    be->embedding_bwd(be, dtable, mb->tokens, tf->emb_mine, T, dl);
+}
+
+/* The losses [T] of the row from the logits, and the log-sum-exp its
+ * backward needs. A tensor rank holds vocab/tp columns of the logits
+ * (Megatron's vocab-parallel cross-entropy): each computes its parts, every
+ * rank's are gathered and combined on the host, in rank order. */
+static void loss(evo_transformer *tf, evo_microbatch *mb, float *losses)
+{
+    const evo_backend *be = tf->be;
+    const evo_model *m = tf->m;
+    size_t T = mb->T, tp = m->tp;
+    double eps = tf->label_smoothing;
+    if (tp == 1) {
+        be->crossentropy_fwd(be, mb->losses, mb->ce_lse, mb->count, mb->logits, mb->labels, tf->label_smoothing, T,
+                             m->vocab);
+        be->download(be, losses, mb->losses, T * sizeof *losses);
+        return;
+    }
+    be->crossentropy_shard_fwd(be, tf->ce_parts, mb->logits, mb->labels, T, m->tp_rank * tf->w.vocab, tf->w.vocab);
+    tf->tensors.allgather(tf->tensors.ctx, tf->ce_all, tf->ce_parts, 3 * T);
+    float *parts = evo_malloc(3 * T * tp * sizeof *parts), *lse = evo_malloc(T * sizeof *lse);
+    be->download(be, parts, tf->ce_all, 3 * T * tp * sizeof *parts);
+    int32_t *labels = evo_malloc(T * sizeof *labels);
+    be->download(be, labels, mb->labels, T * sizeof *labels);
+    for (size_t t = 0; t < T; t++) {
+        losses[t] = lse[t] = 0;
+        if (labels[t] == EVO_IGNORE_LABEL)
+            continue;
+        double top = parts[t], sum = 0, zy = 0, zsum = 0;
+        for (size_t r = 1; r < tp; r++)
+            top = parts[r * 3 * T + t] > top ? parts[r * 3 * T + t] : top;
+        for (size_t r = 0; r < tp; r++) {
+            const float *p = parts + r * 3 * T;
+            sum += exp(p[t] - top);
+            zy += p[T + t];
+            zsum += p[2 * T + t];
+        }
+        double L = top + log(sum);
+        lse[t] = (float)L;
+        losses[t] = (float)(L - (1.0 - eps) * zy - eps * zsum / (double)m->vocab);
+    }
+    be->upload(be, mb->ce_lse, lse, T * sizeof *lse);
+    free(parts);
+    free(lse);
+    free(labels);
+}
+
 double evo_transformer_forward(evo_transformer *tf, int slot, const evo_pack_row *row, size_t T)
 {
     const evo_model *m = tf->m;
     const evo_backend *be = tf->be;
+    const evo_widths *w = &tf->w;
     evo_microbatch *mb = &tf->slots[slot];
     if (T > tf->T_max || row->cu_seqlens[row->n_segments] != (int32_t)T)
         evo_fatal("transformer: a row of %zu tokens (cu_seqlens end %d) for an arena of %zu", T,
                   row->cu_seqlens[row->n_segments], tf->T_max);
-    size_t d = m->dim, kvd = (size_t)m->kv_heads * m->head_dim, f = m->ffn, V = m->vocab;
-    int H = (int)m->heads, KVH = (int)m->kv_heads, hd = (int)m->head_dim;
+    size_t d = w->d;
+    int hd = (int)m->head_dim;
     float eps = (float)m->eps, base = (float)m->rope_base;
     float *P = tf->params;
     mb->T = T;
@@ -231,38 +328,40 @@ double evo_transformer_forward(evo_transformer *tf, int slot, const evo_pack_row
     be->upload(be, mb->cu_seqlens, row->cu_seqlens, (row->n_segments + 1) * sizeof(int32_t));
 
     if (tf->first_stage)
-        be->embedding_fwd(be, mb->x[0], mb->tokens, P + tf->embedding, T, d);
+        embed(tf, mb, P + tf->embedding);
     for (uint32_t i = 0; i < tf->n_layers; i++) {
         const evo_layer_offsets *o = &tf->layer[i];
         evo_layer_acts *a = &mb->acts[i];
         /* h = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))) */
         be->rmsnorm_fwd(be, a->n1, a->rstd1, mb->x[i], P + o->attn_norm, eps, T, d);
-        be->matmul_fwd(be, a->q, a->n1, P + o->q, at(P, o->q_bias), T, d, d);
-        be->matmul_fwd(be, a->k, a->n1, P + o->k, at(P, o->k_bias), T, d, kvd);
-        be->matmul_fwd(be, a->v, a->n1, P + o->v, at(P, o->v_bias), T, d, kvd);
-        be->rope_fwd(be, a->q, a->q, mb->positions, T, H, hd, base);
-        be->rope_fwd(be, a->k, a->k, mb->positions, T, KVH, hd, base);
-        be->attention_fwd(be, a->att, a->lse, a->q, a->k, a->v, mb->cu_seqlens, mb->n_seg, T, H, KVH, hd);
-        be->matmul_fwd(be, a->h, a->att, P + o->o, at(P, o->o_bias), T, d, d);
+        be->matmul_fwd(be, a->q, a->n1, P + o->q, at(P, o->q_bias), T, d, w->q);
+        be->matmul_fwd(be, a->k, a->n1, P + o->k, at(P, o->k_bias), T, d, w->kv);
+        be->matmul_fwd(be, a->v, a->n1, P + o->v, at(P, o->v_bias), T, d, w->kv);
+        be->rope_fwd(be, a->q, a->q, mb->positions, T, w->heads, hd, base);
+        be->rope_fwd(be, a->k, a->k, mb->positions, T, w->kv_heads, hd, base);
+        be->attention_fwd(be, a->att, a->lse, a->q, a->k, a->v, mb->cu_seqlens, mb->n_seg, T, w->heads, w->kv_heads,
+                          hd);
+        be->matmul_fwd(be, a->h, a->att, P + o->o, at(P, o->o_bias), T, w->q, d);
+        tensor_sum(tf, a->h, T * d);
         add_rows(tf, a->h, mb->x[i], T, d);
         /* y = h + down(silu(gate(n2)) up(n2)) */
         be->rmsnorm_fwd(be, a->n2, a->rstd2, a->h, P + o->mlp_norm, eps, T, d);
-        be->matmul_fwd(be, a->gate, a->n2, P + o->gate, NULL, T, d, f);
-        be->matmul_fwd(be, a->up, a->n2, P + o->up, NULL, T, d, f);
-        be->swiglu_fwd(be, a->act, a->gate, a->up, T * f);
-        be->matmul_fwd(be, mb->x[i + 1], a->act, P + o->down, NULL, T, f, d);
+        be->matmul_fwd(be, a->gate, a->n2, P + o->gate, NULL, T, d, w->ffn);
+        be->matmul_fwd(be, a->up, a->n2, P + o->up, NULL, T, d, w->ffn);
+        be->swiglu_fwd(be, a->act, a->gate, a->up, T * w->ffn);
+        be->matmul_fwd(be, mb->x[i + 1], a->act, P + o->down, NULL, T, w->ffn, d);
+        tensor_sum(tf, mb->x[i + 1], T * d);
         add_rows(tf, mb->x[i + 1], a->h, T, d);
     }
     if (!tf->last_stage)
         return 0;
     be->rmsnorm_fwd(be, mb->nf, mb->rstdf, mb->x[tf->n_layers], P + tf->norm, eps, T, d);
-    be->matmul_fwd(be, mb->logits, mb->nf, P + tf->head, NULL, T, d, V);
-    be->crossentropy_fwd(be, mb->losses, mb->ce_lse, mb->count, mb->logits, mb->labels, tf->label_smoothing, T, V);
+    be->matmul_fwd(be, mb->logits, mb->nf, P + tf->head, NULL, T, d, w->vocab);
 
     /* The mean over labelled tokens, summed on the host in double in token
      * order (T floats: small next to the logits, and deterministic). */
     float *losses = evo_malloc(T * sizeof *losses);
-    be->download(be, losses, mb->losses, T * sizeof *losses);
+    loss(tf, mb, losses);
     double sum = 0;
     for (size_t t = 0; t < T; t++)
         sum += losses[t];
@@ -274,20 +373,25 @@ void evo_transformer_backward(evo_transformer *tf, int slot, float scale)
 {
     const evo_model *m = tf->m;
     const evo_backend *be = tf->be;
+    const evo_widths *w = &tf->w;
     const evo_microbatch *mb = &tf->slots[slot];
-    size_t T = mb->T, d = m->dim, kvd = (size_t)m->kv_heads * m->head_dim, f = m->ffn, V = m->vocab;
-    int H = (int)m->heads, KVH = (int)m->kv_heads, hd = (int)m->head_dim;
+    size_t T = mb->T, d = w->d;
+    int hd = (int)m->head_dim;
     float base = (float)m->rope_base;
     float *P = tf->params, *G = tf->grads;
     if (!mb->n_labelled)
         return;
+    /* A tensor rank's gradient of an input its row-cut layers (q k v,
+     * gate up, head) read is a partial sum: tensor_sum before it goes on. */
     if (tf->last_stage) {
         /* loss = sum_t losses[t] / n, so every labelled token gets scale / n
          * (ignored tokens get no gradient whatever dloss says). */
         be->fill(be, tf->dloss, scale / (float)mb->n_labelled, T);
         be->crossentropy_bwd(be, mb->logits, tf->dloss, mb->logits, mb->ce_lse, mb->labels, tf->label_smoothing, T,
-                             V);
-        be->matmul_bwd(be, tf->dn, G + tf->head, NULL, mb->logits, mb->nf, P + tf->head, T, d, V, EVO_OVERWRITE);
+                             m->vocab, m->tp_rank * w->vocab, w->vocab);
+        be->matmul_bwd(be, tf->dn, G + tf->head, NULL, mb->logits, mb->nf, P + tf->head, T, d, w->vocab,
+                       EVO_OVERWRITE);
+        tensor_sum(tf, tf->dn, T * d);
         /* dx carries dL/d(residual stream) down the layers; the branches
          * add their share to it in place. */
         be->rmsnorm_bwd(be, tf->dx, G + tf->norm, tf->dn, mb->x[tf->n_layers], P + tf->norm, mb->rstdf, T, d,
@@ -297,27 +401,29 @@ void evo_transformer_backward(evo_transformer *tf, int slot, float scale)
         const evo_layer_offsets *o = &tf->layer[i];
         const evo_layer_acts *a = &mb->acts[i];
         /* y = h + down(act): dh = dy + mlp_norm'(gate' + up') */
-        be->matmul_bwd(be, tf->dact, G + o->down, NULL, tf->dx, a->act, P + o->down, T, f, d, EVO_OVERWRITE);
-        be->swiglu_bwd(be, tf->dgate, tf->dup, tf->dact, a->gate, a->up, T * f);
+        be->matmul_bwd(be, tf->dact, G + o->down, NULL, tf->dx, a->act, P + o->down, T, w->ffn, d, EVO_OVERWRITE);
+        be->swiglu_bwd(be, tf->dgate, tf->dup, tf->dact, a->gate, a->up, T * w->ffn);
         /* n2 feeds gate and up: its gradient is the sum of both */
-        be->matmul_bwd(be, tf->dn, G + o->gate, NULL, tf->dgate, a->n2, P + o->gate, T, d, f, EVO_OVERWRITE);
-        be->matmul_bwd(be, tf->dn, G + o->up, NULL, tf->dup, a->n2, P + o->up, T, d, f, EVO_ACCUMULATE);
+        be->matmul_bwd(be, tf->dn, G + o->gate, NULL, tf->dgate, a->n2, P + o->gate, T, d, w->ffn, EVO_OVERWRITE);
+        be->matmul_bwd(be, tf->dn, G + o->up, NULL, tf->dup, a->n2, P + o->up, T, d, w->ffn, EVO_ACCUMULATE);
+        tensor_sum(tf, tf->dn, T * d);
         be->rmsnorm_bwd(be, tf->dx, G + o->mlp_norm, tf->dn, a->h, P + o->mlp_norm, a->rstd2, T, d,
                         EVO_ACCUMULATE);
         /* h = x + o(att): dx = dh + attn_norm'(q' + k' + v') */
-        be->matmul_bwd(be, tf->dn, G + o->o, at(G, o->o_bias), tf->dx, a->att, P + o->o, T, d, d, EVO_OVERWRITE);
+        be->matmul_bwd(be, tf->dn, G + o->o, at(G, o->o_bias), tf->dx, a->att, P + o->o, T, w->q, d, EVO_OVERWRITE);
         be->attention_bwd(be, tf->dq, tf->dk, tf->dv, tf->scratch, tf->dn, a->q, a->k, a->v, a->att, a->lse,
-                          mb->cu_seqlens, mb->n_seg, T, H, KVH, hd);
-        be->rope_bwd(be, tf->dq, tf->dq, mb->positions, T, H, hd, base);
-        be->rope_bwd(be, tf->dk, tf->dk, mb->positions, T, KVH, hd, base);
-        be->matmul_bwd(be, tf->dn, G + o->q, at(G, o->q_bias), tf->dq, a->n1, P + o->q, T, d, d, EVO_OVERWRITE);
-        be->matmul_bwd(be, tf->dn, G + o->k, at(G, o->k_bias), tf->dk, a->n1, P + o->k, T, d, kvd,
+                          mb->cu_seqlens, mb->n_seg, T, w->heads, w->kv_heads, hd);
+        be->rope_bwd(be, tf->dq, tf->dq, mb->positions, T, w->heads, hd, base);
+        be->rope_bwd(be, tf->dk, tf->dk, mb->positions, T, w->kv_heads, hd, base);
+        be->matmul_bwd(be, tf->dn, G + o->q, at(G, o->q_bias), tf->dq, a->n1, P + o->q, T, d, w->q, EVO_OVERWRITE);
+        be->matmul_bwd(be, tf->dn, G + o->k, at(G, o->k_bias), tf->dk, a->n1, P + o->k, T, d, w->kv,
                        EVO_ACCUMULATE);
-        be->matmul_bwd(be, tf->dn, G + o->v, at(G, o->v_bias), tf->dv, a->n1, P + o->v, T, d, kvd,
+        be->matmul_bwd(be, tf->dn, G + o->v, at(G, o->v_bias), tf->dv, a->n1, P + o->v, T, d, w->kv,
                        EVO_ACCUMULATE);
+        tensor_sum(tf, tf->dn, T * d);
         be->rmsnorm_bwd(be, tf->dx, G + o->attn_norm, tf->dn, mb->x[i], P + o->attn_norm, a->rstd1, T, d,
                         EVO_ACCUMULATE);
     }
     if (tf->first_stage)
-        be->embedding_bwd(be, G + tf->embedding, mb->tokens, tf->dx, T, d);
+        embed_backward(tf, mb, G + tf->embedding);
 }

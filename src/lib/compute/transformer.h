@@ -49,6 +49,22 @@ typedef struct {
     uint64_t attn_norm, q, q_bias, k, k_bias, v, v_bias, o, o_bias, mlp_norm, gate, up, down;
 } evo_layer_offsets;
 
+/* The sums a tensor-parallel rank needs over its tensor group (the
+ * caller's comm; the compute layer knows no ranks). Megatron's split
+ * (InternEvo's mtp, ckpt_layout.h): q, k, v, gate, up and head are cut by
+ * output rows, so each rank computes its heads, its share of the MLP and
+ * its columns of the logits from the whole input; o and down are cut by
+ * input columns, so each rank's output is a partial sum, all-reduced; the
+ * embedding is cut on the hidden dimension, its columns all-gathered; the
+ * backward all-reduces the input gradients of the row-cut layers. */
+typedef struct {
+    void *ctx;
+    /* buf[i] = the sum over the tensor ranks of buf[i] */
+    void (*allreduce)(void *ctx, float *buf, size_t n);
+    /* out [tp, n] = every tensor rank's in [n], in rank order */
+    void (*allgather)(void *ctx, float *out, const float *in, size_t n);
+} evo_tensor_group;
+
 /* One row in flight: the row (uploaded by forward) and what the forward
  * saved for its backward. */
 typedef struct {
@@ -63,6 +79,12 @@ typedef struct {
     float *nf, *rstdf, *logits, *losses, *ce_lse; /* final norm, head, loss: last stage only */
 } evo_microbatch;
 
+/* A tensor rank's widths (the whole model's with tp 1). */
+typedef struct {
+    size_t d, q, kv, ffn, vocab; /* residual stream, q and attention output, k and v, MLP, logits */
+    int heads, kv_heads;
+} evo_widths;
+
 typedef struct {
     const evo_model *m;
     const evo_backend *be;
@@ -74,10 +96,15 @@ typedef struct {
     uint32_t n_layers;              /* the stage's: end_layer - first_layer */
     evo_layer_offsets *layer;       /* [n_layers] */
     int first_stage, last_stage;
+    evo_widths w;
+    evo_tensor_group tensors; /* set by the caller when m->tp > 1 */
     evo_microbatch *slots;
     int n_slots;
     /* backward workspace */
     float *dx, *dn, *dq, *dk, *dv, *dgate, *dup, *dact, *scratch, *dloss;
+    /* tensor parallel: the embedding's columns [T, d/tp] and all of them
+     * [tp, T, d/tp]; the loss's parts [3, T] and every rank's [tp, 3, T] */
+    float *emb_mine, *emb_all, *ce_parts, *ce_all;
 } evo_transformer;
 
 /* Sizes and allocates the arena for rows of up to T_max tokens, n_slots

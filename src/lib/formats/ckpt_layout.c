@@ -125,6 +125,7 @@ int evo_model_part(evo_model *part, const evo_model *m, const evo_ckpt_layout *l
         *piece = *whole;
         evo_ckpt_piece_shape(whole, split, l->tp, piece->shape);
         piece->numel = piece->shape[0] * (piece->ndim > 1 ? piece->shape[1] : 1);
+        piece->tp_replicated = l->tp > 1 && split == EVO_SPLIT_NONE;
         piece->offset = part->n_params;
         part->n_params += piece->numel;
         /* rows split: a contiguous block of whole rows; columns split: the

@@ -40,6 +40,9 @@ typedef struct {
      * Initialisation and loading go through it, so a part holds exactly
      * the values the whole model would. */
     uint64_t src_offset, src_stride;
+    /* whole on every tensor rank (the norms of a part of tp > 1): its
+     * gradient is the same on all of them, and counts once in a norm */
+    int tp_replicated;
 } evo_tensor_info;
 
 typedef struct {
