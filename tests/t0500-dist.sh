@@ -150,6 +150,14 @@ layout one pp2tp2dp2 8 "pp 2 x tp 2 x dp 2, zero1 2 (-n 8)" --set parallel.pipel
 check "pp 2 x tp 2 x dp 2: 2 x 2 model files, 2 x 2 x 2 optimizer shards" test \
     "$(ls pp2tp2dp2/20 | grep -c '^model_tp[01]_pp[01]\.evo$') $(ls pp2tp2dp2/20 | grep -c '^optimizer_tp[01]_pp[01]_zo[01]\.evo$')" \
     = "4 8"
+# Sequence parallel (msp; fsp runs the same): the residual stream and the
+# norms cut by tokens, gathered before the row-cut layers and
+# reduce-scattered after the column-cut ones.
+layout one msp2 2 "tp 2 msp" --set parallel.tensor.size=2 --set parallel.tensor.mode=msp --set data.micro_num=4
+layout one msp2pp2 4 "tp 2 msp x pp 2" --set parallel.tensor.size=2 --set parallel.tensor.mode=msp \
+    --set parallel.pipeline.size=2 --set data.micro_num=4
+layout one fsp2dp2 4 "tp 2 fsp x dp 2, zero1 2" --set parallel.tensor.size=2 --set parallel.tensor.mode=fsp \
+    --set parallel.zero1=2 --set data.micro_num=2
 check "tp 2 x pp 2 again" ranks 4 evo-train -q "${common[@]}" --set parallel.tensor.size=2 \
     --set parallel.pipeline.size=2 --set data.micro_num=4 --set ckpt.save_ckpt_folder=tp2pp2again tiny.ini
 for f in model_tp1_pp1.evo optimizer_tp0_pp1_zo0.evo state.json; do
@@ -336,7 +344,9 @@ refused "pipeline 3 on 2 layers" 3 'parallel.pipeline.size 3 exceeds model.num_l
     --set parallel.pipeline.size=3
 refused "zero1 3 on dp 2" 2 'parallel.zero1 3 does not divide the 2 data-parallel ranks' --set parallel.zero1=3
 refused "zero1 3 on dp 4" 4 'parallel.zero1 3 does not divide the 4 data-parallel ranks' --set parallel.zero1=3
-refused "tensor mode msp (not yet)" 2 'parallel.tensor.mode msp is not implemented yet' --set parallel.tensor.size=2 \
-    --set parallel.tensor.mode=msp
+refused "tensor mode isp (not yet)" 2 'parallel.tensor.mode isp is not implemented yet' --set parallel.tensor.size=2 \
+    --set parallel.tensor.mode=isp
+refused "msp on rows of 33 tokens, tensor 2" 2 "parallel.tensor.mode msp cuts every row's 33 tokens" \
+    --set parallel.tensor.size=2 --set parallel.tensor.mode=msp --set data.seq_len=33 --set data.micro_bsz=1
 check_fails "alone: tensor 2 needs 2 ranks" 1 '^evo-train: 1 ranks cannot be cut into parallel.tensor.size 2' \
     evo-train -q --set parallel.tensor.size=2 tiny.ini

@@ -31,17 +31,26 @@ static void print_comm(const evo_config *c, const evo_model *m, const evo_layout
     uint64_t rows = (uint64_t)c->data.micro_num * l->dp, T = (uint64_t)c->data.seq_len * c->data.micro_bsz;
     bytes[EVO_GROUP_WORLD] += evo_comm_volume(EVO_ALLREDUCE, (rows + 1) * sizeof(double), l->world);
     uint64_t act = T * m->dim * sizeof(float), layers = m->end_layer - m->first_layer;
+    int seq = train_sequence_parallel(l);
     if (l->pp > 1)
-        bytes[EVO_GROUP_PIPELINE] += c->data.micro_num * evo_comm_volume(EVO_SENDRECV, act, l->pp);
+        bytes[EVO_GROUP_PIPELINE] += c->data.micro_num * evo_comm_volume(EVO_SENDRECV, act / (seq ? l->tp : 1), l->pp);
     /* tensor parallel, per row: the embedding's columns gathered; per layer
      * two all-reduces forward (o, down) and two backward (the inputs of
      * q k v and of gate up); on the last stage the loss's parts gathered
-     * and the head's input gradient all-reduced */
-    uint64_t per_row = evo_comm_volume(EVO_ALLGATHER, act, l->tp) + 4 * layers * evo_comm_volume(EVO_ALLREDUCE, act, l->tp);
+     * and the head's input gradient all-reduced. Sequence parallel: each
+     * all-reduce is a reduce-scatter and an all-gather, the backward
+     * gathers the normed inputs again, and the embedding's gradient is
+     * gathered; the norms' gradients are all-reduced with the step. */
+    uint64_t gather = evo_comm_volume(EVO_ALLGATHER, act, l->tp), sum = evo_comm_volume(EVO_ALLREDUCE, act, l->tp);
+    uint64_t scatter = evo_comm_volume(EVO_REDUCE_SCATTER, act, l->tp);
+    uint64_t per_row = gather + (seq ? layers * (6 * gather + 4 * scatter) + gather : 4 * layers * sum);
     if (l->pp == 1)
         per_row += evo_comm_volume(EVO_ALLGATHER, 3 * T * l->tp * sizeof(float), l->tp) +
-                   evo_comm_volume(EVO_ALLREDUCE, act, l->tp);
+                   (seq ? 2 * gather + scatter : sum);
     bytes[EVO_GROUP_TENSOR] += c->data.micro_num * per_row + evo_comm_volume(EVO_ALLREDUCE, sizeof(double), l->tp);
+    for (size_t i = 0; seq && i < m->n_tensors; i++)
+        if (m->tensors[i].tp_replicated)
+            bytes[EVO_GROUP_TENSOR] += evo_comm_volume(EVO_ALLREDUCE, m->tensors[i].numel * sizeof(float), l->tp);
     uint32_t *owner = evo_malloc((m->n_tensors + 1) * sizeof *owner);
     evo_ckpt_zero_owned(m, l->zero1, 0, owner);
     train_tensor_run run;

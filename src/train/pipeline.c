@@ -30,6 +30,13 @@ typedef struct {
     uint32_t stage, stages;
 } pipe;
 
+/* What goes between stages for a row: this rank's tokens of the residual
+ * stream, or of its gradient. */
+static size_t stream_bytes(const pipe *p)
+{
+    return evo_transformer_rows(&p->r->tf, p->T) * p->r->model.dim * sizeof(float);
+}
+
 static int tf_slot(const pipe *p, uint32_t k) { return (int)(k % (uint32_t)p->r->tf.n_slots); }
 
 static int has_backward(const pipe *p, uint32_t k) { return evo_transformer_labelled(&p->r->tf, tf_slot(p, k)) > 0; }
@@ -47,21 +54,21 @@ static void recv_input(pipe *p, uint32_t k)
 {
     if (p->stage > 0)
         p->r->comm->recv(p->r->comm, EVO_GROUP_PIPELINE, p->r->be, evo_transformer_input(&p->r->tf, tf_slot(p, k)),
-                         p->T * p->r->model.dim * sizeof(float), p->stage - 1);
+                         stream_bytes(p), p->stage - 1);
 }
 
 static void send_output(pipe *p, uint32_t k)
 {
     if (p->stage + 1 < p->stages)
         p->r->comm->send(p->r->comm, EVO_GROUP_PIPELINE, p->r->be, evo_transformer_output(&p->r->tf, tf_slot(p, k)),
-                         p->T * p->r->model.dim * sizeof(float), p->stage + 1);
+                         stream_bytes(p), p->stage + 1);
 }
 
 /* Row k's output goes on; row j's output gradient comes back into tf.dx. */
 static void send_output_recv_grad(pipe *p, uint32_t k, uint32_t j)
 {
     evo_comm *c = p->r->comm;
-    size_t bytes = p->T * p->r->model.dim * sizeof(float);
+    size_t bytes = stream_bytes(p);
     if (p->stage + 1 == p->stages)
         return;
     if (has_backward(p, j))
@@ -74,7 +81,7 @@ static void send_output_recv_grad(pipe *p, uint32_t k, uint32_t j)
 static void recv_grad(pipe *p, uint32_t j)
 {
     if (p->stage + 1 < p->stages && has_backward(p, j))
-        p->r->comm->recv(p->r->comm, EVO_GROUP_PIPELINE, p->r->be, p->r->tf.dx, p->T * p->r->model.dim * sizeof(float),
+        p->r->comm->recv(p->r->comm, EVO_GROUP_PIPELINE, p->r->be, p->r->tf.dx, stream_bytes(p),
                          p->stage + 1);
 }
 
@@ -83,7 +90,7 @@ static void recv_grad(pipe *p, uint32_t j)
 static void send_grad_recv_input(pipe *p, uint32_t j, uint32_t k, uint32_t n)
 {
     evo_comm *c = p->r->comm;
-    size_t bytes = p->T * p->r->model.dim * sizeof(float);
+    size_t bytes = stream_bytes(p);
     if (p->stage == 0)
         return;
     if (has_backward(p, j) && k < n)

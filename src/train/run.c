@@ -191,6 +191,12 @@ static void tensor_allgather(void *ctx, float *out, const float *in, size_t n)
     r->comm->allgather_f32(r->comm, EVO_GROUP_TENSOR, r->be, out, in, n);
 }
 
+static void tensor_reduce_scatter(void *ctx, float *out, const float *in, size_t n)
+{
+    train_run *r = ctx;
+    r->comm->reduce_scatter_sum_f32(r->comm, EVO_GROUP_TENSOR, r->be, out, in, n);
+}
+
 /* A rank that fails ends the job: its peers would wait for it in their
  * next collective until the watchdog gave up. */
 static evo_world *the_world;
@@ -216,10 +222,14 @@ static evo_comm *open_world(evo_world *w, const evo_config *c, const evo_model *
         evo_set_fatal_exit(end_the_job);
     }
     int rc = evo_layout_make(&l, c, m, w->size, w->rank, &e);
-    if (rc == 0 && l.tp > 1 && strcmp(l.mode, "mtp"))
-        rc = evo_errf(&e, "parallel.tensor.mode %s is not implemented yet: this evo-train splits tensors as mtp "
-                          "(Megatron's tensor parallelism)",
-                      l.mode);
+    uint64_t T = (uint64_t)c->data.seq_len * c->data.micro_bsz;
+    if (rc == 0 && l.tp > 1 && !strcmp(l.mode, "isp"))
+        rc = evo_errf(&e, "parallel.tensor.mode isp is not implemented yet: use mtp or msp (fsp runs as msp)");
+    else if (rc == 0 && l.tp > 1 && train_sequence_parallel(&l) && T % l.tp)
+        rc = evo_errf(&e,
+                      "parallel.tensor.mode %s cuts every row's %" PRIu64 " tokens (data.seq_len x micro_bsz) into "
+                      "parallel.tensor.size %u pieces: they do not divide",
+                      l.mode, T, l.tp);
     if (rc < 0) {
         if (w->rank == 0)
             evo_warn("%s", e.msg);
@@ -261,9 +271,13 @@ int train_run_main(evo_config *c, const train_options *opt)
     r.row_losses = evo_calloc(slots, sizeof *r.row_losses);
     /* 1F1B keeps at most pp - pp_rank rows in flight (pipeline.c) */
     uint32_t in_flight = l->pp - l->pp_rank < c->data.micro_num ? l->pp - l->pp_rank : c->data.micro_num;
+    evo_tensor_group tensors = {.ctx = &r,
+                                .allreduce = tensor_allreduce,
+                                .allgather = tensor_allgather,
+                                .reduce_scatter = tensor_reduce_scatter,
+                                .sequence_parallel = train_sequence_parallel(l)};
     evo_transformer_init(&r.tf, &r.model, r.be, (size_t)c->data.seq_len * c->data.micro_bsz,
-                         (float)c->loss.label_smoothing, (int)in_flight);
-    r.tf.tensors = (evo_tensor_group){.ctx = &r, .allreduce = tensor_allreduce, .allgather = tensor_allgather};
+                         (float)c->loss.label_smoothing, (int)in_flight, &tensors);
     train_optim_init(&r);
     evo_loss_scaler_init(&r.st.scaler, c);
     if (train_checkpoint_start(&r, &e) < 0)

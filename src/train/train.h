@@ -124,6 +124,10 @@ typedef struct {
 } train_tensor_run;
 /* The run that starts at tensor i; 0 past the last tensor. */
 int train_next_run(const evo_model *m, const uint32_t *owner, size_t i, train_tensor_run *run);
+/* Whether the tensor ranks cut the rows' tokens too (parallel.tensor.mode
+ * msp, and fsp, which runs as msp): the norms' gradients are then partial
+ * sums, all-reduced over the tensor group with the step. */
+int train_sequence_parallel(const evo_layout *l);
 /* Whether the step reduces each run's gradients to its owner (ZeRO-1 over
  * the whole data-parallel group) rather than all-reducing them. */
 int train_reduce_to_owners(const evo_layout *l);

@@ -31,7 +31,7 @@ static void layout(evo_transformer *tf, carve *c)
 {
     const evo_model *m = tf->m;
     const evo_widths *w = &tf->w;
-    size_t T = tf->T_max, d = w->d;
+    size_t T = tf->T_max, Ts = evo_transformer_rows(tf, T), d = w->d;
     tf->params = TAKE_F(c, m->n_params);
     tf->grads = TAKE_F(c, m->n_params);
     for (int s = 0; s < tf->n_slots; s++) {
@@ -42,32 +42,32 @@ static void layout(evo_transformer *tf, carve *c)
         mb->cu_seqlens = TAKE_I(c, T + 1);
         mb->count = TAKE_I(c, 1);
         for (uint32_t i = 0; i <= tf->n_layers; i++)
-            mb->x[i] = TAKE_F(c, T * d);
+            mb->x[i] = TAKE_F(c, Ts * d);
         for (uint32_t i = 0; i < tf->n_layers; i++) {
             evo_layer_acts *a = &mb->acts[i];
-            a->n1 = TAKE_F(c, T * d);
-            a->rstd1 = TAKE_F(c, T);
+            a->n1 = TAKE_F(c, Ts * d);
+            a->rstd1 = TAKE_F(c, Ts);
             a->q = TAKE_F(c, T * w->q);
             a->k = TAKE_F(c, T * w->kv);
             a->v = TAKE_F(c, T * w->kv);
             a->att = TAKE_F(c, T * w->q);
             a->lse = TAKE_F(c, T * (size_t)w->heads);
-            a->h = TAKE_F(c, T * d);
-            a->n2 = TAKE_F(c, T * d);
-            a->rstd2 = TAKE_F(c, T);
+            a->h = TAKE_F(c, Ts * d);
+            a->n2 = TAKE_F(c, Ts * d);
+            a->rstd2 = TAKE_F(c, Ts);
             a->gate = TAKE_F(c, T * w->ffn);
             a->up = TAKE_F(c, T * w->ffn);
             a->act = TAKE_F(c, T * w->ffn);
         }
         if (tf->last_stage) {
-            mb->nf = TAKE_F(c, T * d);
-            mb->rstdf = TAKE_F(c, T);
+            mb->nf = TAKE_F(c, Ts * d);
+            mb->rstdf = TAKE_F(c, Ts);
             mb->logits = TAKE_F(c, T * w->vocab);
             mb->losses = TAKE_F(c, T);
             mb->ce_lse = TAKE_F(c, T);
         }
     }
-    tf->dx = TAKE_F(c, T * d);
+    tf->dx = TAKE_F(c, Ts * d);
     tf->dn = TAKE_F(c, T * d);
     tf->dq = TAKE_F(c, T * w->q);
     tf->dk = TAKE_F(c, T * w->kv);
@@ -82,6 +82,11 @@ static void layout(evo_transformer *tf, carve *c)
         tf->emb_all = TAKE_F(c, T * d);
         tf->ce_parts = TAKE_F(c, 3 * T);
         tf->ce_all = TAKE_F(c, 3 * T * m->tp);
+    }
+    if (tf->tensors.sequence_parallel) {
+        tf->row_a = TAKE_F(c, T * d);
+        tf->row_b = TAKE_F(c, T * d);
+        tf->dn_mine = TAKE_F(c, Ts * d);
     }
 }
 
@@ -100,8 +105,11 @@ static uint64_t offset_of(const evo_model *m, const char *fmt, uint32_t layer, i
 }
 
 void evo_transformer_init(evo_transformer *tf, const evo_model *m, const evo_backend *be,
-                          size_t T_max, float label_smoothing, int n_slots)
+                          size_t T_max, float label_smoothing, int n_slots, const evo_tensor_group *tg)
 {
+    if (m->tp > 1 && (!tg || (tg->sequence_parallel && T_max % m->tp)))
+        evo_fatal("transformer: tensor parallel without its group's sums, or rows of %zu tokens cut %u ways", T_max,
+                  m->tp);
     *tf = (evo_transformer){.m = m,
                             .be = be,
                             .T_max = T_max,
@@ -110,6 +118,8 @@ void evo_transformer_init(evo_transformer *tf, const evo_model *m, const evo_bac
                             .first_stage = m->pp_rank == 0,
                             .last_stage = m->pp_rank + 1 == m->pp,
                             .n_slots = n_slots};
+    if (m->tp > 1)
+        tf->tensors = *tg;
     /* the heads, kv heads, MLP and vocabulary split tp ways (ckpt_layout.h) */
     tf->w = (evo_widths){.d = m->dim,
                          .q = (size_t)m->heads / m->tp * m->head_dim,
@@ -221,11 +231,41 @@ static void add_rows(const evo_transformer *tf, float *dst, const float *src, si
     tf->be->add(tf->be, dst, src, T * C);
 }
 
-/* The sum over the tensor ranks of a partial result (nothing with tp 1). */
-static void tensor_sum(const evo_transformer *tf, float *buf, size_t n)
+/* The whole row [T, d] of a tensor x holding this rank's tokens of it:
+ * gathered into `whole` with sequence parallelism, else x itself. */
+static const float *whole_row(const evo_transformer *tf, float *whole, const float *x, size_t T)
 {
-    if (tf->m->tp > 1)
-        tf->tensors.allreduce(tf->tensors.ctx, buf, n);
+    if (!tf->tensors.sequence_parallel)
+        return x;
+    tf->tensors.allgather(tf->tensors.ctx, whole, x, evo_transformer_rows(tf, T) * tf->w.d);
+    return whole;
+}
+
+/* Where a column-cut layer writes its partial sum [T, d]: straight into
+ * out (summed there in place), or a whole row to be scattered. */
+static float *partial_of(const evo_transformer *tf, float *out)
+{
+    return tf->tensors.sequence_parallel ? tf->row_a : out;
+}
+
+/* The sum over the tensor ranks of a partial result (nothing with tp 1),
+ * into out: this rank's tokens of it with sequence parallelism (the
+ * partial was written where partial_of said), else the whole in place. */
+static void tensor_sum(const evo_transformer *tf, float *out, const float *partial, size_t T)
+{
+    if (tf->tensors.sequence_parallel)
+        tf->tensors.reduce_scatter(tf->tensors.ctx, out, partial, evo_transformer_rows(tf, T) * tf->w.d);
+    else if (tf->m->tp > 1)
+        tf->tensors.allreduce(tf->tensors.ctx, out, T * tf->w.d);
+}
+
+/* The input gradient of a row-cut layer, a partial sum [T, d] in tf->dn,
+ * summed: where it is, or this rank's tokens of it in tf->dn_mine. */
+static const float *input_grad(const evo_transformer *tf, size_t T)
+{
+    float *out = tf->tensors.sequence_parallel ? tf->dn_mine : tf->dn;
+    tensor_sum(tf, out, tf->dn, T);
+    return out;
 }
 
 /* x[T,d] = the embedding of the tokens. A tensor rank holds d/tp columns
@@ -234,15 +274,18 @@ static void tensor_sum(const evo_transformer *tf, float *buf, size_t n)
 static void embed(evo_transformer *tf, evo_microbatch *mb, const float *table)
 {
     const evo_backend *be = tf->be;
-    size_t T = mb->T, d = tf->w.d, tp = tf->m->tp, dl = d / tp;
+    size_t T = mb->T, d = tf->w.d, tp = tf->m->tp, dl = d / tp, Ts = evo_transformer_rows(tf, T);
     if (tp == 1) {
         be->embedding_fwd(be, mb->x[0], mb->tokens, table, T, d);
         return;
     }
+    float *x = tf->tensors.sequence_parallel ? tf->row_a : mb->x[0];
     be->embedding_fwd(be, tf->emb_mine, mb->tokens, table, T, dl);
     tf->tensors.allgather(tf->tensors.ctx, tf->emb_all, tf->emb_mine, T * dl);
     for (size_t r = 0; r < tp; r++)
-        be->copy2d(be, mb->x[0] + r * dl, d, tf->emb_all + r * T * dl, dl, T, dl);
+        be->copy2d(be, x + r * dl, d, tf->emb_all + r * T * dl, dl, T, dl);
+    if (x != mb->x[0]) /* this rank's tokens */
+        be->copy(be, mb->x[0], x + tf->m->tp_rank * Ts * d, Ts * d * sizeof *x);
 }
 
 static void embed_backward(evo_transformer *tf, const evo_microbatch *mb, float *dtable)
@@ -253,7 +296,8 @@ static void embed_backward(evo_transformer *tf, const evo_microbatch *mb, float 
         be->embedding_bwd(be, dtable, mb->tokens, tf->dx, T, d);
         return;
     }
-    be->copy2d(be, tf->emb_mine, dl, tf->dx + tf->m->tp_rank * dl, d, T, dl);
+    const float *dx = whole_row(tf, tf->row_a, tf->dx, T);
+    be->copy2d(be, tf->emb_mine, dl, dx + tf->m->tp_rank * dl, d, T, dl);
     be->embedding_bwd(be, dtable, mb->tokens, tf->emb_mine, T, dl);
 }
 
@@ -311,7 +355,7 @@ double evo_transformer_forward(evo_transformer *tf, int slot, const evo_pack_row
     if (T > tf->T_max || row->cu_seqlens[row->n_segments] != (int32_t)T)
         evo_fatal("transformer: a row of %zu tokens (cu_seqlens end %d) for an arena of %zu", T,
                   row->cu_seqlens[row->n_segments], tf->T_max);
-    size_t d = w->d;
+    size_t d = w->d, Ts = evo_transformer_rows(tf, T);
     int hd = (int)m->head_dim;
     float eps = (float)m->eps, base = (float)m->rope_base;
     float *P = tf->params;
@@ -333,30 +377,32 @@ double evo_transformer_forward(evo_transformer *tf, int slot, const evo_pack_row
         const evo_layer_offsets *o = &tf->layer[i];
         evo_layer_acts *a = &mb->acts[i];
         /* h = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))) */
-        be->rmsnorm_fwd(be, a->n1, a->rstd1, mb->x[i], P + o->attn_norm, eps, T, d);
-        be->matmul_fwd(be, a->q, a->n1, P + o->q, at(P, o->q_bias), T, d, w->q);
-        be->matmul_fwd(be, a->k, a->n1, P + o->k, at(P, o->k_bias), T, d, w->kv);
-        be->matmul_fwd(be, a->v, a->n1, P + o->v, at(P, o->v_bias), T, d, w->kv);
+        be->rmsnorm_fwd(be, a->n1, a->rstd1, mb->x[i], P + o->attn_norm, eps, Ts, d);
+        const float *n1 = whole_row(tf, tf->row_b, a->n1, T);
+        be->matmul_fwd(be, a->q, n1, P + o->q, at(P, o->q_bias), T, d, w->q);
+        be->matmul_fwd(be, a->k, n1, P + o->k, at(P, o->k_bias), T, d, w->kv);
+        be->matmul_fwd(be, a->v, n1, P + o->v, at(P, o->v_bias), T, d, w->kv);
         be->rope_fwd(be, a->q, a->q, mb->positions, T, w->heads, hd, base);
         be->rope_fwd(be, a->k, a->k, mb->positions, T, w->kv_heads, hd, base);
         be->attention_fwd(be, a->att, a->lse, a->q, a->k, a->v, mb->cu_seqlens, mb->n_seg, T, w->heads, w->kv_heads,
                           hd);
-        be->matmul_fwd(be, a->h, a->att, P + o->o, at(P, o->o_bias), T, w->q, d);
-        tensor_sum(tf, a->h, T * d);
-        add_rows(tf, a->h, mb->x[i], T, d);
+        be->matmul_fwd(be, partial_of(tf, a->h), a->att, P + o->o, at(P, o->o_bias), T, w->q, d);
+        tensor_sum(tf, a->h, partial_of(tf, a->h), T);
+        add_rows(tf, a->h, mb->x[i], Ts, d);
         /* y = h + down(silu(gate(n2)) up(n2)) */
-        be->rmsnorm_fwd(be, a->n2, a->rstd2, a->h, P + o->mlp_norm, eps, T, d);
-        be->matmul_fwd(be, a->gate, a->n2, P + o->gate, NULL, T, d, w->ffn);
-        be->matmul_fwd(be, a->up, a->n2, P + o->up, NULL, T, d, w->ffn);
+        be->rmsnorm_fwd(be, a->n2, a->rstd2, a->h, P + o->mlp_norm, eps, Ts, d);
+        const float *n2 = whole_row(tf, tf->row_b, a->n2, T);
+        be->matmul_fwd(be, a->gate, n2, P + o->gate, NULL, T, d, w->ffn);
+        be->matmul_fwd(be, a->up, n2, P + o->up, NULL, T, d, w->ffn);
         be->swiglu_fwd(be, a->act, a->gate, a->up, T * w->ffn);
-        be->matmul_fwd(be, mb->x[i + 1], a->act, P + o->down, NULL, T, w->ffn, d);
-        tensor_sum(tf, mb->x[i + 1], T * d);
-        add_rows(tf, mb->x[i + 1], a->h, T, d);
+        be->matmul_fwd(be, partial_of(tf, mb->x[i + 1]), a->act, P + o->down, NULL, T, w->ffn, d);
+        tensor_sum(tf, mb->x[i + 1], partial_of(tf, mb->x[i + 1]), T);
+        add_rows(tf, mb->x[i + 1], a->h, Ts, d);
     }
     if (!tf->last_stage)
         return 0;
-    be->rmsnorm_fwd(be, mb->nf, mb->rstdf, mb->x[tf->n_layers], P + tf->norm, eps, T, d);
-    be->matmul_fwd(be, mb->logits, mb->nf, P + tf->head, NULL, T, d, w->vocab);
+    be->rmsnorm_fwd(be, mb->nf, mb->rstdf, mb->x[tf->n_layers], P + tf->norm, eps, Ts, d);
+    be->matmul_fwd(be, mb->logits, whole_row(tf, tf->row_b, mb->nf, T), P + tf->head, NULL, T, d, w->vocab);
 
     /* The mean over labelled tokens, summed on the host in double in token
      * order (T floats: small next to the logits, and deterministic). */
@@ -375,53 +421,54 @@ void evo_transformer_backward(evo_transformer *tf, int slot, float scale)
     const evo_backend *be = tf->be;
     const evo_widths *w = &tf->w;
     const evo_microbatch *mb = &tf->slots[slot];
-    size_t T = mb->T, d = w->d;
+    size_t T = mb->T, d = w->d, Ts = evo_transformer_rows(tf, T);
     int hd = (int)m->head_dim;
     float base = (float)m->rope_base;
     float *P = tf->params, *G = tf->grads;
     if (!mb->n_labelled)
         return;
     /* A tensor rank's gradient of an input its row-cut layers (q k v,
-     * gate up, head) read is a partial sum: tensor_sum before it goes on. */
+     * gate up, head) read is a partial sum: input_grad sums it. */
     if (tf->last_stage) {
         /* loss = sum_t losses[t] / n, so every labelled token gets scale / n
          * (ignored tokens get no gradient whatever dloss says). */
         be->fill(be, tf->dloss, scale / (float)mb->n_labelled, T);
         be->crossentropy_bwd(be, mb->logits, tf->dloss, mb->logits, mb->ce_lse, mb->labels, tf->label_smoothing, T,
                              m->vocab, m->tp_rank * w->vocab, w->vocab);
-        be->matmul_bwd(be, tf->dn, G + tf->head, NULL, mb->logits, mb->nf, P + tf->head, T, d, w->vocab,
-                       EVO_OVERWRITE);
-        tensor_sum(tf, tf->dn, T * d);
+        be->matmul_bwd(be, tf->dn, G + tf->head, NULL, mb->logits, whole_row(tf, tf->row_b, mb->nf, T),
+                       P + tf->head, T, d, w->vocab, EVO_OVERWRITE);
         /* dx carries dL/d(residual stream) down the layers; the branches
          * add their share to it in place. */
-        be->rmsnorm_bwd(be, tf->dx, G + tf->norm, tf->dn, mb->x[tf->n_layers], P + tf->norm, mb->rstdf, T, d,
-                        EVO_OVERWRITE);
+        be->rmsnorm_bwd(be, tf->dx, G + tf->norm, input_grad(tf, T), mb->x[tf->n_layers], P + tf->norm, mb->rstdf,
+                        Ts, d, EVO_OVERWRITE);
     }
+    /* With sequence parallelism the whole rows a layer's backward reads
+     * are gathered again (Megatron's choice: the activations stay cut). */
     for (uint32_t i = tf->n_layers; i-- > 0;) {
         const evo_layer_offsets *o = &tf->layer[i];
         const evo_layer_acts *a = &mb->acts[i];
         /* y = h + down(act): dh = dy + mlp_norm'(gate' + up') */
-        be->matmul_bwd(be, tf->dact, G + o->down, NULL, tf->dx, a->act, P + o->down, T, w->ffn, d, EVO_OVERWRITE);
+        const float *dy = whole_row(tf, tf->row_a, tf->dx, T);
+        be->matmul_bwd(be, tf->dact, G + o->down, NULL, dy, a->act, P + o->down, T, w->ffn, d, EVO_OVERWRITE);
         be->swiglu_bwd(be, tf->dgate, tf->dup, tf->dact, a->gate, a->up, T * w->ffn);
         /* n2 feeds gate and up: its gradient is the sum of both */
-        be->matmul_bwd(be, tf->dn, G + o->gate, NULL, tf->dgate, a->n2, P + o->gate, T, d, w->ffn, EVO_OVERWRITE);
-        be->matmul_bwd(be, tf->dn, G + o->up, NULL, tf->dup, a->n2, P + o->up, T, d, w->ffn, EVO_ACCUMULATE);
-        tensor_sum(tf, tf->dn, T * d);
-        be->rmsnorm_bwd(be, tf->dx, G + o->mlp_norm, tf->dn, a->h, P + o->mlp_norm, a->rstd2, T, d,
+        const float *n2 = whole_row(tf, tf->row_b, a->n2, T);
+        be->matmul_bwd(be, tf->dn, G + o->gate, NULL, tf->dgate, n2, P + o->gate, T, d, w->ffn, EVO_OVERWRITE);
+        be->matmul_bwd(be, tf->dn, G + o->up, NULL, tf->dup, n2, P + o->up, T, d, w->ffn, EVO_ACCUMULATE);
+        be->rmsnorm_bwd(be, tf->dx, G + o->mlp_norm, input_grad(tf, T), a->h, P + o->mlp_norm, a->rstd2, Ts, d,
                         EVO_ACCUMULATE);
         /* h = x + o(att): dx = dh + attn_norm'(q' + k' + v') */
-        be->matmul_bwd(be, tf->dn, G + o->o, at(G, o->o_bias), tf->dx, a->att, P + o->o, T, w->q, d, EVO_OVERWRITE);
+        const float *dh = whole_row(tf, tf->row_a, tf->dx, T);
+        be->matmul_bwd(be, tf->dn, G + o->o, at(G, o->o_bias), dh, a->att, P + o->o, T, w->q, d, EVO_OVERWRITE);
         be->attention_bwd(be, tf->dq, tf->dk, tf->dv, tf->scratch, tf->dn, a->q, a->k, a->v, a->att, a->lse,
                           mb->cu_seqlens, mb->n_seg, T, w->heads, w->kv_heads, hd);
         be->rope_bwd(be, tf->dq, tf->dq, mb->positions, T, w->heads, hd, base);
         be->rope_bwd(be, tf->dk, tf->dk, mb->positions, T, w->kv_heads, hd, base);
-        be->matmul_bwd(be, tf->dn, G + o->q, at(G, o->q_bias), tf->dq, a->n1, P + o->q, T, d, w->q, EVO_OVERWRITE);
-        be->matmul_bwd(be, tf->dn, G + o->k, at(G, o->k_bias), tf->dk, a->n1, P + o->k, T, d, w->kv,
-                       EVO_ACCUMULATE);
-        be->matmul_bwd(be, tf->dn, G + o->v, at(G, o->v_bias), tf->dv, a->n1, P + o->v, T, d, w->kv,
-                       EVO_ACCUMULATE);
-        tensor_sum(tf, tf->dn, T * d);
-        be->rmsnorm_bwd(be, tf->dx, G + o->attn_norm, tf->dn, mb->x[i], P + o->attn_norm, a->rstd1, T, d,
+        const float *n1 = whole_row(tf, tf->row_b, a->n1, T);
+        be->matmul_bwd(be, tf->dn, G + o->q, at(G, o->q_bias), tf->dq, n1, P + o->q, T, d, w->q, EVO_OVERWRITE);
+        be->matmul_bwd(be, tf->dn, G + o->k, at(G, o->k_bias), tf->dk, n1, P + o->k, T, d, w->kv, EVO_ACCUMULATE);
+        be->matmul_bwd(be, tf->dn, G + o->v, at(G, o->v_bias), tf->dv, n1, P + o->v, T, d, w->kv, EVO_ACCUMULATE);
+        be->rmsnorm_bwd(be, tf->dx, G + o->attn_norm, input_grad(tf, T), mb->x[i], P + o->attn_norm, a->rstd1, Ts, d,
                         EVO_ACCUMULATE);
     }
     if (tf->first_stage)

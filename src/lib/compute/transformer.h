@@ -3,7 +3,7 @@
  * row to its mean loss, and the backward pass into the parameter gradients.
  *
  *   evo_transformer tf;
- *   evo_transformer_init(&tf, &model, be, packed_length, label_smoothing, 1);
+ *   evo_transformer_init(&tf, &model, be, packed_length, label_smoothing, 1, NULL);
  *   evo_transformer_init_params(&tf, seed);
  *   evo_transformer_zero_grad(&tf);
  *   for each of micro_num rows:                     (InternEvo's accumulation)
@@ -63,6 +63,17 @@ typedef struct {
     void (*allreduce)(void *ctx, float *buf, size_t n);
     /* out [tp, n] = every tensor rank's in [n], in rank order */
     void (*allgather)(void *ctx, float *out, const float *in, size_t n);
+    /* out [n] = this rank's n of the sum over the ranks of in [tp, n] */
+    void (*reduce_scatter)(void *ctx, float *out, const float *in, size_t n);
+    /* Megatron's sequence parallelism (InternEvo's msp): the residual
+     * stream, the norms and their inputs hold T / tp tokens of the row on
+     * each rank, rank r tokens [r T/tp, (r+1) T/tp); the row-cut layers'
+     * inputs are all-gathered to the whole row, the column-cut layers'
+     * partial outputs reduce-scattered back to the rank's tokens (the same
+     * bytes as one all-reduce, and a tp-th of the activations kept). The
+     * norms' weight gradients are then partial: the caller sums them over
+     * the group (evo_tensor_info.tp_replicated). */
+    int sequence_parallel;
 } evo_tensor_group;
 
 /* One row in flight: the row (uploaded by forward) and what the forward
@@ -73,7 +84,8 @@ typedef struct {
     int32_t n_labelled; /* labelled tokens of the row */
     int32_t *tokens, *labels, *positions, *cu_seqlens, *count;
     /* x[i] is the residual stream entering the stage's layer i,
-     * x[n_layers] the one leaving the stage; x[i+1] = y of layer i */
+     * x[n_layers] the one leaving the stage; x[i+1] = y of layer i (this
+     * rank's tokens of it with sequence parallelism, as n1, h, n2, nf) */
     float **x;
     evo_layer_acts *acts;
     float *nf, *rstdf, *logits, *losses, *ce_lse; /* final norm, head, loss: last stage only */
@@ -97,20 +109,28 @@ typedef struct {
     evo_layer_offsets *layer;       /* [n_layers] */
     int first_stage, last_stage;
     evo_widths w;
-    evo_tensor_group tensors; /* set by the caller when m->tp > 1 */
+    evo_tensor_group tensors; /* zeros with tp 1 */
     evo_microbatch *slots;
     int n_slots;
     /* backward workspace */
     float *dx, *dn, *dq, *dk, *dv, *dgate, *dup, *dact, *scratch, *dloss;
     /* tensor parallel: the embedding's columns [T, d/tp] and all of them
-     * [tp, T, d/tp]; the loss's parts [3, T] and every rank's [tp, 3, T] */
-    float *emb_mine, *emb_all, *ce_parts, *ce_all;
+     * [tp, T, d/tp]; the loss's parts [3, T] and every rank's [tp, 3, T];
+     * sequence parallel: whole rows [T, d] gathered or to be scattered,
+     * and this rank's tokens of an input gradient */
+    float *emb_mine, *emb_all, *ce_parts, *ce_all, *row_a, *row_b, *dn_mine;
 } evo_transformer;
 
+/* Tokens of a row of T that this rank's residual stream holds. */
+static inline size_t evo_transformer_rows(const evo_transformer *tf, size_t T)
+{
+    return tf->tensors.sequence_parallel ? T / tf->m->tp : T;
+}
+
 /* Sizes and allocates the arena for rows of up to T_max tokens, n_slots
- * of them in flight. */
+ * of them in flight; tg: the tensor group's sums (NULL with tp 1). */
 void evo_transformer_init(evo_transformer *tf, const evo_model *m, const evo_backend *be,
-                          size_t T_max, float label_smoothing, int n_slots);
+                          size_t T_max, float label_smoothing, int n_slots, const evo_tensor_group *tg);
 void evo_transformer_free(evo_transformer *tf);
 
 /* Initialises every tensor as the table says (normal(0, std), ones,
@@ -136,7 +156,7 @@ static inline int32_t evo_transformer_labelled(const evo_transformer *tf, int sl
     return tf->slots[slot].n_labelled;
 }
 /* Where a stage's input goes before forward, and its output is after:
- * [T, dim] in backend memory. */
+ * [evo_transformer_rows(T), dim] in backend memory. */
 static inline float *evo_transformer_input(evo_transformer *tf, int slot) { return tf->slots[slot].x[0]; }
 static inline float *evo_transformer_output(evo_transformer *tf, int slot)
 {
