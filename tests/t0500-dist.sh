@@ -181,6 +181,12 @@ check "dp 2 zero1 2 recomputing every layer (model.checkpoint 1): 20 steps" rank
     tiny.ini
 check "dp 2 zero1 2 with recomputation = one rank without (L2, 1e-5)" \
     /usr/bin/python3 "$EVO_ROOT/tests/ref/ckpt-close.py" one/20 recompute/20
+check "one rank recomputing the first half of the layers" evo-train -q "${common[@]}" --set model.checkpoint=0.5 \
+    --set data.micro_num=4 --set ckpt.save_ckpt_folder=recompute1 tiny.ini
+check "recomputation changes no bit (one rank, model.checkpoint 0.5)" cmp one/20/model_tp0_pp0.evo \
+    recompute1/20/model_tp0_pp0.evo
+layout one recompute-msp-pp2 4 "tp 2 msp x pp 2, model.checkpoint 1" --set model.checkpoint=1 \
+    --set parallel.tensor.size=2 --set parallel.tensor.mode=msp --set parallel.pipeline.size=2 --set data.micro_num=4
 
 # skip_batches and rampup_batch_size count in batches and rows per rank:
 # dp 2 with half the ramp of one rank reads the same rows.
@@ -305,11 +311,16 @@ if [ -z "${EVO_SANITIZED:-}" ]; then
     printf '%s\n' 'JOB_NAME = m' '[data]' 'seq_len = 512' 'micro_bsz = 4' 'micro_num = 1' 'train_folder = M.pack' \
         'pack_sample_into_one = true' '[model]' 'vocab_size = 32000' 'hidden_size = 512' 'num_attention_heads = 8' \
         'num_layers = 8' 'dtype = fp32' '[ckpt]' 'enable_save_ckpt = false' 'auto_resume = false' >M.ini
-    for n in 1 2; do
-        gib=$(evo-train --dry-run --world $n M.ini | awk '/^# memory per rank/ {on = 1} on && $1 == "total" {print $2}')
-        ranks $n /usr/bin/time -f 'rss %M' -a -o "rss$n" evo-train -q --set data.total_steps=2 M.ini
-        for kb in $(awk '{print $2}' "rss$n"); do
-            check "$n rank(s): --dry-run's $gib GiB per rank is peak RSS ($kb KB) within 15%" \
+    # ranks, recomputed share of the layers
+    for nr in "1 0" "2 0" "1 1"; do
+        set -- $nr
+        n=$1 ck=$2
+        gib=$(evo-train --dry-run --world $n --set model.checkpoint=$ck M.ini |
+            awk '/^# memory per rank/ {on = 1} on && $1 == "total" {print $2}')
+        ranks $n /usr/bin/time -f 'rss %M' -a -o "rss$n$ck" evo-train -q --set model.checkpoint=$ck \
+            --set data.total_steps=2 M.ini
+        for kb in $(awk '{print $2}' "rss$n$ck"); do
+            check "$n rank(s), model.checkpoint $ck: --dry-run's $gib GiB per rank is peak RSS ($kb KB) within 15%" \
                 awk -v p="$gib" -v kb="$kb" 'BEGIN {m = kb / 1048576; d = p - m; if (d < 0) d = -d; exit !(d <= 0.15 * m)}'
         done
     done

@@ -18,6 +18,14 @@ static void print_count(const char *label, uint64_t n)
     printf("  %-26s %15" PRIu64 "  (%.2f M)\n", label, n, (double)n / 1e6);
 }
 
+/* The layers of part m whose activations are recomputed (model.checkpoint:
+ * the model's first layers, transformer.h). */
+static uint32_t recomputed_layers(const evo_config *c, const evo_model *m)
+{
+    uint32_t n = (uint32_t)(m->layers * c->model.checkpoint);
+    return n <= m->first_layer ? 0 : (n < m->end_layer ? n : m->end_layer) - m->first_layer;
+}
+
 /* What one rank sends per step, by group, with evo_comm_volume's ring
  * formulas: the calls run.c, pipeline.c and optim.c make for a batch,
  * which the metrics' comm_bytes count as they happen. Rank 0's: the first
@@ -44,6 +52,7 @@ static void print_comm(const evo_config *c, const evo_model *m, const evo_layout
     uint64_t gather = evo_comm_volume(EVO_ALLGATHER, act, l->tp), sum = evo_comm_volume(EVO_ALLREDUCE, act, l->tp);
     uint64_t scatter = evo_comm_volume(EVO_REDUCE_SCATTER, act, l->tp);
     uint64_t per_row = gather + (seq ? layers * (6 * gather + 4 * scatter) + gather : 4 * layers * sum);
+    per_row += recomputed_layers(c, m) * (seq ? 2 * gather + 2 * scatter : 2 * sum); /* their forward again */
     if (l->pp == 1)
         per_row += evo_comm_volume(EVO_ALLGATHER, 3 * T * l->tp * sizeof(float), l->tp) +
                    (seq ? 2 * gather + scatter : sum);
@@ -126,9 +135,12 @@ int train_dry_run(const evo_config *c, uint32_t world)
     double b = dtype_bytes(c->model.dtype), local = (double)part.n_params;
     double kv = (double)m.kv_heads * m.head_dim, layers = part.end_layer - part.first_layer;
     double per_tok_layer = (5.0 * m.dim + 2 * kv + 3.0 * m.ffn) * b / tp + (m.heads / tp + 2) * 4.0;
-    double recomputed = c->model.checkpoint * layers, kept = layers - recomputed;
+    double recomputed = recomputed_layers(c, &part), kept = layers - recomputed;
     uint32_t in_flight = pp < c->data.micro_num ? pp : c->data.micro_num;
-    double act = (double)tokens_row * in_flight * (kept * per_tok_layer + recomputed * m.dim * b);
+    /* a recomputed layer keeps its input; one layer's worth is shared by
+     * them while the backward recomputes them one at a time */
+    double act = (double)tokens_row * (in_flight * (kept * per_tok_layer + recomputed * m.dim * b) +
+                                       (recomputed > 0) * per_tok_layer);
     double logits = pp == 1 ? (double)tokens_row * m.vocab / tp * 4.0 : 0;
     double optim = local * (b == 4 ? 8.0 : 12.0) / zero;
     printf("\n# memory per rank (rank 0): %u ranks = tensor %u x pipeline %u x data %u, ZeRO-1 over %u, %s\n", world,

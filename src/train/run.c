@@ -276,8 +276,12 @@ int train_run_main(evo_config *c, const train_options *opt)
                                 .allgather = tensor_allgather,
                                 .reduce_scatter = tensor_reduce_scatter,
                                 .sequence_parallel = train_sequence_parallel(l)};
-    evo_transformer_init(&r.tf, &r.model, r.be, (size_t)c->data.seq_len * c->data.micro_bsz,
-                         (float)c->loss.label_smoothing, (int)in_flight, &tensors);
+    evo_transformer_opts tf_opts = {.T_max = (size_t)c->data.seq_len * c->data.micro_bsz,
+                                    .label_smoothing = (float)c->loss.label_smoothing,
+                                    .n_slots = (int)in_flight,
+                                    .recompute = c->model.checkpoint,
+                                    .tensors = &tensors};
+    evo_transformer_init(&r.tf, &r.model, r.be, &tf_opts);
     train_optim_init(&r);
     evo_loss_scaler_init(&r.st.scaler, c);
     if (train_checkpoint_start(&r, &e) < 0)

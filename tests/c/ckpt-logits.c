@@ -31,7 +31,7 @@ int main(int argc, char **argv)
     evo_pack_row row = {.tokens = tokens, .labels = labels, .positions = positions, .cu_seqlens = cu, .n_segments = 1};
     const evo_backend *be = evo_backend_cpu();
     evo_transformer tf;
-    evo_transformer_init(&tf, &cm.model, be, T, 0.0f, 1, NULL);
+    evo_transformer_init(&tf, &cm.model, be, &(evo_transformer_opts){.T_max = T});
     be->upload(be, tf.params, cm.weights, cm.model.n_params * sizeof *cm.weights);
     evo_transformer_forward(&tf, 0, &row, T);
     float *logits = evo_malloc(T * V * sizeof *logits);

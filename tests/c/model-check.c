@@ -98,7 +98,7 @@ int main(int argc, char **argv)
     make_row(&row, T, m.vocab);
 
     evo_transformer tf;
-    evo_transformer_init(&tf, &m, be, T, (float)c.loss.label_smoothing, 1, NULL);
+    evo_transformer_init(&tf, &m, be, &(evo_transformer_opts){.T_max = T, .label_smoothing = (float)c.loss.label_smoothing});
     evo_transformer_init_params(&tf, seed);
     evo_transformer_zero_grad(&tf);
     double loss = evo_transformer_forward(&tf, 0, &row, T);

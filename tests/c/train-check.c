@@ -73,7 +73,7 @@ static void check_accumulation(void)
     evo_pack_meta meta = {.seq_len = 24, .micro_bsz = 2};
     evo_pack_row rows[4];
     evo_transformer tf;
-    evo_transformer_init(&tf, &m, be, T, 0.0f, 1, NULL);
+    evo_transformer_init(&tf, &m, be, &(evo_transformer_opts){.T_max = T});
     evo_transformer_init_params(&tf, 7);
     float *one = evo_calloc(n, sizeof *one), *acc = evo_malloc(n * sizeof *acc), *g = evo_malloc(n * sizeof *g);
     double loss_sum = 0;

@@ -27,6 +27,30 @@ static void *take(carve *c, size_t n, size_t elem)
 #define TAKE_F(c, n) ((float *)take(c, n, sizeof(float)))
 #define TAKE_I(c, n) ((int32_t *)take(c, n, sizeof(int32_t)))
 
+/* Whether the stage's layer i is recomputed in the backward
+ * (model.checkpoint: the model's first n_recompute layers). */
+static int recomputed(const evo_transformer *tf, uint32_t i) { return tf->m->first_layer + i < tf->n_recompute; }
+
+/* What the forward of one layer keeps for its backward, for T rows. */
+static void carve_acts(const evo_transformer *tf, carve *c, evo_layer_acts *a)
+{
+    const evo_widths *w = &tf->w;
+    size_t T = tf->T_max, Ts = evo_transformer_rows(tf, T), d = w->d;
+    a->n1 = TAKE_F(c, Ts * d);
+    a->rstd1 = TAKE_F(c, Ts);
+    a->q = TAKE_F(c, T * w->q);
+    a->k = TAKE_F(c, T * w->kv);
+    a->v = TAKE_F(c, T * w->kv);
+    a->att = TAKE_F(c, T * w->q);
+    a->lse = TAKE_F(c, T * (size_t)w->heads);
+    a->h = TAKE_F(c, Ts * d);
+    a->n2 = TAKE_F(c, Ts * d);
+    a->rstd2 = TAKE_F(c, Ts);
+    a->gate = TAKE_F(c, T * w->ffn);
+    a->up = TAKE_F(c, T * w->ffn);
+    a->act = TAKE_F(c, T * w->ffn);
+}
+
 static void layout(evo_transformer *tf, carve *c)
 {
     const evo_model *m = tf->m;
@@ -34,6 +58,8 @@ static void layout(evo_transformer *tf, carve *c)
     size_t T = tf->T_max, Ts = evo_transformer_rows(tf, T), d = w->d;
     tf->params = TAKE_F(c, m->n_params);
     tf->grads = TAKE_F(c, m->n_params);
+    if (tf->n_recompute)
+        carve_acts(tf, c, &tf->recompute);
     for (int s = 0; s < tf->n_slots; s++) {
         evo_microbatch *mb = &tf->slots[s];
         mb->tokens = TAKE_I(c, T);
@@ -43,22 +69,11 @@ static void layout(evo_transformer *tf, carve *c)
         mb->count = TAKE_I(c, 1);
         for (uint32_t i = 0; i <= tf->n_layers; i++)
             mb->x[i] = TAKE_F(c, Ts * d);
-        for (uint32_t i = 0; i < tf->n_layers; i++) {
-            evo_layer_acts *a = &mb->acts[i];
-            a->n1 = TAKE_F(c, Ts * d);
-            a->rstd1 = TAKE_F(c, Ts);
-            a->q = TAKE_F(c, T * w->q);
-            a->k = TAKE_F(c, T * w->kv);
-            a->v = TAKE_F(c, T * w->kv);
-            a->att = TAKE_F(c, T * w->q);
-            a->lse = TAKE_F(c, T * (size_t)w->heads);
-            a->h = TAKE_F(c, Ts * d);
-            a->n2 = TAKE_F(c, Ts * d);
-            a->rstd2 = TAKE_F(c, Ts);
-            a->gate = TAKE_F(c, T * w->ffn);
-            a->up = TAKE_F(c, T * w->ffn);
-            a->act = TAKE_F(c, T * w->ffn);
-        }
+        for (uint32_t i = 0; i < tf->n_layers; i++)
+            if (recomputed(tf, i))
+                mb->acts[i] = tf->recompute;
+            else
+                carve_acts(tf, c, &mb->acts[i]);
         if (tf->last_stage) {
             mb->nf = TAKE_F(c, Ts * d);
             mb->rstdf = TAKE_F(c, Ts);
@@ -105,16 +120,19 @@ static uint64_t offset_of(const evo_model *m, const char *fmt, uint32_t layer, i
 }
 
 void evo_transformer_init(evo_transformer *tf, const evo_model *m, const evo_backend *be,
-                          size_t T_max, float label_smoothing, int n_slots, const evo_tensor_group *tg)
+                          const evo_transformer_opts *o)
 {
-    if (m->tp > 1 && (!tg || (tg->sequence_parallel && T_max % m->tp)))
-        evo_fatal("transformer: tensor parallel without its group's sums, or rows of %zu tokens cut %u ways", T_max,
-                  m->tp);
+    const evo_tensor_group *tg = o->tensors;
+    if (m->tp > 1 && (!tg || (tg->sequence_parallel && o->T_max % m->tp)))
+        evo_fatal("transformer: tensor parallel without its group's sums, or rows of %zu tokens cut %u ways",
+                  o->T_max, m->tp);
+    int n_slots = o->n_slots ? o->n_slots : 1;
     *tf = (evo_transformer){.m = m,
                             .be = be,
-                            .T_max = T_max,
-                            .label_smoothing = label_smoothing,
+                            .T_max = o->T_max,
+                            .label_smoothing = o->label_smoothing,
                             .n_layers = m->end_layer - m->first_layer,
+                            .n_recompute = (uint32_t)(m->layers * o->recompute),
                             .first_stage = m->pp_rank == 0,
                             .last_stage = m->pp_rank + 1 == m->pp,
                             .n_slots = n_slots};
@@ -346,6 +364,44 @@ static void loss(evo_transformer *tf, evo_microbatch *mb, float *losses)
     free(labels);
 }
 
+/* Layer i of the stage on the slot's row: x[i+1] from x[i], keeping in
+ * acts[i] what the backward needs (in the shared set, for a recomputed
+ * layer, which its backward runs this again to fill). */
+static void layer_forward(evo_transformer *tf, evo_microbatch *mb, uint32_t i)
+{
+    const evo_model *m = tf->m;
+    const evo_backend *be = tf->be;
+    const evo_widths *w = &tf->w;
+    size_t T = mb->T, d = w->d, Ts = evo_transformer_rows(tf, T);
+    int hd = (int)m->head_dim;
+    float eps = (float)m->eps, base = (float)m->rope_base;
+    float *P = tf->params;
+    const evo_layer_offsets *o = &tf->layer[i];
+    evo_layer_acts *a = &mb->acts[i];
+    /* h = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))) */
+    be->rmsnorm_fwd(be, a->n1, a->rstd1, mb->x[i], P + o->attn_norm, eps, Ts, d);
+    const float *n1 = whole_row(tf, tf->row_b, a->n1, T);
+    be->matmul_fwd(be, a->q, n1, P + o->q, at(P, o->q_bias), T, d, w->q);
+    be->matmul_fwd(be, a->k, n1, P + o->k, at(P, o->k_bias), T, d, w->kv);
+    be->matmul_fwd(be, a->v, n1, P + o->v, at(P, o->v_bias), T, d, w->kv);
+    be->rope_fwd(be, a->q, a->q, mb->positions, T, w->heads, hd, base);
+    be->rope_fwd(be, a->k, a->k, mb->positions, T, w->kv_heads, hd, base);
+    be->attention_fwd(be, a->att, a->lse, a->q, a->k, a->v, mb->cu_seqlens, mb->n_seg, T, w->heads, w->kv_heads,
+                      hd);
+    be->matmul_fwd(be, partial_of(tf, a->h), a->att, P + o->o, at(P, o->o_bias), T, w->q, d);
+    tensor_sum(tf, a->h, partial_of(tf, a->h), T);
+    add_rows(tf, a->h, mb->x[i], Ts, d);
+    /* y = h + down(silu(gate(n2)) up(n2)) */
+    be->rmsnorm_fwd(be, a->n2, a->rstd2, a->h, P + o->mlp_norm, eps, Ts, d);
+    const float *n2 = whole_row(tf, tf->row_b, a->n2, T);
+    be->matmul_fwd(be, a->gate, n2, P + o->gate, NULL, T, d, w->ffn);
+    be->matmul_fwd(be, a->up, n2, P + o->up, NULL, T, d, w->ffn);
+    be->swiglu_fwd(be, a->act, a->gate, a->up, T * w->ffn);
+    be->matmul_fwd(be, partial_of(tf, mb->x[i + 1]), a->act, P + o->down, NULL, T, w->ffn, d);
+    tensor_sum(tf, mb->x[i + 1], partial_of(tf, mb->x[i + 1]), T);
+    add_rows(tf, mb->x[i + 1], a->h, Ts, d);
+}
+
 double evo_transformer_forward(evo_transformer *tf, int slot, const evo_pack_row *row, size_t T)
 {
     const evo_model *m = tf->m;
@@ -356,8 +412,7 @@ double evo_transformer_forward(evo_transformer *tf, int slot, const evo_pack_row
         evo_fatal("transformer: a row of %zu tokens (cu_seqlens end %d) for an arena of %zu", T,
                   row->cu_seqlens[row->n_segments], tf->T_max);
     size_t d = w->d, Ts = evo_transformer_rows(tf, T);
-    int hd = (int)m->head_dim;
-    float eps = (float)m->eps, base = (float)m->rope_base;
+    float eps = (float)m->eps;
     float *P = tf->params;
     mb->T = T;
     mb->n_seg = (int)row->n_segments;
@@ -373,32 +428,8 @@ double evo_transformer_forward(evo_transformer *tf, int slot, const evo_pack_row
 
     if (tf->first_stage)
         embed(tf, mb, P + tf->embedding);
-    for (uint32_t i = 0; i < tf->n_layers; i++) {
-        const evo_layer_offsets *o = &tf->layer[i];
-        evo_layer_acts *a = &mb->acts[i];
-        /* h = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))) */
-        be->rmsnorm_fwd(be, a->n1, a->rstd1, mb->x[i], P + o->attn_norm, eps, Ts, d);
-        const float *n1 = whole_row(tf, tf->row_b, a->n1, T);
-        be->matmul_fwd(be, a->q, n1, P + o->q, at(P, o->q_bias), T, d, w->q);
-        be->matmul_fwd(be, a->k, n1, P + o->k, at(P, o->k_bias), T, d, w->kv);
-        be->matmul_fwd(be, a->v, n1, P + o->v, at(P, o->v_bias), T, d, w->kv);
-        be->rope_fwd(be, a->q, a->q, mb->positions, T, w->heads, hd, base);
-        be->rope_fwd(be, a->k, a->k, mb->positions, T, w->kv_heads, hd, base);
-        be->attention_fwd(be, a->att, a->lse, a->q, a->k, a->v, mb->cu_seqlens, mb->n_seg, T, w->heads, w->kv_heads,
-                          hd);
-        be->matmul_fwd(be, partial_of(tf, a->h), a->att, P + o->o, at(P, o->o_bias), T, w->q, d);
-        tensor_sum(tf, a->h, partial_of(tf, a->h), T);
-        add_rows(tf, a->h, mb->x[i], Ts, d);
-        /* y = h + down(silu(gate(n2)) up(n2)) */
-        be->rmsnorm_fwd(be, a->n2, a->rstd2, a->h, P + o->mlp_norm, eps, Ts, d);
-        const float *n2 = whole_row(tf, tf->row_b, a->n2, T);
-        be->matmul_fwd(be, a->gate, n2, P + o->gate, NULL, T, d, w->ffn);
-        be->matmul_fwd(be, a->up, n2, P + o->up, NULL, T, d, w->ffn);
-        be->swiglu_fwd(be, a->act, a->gate, a->up, T * w->ffn);
-        be->matmul_fwd(be, partial_of(tf, mb->x[i + 1]), a->act, P + o->down, NULL, T, w->ffn, d);
-        tensor_sum(tf, mb->x[i + 1], partial_of(tf, mb->x[i + 1]), T);
-        add_rows(tf, mb->x[i + 1], a->h, Ts, d);
-    }
+    for (uint32_t i = 0; i < tf->n_layers; i++)
+        layer_forward(tf, mb, i);
     if (!tf->last_stage)
         return 0;
     be->rmsnorm_fwd(be, mb->nf, mb->rstdf, mb->x[tf->n_layers], P + tf->norm, eps, Ts, d);
@@ -420,7 +451,7 @@ void evo_transformer_backward(evo_transformer *tf, int slot, float scale)
     const evo_model *m = tf->m;
     const evo_backend *be = tf->be;
     const evo_widths *w = &tf->w;
-    const evo_microbatch *mb = &tf->slots[slot];
+    evo_microbatch *mb = &tf->slots[slot];
     size_t T = mb->T, d = w->d, Ts = evo_transformer_rows(tf, T);
     int hd = (int)m->head_dim;
     float base = (float)m->rope_base;
@@ -447,6 +478,8 @@ void evo_transformer_backward(evo_transformer *tf, int slot, float scale)
     for (uint32_t i = tf->n_layers; i-- > 0;) {
         const evo_layer_offsets *o = &tf->layer[i];
         const evo_layer_acts *a = &mb->acts[i];
+        if (recomputed(tf, i)) /* the same ops on the same input: the same bits */
+            layer_forward(tf, mb, i);
         /* y = h + down(act): dh = dy + mlp_norm'(gate' + up') */
         const float *dy = whole_row(tf, tf->row_a, tf->dx, T);
         be->matmul_bwd(be, tf->dact, G + o->down, NULL, dy, a->act, P + o->down, T, w->ffn, d, EVO_OVERWRITE);

@@ -3,7 +3,7 @@
  * row to its mean loss, and the backward pass into the parameter gradients.
  *
  *   evo_transformer tf;
- *   evo_transformer_init(&tf, &model, be, packed_length, label_smoothing, 1, NULL);
+ *   evo_transformer_init(&tf, &model, be, &(evo_transformer_opts){.T_max = packed_length});
  *   evo_transformer_init_params(&tf, seed);
  *   evo_transformer_zero_grad(&tf);
  *   for each of micro_num rows:                     (InternEvo's accumulation)
@@ -110,6 +110,8 @@ typedef struct {
     int first_stage, last_stage;
     evo_widths w;
     evo_tensor_group tensors; /* zeros with tp 1 */
+    uint32_t n_recompute;     /* the model's first layers, recomputed in the backward */
+    evo_layer_acts recompute; /* what they keep, one layer at a time */
     evo_microbatch *slots;
     int n_slots;
     /* backward workspace */
@@ -127,10 +129,20 @@ static inline size_t evo_transformer_rows(const evo_transformer *tf, size_t T)
     return tf->tensors.sequence_parallel ? T / tf->m->tp : T;
 }
 
-/* Sizes and allocates the arena for rows of up to T_max tokens, n_slots
- * of them in flight; tg: the tensor group's sums (NULL with tp 1). */
+typedef struct {
+    size_t T_max;          /* tokens per row the arena holds */
+    float label_smoothing;
+    int n_slots;           /* rows in flight (0: 1) */
+    /* model.checkpoint: the share of the model's layers (the first ones)
+     * whose activations are not kept but recomputed in the backward, from
+     * their input; the same numbers, less memory, a third more compute */
+    double recompute;
+    const evo_tensor_group *tensors; /* the tensor group's sums (NULL with tp 1) */
+} evo_transformer_opts;
+
+/* Sizes and allocates the arena. */
 void evo_transformer_init(evo_transformer *tf, const evo_model *m, const evo_backend *be,
-                          size_t T_max, float label_smoothing, int n_slots, const evo_tensor_group *tg);
+                          const evo_transformer_opts *o);
 void evo_transformer_free(evo_transformer *tf);
 
 /* Initialises every tensor as the table says (normal(0, std), ones,
