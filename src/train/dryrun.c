@@ -35,7 +35,7 @@ static uint32_t recomputed_layers(const evo_config *c, const evo_model *m)
  * token have no backward, and send less than this. */
 static void print_comm(const evo_config *c, const evo_model *m, const evo_layout *l)
 {
-    uint64_t bytes[EVO_N_GROUPS] = {0}, grads = m->n_params * sizeof(float);
+    uint64_t bytes[EVO_N_GROUPS] = {0};
     uint64_t rows = (uint64_t)c->data.micro_num * l->dp, T = (uint64_t)c->data.seq_len * c->data.micro_bsz;
     bytes[EVO_GROUP_WORLD] += evo_comm_volume(EVO_ALLREDUCE, (rows + 1) * sizeof(double), l->world);
     uint64_t act = T * m->dim * sizeof(float), layers = m->end_layer - m->first_layer;
@@ -63,11 +63,18 @@ static void print_comm(const evo_config *c, const evo_model *m, const evo_layout
     uint32_t *owner = evo_malloc((m->n_tensors + 1) * sizeof *owner);
     evo_ckpt_zero_owned(m, l->zero1, 0, owner);
     train_tensor_run run;
+    uint64_t bucket = c->hybrid_zero_optimizer.reduce_bucket_size, n;
     if (!train_reduce_to_owners(l))
-        bytes[EVO_GROUP_DATA] += evo_comm_volume(EVO_ALLREDUCE, grads, l->dp);
+        for (uint64_t at = 0; at < m->n_params; at += n) {
+            n = train_bucket(bucket, m->n_params - at);
+            bytes[EVO_GROUP_DATA] += evo_comm_volume(EVO_ALLREDUCE, n * sizeof(float), l->dp);
+        }
     else
         for (size_t i = 0; train_next_run(m, owner, i, &run); i = run.end)
-            bytes[EVO_GROUP_DATA] += evo_comm_volume(EVO_REDUCE, run.numel * sizeof(float), l->dp);
+            for (uint64_t at = 0; at < run.numel; at += n) {
+                n = train_bucket(bucket, run.numel - at);
+                bytes[EVO_GROUP_DATA] += evo_comm_volume(EVO_REDUCE, n * sizeof(float), l->dp);
+            }
     bytes[EVO_GROUP_ZERO1] += evo_comm_volume(EVO_ALLREDUCE, sizeof(double), l->zero1);
     bytes[EVO_GROUP_PIPELINE] += evo_comm_volume(EVO_ALLREDUCE, sizeof(double), l->pp);
     for (size_t i = 0; l->zero1 > 1 && train_next_run(m, owner, i, &run); i = run.end)

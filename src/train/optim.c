@@ -79,7 +79,8 @@ int train_sequence_parallel(const evo_layout *l)
 
 /* The gradients summed over the data-parallel ranks where this rank needs
  * them: each run reduced to the rank that updates it, or all-reduced
- * everywhere (train_reduce_to_owners). With sequence parallelism the
+ * everywhere (train_reduce_to_owners), in buckets of reduce_bucket_size
+ * elements. With sequence parallelism the
  * norms' gradients are first summed over the tensor ranks, each having
  * seen its tokens only. */
 static void reduce_gradients(train_run *r)
@@ -91,13 +92,20 @@ static void reduce_gradients(train_run *r)
         if (t->tp_replicated)
             comm->allreduce_sum_f32(comm, EVO_GROUP_TENSOR, r->be, g + t->offset, t->numel);
     }
+    uint64_t bucket = r->cfg->hybrid_zero_optimizer.reduce_bucket_size, n;
     if (!train_reduce_to_owners(&comm->layout)) {
-        comm->allreduce_sum_f32(comm, EVO_GROUP_DATA, r->be, g, r->model.n_params);
+        for (uint64_t at = 0; at < r->model.n_params; at += n) {
+            n = train_bucket(bucket, r->model.n_params - at);
+            comm->allreduce_sum_f32(comm, EVO_GROUP_DATA, r->be, g + at, n);
+        }
         return;
     }
     train_tensor_run run;
     for (size_t i = 0; train_next_run(&r->model, r->owner, i, &run); i = run.end)
-        comm->reduce_sum_f32(comm, EVO_GROUP_DATA, r->be, g + run.offset, run.numel, run.owner);
+        for (uint64_t at = 0; at < run.numel; at += n) {
+            n = train_bucket(bucket, run.numel - at);
+            comm->reduce_sum_f32(comm, EVO_GROUP_DATA, r->be, g + run.offset + at, n, run.owner);
+        }
 }
 
 train_step_result train_optim_step(train_run *r)

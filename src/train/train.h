@@ -124,6 +124,12 @@ typedef struct {
 } train_tensor_run;
 /* The run that starts at tensor i; 0 past the last tensor. */
 int train_next_run(const evo_model *m, const uint32_t *owner, size_t i, train_tensor_run *run);
+/* The elements of the next bucket of gradients to reduce, left of them
+ * still to go: hybrid_zero_optimizer.reduce_bucket_size at most (0: all). */
+static inline uint64_t train_bucket(uint64_t bucket_size, uint64_t left)
+{
+    return bucket_size && bucket_size < left ? bucket_size : left;
+}
 /* Whether the tensor ranks cut the rows' tokens too (parallel.tensor.mode
  * msp, and fsp, which runs as msp): the norms' gradients are then partial
  * sums, all-reduced over the tensor group with the step. */
