@@ -270,42 +270,55 @@ from_to dp4-tp2pp2 4 4 "${dp4z4[@]}" -- "${tp2pp2[@]}"
 check "dp 4 -> tp 2 x pp 2: the step-20 checkpoint has 2 x 2 pieces" test -f dp4-tp2pp2/20/model_tp1_pp1.evo
 
 # scancel --signal=USR1, as a preempting cluster sends it: every rank
-# saves the same step and exits 75.
+# saves the same step and exits 75; on dp 2, and on tp 2 x pp 2 (ranks in
+# the middle of a pipeline's sends when the signal comes).
+sig_layouts=("2 --set data.micro_num=2"
+    "4 --set data.micro_num=4 --set parallel.tensor.size=2 --set parallel.pipeline.size=2")
 if [ -n "${SLURM_CONF:-}" ]; then
     rm -f stop
-    name=evo-t0500-$$
-    SLURM_JOB_NAME=$name ranks 2 evo-train -q "${common[@]}" --set data.micro_num=2 \
-        --set data.total_steps=100000 --set ckpt.checkpoint_every=0 --set ckpt.save_ckpt_folder=sig tiny.ini 2>sig.err &
-    pid=$!
-    for _ in $(seq 100); do [ -s sig/metrics.jsonl ] && break; sleep 0.1; done
-    scancel --signal=USR1 --name="$name"
-    wait $pid
-    rc=$?
-    n=$(ls sig | grep -E '^[0-9]+$' | sort -n | tail -1)
-    check "scancel --signal=USR1: every rank exits 75 (got $rc)" test "$rc" = 75
-    check "scancel --signal=USR1: checkpoint ${n:-(none)} saved and verifies" evo-ckpt verify "sig/$n"
+    for k in 0 1; do
+        set -- ${sig_layouts[$k]}
+        n=$1
+        shift
+        name=evo-t0500-$$-$k
+        SLURM_JOB_NAME=$name ranks "$n" evo-train -q "${common[@]}" "$@" --set data.total_steps=100000 \
+            --set ckpt.checkpoint_every=0 --set ckpt.save_ckpt_folder=sig$k tiny.ini 2>sig$k.err &
+        pid=$!
+        for _ in $(seq 100); do [ -s sig$k/metrics.jsonl ] && break; sleep 0.1; done
+        scancel --signal=USR1 --name="$name"
+        wait $pid
+        rc=$?
+        step=$(ls sig$k | grep -E '^[0-9]+$' | sort -n | tail -1)
+        check "scancel --signal=USR1 on -n $n ($*): every rank exits 75 (got $rc)" test "$rc" = 75
+        check "scancel --signal=USR1 on -n $n: checkpoint ${step:-(none)} saved and verifies" \
+            evo-ckpt verify "sig$k/$step"
+    done
 fi
 
 # A rank that hangs (SIGSTOP) or dies (SIGKILL): every other rank ends
 # within the timeout, one saying which collective waited, and the last
-# complete checkpoint still verifies.
-for sig in STOP KILL; do
+# complete checkpoint still verifies; on dp 2, and a rank stopped in the
+# middle of a pipeline.
+for sig in STOP KILL STOP-pp; do
+    args=(--set data.micro_num=2)
+    [ $sig = STOP-pp ] && args=(--set data.micro_num=4 --set parallel.pipeline.size=2)
     rm -rf "f$sig"
     start=$(date +%s)
-    ranks 2 evo-train -q --comm-timeout 10 "${common[@]}" --set data.micro_num=2 --set data.total_steps=100000 \
+    ranks 2 evo-train -q --comm-timeout 10 "${common[@]}" "${args[@]}" --set data.total_steps=100000 \
         --set ckpt.checkpoint_every=5 --set ckpt.save_ckpt_folder="f$sig" tiny.ini 2>"f$sig.err" &
     pid=$!
     for _ in $(seq 300); do [ -f "f$sig/10/10.step" ] && break; sleep 0.1; done
     victim=$(pgrep -f "^([^ ]*/)?evo-train .*save_ckpt_folder=f$sig" | tail -1)
-    kill -"$sig" "${victim:-$pid}"
+    kill -"${sig%-pp}" "${victim:-$pid}"
     wait $pid
     rc=$?
     took=$(($(date +%s) - start))
     kill -KILL "$victim" 2>/dev/null # a stopped rank the launcher left
     check "SIG$sig to one rank: the job ends non-zero (exit $rc) within 60 s ($took s)" \
         test "$rc" != 0 -a "$took" -lt 60
-    [ "$sig" = STOP ] && check "SIGSTOP: a rank says which collective waited, over which group" \
-        grep -Eq 'rank [01]: .* over the (data|world|zero1) group \(2 ranks\) has waited 10 s for its peers' "f$sig.err"
+    [ "$sig" != KILL ] && check "SIG$sig: a rank says which collective waited, over which group" \
+        grep -Eq 'rank [01]: .* over the (data|world|zero1|pipeline) group \(2 ranks\) has waited 10 s for its peers' \
+        "f$sig.err"
     n=$(ls "f$sig" | grep -E '^[0-9]+$' | sort -n | tail -1)
     check "SIG$sig to one rank: the last complete checkpoint ($n) verifies" evo-ckpt verify "f$sig/$n"
 done
