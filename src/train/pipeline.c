@@ -10,8 +10,9 @@
  * run in row order on every stage, so each parameter's gradient adds up
  * its rows in the order one rank does: the same bits as one stage.
  *
- * Messages: row k's output [T, dim] from stage s to s + 1, and dL/d(input)
- * back. In the steady phase both neighbours send before they receive
+ * Messages: row k's output from stage s to s + 1 (the residual stream,
+ * [T, dim], or this rank's T/tp tokens of it with sequence parallelism),
+ * and dL/d(input) back. In the steady phase both neighbours send before they receive
  * (Megatron's send_forward_recv_backward against send_backward_recv_forward),
  * so those pairs go as one exchange. A row without labelled tokens has no
  * backward on any stage (every stage reads the row and knows), and its
