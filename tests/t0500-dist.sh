@@ -176,6 +176,46 @@ check "one rank, 4 layers, micro_num 2: 20 steps" evo-train -q "${common[@]}" --
     --set data.micro_num=2 --set ckpt.save_ckpt_folder=one4mn2 tiny.ini
 layout one4mn2 pp4mn2 4 "pp 4, micro_num 2 (fewer rows than stages)" --set model.num_layers=4 \
     --set parallel.pipeline.size=4 --set data.micro_num=2
+
+# The interleaved schedule (model.num_chunks): stage s holds chunk c's
+# run of layers for every chunk; each chunk's backwards still run in row
+# order, so the same bits as one rank again.
+il2=(--set model.num_layers=4 --set model.num_chunks=2 --set parallel.pipeline.size=2 --set data.micro_num=4)
+layout one4 il2 2 "pp 2 interleaved (2 chunks of 4 layers)" "${il2[@]}"
+check "pp 2 interleaved: stage 0 holds layers 0 and 2" grep -q '^  stage 0:   layers 0, 2, embedding$' \
+    <(evo-ckpt info il2/20)
+evo-ckpt reshard -q il2/20 --pp 1 -o il2as1/20
+check "pp 2 interleaved = one rank, bit for bit" cmp one4/20/model_tp0_pp0.evo il2as1/20/model_tp0_pp0.evo
+check "one rank, 8 layers: 20 steps" evo-train -q "${common[@]}" --set model.num_layers=8 --set data.micro_num=8 \
+    --set ckpt.save_ckpt_folder=one8 tiny.ini
+layout one8 il4 4 "pp 4 interleaved (2 chunks of 8 layers), micro_num 8" --set model.num_layers=8 \
+    --set model.num_chunks=2 --set parallel.pipeline.size=4 --set data.micro_num=8
+evo-ckpt reshard -q il4/20 --pp 1 -o il4as1/20
+check "pp 4 interleaved = one rank, bit for bit" cmp one8/20/model_tp0_pp0.evo il4as1/20/model_tp0_pp0.evo
+# with tensor ranks (msp) and recomputation: neither the interleaving nor
+# the recomputation changes a bit of the plain 1F1B run on the same ranks
+msp_pp=(--set model.num_layers=4 --set parallel.pipeline.size=2 --set parallel.tensor.size=2
+    --set parallel.tensor.mode=msp --set data.micro_num=4)
+check "tp 2 msp x pp 2: 20 steps" ranks 4 evo-train -q "${common[@]}" "${msp_pp[@]}" \
+    --set ckpt.save_ckpt_folder=msppp tiny.ini
+check "tp 2 msp x pp 2 interleaved, model.checkpoint 0.5: 20 steps" ranks 4 evo-train -q "${common[@]}" \
+    "${msp_pp[@]}" --set model.num_chunks=2 --set model.checkpoint=0.5 --set ckpt.save_ckpt_folder=mspil tiny.ini
+for d in msppp mspil; do
+    evo-ckpt reshard -q $d/20 --tp 1 --pp 1 -o $d-whole/20
+done
+for f in model_tp0_pp0.evo optimizer_tp0_pp0_zo0.evo; do
+    check "interleaving and recomputation change no bit (tp 2 msp x pp 2): $f" cmp msppp-whole/20/$f \
+        mspil-whole/20/$f
+done
+check "tp 2 msp x pp 2: the losses equal one rank's to 1e-5" close <(field one4/metrics.jsonl loss) \
+    <(field mspil/metrics.jsonl loss)
+evo-train --dry-run --world 4 "${common[@]}" "${msp_pp[@]}" --set model.num_chunks=2 --set model.checkpoint=0.5 \
+    tiny.ini | awk '/^# communication per step/ {on = 1; next} on && /^  (world|data|tensor|pipeline|zero1) / {print $1, $2}' >want
+/usr/bin/python3 -c '
+import json, sys
+j = json.loads(open(sys.argv[1]).readline())
+for g, n in j["comm_bytes"].items(): print(g, n)' mspil/metrics.jsonl >got
+check "tp 2 msp x pp 2 interleaved: the bytes of step 1 are what --dry-run predicts" cmp want got
 # The moments each rank keeps: InternEvo's deal of whole tensors, so about
 # 1/zero1 of them (the embedding, the largest, sets the imbalance).
 total=$(stat -c %s dp2z1/20/optimizer_tp0_pp0_zo0.evo)
@@ -374,6 +414,12 @@ refused "tensor 3 on 4 heads" 3 'parallel.tensor.size 3 does not divide model.nu
     --set parallel.tensor.size=3
 refused "pipeline 3 on 2 layers" 3 'parallel.pipeline.size 3 exceeds model.num_layers = 2' \
     --set parallel.pipeline.size=3
+refused "interleaved on micro_num 3, pipeline 2" 2 'data.micro_num 3 is not a multiple of parallel.pipeline.size 2' \
+    --set model.num_layers=4 --set model.num_chunks=2 --set parallel.pipeline.size=2 --set data.micro_num=3
+refused "pipeline 4 on chunks of 2 layers" 4 'parallel.pipeline.size 4 exceeds the 2 layers of each of model.num_chunks = 2' \
+    --set model.num_layers=4 --set model.num_chunks=2 --set parallel.pipeline.size=4
+check_fails "num_chunks 3 on 4 layers" 1 'num_chunks must be 1 to 16 and divide num_layers' \
+    evo-train -q --set model.num_chunks=3 --set model.num_layers=4 tiny.ini
 refused "zero1 3 on dp 2" 2 'parallel.zero1 3 does not divide the 2 data-parallel ranks' --set parallel.zero1=3
 refused "zero1 3 on dp 4" 4 'parallel.zero1 3 does not divide the 4 data-parallel ranks' --set parallel.zero1=3
 refused "tensor mode isp (not yet)" 2 'parallel.tensor.mode isp is not implemented yet' --set parallel.tensor.size=2 \

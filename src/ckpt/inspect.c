@@ -86,10 +86,18 @@ static void print_text(const evo_ckpt_shards *s)
     else
         printf("no optimizer state\n");
     for (uint32_t p = 0, first, end; p < l->pp; p++) {
-        evo_ckpt_stage_layers(m->layers, l->pp, p, &first, &end);
-        printf("  stage %u:   layer%s %u", p, end - first > 1 ? "s" : "", first);
-        if (end - first > 1)
-            printf("-%u", end - 1);
+        uint32_t chunks = l->pp > 1 ? m->chunks : 1, n = 0;
+        for (uint32_t c = 0; c < chunks; c++) {
+            evo_model_stage_layers(m->layers, chunks, l->pp, p, c, &first, &end);
+            n += end - first;
+        }
+        printf("  stage %u:   layer%s ", p, n > 1 ? "s" : "");
+        for (uint32_t c = 0; c < chunks; c++) {
+            evo_model_stage_layers(m->layers, chunks, l->pp, p, c, &first, &end);
+            printf("%s%u", c ? ", " : "", first);
+            if (end - first > 1)
+                printf("-%u", end - 1);
+        }
         printf("%s%s\n", p == 0 ? ", embedding" : "", p == l->pp - 1 ? ", final norm, head" : "");
     }
     if (read_state(s, &st)) {
@@ -155,9 +163,14 @@ static void print_json(const evo_ckpt_shards *s)
         json_array_append_new(files, json_pack("{s:s, s:I, s:s}", "name", s->manifest.files[f].name, "bytes",
                                                (json_int_t)s->manifest.files[f].size, "xxh3", hash));
     }
-    for (uint32_t p = 0, first, end; p < l->pp; p++) {
-        evo_ckpt_stage_layers(m->layers, l->pp, p, &first, &end);
-        json_array_append_new(stages, json_pack("{s:i, s:i}", "first_layer", first, "end_layer", end));
+    for (uint32_t p = 0, first, end; p < l->pp; p++) { /* a run of layers for each of its chunks */
+        uint32_t chunks = l->pp > 1 ? m->chunks : 1;
+        json_t *runs = json_array();
+        for (uint32_t c = 0; c < chunks; c++) {
+            evo_model_stage_layers(m->layers, chunks, l->pp, p, c, &first, &end);
+            json_array_append_new(runs, json_pack("{s:i, s:i}", "first_layer", first, "end_layer", end));
+        }
+        json_array_append_new(stages, json_pack("{s:o}", "chunks", runs));
     }
     for (size_t i = 0; i < m->n_tensors; i++) {
         const evo_tensor_info *ti = &m->tensors[i];

@@ -22,8 +22,10 @@ static void print_count(const char *label, uint64_t n)
  * the model's first layers, transformer.h). */
 static uint32_t recomputed_layers(const evo_config *c, const evo_model *m)
 {
-    uint32_t n = (uint32_t)(m->layers * c->model.checkpoint);
-    return n <= m->first_layer ? 0 : (n < m->end_layer ? n : m->end_layer) - m->first_layer;
+    uint32_t n = (uint32_t)(m->layers * c->model.checkpoint), count = 0;
+    for (uint32_t k = 0; k < m->chunks; k++)
+        count += n <= m->first[k] ? 0 : (n < m->end[k] ? n : m->end[k]) - m->first[k];
+    return count;
 }
 
 /* What one rank sends per step, by group, with evo_comm_volume's ring
@@ -38,10 +40,13 @@ static void print_comm(const evo_config *c, const evo_model *m, const evo_layout
     uint64_t bytes[EVO_N_GROUPS] = {0};
     uint64_t rows = (uint64_t)c->data.micro_num * l->dp, T = (uint64_t)c->data.seq_len * c->data.micro_bsz;
     bytes[EVO_GROUP_WORLD] += evo_comm_volume(EVO_ALLREDUCE, (rows + 1) * sizeof(double), l->world);
-    uint64_t act = T * m->dim * sizeof(float), layers = m->end_layer - m->first_layer;
+    uint64_t act = T * m->dim * sizeof(float), layers = evo_model_part_layers(m);
     int seq = train_sequence_parallel(l);
+    /* the first stage sends every row's output on, for each of its chunks,
+     * and the input gradients of its chunks after the first back */
     if (l->pp > 1)
-        bytes[EVO_GROUP_PIPELINE] += c->data.micro_num * evo_comm_volume(EVO_SENDRECV, act / (seq ? l->tp : 1), l->pp);
+        bytes[EVO_GROUP_PIPELINE] += (uint64_t)c->data.micro_num * (2 * m->chunks - 1) *
+                                     evo_comm_volume(EVO_SENDRECV, act / (seq ? l->tp : 1), l->pp);
     /* tensor parallel, per row: the embedding's columns gathered; per layer
      * two all-reduces forward (o, down) and two backward (the inputs of
      * q k v and of gate up); on the last stage the loss's parts gathered
@@ -133,17 +138,19 @@ int train_dry_run(const evo_config *c, uint32_t world)
      * for backward per token and layer: the layer input, the normed inputs,
      * q/k/v, the attention output, the residual, gate, up and their product
      * (dtype), plus the softmax log-sum-exp and two rstd (fp32); a
-     * recomputed layer keeps its input only; 1F1B keeps min(pp, micro_num)
-     * rows of them on the first stage. Logits (fp32) are the last stage's. */
+     * recomputed layer keeps its input only; 1F1B keeps a chunk's for
+     * several rows (train_pipeline_warmup). Logits (fp32) are the last
+     * stage's. */
     evo_model part;
     evo_ckpt_layout cut = {.tp = l.tp, .pp = l.pp, .zero = l.zero1};
     if (evo_model_part(&part, &m, &cut, 0, 0, &e) < 0)
         evo_fatal("%s", e.msg);
     double b = dtype_bytes(c->model.dtype), local = (double)part.n_params;
-    double kv = (double)m.kv_heads * m.head_dim, layers = part.end_layer - part.first_layer;
+    double kv = (double)m.kv_heads * m.head_dim, chunk_layers = (double)evo_model_part_layers(&part) / part.chunks;
     double per_tok_layer = (5.0 * m.dim + 2 * kv + 3.0 * m.ffn) * b / tp + (m.heads / tp + 2) * 4.0;
-    double recomputed = recomputed_layers(c, &part), kept = layers - recomputed;
-    uint32_t in_flight = pp < c->data.micro_num ? pp : c->data.micro_num;
+    double recomputed = (double)recomputed_layers(c, &part) / part.chunks, kept = chunk_layers - recomputed;
+    uint32_t mn = c->data.micro_num, in_flight = train_pipeline_warmup(0, pp, part.chunks, mn) + 1;
+    in_flight = in_flight < mn * part.chunks ? in_flight : mn * part.chunks;
     /* a recomputed layer keeps its input; one layer's worth is shared by
      * them while the backward recomputes them one at a time */
     double act = (double)tokens_row * (in_flight * (kept * per_tok_layer + recomputed * m.dim * b) +
@@ -152,12 +159,14 @@ int train_dry_run(const evo_config *c, uint32_t world)
     double optim = local * (b == 4 ? 8.0 : 12.0) / zero;
     printf("\n# memory per rank (rank 0): %u ranks = tensor %u x pipeline %u x data %u, ZeRO-1 over %u, %s\n", world,
            tp, pp, dp, zero, evo_precision_name(c->model.dtype));
-    printf("  weights                    %8.2f GiB (layers %u-%u%s)\n", gib(local * b), part.first_layer,
-           part.end_layer - 1, pp > 1 ? ", the embedding" : ", all");
+    printf("  weights                    %8.2f GiB (layers", gib(local * b));
+    for (uint32_t k = 0; k < part.chunks; k++)
+        printf("%s %u-%u", k ? "," : "", part.first[k], part.end[k] - 1);
+    printf("%s)\n", pp > 1 ? ", the embedding" : ", all");
     printf("  gradients                  %8.2f GiB\n", gib(local * b));
     printf("  optimizer (master, m, v)   %8.2f GiB\n", gib(optim));
-    printf("  activations                %8.2f GiB (%u row%s of %" PRIu64 " tokens)\n", gib(act), in_flight,
-           in_flight > 1 ? "s" : "", tokens_row);
+    printf("  activations                %8.2f GiB (%u row%s of %" PRIu64 " tokens%s)\n", gib(act), in_flight,
+           in_flight > 1 ? "s" : "", tokens_row, part.chunks > 1 ? ", a chunk each" : "");
     printf("  logits                     %8.2f GiB\n", gib(logits));
     printf("  total                      %8.2f GiB\n", gib(2 * local * b + optim + act + logits));
     print_comm(c, &part, &l);

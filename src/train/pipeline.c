@@ -1,34 +1,50 @@
-/* pipeline.c - a batch's rows through the pipeline stages: Megatron's
- * non-interleaved 1F1B schedule (PipeDream-Flush). Stage s of P runs
+/* pipeline.c - a batch's rows through the pipeline stages: Megatron's 1F1B
+ * schedule (PipeDream-Flush), interleaved when every stage holds v model
+ * chunks (model.num_chunks: chunk c of stage s is virtual stage c p + s of
+ * p v). Rank s of p runs the n v (row, chunk) pairs of its stage in the
+ * order
  *
- *   warm-up:   min(P - s - 1, n) forwards, each output sent on at once
- *   steady:    forward row k + warm, then backward row k
- *   cool-down: the last warm backwards
+ *   forward k:  chunk (k mod p v) div p of row (k div p v) p + k mod p
+ *   backward k: the same row, chunk v - 1 - (k mod p v) div p
  *
- * so it holds at most P - s rows' activations (one slot each) instead of
- * all n, and the bubble is (P - 1) / (n + P - 1) of the step. Backwards
- * run in row order on every stage, so each parameter's gradient adds up
- * its rows in the order one rank does: the same bits as one stage.
+ * (v = 1: row k) as
  *
- * Messages: row k's output from stage s to s + 1 (the residual stream,
- * [T, dim], or this rank's T/tp tokens of it with sequence parallelism),
- * and dL/d(input) back. In the steady phase both neighbours send before they receive
- * (Megatron's send_forward_recv_backward against send_backward_recv_forward),
- * so those pairs go as one exchange. A row without labelled tokens has no
- * backward on any stage (every stage reads the row and knows), and its
- * gradient messages are left out on both sides.
+ *   warm-up:   W forwards, W = min(p - s - 1, n) for v = 1, else
+ *              min(2 (p - s - 1) + (v - 1) p, n v) (Megatron's)
+ *   steady:    forward k + W, then backward k
+ *   cool-down: the last W backwards
  *
- * With one stage this is forward and backward row by row, as before. */
+ * so it holds W + 1 (row, chunk) activations at most instead of all n v;
+ * the bubble is (p - 1) / (n + p - 1) of the step, about v times less when
+ * interleaved. Each chunk's backwards run in row order, so each
+ * parameter's gradient adds up its rows in the order one rank does: the
+ * same bits as one stage.
+ *
+ * Messages: a chunk's output goes to the next virtual stage (the next
+ * rank; the last rank's goes to rank 0's next chunk), the residual stream
+ * [T, dim] or this rank's T/tp tokens of it with sequence parallelism; its
+ * input gradient back (tag 1). Sends do not wait (comm.h), receives wait
+ * for what the next step needs: any order of steps that the data allow
+ * runs without two ranks waiting on each other. A row without labelled
+ * tokens has no backward on any stage (every stage reads the row and
+ * knows), and no gradient messages. */
+#include <stdlib.h>
+
+#include "base/error.h"
 #include "train.h"
+
+enum { TAG_ACTIVATION, TAG_GRADIENT };
 
 typedef struct {
     train_run *r;
     train_data *data;
-    uint64_t first;  /* row k is row first + k of data */
-    uint32_t slot0;  /* and its loss goes to r->row_losses[slot0 + k] */
+    uint64_t first; /* row j is row first + j of data */
+    uint32_t slot0; /* and its loss goes to r->row_losses[slot0 + j] */
     size_t T;
     float scale;
-    uint32_t stage, stages;
+    uint32_t s, p, v; /* stage, stages, chunks */
+    int *slot;        /* [n v]: the transformer slot of (row j, chunk c) at j v + c, -1: none */
+    int *free_slots, n_free;
 } pipe;
 
 /* What goes between stages for a row: this rank's tokens of the residual
@@ -38,106 +54,101 @@ static size_t stream_bytes(const pipe *p)
     return evo_transformer_rows(&p->r->tf, p->T) * p->r->model.dim * sizeof(float);
 }
 
-static int tf_slot(const pipe *p, uint32_t k) { return (int)(k % (uint32_t)p->r->tf.n_slots); }
+static int first_virtual(const pipe *p, uint32_t c) { return p->s == 0 && c == 0; }
+static int last_virtual(const pipe *p, uint32_t c) { return p->s + 1 == p->p && c + 1 == p->v; }
 
-static int has_backward(const pipe *p, uint32_t k) { return evo_transformer_labelled(&p->r->tf, tf_slot(p, k)) > 0; }
-
-static void forward(pipe *p, uint32_t k)
+static void forward(pipe *p, uint32_t j, uint32_t c)
 {
+    evo_comm *comm = p->r->comm;
+    evo_transformer *tf = &p->r->tf;
+    int slot = p->slot[j * p->v + c] = p->free_slots[--p->n_free];
+    if (!first_virtual(p, c))
+        comm->recv(comm, EVO_GROUP_PIPELINE, p->r->be, evo_transformer_input(tf, slot), stream_bytes(p),
+                   (p->s + p->p - 1) % p->p, TAG_ACTIVATION);
     /* the row is read here, as its forward needs it: data holds one row */
-    const evo_pack_row *row = train_data_row(p->data, p->first + k);
-    double loss = evo_transformer_forward(&p->r->tf, tf_slot(p, k), row, p->T);
-    if (p->stage + 1 == p->stages && p->r->comm->layout.tp_rank == 0)
-        p->r->row_losses[p->slot0 + k] = loss;
+    double loss = evo_transformer_forward(tf, slot, c, train_data_row(p->data, p->first + j), p->T);
+    if (last_virtual(p, c) && comm->layout.tp_rank == 0)
+        p->r->row_losses[p->slot0 + j] = loss;
+    if (!last_virtual(p, c))
+        comm->send(comm, EVO_GROUP_PIPELINE, p->r->be, evo_transformer_output(tf, slot), stream_bytes(p),
+                   (p->s + 1) % p->p, TAG_ACTIVATION);
 }
 
-static void recv_input(pipe *p, uint32_t k)
+static void backward(pipe *p, uint32_t j, uint32_t c)
 {
-    if (p->stage > 0)
-        p->r->comm->recv(p->r->comm, EVO_GROUP_PIPELINE, p->r->be, evo_transformer_input(&p->r->tf, tf_slot(p, k)),
-                         stream_bytes(p), p->stage - 1);
+    evo_comm *comm = p->r->comm;
+    evo_transformer *tf = &p->r->tf;
+    int slot = p->slot[j * p->v + c];
+    if (evo_transformer_labelled(tf, slot)) {
+        if (!last_virtual(p, c))
+            comm->recv(comm, EVO_GROUP_PIPELINE, p->r->be, tf->dx, stream_bytes(p), (p->s + 1) % p->p,
+                       TAG_GRADIENT);
+        evo_transformer_backward(tf, slot, p->scale);
+        if (!first_virtual(p, c))
+            comm->send(comm, EVO_GROUP_PIPELINE, p->r->be, tf->dx, stream_bytes(p), (p->s + p->p - 1) % p->p,
+                       TAG_GRADIENT);
+    }
+    p->free_slots[p->n_free++] = slot;
 }
 
-static void send_output(pipe *p, uint32_t k)
+/* Step k's row and chunk, forward or backward. */
+static void step_of(const pipe *p, uint32_t k, int back, uint32_t *j, uint32_t *c)
 {
-    if (p->stage + 1 < p->stages)
-        p->r->comm->send(p->r->comm, EVO_GROUP_PIPELINE, p->r->be, evo_transformer_output(&p->r->tf, tf_slot(p, k)),
-                         stream_bytes(p), p->stage + 1);
+    uint32_t in_group = k % (p->p * p->v);
+    *c = in_group / p->p;
+    if (back)
+        *c = p->v - 1 - *c;
+    *j = k / (p->p * p->v) * p->p + k % p->p;
 }
 
-/* Row k's output goes on; row j's output gradient comes back into tf.dx. */
-static void send_output_recv_grad(pipe *p, uint32_t k, uint32_t j)
+uint32_t train_pipeline_warmup(uint32_t s, uint32_t p, uint32_t v, uint32_t n)
 {
-    evo_comm *c = p->r->comm;
-    size_t bytes = stream_bytes(p);
-    if (p->stage + 1 == p->stages)
-        return;
-    if (has_backward(p, j))
-        c->exchange(c, EVO_GROUP_PIPELINE, p->r->be, evo_transformer_output(&p->r->tf, tf_slot(p, k)), p->r->tf.dx,
-                    bytes, p->stage + 1);
-    else
-        send_output(p, k);
+    uint32_t w = v == 1 ? p - s - 1 : 2 * (p - s - 1) + (v - 1) * p;
+    return w < n * v ? w : n * v;
 }
-
-static void recv_grad(pipe *p, uint32_t j)
-{
-    if (p->stage + 1 < p->stages && has_backward(p, j))
-        p->r->comm->recv(p->r->comm, EVO_GROUP_PIPELINE, p->r->be, p->r->tf.dx, stream_bytes(p),
-                         p->stage + 1);
-}
-
-/* Row j's input gradient goes back; row k's input comes in (k past the
- * last row: nothing comes). */
-static void send_grad_recv_input(pipe *p, uint32_t j, uint32_t k, uint32_t n)
-{
-    evo_comm *c = p->r->comm;
-    size_t bytes = stream_bytes(p);
-    if (p->stage == 0)
-        return;
-    if (has_backward(p, j) && k < n)
-        c->exchange(c, EVO_GROUP_PIPELINE, p->r->be, p->r->tf.dx, evo_transformer_input(&p->r->tf, tf_slot(p, k)),
-                    bytes, p->stage - 1);
-    else if (has_backward(p, j))
-        c->send(c, EVO_GROUP_PIPELINE, p->r->be, p->r->tf.dx, bytes, p->stage - 1);
-    else if (k < n)
-        recv_input(p, k);
-}
-
-static void backward(pipe *p, uint32_t j) { evo_transformer_backward(&p->r->tf, tf_slot(p, j), p->scale); }
 
 void train_pipeline_batch(train_run *r, train_data *d, uint64_t first, uint32_t slot0, uint32_t n, size_t T,
                           float scale)
 {
     const evo_layout *l = &r->comm->layout;
-    pipe p = {.r = r, .data = d, .first = first, .slot0 = slot0, .T = T, .scale = scale, .stage = l->pp_rank,
-              .stages = l->pp};
-    uint32_t warm = l->pp - l->pp_rank - 1 < n ? l->pp - l->pp_rank - 1 : n;
-    for (uint32_t k = 0; k < warm; k++) {
-        recv_input(&p, k);
-        forward(&p, k);
-        send_output(&p, k);
+    pipe p = {.r = r, .data = d, .first = first, .slot0 = slot0, .T = T, .scale = scale, .s = l->pp_rank,
+              .p = l->pp, .v = r->tf.chunks};
+    if (p.v > 1 && n % p.p)
+        evo_fatal("the interleaved pipeline needs a multiple of parallel.pipeline.size %u rows a batch, and this "
+                  "one has %u (data.rampup_batch_size?)",
+                  p.p, n);
+    uint32_t total = n * p.v, warm = train_pipeline_warmup(p.s, p.p, p.v, n), j, c;
+    p.slot = evo_malloc(total * sizeof *p.slot);
+    p.free_slots = evo_malloc((size_t)r->tf.n_slots * sizeof *p.free_slots);
+    for (int i = r->tf.n_slots; i-- > 0;)
+        p.free_slots[p.n_free++] = i;
+    for (uint32_t k = 0; k < total; k++) { /* forward k; from the steady phase on, backward k - warm */
+        step_of(&p, k, 0, &j, &c);
+        forward(&p, j, c);
+        if (k >= warm) {
+            step_of(&p, k - warm, 1, &j, &c);
+            backward(&p, j, c);
+        }
     }
-    if (warm < n)
-        recv_input(&p, warm);
-    for (uint32_t j = 0; j + warm < n; j++) {
-        uint32_t k = j + warm;
-        forward(&p, k);
-        send_output_recv_grad(&p, k, j);
-        backward(&p, j);
-        send_grad_recv_input(&p, j, k + 1, n);
+    for (uint32_t k = total - warm; k < total; k++) {
+        step_of(&p, k, 1, &j, &c);
+        backward(&p, j, c);
     }
-    for (uint32_t j = n - warm; j < n; j++) {
-        recv_grad(&p, j);
-        backward(&p, j);
-        send_grad_recv_input(&p, j, n, n);
-    }
+    r->comm->wait_sent(r->comm);
+    free(p.slot);
+    free(p.free_slots);
 }
 
 void train_pipeline_forward(train_run *r, train_data *d, uint64_t row, uint32_t slot, size_t T)
 {
-    pipe p = {.r = r, .data = d, .first = row, .slot0 = slot, .T = T, .stage = r->comm->layout.pp_rank,
-              .stages = r->comm->layout.pp};
-    recv_input(&p, 0);
-    forward(&p, 0);
-    send_output(&p, 0);
+    int free_slot = 0;
+    pipe p = {.r = r, .data = d, .first = row, .slot0 = slot, .T = T, .s = r->comm->layout.pp_rank,
+              .p = r->comm->layout.pp, .v = r->tf.chunks, .free_slots = &free_slot, .n_free = 1};
+    int slots[EVO_MAX_CHUNKS];
+    p.slot = slots;
+    for (uint32_t c = 0; c < p.v; c++) {
+        forward(&p, 0, c);
+        p.free_slots[p.n_free++] = p.slot[c];
+    }
+    r->comm->wait_sent(r->comm);
 }

@@ -269,8 +269,11 @@ int train_run_main(evo_config *c, const train_options *opt)
     if (r.has_valid && r.valid.pack.meta.n_rows > slots)
         slots = r.valid.pack.meta.n_rows;
     r.row_losses = evo_calloc(slots, sizeof *r.row_losses);
-    /* 1F1B keeps at most pp - pp_rank rows in flight (pipeline.c) */
-    uint32_t in_flight = l->pp - l->pp_rank < c->data.micro_num ? l->pp - l->pp_rank : c->data.micro_num;
+    /* the (row, chunk) pairs a stage keeps in flight (pipeline.c) */
+    uint32_t chunks = l->pp > 1 ? r.model.chunks : 1, mn = c->data.micro_num;
+    uint32_t in_flight = train_pipeline_warmup(l->pp_rank, l->pp, chunks, mn) + 1;
+    if (in_flight > mn * chunks)
+        in_flight = mn * chunks;
     evo_tensor_group tensors = {.ctx = &r,
                                 .allreduce = tensor_allreduce,
                                 .allgather = tensor_allgather,

@@ -3,7 +3,7 @@
  *   main.c        options, config
  *   dryrun.c      --dry-run: what a config costs
  *   run.c         the training loop: batches, steps, validation, stops
- *   pipeline.c    a batch's rows through the pipeline stages (1F1B)
+ *   pipeline.c    a batch's rows through the pipeline stages (1F1B, interleaved)
  *   data.c        rows from evo-pack files, and where the run is in them
  *   optim.c       one optimizer step: norm, loss scaler, clipping, AdamW
  *   checkpoint.c  saving and resuming a run (evo-ckpt(5))
@@ -106,6 +106,10 @@ void train_pipeline_batch(train_run *r, train_data *d, uint64_t first, uint32_t 
 /* The forward alone of row `row` of d (validation), its loss into
  * r->row_losses[slot]. */
 void train_pipeline_forward(train_run *r, train_data *d, uint64_t row, uint32_t slot, size_t T);
+/* The forwards stage s of p, with v chunks each, runs before its first
+ * backward on a batch of n rows: it holds that many plus one (row, chunk)
+ * activations at most. */
+uint32_t train_pipeline_warmup(uint32_t s, uint32_t p, uint32_t v, uint32_t n);
 
 /* --- optim.c --------------------------------------------------------------- */
 

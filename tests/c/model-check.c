@@ -101,10 +101,10 @@ int main(int argc, char **argv)
     evo_transformer_init(&tf, &m, be, &(evo_transformer_opts){.T_max = T, .label_smoothing = (float)c.loss.label_smoothing});
     evo_transformer_init_params(&tf, seed);
     evo_transformer_zero_grad(&tf);
-    double loss = evo_transformer_forward(&tf, 0, &row, T);
+    double loss = evo_transformer_forward(&tf, 0, 0, &row, T);
     save_dev(be, dir, "logits.f32", tf.slots[0].logits, T * V);
     evo_transformer_backward(&tf, 0, SCALE / 2);
-    double loss2 = evo_transformer_forward(&tf, 0, &row, T);
+    double loss2 = evo_transformer_forward(&tf, 0, 0, &row, T);
     evo_transformer_backward(&tf, 0, SCALE / 2);
     if (loss2 != loss)
         evo_fatal("the same row gave loss %.9g, then %.9g", loss, loss2);
@@ -120,7 +120,7 @@ int main(int argc, char **argv)
         int32_t s0 = row.cu_seqlens[s], len = row.cu_seqlens[s + 1] - s0, cu[2] = {0, len};
         evo_pack_row seg = {.tokens = row.tokens + s0, .labels = row.labels + s0,
                             .positions = row.positions + s0, .cu_seqlens = cu, .n_segments = 1};
-        evo_transformer_forward(&tf, 0, &seg, (size_t)len);
+        evo_transformer_forward(&tf, 0, 0, &seg, (size_t)len);
         be->download(be, alone + (size_t)s0 * V, tf.slots[0].logits, (size_t)len * V * sizeof *alone);
     }
     write_file(dir, "alone.f32", alone, T * V * sizeof *alone);

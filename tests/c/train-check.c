@@ -81,7 +81,7 @@ static void check_accumulation(void)
         evo_pack_row_init(&rows[r], &meta);
         make_row(&rows[r], T, m.vocab, r);
         evo_transformer_zero_grad(&tf);
-        loss_sum += evo_transformer_forward(&tf, 0, &rows[r], T);
+        loss_sum += evo_transformer_forward(&tf, 0, 0, &rows[r], T);
         evo_transformer_backward(&tf, 0, 1.0f);
         be->download(be, g, tf.grads, n * sizeof *g);
         for (size_t i = 0; i < n; i++)
@@ -90,7 +90,7 @@ static void check_accumulation(void)
     evo_transformer_zero_grad(&tf);
     double loss_acc = 0;
     for (int r = 0; r < 4; r++) {
-        loss_acc += evo_transformer_forward(&tf, 0, &rows[r], T) / 4;
+        loss_acc += evo_transformer_forward(&tf, 0, 0, &rows[r], T) / 4;
         evo_transformer_backward(&tf, 0, 0.25f);
     }
     be->download(be, acc, tf.grads, n * sizeof *acc);

@@ -11,7 +11,6 @@ not the largest element, is the measure. Prints the worst
 tensor; exit 1 if any tensor is further apart, or the tensors differ in
 names or shapes."""
 import os
-import re
 import sys
 
 import numpy as np
@@ -23,23 +22,19 @@ import evo_ckpt  # noqa: E402
 def tensors(path, kind):
     """The tensors of every KIND*.evo file of a checkpoint: pipeline stages
     and ZeRO's optimizer shards hold whole tensors, so a union merges them,
-    in model order (the stages' model files in stage order, then the
-    adam.m./adam.v. names of the model's tensors)."""
+    by name (an interleaved pipeline's stages hold every other run of
+    layers, so no order is the model's)."""
     found = {}
-    files = [n for n in os.listdir(path) if n.startswith(kind) and n.endswith(".evo")]
-    for name in sorted(files, key=lambda n: [int(x) for x in re.findall(r"\d+", n)]):
-        found.update(evo_ckpt.read_tensor_file(os.path.join(path, name))[1])
-    if kind == "model":
-        return found
-    order = list(tensors(path, "model"))
-    return {p + n: found[p + n] for p in ("adam.m.", "adam.v.") for n in order if p + n in found}
-
+    for name in os.listdir(path):
+        if name.startswith(kind) and name.endswith(".evo"):
+            found.update(evo_ckpt.read_tensor_file(os.path.join(path, name))[1])
+    return found
 
 tol = float(sys.argv[3]) if len(sys.argv) > 3 else 1e-5
 worst, worst_name = 0.0, ""
 for kind in ("model", "optimizer"):
     ta, tb = tensors(sys.argv[1], kind), tensors(sys.argv[2], kind)
-    if list(ta) != list(tb):
+    if sorted(ta) != sorted(tb):
         sys.exit("%s: tensor names differ" % kind)
     for name in ta:
         x, y = ta[name].astype(np.float64), tb[name].astype(np.float64)

@@ -27,9 +27,15 @@ static void *take(carve *c, size_t n, size_t elem)
 #define TAKE_F(c, n) ((float *)take(c, n, sizeof(float)))
 #define TAKE_I(c, n) ((int32_t *)take(c, n, sizeof(int32_t)))
 
-/* Whether the stage's layer i is recomputed in the backward
+/* The layers of the stage's chunk c. */
+static uint32_t chunk_len(const evo_transformer *tf, uint32_t c) { return tf->end[c] - tf->first[c]; }
+
+/* Whether layer j of the stage's chunk c is recomputed in the backward
  * (model.checkpoint: the model's first n_recompute layers). */
-static int recomputed(const evo_transformer *tf, uint32_t i) { return tf->m->first_layer + i < tf->n_recompute; }
+static int recomputed(const evo_transformer *tf, uint32_t c, uint32_t j)
+{
+    return tf->first[c] + j < tf->n_recompute;
+}
 
 /* What the forward of one layer keeps for its backward, for T rows. */
 static void carve_acts(const evo_transformer *tf, carve *c, evo_layer_acts *a)
@@ -67,13 +73,17 @@ static void layout(evo_transformer *tf, carve *c)
         mb->positions = TAKE_I(c, T);
         mb->cu_seqlens = TAKE_I(c, T + 1);
         mb->count = TAKE_I(c, 1);
-        for (uint32_t i = 0; i <= tf->n_layers; i++)
-            mb->x[i] = TAKE_F(c, Ts * d);
-        for (uint32_t i = 0; i < tf->n_layers; i++)
-            if (recomputed(tf, i))
-                mb->acts[i] = tf->recompute;
-            else
-                carve_acts(tf, c, &mb->acts[i]);
+        for (uint32_t j = 0; j <= tf->max_chunk; j++)
+            mb->x[j] = TAKE_F(c, Ts * d);
+        /* layer j of a slot keeps its own activations unless it is
+         * recomputed in every chunk the slot may hold */
+        for (uint32_t j = 0; j < tf->max_chunk; j++) {
+            int own = 0;
+            for (uint32_t k = 0; k < tf->chunks; k++)
+                own |= j < chunk_len(tf, k) && !recomputed(tf, k, j);
+            if (own)
+                carve_acts(tf, c, &mb->own[j]);
+        }
         if (tf->last_stage) {
             mb->nf = TAKE_F(c, Ts * d);
             mb->rstdf = TAKE_F(c, Ts);
@@ -131,7 +141,7 @@ void evo_transformer_init(evo_transformer *tf, const evo_model *m, const evo_bac
                             .be = be,
                             .T_max = o->T_max,
                             .label_smoothing = o->label_smoothing,
-                            .n_layers = m->end_layer - m->first_layer,
+                            .n_layers = evo_model_part_layers(m),
                             .n_recompute = (uint32_t)(m->layers * o->recompute),
                             .first_stage = m->pp_rank == 0,
                             .last_stage = m->pp_rank + 1 == m->pp,
@@ -146,17 +156,30 @@ void evo_transformer_init(evo_transformer *tf, const evo_model *m, const evo_bac
                          .vocab = m->vocab / m->tp,
                          .heads = (int)(m->heads / m->tp),
                          .kv_heads = (int)(m->kv_heads / m->tp)};
+    /* one stage runs its chunks as one: they follow each other */
+    tf->chunks = m->pp > 1 ? m->chunks : 1;
+    for (uint32_t k = 0; k < tf->chunks; k++) {
+        tf->first[k] = m->first[k];
+        tf->end[k] = tf->chunks > 1 ? m->end[k] : m->end[m->chunks - 1];
+    }
+    for (uint32_t k = 0; k < tf->chunks; k++) {
+        tf->chunk_at[k + 1] = tf->chunk_at[k] + chunk_len(tf, k);
+        tf->max_chunk = chunk_len(tf, k) > tf->max_chunk ? chunk_len(tf, k) : tf->max_chunk;
+    }
     tf->slots = evo_calloc((size_t)n_slots, sizeof *tf->slots);
     for (int s = 0; s < n_slots; s++) {
-        tf->slots[s].x = evo_malloc((tf->n_layers + 1) * sizeof *tf->slots[s].x);
-        tf->slots[s].acts = evo_malloc((tf->n_layers + 1) * sizeof *tf->slots[s].acts);
+        tf->slots[s].x = evo_malloc((tf->max_chunk + 1) * sizeof *tf->slots[s].x);
+        tf->slots[s].acts = evo_malloc((tf->max_chunk + 1) * sizeof *tf->slots[s].acts);
+        tf->slots[s].own = evo_calloc(tf->max_chunk + 1, sizeof *tf->slots[s].own);
     }
     tf->layer = evo_malloc((tf->n_layers + 1) * sizeof *tf->layer);
     tf->embedding = offset_of(m, "embedding.weight", 0, !tf->first_stage);
     tf->norm = offset_of(m, "norm.weight", 0, !tf->last_stage);
     tf->head = offset_of(m, "head.weight", 0, !tf->last_stage);
-    for (uint32_t i = 0; i < tf->n_layers; i++) {
-        uint32_t l = m->first_layer + i;
+    for (uint32_t i = 0, k = 0; i < tf->n_layers; i++) {
+        while (i >= tf->chunk_at[k + 1]) /* the chunks' layers one after the other */
+            k++;
+        uint32_t l = tf->first[k] + i - tf->chunk_at[k];
         tf->layer[i] = (evo_layer_offsets){
             .attn_norm = offset_of(m, "blocks.%d.attn_norm.weight", l, 0),
             .q = offset_of(m, "blocks.%d.attn.q.weight", l, 0),
@@ -186,6 +209,7 @@ void evo_transformer_free(evo_transformer *tf)
     for (int s = 0; s < tf->n_slots; s++) {
         free(tf->slots[s].x);
         free(tf->slots[s].acts);
+        free(tf->slots[s].own);
     }
     free(tf->slots);
     free(tf->layer);
@@ -369,6 +393,7 @@ static void loss(evo_transformer *tf, evo_microbatch *mb, float *losses)
  * layer, which its backward runs this again to fill). */
 static void layer_forward(evo_transformer *tf, evo_microbatch *mb, uint32_t i)
 {
+    mb->acts[i] = recomputed(tf, mb->chunk, i) ? tf->recompute : mb->own[i];
     const evo_model *m = tf->m;
     const evo_backend *be = tf->be;
     const evo_widths *w = &tf->w;
@@ -376,7 +401,7 @@ static void layer_forward(evo_transformer *tf, evo_microbatch *mb, uint32_t i)
     int hd = (int)m->head_dim;
     float eps = (float)m->eps, base = (float)m->rope_base;
     float *P = tf->params;
-    const evo_layer_offsets *o = &tf->layer[i];
+    const evo_layer_offsets *o = &tf->layer[tf->chunk_at[mb->chunk] + i];
     evo_layer_acts *a = &mb->acts[i];
     /* h = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))) */
     be->rmsnorm_fwd(be, a->n1, a->rstd1, mb->x[i], P + o->attn_norm, eps, Ts, d);
@@ -402,7 +427,7 @@ static void layer_forward(evo_transformer *tf, evo_microbatch *mb, uint32_t i)
     add_rows(tf, mb->x[i + 1], a->h, Ts, d);
 }
 
-double evo_transformer_forward(evo_transformer *tf, int slot, const evo_pack_row *row, size_t T)
+double evo_transformer_forward(evo_transformer *tf, int slot, uint32_t chunk, const evo_pack_row *row, size_t T)
 {
     const evo_model *m = tf->m;
     const evo_backend *be = tf->be;
@@ -415,6 +440,7 @@ double evo_transformer_forward(evo_transformer *tf, int slot, const evo_pack_row
     float eps = (float)m->eps;
     float *P = tf->params;
     mb->T = T;
+    mb->chunk = chunk;
     mb->n_seg = (int)row->n_segments;
     /* every stage knows whether the row has a loss, so all of them skip
      * the backward of a row without one */
@@ -426,13 +452,13 @@ double evo_transformer_forward(evo_transformer *tf, int slot, const evo_pack_row
     be->upload(be, mb->positions, row->positions, T * sizeof(int32_t));
     be->upload(be, mb->cu_seqlens, row->cu_seqlens, (row->n_segments + 1) * sizeof(int32_t));
 
-    if (tf->first_stage)
+    if (tf->first_stage && chunk == 0)
         embed(tf, mb, P + tf->embedding);
-    for (uint32_t i = 0; i < tf->n_layers; i++)
+    for (uint32_t i = 0; i < chunk_len(tf, chunk); i++)
         layer_forward(tf, mb, i);
-    if (!tf->last_stage)
+    if (!tf->last_stage || chunk + 1 < tf->chunks)
         return 0;
-    be->rmsnorm_fwd(be, mb->nf, mb->rstdf, mb->x[tf->n_layers], P + tf->norm, eps, Ts, d);
+    be->rmsnorm_fwd(be, mb->nf, mb->rstdf, mb->x[chunk_len(tf, chunk)], P + tf->norm, eps, Ts, d);
     be->matmul_fwd(be, mb->logits, whole_row(tf, tf->row_b, mb->nf, T), P + tf->head, NULL, T, d, w->vocab);
 
     /* The mean over labelled tokens, summed on the host in double in token
@@ -460,7 +486,8 @@ void evo_transformer_backward(evo_transformer *tf, int slot, float scale)
         return;
     /* A tensor rank's gradient of an input its row-cut layers (q k v,
      * gate up, head) read is a partial sum: input_grad sums it. */
-    if (tf->last_stage) {
+    uint32_t chunk = mb->chunk;
+    if (tf->last_stage && chunk + 1 == tf->chunks) {
         /* loss = sum_t losses[t] / n, so every labelled token gets scale / n
          * (ignored tokens get no gradient whatever dloss says). */
         be->fill(be, tf->dloss, scale / (float)mb->n_labelled, T);
@@ -470,15 +497,15 @@ void evo_transformer_backward(evo_transformer *tf, int slot, float scale)
                        P + tf->head, T, d, w->vocab, EVO_OVERWRITE);
         /* dx carries dL/d(residual stream) down the layers; the branches
          * add their share to it in place. */
-        be->rmsnorm_bwd(be, tf->dx, G + tf->norm, input_grad(tf, T), mb->x[tf->n_layers], P + tf->norm, mb->rstdf,
-                        Ts, d, EVO_OVERWRITE);
+        be->rmsnorm_bwd(be, tf->dx, G + tf->norm, input_grad(tf, T), mb->x[chunk_len(tf, chunk)], P + tf->norm,
+                        mb->rstdf, Ts, d, EVO_OVERWRITE);
     }
     /* With sequence parallelism the whole rows a layer's backward reads
      * are gathered again (Megatron's choice: the activations stay cut). */
-    for (uint32_t i = tf->n_layers; i-- > 0;) {
-        const evo_layer_offsets *o = &tf->layer[i];
+    for (uint32_t i = chunk_len(tf, chunk); i-- > 0;) {
+        const evo_layer_offsets *o = &tf->layer[tf->chunk_at[chunk] + i];
         const evo_layer_acts *a = &mb->acts[i];
-        if (recomputed(tf, i)) /* the same ops on the same input: the same bits */
+        if (recomputed(tf, chunk, i)) /* the same ops on the same input: the same bits */
             layer_forward(tf, mb, i);
         /* y = h + down(act): dh = dy + mlp_norm'(gate' + up') */
         const float *dy = whole_row(tf, tf->row_a, tf->dx, T);
@@ -504,6 +531,6 @@ void evo_transformer_backward(evo_transformer *tf, int slot, float scale)
         be->rmsnorm_bwd(be, tf->dx, G + o->attn_norm, input_grad(tf, T), mb->x[i], P + o->attn_norm, a->rstd1, Ts, d,
                         EVO_ACCUMULATE);
     }
-    if (tf->first_stage)
+    if (tf->first_stage && chunk == 0)
         embed_backward(tf, mb, G + tf->embedding);
 }

@@ -7,17 +7,19 @@
  *   evo_transformer_init_params(&tf, seed);
  *   evo_transformer_zero_grad(&tf);
  *   for each of micro_num rows:                     (InternEvo's accumulation)
- *       loss = evo_transformer_forward(&tf, 0, &row, packed_length);
+ *       loss = evo_transformer_forward(&tf, 0, 0, &row, packed_length);
  *       evo_transformer_backward(&tf, 0, 1.0f / micro_num);
  *
- * The model may be one pipeline stage's part (evo_model_part): its layers
- * [first_layer, end_layer), the embedding on the first stage, the final
- * norm, head and loss on the last. A stage after the first takes its input
- * in evo_transformer_input() (received from the stage before), a stage
- * before the last leaves its output in evo_transformer_output(); in the
- * backward, such a stage takes dL/d(output) in tf->dx, and every stage but
- * the first leaves dL/d(input) there. A schedule keeps several rows in
- * flight (1F1B): each has a slot of saved activations.
+ * The model may be one pipeline stage's part (evo_model_part): a run of
+ * layers in each of its chunks (one chunk unless interleaved), the
+ * embedding before the first stage's chunk 0, the final norm, head and
+ * loss after the last stage's last chunk. A chunk that is not the model's
+ * first (a virtual stage) takes its input in evo_transformer_input()
+ * (received from the stage before), one that is not the last leaves its
+ * output in evo_transformer_output(); in the backward, such a chunk takes
+ * dL/d(output) in tf->dx, and every chunk but the first leaves dL/d(input)
+ * there. A schedule keeps several rows' chunks in flight (1F1B): each has
+ * a slot of saved activations.
  *
  * Everything the forward saves for the backward lives in the arena, sized
  * once for T tokens: a step allocates nothing (fresh pages are expensive on
@@ -83,11 +85,13 @@ typedef struct {
     int n_seg;
     int32_t n_labelled; /* labelled tokens of the row */
     int32_t *tokens, *labels, *positions, *cu_seqlens, *count;
-    /* x[i] is the residual stream entering the stage's layer i,
-     * x[n_layers] the one leaving the stage; x[i+1] = y of layer i (this
-     * rank's tokens of it with sequence parallelism, as n1, h, n2, nf) */
+    /* x[i] is the residual stream entering the chunk's layer i, x[its
+     * layers] the one leaving it; x[i+1] = y of layer i (this rank's tokens
+     * of it with sequence parallelism, as n1, h, n2, nf) */
     float **x;
-    evo_layer_acts *acts;
+    evo_layer_acts *acts; /* per layer: own[i], or the shared set of a recomputed layer */
+    evo_layer_acts *own;
+    uint32_t chunk;       /* whose layers the slot holds */
     float *nf, *rstdf, *logits, *losses, *ce_lse; /* final norm, head, loss: last stage only */
 } evo_microbatch;
 
@@ -105,8 +109,11 @@ typedef struct {
     void *arena;           /* the one allocation; everything below points into it */
     float *params, *grads; /* n_params each, laid out by the tensor table */
     uint64_t embedding, norm, head; /* EVO_NO_TENSOR on a stage without them */
-    uint32_t n_layers;              /* the stage's: end_layer - first_layer */
-    evo_layer_offsets *layer;       /* [n_layers] */
+    uint32_t n_layers;              /* the stage's, all chunks */
+    evo_layer_offsets *layer;       /* [n_layers], chunk after chunk */
+    uint32_t chunks, first[EVO_MAX_CHUNKS], end[EVO_MAX_CHUNKS]; /* the model's layers each chunk runs */
+    uint32_t chunk_at[EVO_MAX_CHUNKS + 1]; /* where each chunk starts in layer[] */
+    uint32_t max_chunk;                    /* layers of the longest chunk: what a slot holds */
     int first_stage, last_stage;
     evo_widths w;
     evo_tensor_group tensors; /* zeros with tp 1 */
@@ -159,8 +166,9 @@ void evo_transformer_zero_grad(evo_transformer *tf);
  * nothing: evo_transformer_labelled says so on every stage). The logits
  * stay in the slot [T,V] until backward overwrites them. Returns 0 on
  * other stages. */
-double evo_transformer_forward(evo_transformer *tf, int slot, const evo_pack_row *row, size_t T);
-/* Adds scale * d(loss of the slot's row)/d(params) into tf->grads. */
+double evo_transformer_forward(evo_transformer *tf, int slot, uint32_t chunk, const evo_pack_row *row, size_t T);
+/* Adds scale * d(loss of the slot's row)/d(params of its chunk) into
+ * tf->grads. */
 void evo_transformer_backward(evo_transformer *tf, int slot, float scale);
 /* The labelled tokens of the slot's row, known on every stage. */
 static inline int32_t evo_transformer_labelled(const evo_transformer *tf, int slot)
@@ -172,7 +180,8 @@ static inline int32_t evo_transformer_labelled(const evo_transformer *tf, int sl
 static inline float *evo_transformer_input(evo_transformer *tf, int slot) { return tf->slots[slot].x[0]; }
 static inline float *evo_transformer_output(evo_transformer *tf, int slot)
 {
-    return tf->slots[slot].x[tf->n_layers];
+    const evo_microbatch *mb = &tf->slots[slot];
+    return mb->x[tf->end[mb->chunk] - tf->first[mb->chunk]];
 }
 
 #endif

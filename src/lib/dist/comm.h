@@ -51,14 +51,18 @@ struct evo_comm {
     void (*reduce_sum_f32)(evo_comm *c, evo_group g, const evo_backend *be, float *buf, size_t n, uint32_t root);
     /* buf of every rank = root's. */
     void (*broadcast)(evo_comm *c, evo_group g, const evo_backend *be, void *buf, size_t bytes, uint32_t root);
-    /* Point to point within a group (the pipeline's activations). */
-    void (*send)(evo_comm *c, evo_group g, const evo_backend *be, const void *buf, size_t bytes, uint32_t peer);
-    void (*recv)(evo_comm *c, evo_group g, const evo_backend *be, void *buf, size_t bytes, uint32_t peer);
-    /* Sends out to peer and receives in from it at once: in the 1F1B
-     * schedule neighbouring stages each send before they receive, and two
-     * blocking sends would wait on each other. */
-    void (*exchange)(evo_comm *c, evo_group g, const evo_backend *be, const void *out, void *in, size_t bytes,
-                     uint32_t peer);
+    /* Point to point within a group (the pipeline's activations and their
+     * gradients). send takes a copy of buf and returns at once; the
+     * message goes while the sender works on (a pipeline stage sends on
+     * and computes the next row; blocking sends between stages that each
+     * send before they receive would wait on each other). recv waits for
+     * its message. Messages from one rank to another with the same tag
+     * arrive in the order sent; wait_sent waits until every message this
+     * rank sent is delivered. */
+    void (*send)(evo_comm *c, evo_group g, const evo_backend *be, const void *buf, size_t bytes, uint32_t peer,
+                 int tag);
+    void (*recv)(evo_comm *c, evo_group g, const evo_backend *be, void *buf, size_t bytes, uint32_t peer, int tag);
+    void (*wait_sent)(evo_comm *c);
     /* Over the whole world: 1 on every rank if any (all) rank's flag is
      * non-zero; stop requests must end every rank at the same step. */
     int (*any)(evo_comm *c, int flag);

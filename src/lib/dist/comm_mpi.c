@@ -14,11 +14,18 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "base/log.h"
 
 enum { CHUNK = 1 << 28 };
+
+/* A message on its way: MPI owns the copy until the request completes. */
+typedef struct {
+    MPI_Request req;
+    void *copy;
+} pending_send;
 
 /* What the watchdog watches: the collective under way (NULL: none), its
  * group and when it began. */
@@ -31,6 +38,8 @@ typedef struct {
     _Atomic double since;
     _Atomic int stop;
     pthread_t watchdog;
+    pending_send *pending; /* sends not known to be delivered */
+    size_t n_pending, cap_pending;
 } mpi_impl;
 
 static void *watchdog(void *arg)
@@ -147,37 +156,60 @@ static void broadcast(evo_comm *c, evo_group g, const evo_backend *be, void *buf
     done(c, g, EVO_BROADCAST, bytes);
 }
 
-static void send(evo_comm *c, evo_group g, const evo_backend *be, const void *buf, size_t bytes, uint32_t peer)
+/* Frees the copies of the messages delivered (all of them with wait):
+ * a send never blocks, and its copy lives only as long as it must. */
+static void reap_sends(mpi_impl *m, int wait)
 {
+    size_t kept = 0;
+    for (size_t i = 0; i < m->n_pending; i++) {
+        int done = 0;
+        if (wait)
+            MPI_Wait(&m->pending[i].req, MPI_STATUS_IGNORE), done = 1;
+        else
+            MPI_Test(&m->pending[i].req, &done, MPI_STATUS_IGNORE);
+        if (done)
+            free(m->pending[i].copy);
+        else
+            m->pending[kept++] = m->pending[i];
+    }
+    m->n_pending = kept;
+}
+
+static void send(evo_comm *c, evo_group g, const evo_backend *be, const void *buf, size_t bytes, uint32_t peer, int tag)
+{
+    mpi_impl *m = c->impl;
     wait_begin(c, "send", g);
     (void)be;
-    for (size_t i = 0; i < bytes; i += CHUNK)
-        MPI_Send((const char *)buf + i, (int)(bytes - i < CHUNK ? bytes - i : CHUNK), MPI_BYTE, (int)peer, 0,
-                 comm_of(c, g));
+    reap_sends(m, 0);
+    for (size_t i = 0; i < bytes; i += CHUNK) {
+        size_t k = bytes - i < CHUNK ? bytes - i : CHUNK;
+        if (m->n_pending == m->cap_pending) {
+            m->cap_pending = m->cap_pending ? 2 * m->cap_pending : 16;
+            m->pending = evo_realloc(m->pending, m->cap_pending * sizeof *m->pending);
+        }
+        pending_send *ps = &m->pending[m->n_pending++];
+        ps->copy = evo_malloc(k);
+        memcpy(ps->copy, (const char *)buf + i, k); /* CPU ranks: backend memory is host memory */
+        MPI_Isend(ps->copy, (int)k, MPI_BYTE, (int)peer, tag, comm_of(c, g), &ps->req);
+    }
     done(c, g, EVO_SENDRECV, bytes);
 }
 
-static void recv(evo_comm *c, evo_group g, const evo_backend *be, void *buf, size_t bytes, uint32_t peer)
+static void recv(evo_comm *c, evo_group g, const evo_backend *be, void *buf, size_t bytes, uint32_t peer, int tag)
 {
     wait_begin(c, "recv", g);
     (void)be;
     for (size_t i = 0; i < bytes; i += CHUNK)
-        MPI_Recv((char *)buf + i, (int)(bytes - i < CHUNK ? bytes - i : CHUNK), MPI_BYTE, (int)peer, 0,
+        MPI_Recv((char *)buf + i, (int)(bytes - i < CHUNK ? bytes - i : CHUNK), MPI_BYTE, (int)peer, tag,
                  comm_of(c, g), MPI_STATUS_IGNORE);
     wait_end(c);
 }
 
-static void exchange(evo_comm *c, evo_group g, const evo_backend *be, const void *out, void *in, size_t bytes,
-                     uint32_t peer)
+static void wait_sent(evo_comm *c)
 {
-    wait_begin(c, "send-recv", g);
-    (void)be;
-    for (size_t i = 0; i < bytes; i += CHUNK) {
-        int k = (int)(bytes - i < CHUNK ? bytes - i : CHUNK);
-        MPI_Sendrecv((const char *)out + i, k, MPI_BYTE, (int)peer, 0, (char *)in + i, k, MPI_BYTE, (int)peer, 0,
-                     comm_of(c, g), MPI_STATUS_IGNORE);
-    }
-    done(c, g, EVO_SENDRECV, bytes);
+    wait_begin(c, "a send's delivery", EVO_GROUP_PIPELINE);
+    reap_sends(c->impl, 1);
+    wait_end(c);
 }
 
 static int flag_over_world(evo_comm *c, int flag, MPI_Op op)
@@ -203,6 +235,8 @@ static void barrier(evo_comm *c, evo_group g)
 static void free_mpi(evo_comm *c)
 {
     mpi_impl *m = c->impl;
+    reap_sends(m, 1);
+    free(m->pending);
     m->stop = 1;
     pthread_join(m->watchdog, NULL);
     for (int g = EVO_GROUP_DATA; g < EVO_N_GROUPS; g++)
@@ -239,7 +273,7 @@ evo_comm *evo_comm_mpi(const evo_layout *l, const evo_world *w, double timeout_s
                                    .broadcast = broadcast,
                                    .send = send,
                                    .recv = recv,
-                                   .exchange = exchange,
+                                   .wait_sent = wait_sent,
                                    .any = any,
                                    .all = all,
                                    .barrier = barrier,

@@ -32,24 +32,19 @@ static void broadcast(evo_comm *c, evo_group g, const evo_backend *be, void *buf
 }
 
 /* A group of one has no peer: a pipeline of one stage never sends. */
-static void send(evo_comm *c, evo_group g, const evo_backend *be, const void *buf, size_t bytes, uint32_t peer)
+static void send(evo_comm *c, evo_group g, const evo_backend *be, const void *buf, size_t bytes, uint32_t peer, int tag)
 {
-    (void)c, (void)g, (void)be, (void)buf, (void)bytes, (void)peer;
+    (void)c, (void)g, (void)be, (void)buf, (void)bytes, (void)peer, (void)tag;
     abort();
 }
 
-static void recv(evo_comm *c, evo_group g, const evo_backend *be, void *buf, size_t bytes, uint32_t peer)
+static void recv(evo_comm *c, evo_group g, const evo_backend *be, void *buf, size_t bytes, uint32_t peer, int tag)
 {
-    (void)c, (void)g, (void)be, (void)buf, (void)bytes, (void)peer;
+    (void)c, (void)g, (void)be, (void)buf, (void)bytes, (void)peer, (void)tag;
     abort();
 }
 
-static void exchange(evo_comm *c, evo_group g, const evo_backend *be, const void *out, void *in, size_t bytes,
-                     uint32_t peer)
-{
-    (void)c, (void)g, (void)be, (void)out, (void)in, (void)bytes, (void)peer;
-    abort();
-}
+static void wait_sent(evo_comm *c) { (void)c; }
 
 static int flag(evo_comm *c, int f)
 {
@@ -72,7 +67,7 @@ evo_comm *evo_comm_single(const evo_layout *l)
                                    .broadcast = broadcast,
                                    .send = send,
                                    .recv = recv,
-                                   .exchange = exchange,
+                                   .wait_sent = wait_sent,
                                    .any = flag,
                                    .all = flag,
                                    .barrier = barrier,

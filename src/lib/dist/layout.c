@@ -29,6 +29,14 @@ int evo_layout_make(evo_layout *l, const evo_config *c, const evo_model *m, uint
     if (m->layers < pp)
         return evo_errf(e, "parallel.pipeline.size %u exceeds model.num_layers = %u: every stage needs a layer", pp,
                         m->layers);
+    if (pp > 1 && m->layers / m->chunks < pp)
+        return evo_errf(e, "parallel.pipeline.size %u exceeds the %u layers of each of model.num_chunks = %u: every "
+                           "stage needs a layer of every chunk",
+                        pp, m->layers / m->chunks, m->chunks);
+    if (pp > 1 && m->chunks > 1 && c->data.micro_num % pp)
+        return evo_errf(e, "data.micro_num %u is not a multiple of parallel.pipeline.size %u, as the interleaved "
+                           "schedule (model.num_chunks %u) needs",
+                        c->data.micro_num, pp, m->chunks);
     int32_t z = c->parallel.zero1_size;
     uint32_t zero1 = z <= 0 ? dp : (uint32_t)z;
     if (zero1 > dp || dp % zero1)

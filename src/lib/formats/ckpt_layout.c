@@ -21,15 +21,6 @@ static const struct {
     {"mlp.down.weight", EVO_SPLIT_DIM1},
 };
 
-void evo_ckpt_stage_layers(uint32_t layers, uint32_t pp, uint32_t p, uint32_t *first, uint32_t *end)
-{
-    /* partition_uniform: pp - layers % pp stages of layers / pp, then the
-     * rest with one more each */
-    uint32_t base = layers / pp, left = pp - layers % pp;
-    *first = p * base + (p > left ? p - left : 0);
-    *end = *first + base + (p >= left);
-}
-
 /* The place of one tensor, by its name; -1 for a name without a rule. */
 static int place_of(const char *name, const evo_model *m, uint32_t pp, evo_ckpt_place *out)
 {
@@ -54,11 +45,7 @@ static int place_of(const char *name, const evo_model *m, uint32_t pp, evo_ckpt_
     for (size_t k = 0; k < sizeof block_rules / sizeof *block_rules; k++)
         if (!strcmp(rest + 1, block_rules[k].name)) {
             out->split = block_rules[k].split;
-            for (uint32_t p = 0, first, end; p < pp; p++) {
-                evo_ckpt_stage_layers(m->layers, pp, p, &first, &end);
-                if (layer >= first && layer < end)
-                    out->stage = p;
-            }
+            out->stage = evo_model_layer_stage(m->layers, m->chunks, pp, (uint32_t)layer);
             return 0;
         }
     return -1;
@@ -77,9 +64,10 @@ int evo_ckpt_layout_places(const evo_model *m, const evo_ckpt_layout *l, evo_ckp
         if (parts[k].n % l->tp)
             return evo_errf(e, "tensor parallel size %u does not divide the %s (%" PRIu64 ")", l->tp, parts[k].what,
                             parts[k].n);
-    if (l->pp > m->layers)
-        return evo_errf(e, "pipeline parallel size %u is more than the %u layers (every stage needs one)", l->pp,
-                        m->layers);
+    if (l->pp > m->layers / m->chunks)
+        return evo_errf(e, "pipeline parallel size %u is more than the %u layers of a chunk (%u layers in %u chunks: "
+                           "every stage needs one of each)",
+                        l->pp, m->layers / m->chunks, m->layers, m->chunks);
     for (size_t i = 0; i < m->n_tensors; i++) {
         const evo_tensor_info *ti = &m->tensors[i];
         if (place_of(ti->name, m, l->pp, &places[i]) < 0)
@@ -115,7 +103,10 @@ int evo_model_part(evo_model *part, const evo_model *m, const evo_ckpt_layout *l
     part->tp_rank = t;
     part->pp = l->pp;
     part->pp_rank = p;
-    evo_ckpt_stage_layers(m->layers, l->pp, p, &part->first_layer, &part->end_layer);
+    /* one pipeline stage is the whole model, whatever its chunks */
+    part->chunks = l->pp > 1 ? m->chunks : 1;
+    for (uint32_t c = 0; c < part->chunks; c++)
+        evo_model_stage_layers(m->layers, part->chunks, l->pp, p, c, &part->first[c], &part->end[c]);
     for (size_t i = 0; i < m->n_tensors; i++) {
         const evo_tensor_info *whole = &m->tensors[i];
         evo_split split = places[i].split;

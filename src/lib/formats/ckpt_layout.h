@@ -16,7 +16,9 @@
  *       after the all-reduce)
  *     the norms: whole on every rank
  *   pipeline: layers cut uniformly, the remainder to the last stages
- *     (InternEvo's partition_uniform); the embedding on stage 0, the final
+ *     (InternEvo's partition_uniform, evo_model_stage_layers: with
+ *     model.num_chunks C, each of C blocks of layers is cut so, and a stage
+ *     holds a run of every block); the embedding on stage 0, the final
  *     norm and the head on the last.
  *
  * optimizer_tp{t}_pp{p}_zo{z}.evo holds AdamW's moments of the pieces of
@@ -51,8 +53,6 @@ typedef struct {
  * checking that l fits m: tp divides the heads, kv heads, MLP width and
  * vocabulary; every stage gets a layer. */
 int evo_ckpt_layout_places(const evo_model *m, const evo_ckpt_layout *l, evo_ckpt_place *places, evo_err *e);
-/* Stage p of pp holds layers [*first, *end) of layers. */
-void evo_ckpt_stage_layers(uint32_t layers, uint32_t pp, uint32_t p, uint32_t *first, uint32_t *end);
 /* Whether tensor rank t holds a piece of a tensor split as s. */
 static inline int evo_ckpt_holds(evo_split s, uint32_t t) { return s != EVO_SPLIT_RANK0 || t == 0; }
 /* The shape of one rank's piece of tensor ti. */

@@ -44,6 +44,7 @@ static const field fields[] = {
     F("model", "num_attention_heads", T_U32, model.num_attention_heads),
     F("model", "num_kv_attention_heads", T_U32, model.num_kv_attention_heads),
     F("model", "num_layers", T_U32, model.num_layers),
+    F("model", "num_chunks", T_U32, model.num_chunks),
     F("model", "mlp_ratio", T_F64, model.mlp_ratio),
     F("model", "multiple_of", T_U32, model.multiple_of),
     F("model", "layer_norm_epsilon", T_F64, model.layer_norm_epsilon),
@@ -111,6 +112,7 @@ void evo_config_defaults(evo_config *c)
     c->model.hidden_size = 4096;
     c->model.num_attention_heads = 32;
     c->model.num_layers = 32;
+    c->model.num_chunks = 1;
     c->model.mlp_ratio = 8.0 / 3.0;
     c->model.multiple_of = 256;
     c->model.layer_norm_epsilon = 1e-5;
@@ -384,6 +386,10 @@ int evo_config_resolve(evo_config *c, evo_err *e)
             "[model] num_attention_heads %u is not a multiple of num_kv_attention_heads %u", c->model.num_attention_heads,
             c->model.num_kv_attention_heads);
     REQUIRE(c->model.mlp_ratio > 0 && c->model.multiple_of >= 1, "[model] mlp_ratio must be positive and multiple_of at least 1");
+    REQUIRE(c->model.num_chunks >= 1 && c->model.num_chunks <= EVO_MAX_CHUNKS &&
+                c->model.num_layers % c->model.num_chunks == 0,
+            "[model] num_chunks must be 1 to %d and divide num_layers (each chunk the same number of layers)",
+            (int)EVO_MAX_CHUNKS);
     REQUIRE(c->model.layer_norm_epsilon > 0 && c->model.rope_base > 1, "[model] layer_norm_epsilon must be positive and rope_base above 1");
     REQUIRE(c->adam.lr >= 0 && c->adam.adam_eps > 0 && c->adam.weight_decay >= 0, "[adam] lr, adam_eps and weight_decay out of range");
     REQUIRE(c->adam.adam_beta1 >= 0 && c->adam.adam_beta1 < 1 && c->adam.adam_beta2 >= 0 && c->adam.adam_beta2 < 1,

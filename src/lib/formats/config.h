@@ -20,6 +20,9 @@
 
 typedef enum { EVO_DT_F32, EVO_DT_TF32, EVO_DT_BF16, EVO_DT_F16 } evo_precision;
 
+/* model.num_chunks at most (InternEvo's configs use 1 to 4). */
+enum { EVO_MAX_CHUNKS = 16 };
+
 typedef struct {
     char job_name[128];
     struct {
@@ -31,6 +34,7 @@ typedef struct {
     } data;
     struct {
         uint32_t vocab_size, hidden_size, num_attention_heads, num_kv_attention_heads, num_layers, multiple_of;
+        uint32_t num_chunks; /* model chunks per pipeline stage: > 1 interleaves them; EVO_MAX_CHUNKS at most */
         double mlp_ratio, layer_norm_epsilon, rope_base, checkpoint;
         int no_bias;  /* LLaMA/InternLM2 layout: no q/k/v/o biases */
         evo_precision dtype;

@@ -39,7 +39,9 @@ int evo_model_describe(evo_model *m, const evo_config *c, evo_err *e)
     m->eps = c->model.layer_norm_epsilon;
     m->rope_base = c->model.rope_base;
     m->tp = m->pp = 1;
-    m->end_layer = m->layers;
+    m->chunks = c->model.num_chunks;
+    for (uint32_t k = 0; k < m->chunks; k++)
+        evo_model_stage_layers(m->layers, m->chunks, 1, 0, k, &m->first[k], &m->end[k]);
     if (!m->ffn)
         return evo_errf(e, "[model] mlp_ratio %g gives an empty MLP", c->model.mlp_ratio);
     size_t cap = 0;
@@ -71,6 +73,35 @@ int evo_model_describe(evo_model *m, const evo_config *c, evo_err *e)
     add(m, &cap, EVO_INIT_ONES, 0, d, 0, "norm.weight", 0);
     add(m, &cap, EVO_INIT_NORMAL, estd, m->vocab, d, "head.weight", 0);
     return 0;
+}
+
+void evo_model_stage_layers(uint32_t layers, uint32_t chunks, uint32_t pp, uint32_t p, uint32_t c, uint32_t *first,
+                            uint32_t *end)
+{
+    /* within a block: pp - block % pp stages of block / pp, then the rest
+     * with one more each */
+    uint32_t block = layers / chunks, base = block / pp, left = pp - block % pp;
+    *first = c * block + p * base + (p > left ? p - left : 0);
+    *end = *first + base + (p >= left);
+}
+
+uint32_t evo_model_layer_stage(uint32_t layers, uint32_t chunks, uint32_t pp, uint32_t l)
+{
+    uint32_t block = layers / chunks, c = l / block, p = 0, first, end;
+    for (; p + 1 < pp; p++) {
+        evo_model_stage_layers(layers, chunks, pp, p, c, &first, &end);
+        if (l < end)
+            break;
+    }
+    return p;
+}
+
+uint32_t evo_model_part_layers(const evo_model *m)
+{
+    uint32_t n = 0;
+    for (uint32_t c = 0; c < m->chunks; c++)
+        n += m->end[c] - m->first[c];
+    return n;
 }
 
 void evo_model_free(evo_model *m)

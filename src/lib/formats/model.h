@@ -53,11 +53,27 @@ typedef struct {
     size_t n_tensors;
     uint64_t n_params;
     /* Which part of the model this is: tensor rank tp_rank of tp, pipeline
-     * stage pp_rank of pp, holding layers [first_layer, end_layer), the
-     * embedding on stage 0, the final norm and head on the last. The shapes
-     * above stay the whole model's. A whole model is the part of 1 x 1. */
-    uint32_t tp, tp_rank, pp, pp_rank, first_layer, end_layer;
+     * stage pp_rank of pp, holding chunk c's layers [first[c], end[c]) for
+     * each of its chunks (evo_model_stage_layers), the embedding on stage
+     * 0, the final norm and head on the last. The shapes above stay the
+     * whole model's. A whole model is the part of 1 x 1: every chunk, so
+     * every layer; its chunks say how a pipeline cuts it. */
+    uint32_t tp, tp_rank, pp, pp_rank, chunks;
+    uint32_t first[EVO_MAX_CHUNKS], end[EVO_MAX_CHUNKS];
 } evo_model;
+
+/* InternEvo's partition_uniform: the layers in `chunks` blocks of
+ * layers / chunks (model.num_chunks), each block cut over the pp stages
+ * into runs of equal length, the remainder to the last stages. Stage p's
+ * run of block c is [*first, *end). Chunk c of every stage comes after
+ * chunk c - 1 of the last stage: the interleaved pipeline's virtual
+ * stages. */
+void evo_model_stage_layers(uint32_t layers, uint32_t chunks, uint32_t pp, uint32_t p, uint32_t c, uint32_t *first,
+                            uint32_t *end);
+/* The pipeline stage holding layer l. */
+uint32_t evo_model_layer_stage(uint32_t layers, uint32_t chunks, uint32_t pp, uint32_t l);
+/* The layers the part holds, all chunks together. */
+uint32_t evo_model_part_layers(const evo_model *m);
 
 /* Where element j (row-major) of tensor t is in the whole model's flat
  * buffer. */
