@@ -365,25 +365,30 @@ done
 
 # --dry-run's memory per rank against the peak RSS of a real run (the
 # release build only: the sanitizers' shadow memory is not evo's), on a
-# model big enough that the process's fixed costs do not dominate: one rank,
-# and two with ZeRO-1 halving the moments.
+# model big enough that the process's fixed costs do not dominate: one rank
+# (with and without recomputation), two with ZeRO-1 halving the moments,
+# two pipeline stages, two tensor ranks (mtp, msp).
 if [ -z "${EVO_SANITIZED:-}" ]; then
     evo-pack -q --pack-into-one -s 512 -b 4 -o M.pack c.tok
     printf '%s\n' 'JOB_NAME = m' '[data]' 'seq_len = 512' 'micro_bsz = 4' 'micro_num = 1' 'train_folder = M.pack' \
         'pack_sample_into_one = true' '[model]' 'vocab_size = 32000' 'hidden_size = 512' 'num_attention_heads = 8' \
         'num_layers = 8' 'dtype = fp32' '[ckpt]' 'enable_save_ckpt = false' 'auto_resume = false' >M.ini
-    # ranks, recomputed share of the layers
-    for nr in "1 0" "2 0" "1 1"; do
-        set -- $nr
-        n=$1 ck=$2
-        gib=$(evo-train --dry-run --world $n --set model.checkpoint=$ck M.ini |
-            awk '/^# memory per rank/ {on = 1} on && $1 == "total" {print $2}')
-        ranks $n /usr/bin/time -f 'rss %M' -a -o "rss$n$ck" evo-train -q --set model.checkpoint=$ck \
+    # ranks, then settings; --dry-run speaks of rank 0 (the first pipeline
+    # stage), whose peak RSS is measured (each rank's /usr/bin/time writes
+    # rss.<its PMIx rank>)
+    rss_cases=("1" "1 --set model.checkpoint=1" "2" "2 --set parallel.pipeline.size=2"
+        "2 --set parallel.tensor.size=2" "2 --set parallel.tensor.size=2 --set parallel.tensor.mode=msp")
+    for case in "${rss_cases[@]}"; do
+        set -- $case
+        n=$1
+        shift
+        gib=$(evo-train --dry-run --world "$n" "$@" M.ini | awk '/^# memory per rank/ {on = 1} on && $1 == "total" {print $2}')
+        rm -f rss.*
+        ranks "$n" sh -c 'exec /usr/bin/time -f "%M" -o "rss.${PMIX_RANK:-0}" "$@"' sh evo-train -q "$@" \
             --set data.total_steps=2 M.ini
-        for kb in $(awk '{print $2}' "rss$n$ck"); do
-            check "$n rank(s), model.checkpoint $ck: --dry-run's $gib GiB per rank is peak RSS ($kb KB) within 15%" \
-                awk -v p="$gib" -v kb="$kb" 'BEGIN {m = kb / 1048576; d = p - m; if (d < 0) d = -d; exit !(d <= 0.15 * m)}'
-        done
+        kb=$(cat rss.0)
+        check "$n rank(s) $*: --dry-run's $gib GiB for rank 0 is its peak RSS ($kb KB) within 15%" \
+            awk -v p="$gib" -v kb="$kb" 'BEGIN {m = kb / 1048576; d = p - m; if (d < 0) d = -d; exit !(d <= 0.15 * m)}'
     done
 fi
 

@@ -135,19 +135,26 @@ int train_dry_run(const evo_config *c, uint32_t world)
      * Weights and gradients in the training dtype; the fp32 master copy and
      * Adam's two moments (12 bytes a parameter; 8 when training in fp32,
      * the weights being the master) sharded by ZeRO-1. Activations saved
-     * for backward per token and layer: the layer input, the normed inputs,
-     * q/k/v, the attention output, the residual, gate, up and their product
-     * (dtype), plus the softmax log-sum-exp and two rstd (fp32); a
-     * recomputed layer keeps its input only; 1F1B keeps a chunk's for
-     * several rows (train_pipeline_warmup). Logits (fp32) are the last
-     * stage's. */
+     * for backward per token and layer: the layer input, the normed inputs
+     * and the residual (cut by tensor ranks with sequence parallelism
+     * only), q/k/v, the attention output, gate, up and their product (cut
+     * by tensor ranks), in the dtype, plus the softmax log-sum-exp and two
+     * rstd (fp32); a recomputed layer keeps its input only; 1F1B keeps a
+     * chunk's for several rows (train_pipeline_warmup). The backward's
+     * workspace (fp32, one row): the residual's and a normed input's
+     * gradients, those of q/k/v, the MLP's three, and with tensor ranks
+     * the gathered embedding (and the gathered rows of sequence
+     * parallelism). Logits (fp32) are the last stage's. */
     evo_model part;
     evo_ckpt_layout cut = {.tp = l.tp, .pp = l.pp, .zero = l.zero1};
     if (evo_model_part(&part, &m, &cut, 0, 0, &e) < 0)
         evo_fatal("%s", e.msg);
     double b = dtype_bytes(c->model.dtype), local = (double)part.n_params;
     double kv = (double)m.kv_heads * m.head_dim, chunk_layers = (double)evo_model_part_layers(&part) / part.chunks;
-    double per_tok_layer = (5.0 * m.dim + 2 * kv + 3.0 * m.ffn) * b / tp + (m.heads / tp + 2) * 4.0;
+    double sp = train_sequence_parallel(&l) ? tp : 1, d = m.dim;
+    double per_tok_layer = (4 * d / sp + (2 * d + 2 * kv + 3.0 * m.ffn) / tp) * b + (m.heads / tp + 2 / sp) * 4.0;
+    double workspace = (double)tokens_row * 4.0 *
+                       (2 * d + (d + 2 * kv + 3.0 * m.ffn) / tp + (tp > 1) * (d + d / tp) + (sp > 1) * (2 * d + d / tp));
     double recomputed = (double)recomputed_layers(c, &part) / part.chunks, kept = chunk_layers - recomputed;
     uint32_t mn = c->data.micro_num, in_flight = train_pipeline_warmup(0, pp, part.chunks, mn) + 1;
     in_flight = in_flight < mn * part.chunks ? in_flight : mn * part.chunks;
@@ -167,8 +174,9 @@ int train_dry_run(const evo_config *c, uint32_t world)
     printf("  optimizer (master, m, v)   %8.2f GiB\n", gib(optim));
     printf("  activations                %8.2f GiB (%u row%s of %" PRIu64 " tokens%s)\n", gib(act), in_flight,
            in_flight > 1 ? "s" : "", tokens_row, part.chunks > 1 ? ", a chunk each" : "");
+    printf("  backward workspace         %8.2f GiB\n", gib(workspace));
     printf("  logits                     %8.2f GiB\n", gib(logits));
-    printf("  total                      %8.2f GiB\n", gib(2 * local * b + optim + act + logits));
+    printf("  total                      %8.2f GiB\n", gib(2 * local * b + optim + act + workspace + logits));
     print_comm(c, &part, &l);
     evo_model_free(&part);
     evo_model_free(&m);
