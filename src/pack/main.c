@@ -1,6 +1,7 @@
 /* evo-pack - token files to packed training rows (evo-pack(5)). */
 #include <errno.h>
 #include <getopt.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,9 @@ static void usage(void)
            "       evo-pack --dump ROWS [--tokenizer FILE] PACK\n"
            "Pack evo token files (evo-tokens(5)) into training rows of seq_len x micro_bsz tokens\n"
            "with document boundaries, positions and labels, as InternEvo's packed dataset does.\n"
-           "A TOKFILE of - is stdin (embedded in the pack). See evo-pack(1) and evo-pack(5).\n"
+           "A TOKFILE of - is stdin (embedded in the pack); a quoted pattern is expanded, in natural\n"
+           "order; the parts 0..N-1 of one evo-tokenize --shard run, in order, are one input.\n"
+           "See evo-pack(1) and evo-pack(5).\n"
            "\n"
            "  -o, --output FILE     the pack (default -, stdout; written atomically)\n"
            "  -s, --seq-len N       tokens per attention window (default 2048)\n"
@@ -49,6 +52,38 @@ static void usage(void)
 
 enum { OPT_SEED = 256, OPT_INTO_ONE, OPT_MIN_LENGTH, OPT_MAX_DOC_LEN, OPT_KEEP_TAIL, OPT_EPOCHS, OPT_TOKENS,
        OPT_VALID, OPT_VALID_OUT, OPT_EMBED, OPT_INFO, OPT_DUMP, OPT_TOKENIZER, OPT_PROGRESS };
+
+static int by_version(const void *a, const void *b)
+{
+    return strverscmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The inputs (copies) with every quoted pattern ("tok/part-*.tok", for
+ * more shards than a command line holds) expanded, its matches in natural
+ * order (part-2 before part-10: a --shard run's parts in order); a pattern
+ * that matches nothing is an error. *n is updated. */
+static char **expand_patterns(char **args, int *n)
+{
+    char **out = NULL;
+    size_t len = 0;
+    for (int i = 0; i < *n; i++) {
+        glob_t g;
+        if (!strpbrk(args[i], "*?[") || access(args[i], F_OK) == 0) {
+            out = evo_realloc(out, (len + 1) * sizeof *out);
+            out[len++] = evo_strdup(args[i]);
+            continue;
+        }
+        if (glob(args[i], 0, NULL, &g) != 0)
+            evo_usage_error("%s: no file matches", args[i]);
+        qsort(g.gl_pathv, g.gl_pathc, sizeof *g.gl_pathv, by_version);
+        out = evo_realloc(out, (len + g.gl_pathc) * sizeof *out);
+        for (size_t k = 0; k < g.gl_pathc; k++)
+            out[len++] = evo_strdup(g.gl_pathv[k]);
+        globfree(&g);
+    }
+    *n = (int)len;
+    return out;
+}
 
 static int run(pack_options *opt, char **args, int n)
 {
@@ -191,8 +226,13 @@ int main(int argc, char **argv)
         files = stdin_only;
         n = 1;
     }
+    files = expand_patterns(files, &n);
     if (n > 65536)
         evo_usage_error("at most 65536 inputs");
     evo_out_cleanup_on_signals();
-    return run(&opt, files, n);
+    int rc = run(&opt, files, n);
+    for (int i = 0; i < n; i++)
+        free(files[i]);
+    free(files);
+    return rc;
 }

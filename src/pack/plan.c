@@ -4,7 +4,8 @@
  * numpy's RandomState(seed), concatenated, and the stream is cut every
  * packed_length tokens; a document crossing a row edge continues in the
  * next row. Every input is packed on its own, as InternEvo packs every
- * .bin file on its own, unless weights mix them into one stream. */
+ * .bin file on its own, unless weights mix them into one stream; the parts
+ * of one evo-tokenize --shard run, given in order, are one input. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,14 +37,10 @@ static void push_unit(unit_list *l, unit u)
     l->tokens += u.len;
 }
 
-/* Steps 1-3 of evo-pack(1): filter, split, hold out validation documents. */
-static void build_units(const pack_input *in, uint16_t source, const pack_options *opt, unit_list *train,
-                        unit_list *valid, evo_pack_meta *m)
+/* The units of one input's documents, appended to all. */
+static void for_each_document(const evo_tokens_reader *r, uint16_t source, const pack_options *opt, unit_list *all,
+                              evo_pack_meta *m)
 {
-    const evo_tokens_reader *r = &in->tok;
-    unit_list all = {0};
-    all.cap = r->meta.n_docs ? r->meta.n_docs : 1; /* one allocation in the usual case */
-    all.v = evo_malloc_large(all.cap * sizeof *all.v);
     for (uint64_t d = 0; d < r->meta.n_docs; d++) {
         uint64_t s = evo_tokens_doc_start(r, d), len = evo_tokens_doc_start(r, d + 1) - s;
         if (len < opt->min_length) {
@@ -54,12 +51,45 @@ static void build_units(const pack_input *in, uint16_t source, const pack_option
         uint64_t cap = opt->max_doc_len ? opt->max_doc_len : UINT32_MAX;
         do { /* a document over 4G tokens is split there even without --max-doc-len */
             uint64_t take = len < cap ? len : cap;
-            push_unit(&all, (unit){s, (uint32_t)take, source});
+            push_unit(all, (unit){s, (uint32_t)take, source});
             s += take;
             len -= take;
         } while (len);
     }
+}
+
+/* The inputs from `first` that are the parts 0 to N-1 of one evo-tokenize
+ * --shard run, in order and without weights: packed as the one input they
+ * came from, the same rows. Returns how many there are (1 for any other
+ * input). */
+static int shard_run(const pack_input *in, int n, int first)
+{
+    const evo_tokens_meta *m = &in[first].tok.meta;
+    int parts = m->shards;
+    if (!parts || m->shard != 0 || first + parts > n)
+        return 1;
+    for (int k = 0; k < parts; k++) {
+        const evo_tokens_meta *p = &in[first + k].tok.meta;
+        if (p->shards != parts || p->shard != k || in[first + k].weight > 0)
+            return 1;
+    }
+    return parts;
+}
+
+/* Steps 1-3 of evo-pack(1): filter, split, hold out validation documents;
+ * over the documents of `count` inputs from `first`, one after the other. */
+static void build_units(const pack_input *in, int first, int count, const pack_options *opt, unit_list *train,
+                        unit_list *valid, evo_pack_meta *m)
+{
+    unit_list all = {0};
+    for (int i = first; i < first + count; i++)
+        all.cap += in[i].tok.meta.n_docs;
+    all.cap += !all.cap; /* one allocation in the usual case */
+    all.v = evo_malloc_large(all.cap * sizeof *all.v);
+    for (int i = first; i < first + count; i++)
+        for_each_document(&in[i].tok, (uint16_t)i, opt, &all, m);
     uint64_t k = 0;
+
     if (opt->valid > 0)
         k = opt->valid < 1 ? (uint64_t)nearbyint(opt->valid * (double)all.n)
                            : (opt->valid < (double)all.n ? (uint64_t)opt->valid : all.n);
@@ -157,12 +187,12 @@ typedef struct {
     uint64_t emitted;
 } mix_stream;
 
-static int pack_mixed(cutter *c, const unit_list *train, const pack_input *in, int n, const pack_options *opt,
+static int pack_mixed(cutter *c, const unit_list *train, const double *weight, int n, const pack_options *opt,
                       evo_err *e)
 {
     mix_stream *s = evo_calloc((size_t)n, sizeof *s);
     for (int i = 0; i < n; i++) {
-        s[i] = (mix_stream){.l = &train[i], .weight = in[i].weight ? in[i].weight : 1, .pos = train[i].n};
+        s[i] = (mix_stream){.l = &train[i], .weight = weight[i] ? weight[i] : 1, .pos = train[i].n};
         evo_np_random_seed(&s[i].rng, (uint32_t)(opt->seed + 1000 * (uint64_t)(i + 1)));
         s[i].idx = evo_malloc((train[i].n ? train[i].n : 1) * sizeof *s[i].idx);
     }
@@ -220,15 +250,20 @@ int plan_pack(pack_input *in, int n, const pack_options *opt, evo_pack_writer *w
     for (int i = 0; i < n; i++)
         mixed |= in[i].weight > 0;
     fill_meta(meta, in, n, opt, mixed);
+    /* the streams: an input, or the parts of one --shard run */
     unit_list *train = evo_calloc((size_t)n, sizeof *train), *valid = evo_calloc((size_t)n, sizeof *valid);
-    for (int i = 0; i < n; i++) {
-        build_units(&in[i], (uint16_t)i, opt, &train[i], &valid[i], meta);
-        meta->valid_docs += valid[i].n;
-        meta->valid_tokens += valid[i].tokens;
+    double *weight = evo_calloc((size_t)n, sizeof *weight);
+    int streams = 0;
+    for (int i = 0, count; i < n; i += count, streams++) {
+        count = shard_run(in, n, i);
+        build_units(in, i, count, opt, &train[streams], &valid[streams], meta);
+        weight[streams] = in[i].weight;
+        meta->valid_docs += valid[streams].n;
+        meta->valid_tokens += valid[streams].tokens;
     }
     evo_progress prog;
     uint64_t total = 0;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < streams; i++)
         total += train[i].tokens * opt->epochs;
     evo_progress_start(&prog, opt->progress, total * meta->token_width);
     cutter c = {.w = w, .length = evo_pack_length(meta), .into_one = opt->into_one, .width = meta->token_width,
@@ -242,9 +277,9 @@ int plan_pack(pack_input *in, int n, const pack_options *opt, evo_pack_writer *w
         meta->budget = opt->budget;
         c.limit = rows * c.length;
         meta->tail_tokens = budget > c.limit ? budget - c.limit : 0;
-        rc = pack_mixed(&c, train, in, n, opt, e);
+        rc = pack_mixed(&c, train, weight, streams, opt, e);
     } else {
-        for (int i = 0; i < n && rc == 0; i++) {
+        for (int i = 0; i < streams && rc == 0; i++) {
             evo_np_random rng;
             evo_np_random_seed(&rng, (uint32_t)opt->seed);
             c.fed = 0;
@@ -267,22 +302,23 @@ int plan_pack(pack_input *in, int n, const pack_options *opt, evo_pack_writer *w
         cutter vc = {.w = vw, .length = evo_pack_length(vmeta), .into_one = opt->into_one,
                      .width = vmeta->token_width, .prog = &prog};
         /* Per input, like the training rows; one stream when mixed. */
-        for (int i = 0; i < n && rc == 0; i++) {
+        for (int i = 0; i < streams && rc == 0; i++) {
             if (!mixed || i == 0)
                 vc.fed = vc.limit = 0;
             vc.limit += valid[i].tokens;
             for (size_t j = 0; j < valid[i].n && rc == 0; j++)
                 rc = feed(&vc, valid[i].v[j], e);
-            if (rc == 0 && (!mixed || i == n - 1))
+            if (rc == 0 && (!mixed || i == streams - 1))
                 rc = close_rows(&vc, e);
         }
         vmeta->n_docs = vc.n_docs;
     }
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < streams; i++) {
         free(train[i].v);
         free(valid[i].v);
     }
     free(train);
     free(valid);
+    free(weight);
     return rc;
 }

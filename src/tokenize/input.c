@@ -10,10 +10,24 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* --shard I/N: the documents are cut into N runs by where they start in
+ * the inputs taken one after the other, S bytes in all (the files' sizes):
+ * part I holds the documents whose start p has floor(p N / S) = I. p only
+ * grows along the inputs, so the parts follow each other and, concatenated
+ * in order, hold the one-process output. p is exact in a plain file (the
+ * byte offset of the document's first byte) and, in a compressed file or
+ * an archive, the compressed bytes read when the document starts (reads
+ * of SOURCE_READ: deterministic, and that coarse there). A part skips the files
+ * that end before its run without opening them, reads (without encoding)
+ * the documents before it, and stops at the first document after it. */
+
 /* A text-mode document longer than this (256 KB) is handed to the workers in pieces
  * cut at exact positions, so a 1 GB line never sits in memory whole. */
 #define LONG_DOC_PIECE (256u << 10)
 #define READ_BLOCK (1u << 20)
+/* Raw reads of a file: also the grain of --shard's positions in compressed
+ * files and archives. */
+#define SOURCE_READ (64u << 10)
 
 struct reader {
     char **paths;
@@ -44,9 +58,18 @@ struct reader {
     size_t next_cut_try; /* retry a failed cut only after the text doubles: O(n) overall */
 
     uint64_t bytes_done, bytes_total, bad_lines;
+
+    /* --shard: the run [lo, hi) of document starts that is ours */
+    uint64_t *starts; /* [n_paths + 1]: where each input starts, the sum of the sizes before it */
+    uint64_t file_start, lo, hi;
+    uint64_t data_at; /* bytes of the current entry before block[0] */
+    int exact;        /* the current entry is a plain file: positions are byte offsets */
+    uint64_t line_at; /* where the line being read started */
+    int doc_ours;     /* the document being read is in our run */
+    int past_run;     /* a document started after our run: nothing more is ours */
 };
 
-reader *reader_new(char **paths, int n_paths, const input_options *opt)
+reader *reader_new(char **paths, int n_paths, const input_options *opt, evo_err *e)
 {
     reader *r = evo_calloc(1, sizeof *r);
     r->paths = paths;
@@ -55,13 +78,45 @@ reader *reader_new(char **paths, int n_paths, const input_options *opt)
     r->block = evo_malloc(READ_BLOCK);
     r->src_buf = evo_malloc(READ_BLOCK);
     r->member_buf = evo_malloc(READ_BLOCK);
+    r->starts = evo_calloc((size_t)n_paths + 1, sizeof *r->starts);
     r->fd = -1;
+    r->hi = UINT64_MAX;
     for (int i = 0; i < n_paths; i++) {
         struct stat st;
+        uint64_t size = 0;
         if (strcmp(paths[i], "-") && stat(paths[i], &st) == 0 && S_ISREG(st.st_mode))
-            r->bytes_total += (uint64_t)st.st_size;
+            size = (uint64_t)st.st_size;
+        else if (opt->shards) {
+            evo_errf(e, "%s: --shard needs regular files (their sizes cut the parts), not a pipe or stdin",
+                     paths[i]);
+            reader_free(r);
+            return NULL;
+        }
+        r->bytes_total += size;
+        r->starts[i + 1] = r->bytes_total;
+    }
+    if (opt->shards) { /* ceil(I S / N) to ceil((I + 1) S / N) */
+        unsigned __int128 S = r->bytes_total;
+        r->lo = (uint64_t)((opt->shard * S + opt->shards - 1) / opt->shards);
+        r->hi = (uint64_t)(((opt->shard + 1) * S + opt->shards - 1) / opt->shards);
+        if (opt->shard + 1 == opt->shards)
+            r->hi = UINT64_MAX; /* the last part takes what starts at the very end (p = S) */
     }
     return r;
+}
+
+/* Where the reader is in the inputs taken one after the other: see above. */
+static uint64_t position(const reader *r)
+{
+    return r->file_start + (r->exact ? r->data_at + r->block_pos : r->src_bytes);
+}
+
+/* A document starts at p: whether it is ours, and whether the run is over. */
+static int starts_ours(reader *r, uint64_t p)
+{
+    if (p >= r->hi)
+        r->past_run = 1;
+    return r->doc_ours = p >= r->lo && p < r->hi;
 }
 
 static void close_inner(reader *r)
@@ -97,6 +152,7 @@ void reader_free(reader *r)
     free(r->src_buf);
     free(r->member_buf);
     evo_buf_free(&r->cur);
+    free(r->starts);
     free(r);
 }
 
@@ -126,7 +182,7 @@ static la_ssize_t read_source(struct archive *a, void *arg, const void **buf)
 {
     reader *r = arg;
     for (;;) {
-        ssize_t got = read(r->fd, r->src_buf, READ_BLOCK);
+        ssize_t got = read(r->fd, r->src_buf, SOURCE_READ);
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0) {
@@ -143,6 +199,7 @@ static la_ssize_t read_source(struct archive *a, void *arg, const void **buf)
  * documents: libarchive itself refuses a 0-byte stream), -1 on error. */
 static int open_next(reader *r, evo_err *e)
 {
+    r->file_start = r->starts[r->next_path];
     r->path = r->paths[r->next_path++];
     r->fd = strcmp(r->path, "-") ? open(r->path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
     if (r->fd < 0)
@@ -239,6 +296,8 @@ static int next_entry(reader *r, evo_err *e)
 {
     for (;;) {
         if (!r->a) {
+            while (r->next_path < r->n_paths && r->starts[r->next_path + 1] < r->lo)
+                r->next_path++; /* ends before our run: not even opened */
             if (r->next_path == r->n_paths)
                 return 0;
             int rc = open_next(r, e);
@@ -269,6 +328,9 @@ static int next_entry(reader *r, evo_err *e)
         r->in_entry = 1;
         r->line = 0;
         r->block_len = r->block_pos = 0;
+        r->data_at = 0;
+        r->exact = !r->member && archive_filter_code(r->a, 0) == ARCHIVE_FILTER_NONE;
+        r->line_at = position(r);
         close_inner(r);
         if (r->member && open_member(r, e) < 0)
             return -1;
@@ -343,7 +405,7 @@ static int is_blank(const char *s, size_t n)
 /* A complete line of a JSON-based format. */
 static int add_json_line(reader *r, batch *b, const char *s, size_t n, evo_err *e)
 {
-    if (is_blank(s, n))
+    if (is_blank(s, n) || !starts_ours(r, r->line_at))
         return 0;
     json_error_t jerr;
     json_t *doc = json_loadb(s, n, JSON_ALLOW_NUL, &jerr);
@@ -397,8 +459,10 @@ static void emit_text(reader *r, batch *b, int complete)
     r->next_cut_try = 0;
     unsigned flags = (r->cur_started ? 0 : ENTRY_STARTS_DOC) | (complete ? ENTRY_ENDS_DOC : 0);
     unsigned enc = (r->cur_started ? 0 : EVO_ENC_DOC_START) | (complete ? EVO_ENC_DOC_END : 0);
-    batch_begin_entry(b, flags);
-    batch_add_segment(b, r->cur.data, n, enc, 1);
+    if (r->cur_started ? r->doc_ours : starts_ours(r, r->line_at)) {
+        batch_begin_entry(b, flags);
+        batch_add_segment(b, r->cur.data, n, enc, 1);
+    }
     if (r->cur.len > n) /* an empty line has no buffer yet */
         memmove(r->cur.data, r->cur.data + n, r->cur.len - n);
     r->cur.len -= n;
@@ -448,7 +512,7 @@ static int end_line(reader *r, batch *b, evo_err *e)
     int rc = 0;
     if (r->format == FORMAT_JSONL || r->format == FORMAT_CHAT)
         rc = add_json_line(r, b, r->cur.data, r->cur.len, e);
-    else if (r->format == FORMAT_IDS && check_id_line(r, r->cur.data, r->cur.len, e) < 0)
+    else if (r->format == FORMAT_IDS && starts_ours(r, r->line_at) && check_id_line(r, r->cur.data, r->cur.len, e) < 0)
         rc = r->opt.skip_bad ? (r->bad_lines++, 0) : -1;
     else
         emit_text(r, b, 1);
@@ -461,6 +525,8 @@ static int end_line(reader *r, batch *b, evo_err *e)
 int reader_fill(reader *r, batch *b, evo_err *e)
 {
     while (!batch_full(b)) {
+        if (r->past_run)
+            return 0;
         if (!r->in_entry) {
             int rc = next_entry(r, e);
             if (rc <= 0)
@@ -479,6 +545,7 @@ int reader_fill(reader *r, batch *b, evo_err *e)
                 r->in_entry = 0;
                 continue;
             }
+            r->data_at += r->block_len;
             r->block_len = (size_t)got;
             r->block_pos = 0;
         }
@@ -486,6 +553,8 @@ int reader_fill(reader *r, batch *b, evo_err *e)
         size_t avail = r->block_len - r->block_pos;
         const char *nl = r->format == FORMAT_DOC ? NULL : memchr(p, '\n', avail);
         size_t take = nl ? (size_t)(nl - p) : avail;
+        if (!r->cur.len && !r->cur_started && r->format != FORMAT_DOC)
+            r->line_at = position(r); /* a line, and so a document, starts here */
         evo_buf_append(&r->cur, p, take);
         r->block_pos += take + (nl ? 1 : 0);
         if (nl) {

@@ -24,11 +24,15 @@ typedef struct {
     const char *field;           /* dotted path into each JSONL object */
     int skip_bad;                /* count malformed lines instead of failing */
     const evo_tokenizer *tok;    /* where long documents may be cut */
+    uint32_t shard, shards;      /* --shard: this part of so many (shards 0: all of the input) */
 } input_options;
 
 typedef struct reader reader;
 
-reader *reader_new(char **paths, int n_paths, const input_options *opt);
+/* A reader of the inputs, or NULL with e set: with opt->shards, only the
+ * documents of part shard (every input must then be a file, whose sizes
+ * cut the parts: see input.c). */
+reader *reader_new(char **paths, int n_paths, const input_options *opt, evo_err *e);
 void reader_free(reader *r);
 
 /* Appends entries to b until it is full or the input ends. Returns 1 while

@@ -53,6 +53,8 @@ int tokens_info(char **files, int n)
         static const char *const added[] = {"none", "bos", "eos", "bos and eos"};
         printf("bos / eos:     %d / %d (added to every document: %s)\n", m->bos_id, m->eos_id,
                added[(m->flags & EVO_TOK_ADDED_BOS ? 1 : 0) | (m->flags & EVO_TOK_ADDED_EOS ? 2 : 0)]);
+        if (m->shards)
+            printf("shard:         %u of %u (--shard %u/%u)\n", m->shard, m->shards, m->shard, m->shards);
         printf("documents:     %llu\n", (unsigned long long)m->n_docs);
         printf("tokens:        %llu", (unsigned long long)m->n_tokens);
         if (m->n_docs)

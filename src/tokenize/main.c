@@ -36,6 +36,10 @@ static void usage(void)
            "                        --output_format=id); chat context tokens print negated\n"
            "      --info            describe token files: header, counts, length histogram\n"
            "      --decode          token files back to text, a document per line\n"
+           "      --shard I/N       only part I (0 to N-1) of N: the documents that start in the\n"
+           "                        I-th N-th of the input bytes; the parts, in order, hold what\n"
+           "                        one run writes. --shard auto: a Slurm job array task's\n"
+           "                        (SLURM_ARRAY_TASK_ID, _MIN, _STEP, _COUNT); files, not stdin\n"
            "  -j, --threads N       encoding threads (default: all usable cores); output is\n"
            "                        byte-identical for every N\n"
            "      --progress        show progress (default: only when stderr is a terminal)\n"
@@ -46,11 +50,53 @@ static void usage(void)
            "Exit status: 0 ok, 1 failure, 2 usage error. See evo-tokenize(1), evo-tokens(5).\n");
 }
 
+/* An environment variable of a job array task, as a number. */
+static long array_env(const char *name, long missing)
+{
+    const char *v = getenv(name);
+    char *end;
+    if (!v || !*v)
+        return missing;
+    long n = strtol(v, &end, 10);
+    if (*end || n < 0)
+        evo_usage_error("--shard auto: %s='%s' is not a task number", name, v);
+    return n;
+}
+
+/* --shard I/N, or auto: the part a job array task is (its index among the
+ * array's tasks, in steps of SLURM_ARRAY_TASK_STEP from _MIN). */
+static void parse_shard(const char *arg, input_options *in)
+{
+    long i, n;
+    if (!strcmp(arg, "auto")) {
+        long id = array_env("SLURM_ARRAY_TASK_ID", -1), min = array_env("SLURM_ARRAY_TASK_MIN", 0),
+             step = array_env("SLURM_ARRAY_TASK_STEP", 1);
+        n = array_env("SLURM_ARRAY_TASK_COUNT", -1);
+        if (id < 0 || n < 0)
+            evo_usage_error("--shard auto: not a Slurm job array task (no SLURM_ARRAY_TASK_ID and _COUNT); "
+                            "give --shard I/N");
+        if (step < 1 || id < min || (id - min) % step)
+            evo_usage_error("--shard auto: task %ld is not MIN %ld + k x STEP %ld (an evenly stepped array)", id, min,
+                            step);
+        i = (id - min) / step;
+    } else {
+        char *slash, *end;
+        i = strtol(arg, &slash, 10);
+        n = *slash == '/' ? strtol(slash + 1, &end, 10) : -1;
+        if (slash == arg || *slash != '/' || *end)
+            evo_usage_error("--shard wants I/N (e.g. 3/16) or auto, not '%s'", arg);
+    }
+    if (n < 1 || n > 65535 || i < 0 || i >= n)
+        evo_usage_error("--shard %ld/%ld: N must be 1 to 65535 and I from 0 to N-1", i, n);
+    in->shard = (uint32_t)i;
+    in->shards = (uint32_t)n;
+}
+
 int main(int argc, char **argv)
 {
     evo_set_progname("evo-tokenize");
     enum { OPT_FIELD = 256, OPT_CHAT, OPT_SKIP_BAD, OPT_BOS, OPT_NO_BOS, OPT_EOS, OPT_NO_EOS, OPT_IDS, OPT_INFO,
-           OPT_DECODE, OPT_PROGRESS };
+           OPT_DECODE, OPT_PROGRESS, OPT_SHARD };
     static const struct option longopts[] = {
         {"tokenizer", required_argument, NULL, 't'}, {"output", required_argument, NULL, 'o'},
         {"format", required_argument, NULL, 'f'},    {"field", required_argument, NULL, OPT_FIELD},
@@ -60,6 +106,7 @@ int main(int argc, char **argv)
         {"ids", no_argument, NULL, OPT_IDS},         {"info", no_argument, NULL, OPT_INFO},
         {"decode", no_argument, NULL, OPT_DECODE},   {"threads", required_argument, NULL, 'j'},
         {"progress", no_argument, NULL, OPT_PROGRESS}, {"quiet", no_argument, NULL, 'q'},
+        {"shard", required_argument, NULL, OPT_SHARD},
         {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     tokenize_options opt = {.output = "-", .add_bos = -1, .add_eos = -1, .threads = evo_cpu_count()};
@@ -96,6 +143,7 @@ int main(int argc, char **argv)
             break;
         }
         case OPT_PROGRESS: opt.progress = 1; break;
+        case OPT_SHARD: parse_shard(optarg, &opt.in); break;
         case 'q': evo_quiet = 1; break;
         case 'h': usage(); return EVO_EXIT_OK;
         case 'V': printf("evo-tokenize (evo) %s\n", EVO_VERSION); return EVO_EXIT_OK;

@@ -91,6 +91,8 @@ static int sink_open(sink *s, const tokenize_options *opt, const evo_tokenizer *
     m.bos_id = evo_tokenizer_bos(tok);
     m.eos_id = evo_tokenizer_eos(tok);
     m.flags = (s->has_mask ? EVO_TOK_HAS_MASK : 0) | adds;
+    m.shard = (uint16_t)opt->in.shard;
+    m.shards = (uint16_t)opt->in.shards;
     evo_tokenizer_fingerprint(tok, m.fingerprint);
     snprintf(m.tokenizer_kind, sizeof m.tokenizer_kind, "%s", evo_tokenizer_kind(tok));
     const char *base = strrchr(opt->tokenizer_path, '/');
@@ -209,7 +211,9 @@ int tokenize_run(const tokenize_options *opt, char **inputs, int n_inputs)
     input_options in = opt->in;
     in.tok = tok;
     static char *stdin_only[] = {"-"};
-    reader *rd = n_inputs ? reader_new(inputs, n_inputs, &in) : reader_new(stdin_only, 1, &in);
+    reader *rd = n_inputs ? reader_new(inputs, n_inputs, &in, &e) : reader_new(stdin_only, 1, &in, &e);
+    if (!rd)
+        evo_fatal("%s", e.msg);
     evo_pool *pool = evo_pool_new(opt->threads);
     /* Ids are taken as they are: BOS/EOS only when asked for. */
     int ids = opt->in.format == FORMAT_IDS;

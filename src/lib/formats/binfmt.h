@@ -117,11 +117,17 @@ int evo_binfile_write(const char *path, const char magic[8], uint32_t version, c
                       const evo_section_data *secs, uint32_t n_sections, evo_file_sum *sum, evo_err *e);
 
 /* Little-endian field access; the formats are little-endian on every host. */
+static inline uint16_t evo_le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static inline uint32_t evo_le32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 static inline uint64_t evo_le64(const uint8_t *p) { return evo_le32(p) | (uint64_t)evo_le32(p + 4) << 32; }
+static inline void evo_put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
 static inline void evo_put32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)

@@ -7,7 +7,8 @@
 
 /* Byte layout of the 128-byte meta block (see tokens.h). */
 enum {
-    M_VOCAB = 0, M_WIDTH = 4, M_BOS = 8, M_EOS = 12, M_FLAGS = 16, M_NDOCS = 24, M_NTOKENS = 32,
+    M_VOCAB = 0, M_WIDTH = 4, M_BOS = 8, M_EOS = 12, M_FLAGS = 16, M_SHARD = 20, M_SHARDS = 22, M_NDOCS = 24,
+    M_NTOKENS = 32,
     M_FINGERPRINT = 40, M_KIND = 56, M_NAME = 88
 };
 
@@ -19,6 +20,8 @@ static void meta_encode(const evo_tokens_meta *m, uint8_t out[EVO_TOKENS_META_SI
     evo_put32(out + M_BOS, (uint32_t)m->bos_id);
     evo_put32(out + M_EOS, (uint32_t)m->eos_id);
     evo_put32(out + M_FLAGS, m->flags);
+    evo_put16(out + M_SHARD, m->shard);
+    evo_put16(out + M_SHARDS, m->shards);
     evo_put64(out + M_NDOCS, m->n_docs);
     evo_put64(out + M_NTOKENS, m->n_tokens);
     memcpy(out + M_FINGERPRINT, m->fingerprint, 16);
@@ -33,6 +36,8 @@ static void meta_decode(const uint8_t *in, evo_tokens_meta *m)
     m->bos_id = (int32_t)evo_le32(in + M_BOS);
     m->eos_id = (int32_t)evo_le32(in + M_EOS);
     m->flags = evo_le32(in + M_FLAGS);
+    m->shard = evo_le16(in + M_SHARD);
+    m->shards = evo_le16(in + M_SHARDS);
     m->n_docs = evo_le64(in + M_NDOCS);
     m->n_tokens = evo_le64(in + M_NTOKENS);
     memcpy(m->fingerprint, in + M_FINGERPRINT, 16);
@@ -106,6 +111,8 @@ static int validate_tokens(evo_tokens_reader *r, evo_err *e)
                         m->vocab_size, m->token_width);
     if (m->flags & ~(uint32_t)(EVO_TOK_HAS_MASK | EVO_TOK_ADDED_BOS | EVO_TOK_ADDED_EOS))
         return evo_errf(e, "%s: offset %d: unknown flags 0x%x", path, META_AT(M_FLAGS), m->flags);
+    if (m->shards ? m->shard >= m->shards : m->shard != 0)
+        return evo_errf(e, "%s: offset %d: shard %u of %u", path, META_AT(M_SHARD), m->shard, m->shards);
     const evo_section *tok = evo_binfile_section(f, EVO_TOK_SEC_TOKENS);
     const evo_section *off = evo_binfile_section(f, EVO_TOK_SEC_OFFSETS);
     const evo_section *msk = evo_binfile_section(f, EVO_TOK_SEC_MASK);

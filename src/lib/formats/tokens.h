@@ -7,7 +7,7 @@
  *     u32 token_width      bytes per token id: 2 (vocab <= 65536) or 4
  *     i32 bos_id, eos_id   the tokenizer's BOS/EOS, -1 if none
  *     u32 flags            EVO_TOK_HAS_MASK, EVO_TOK_ADDED_BOS, EVO_TOK_ADDED_EOS
- *     u32 reserved
+ *     u16 shard, shards    part shard of shards (evo-tokenize --shard); 0, 0: all of the input
  *     u64 n_docs, n_tokens
  *     u8  fingerprint[16]  XXH3-128 of the tokenizer file
  *     char tokenizer_kind[32], tokenizer_name[40]  NUL-padded, for humans
@@ -36,6 +36,7 @@ typedef struct {
     uint32_t vocab_size, token_width;
     int32_t bos_id, eos_id;
     uint32_t flags;
+    uint16_t shard, shards;
     uint64_t n_docs, n_tokens;
     uint8_t fingerprint[16];
     char tokenizer_kind[32], tokenizer_name[40];
