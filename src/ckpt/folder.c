@@ -110,9 +110,10 @@ int cmd_ls(const ckpt_opts *o, char **args, int n_args)
     losses l;
     read_losses(&l, folder);
     int rc = EVO_EXIT_OK;
-    printf("%-8s %12s %10s %10s  %s\n", "step", "tokens", "loss", "size", "status");
+    printf("%-8s %12s %10s %10s %-16s  %s\n", "step", "tokens", "loss", "size", "job", "status");
     for (size_t i = 0; i < n; i++) {
-        char *dir = evo_path_join(folder, en[i].name), tokens[32] = "-", loss[32] = "-", size[32], status[160];
+        char *dir = evo_path_join(folder, en[i].name), tokens[32] = "-", loss[32] = "-", size[32], status[160],
+             job[64] = "-";
         if (en[i].status == EVO_CKPT_COMPLETE) {
             evo_ckpt_manifest m;
             evo_ckpt_state st;
@@ -125,6 +126,10 @@ int cmd_ls(const ckpt_opts *o, char **args, int n_args)
                 rc = EVO_EXIT_FAIL;
             } else if (evo_ckpt_manifest_find(&m, EVO_CKPT_STATE_FILE)) {
                 snprintf(tokens, sizeof tokens, "%" PRIu64, st.tokens);
+                if (*st.job_id && st.job_restarts)
+                    snprintf(job, sizeof job, "%s+%" PRIu64, st.job_id, st.job_restarts);
+                else if (*st.job_id)
+                    snprintf(job, sizeof job, "%s", st.job_id);
             }
             evo_ckpt_manifest_free(&m);
             free(spath);
@@ -134,7 +139,7 @@ int cmd_ls(const ckpt_opts *o, char **args, int n_args)
             snprintf(loss, sizeof loss, "%.4f", v);
         format_size(size, sizeof size, dir_bytes(dir));
         describe(status, sizeof status, &en[i]);
-        printf("%-8" PRIu64 " %12s %10s %10s  %s\n", en[i].step, tokens, loss, size, status);
+        printf("%-8" PRIu64 " %12s %10s %10s %-16s  %s\n", en[i].step, tokens, loss, size, job, status);
         free(dir);
     }
     free(l.step);

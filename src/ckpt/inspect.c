@@ -106,6 +106,9 @@ static void print_text(const evo_ckpt_shards *s)
                st.batch, st.rows, st.tokens, st.train_pack, st.train_pack_id, st.train_pack_rows);
         printf("optimizer:   AdamW moments in %s, adam_steps %" PRIu64 ", next lr %.6g\n",
                evo_ckpt_dtype_name(s->dtype[1]), st.adam_steps, st.next_lr);
+        if (*st.job_id)
+            printf("job:         Slurm job %s (%s), requeued %" PRIu64 " time%s before\n", st.job_id, st.job_name,
+                   st.job_restarts, st.job_restarts == 1 ? "" : "s");
         printf("scaler:      loss scale %g, %" PRIu64 " clean steps, %" PRIu64 " overflows; skipped %" PRIu64
                " non-finite steps (%" PRIu64 " in a row), %" PRIu64 " batches\n",
                st.loss_scale, st.scaler_clean_steps, st.scaler_overflows, st.skipped_nonfinite, st.nonfinite_in_row,

@@ -24,6 +24,23 @@ static int write_config(evo_ckpt_writer *w, const train_run *r, evo_err *e)
     return evo_ckpt_add_config(w, r->cfg, e);
 }
 
+/* The Slurm job saving the checkpoint, for evo-ckpt ls: the job's id (an
+ * array task's as ARRAYID_TASK), its name, how often it was requeued. */
+static void slurm_job(evo_ckpt_state *st)
+{
+    const char *id = getenv("SLURM_JOB_ID"), *array = getenv("SLURM_ARRAY_JOB_ID"),
+               *task = getenv("SLURM_ARRAY_TASK_ID"), *name = getenv("SLURM_JOB_NAME"),
+               *restarts = getenv("SLURM_RESTART_COUNT");
+    if (!id || !*id)
+        return;
+    if (array && *array && task && *task)
+        snprintf(st->job_id, sizeof st->job_id, "%s_%s", array, task);
+    else
+        snprintf(st->job_id, sizeof st->job_id, "%s", id);
+    snprintf(st->job_name, sizeof st->job_name, "%s", name ? name : "");
+    st->job_restarts = restarts ? strtoull(restarts, NULL, 10) : 0;
+}
+
 static int write_state(evo_ckpt_writer *w, const train_run *r, evo_err *e)
 {
     const train_state *st = &r->st;
@@ -42,6 +59,7 @@ static int write_state(evo_ckpt_writer *w, const train_run *r, evo_err *e)
                             .next_lr = evo_lr_at(r->cfg, st->step)};
     snprintf(saved.train_pack, sizeof saved.train_pack, "%s", r->cfg->data.train_folder);
     snprintf(saved.train_pack_id, sizeof saved.train_pack_id, "%016" PRIx64, r->train.content_id);
+    slurm_job(&saved);
     return evo_ckpt_add_state(w, &saved, e);
 }
 

@@ -166,7 +166,7 @@ int train_dry_run(const evo_config *c, uint32_t world)
     double optim = local * (b == 4 ? 8.0 : 12.0) / zero;
     printf("\n# memory per rank (rank 0): %u ranks = tensor %u x pipeline %u x data %u, ZeRO-1 over %u, %s\n", world,
            tp, pp, dp, zero, evo_precision_name(c->model.dtype));
-    print_count("parameters", part.n_params);
+    print_count("its parameters", part.n_params);
     printf("  weights                    %8.2f GiB (layers", gib(local * b));
     for (uint32_t k = 0; k < part.chunks; k++) {
         printf("%s %u", k ? "," : "", part.first[k]);

@@ -260,6 +260,10 @@ typedef struct {
         scaler_clean_steps, scaler_overflows, train_pack_rows;
     double loss_scale, next_lr;
     char train_pack[4096], train_pack_id[17];
+    /* the Slurm job that saved it (empty, 0 outside Slurm): its id
+     * (ARRAYID_TASK for an array task), name and SLURM_RESTART_COUNT */
+    char job_id[32], job_name[128];
+    uint64_t job_restarts;
 } evo_ckpt_state;
 
 int evo_ckpt_read_state(evo_ckpt_state *st, const char *path, evo_err *e);

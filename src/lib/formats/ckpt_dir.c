@@ -600,6 +600,14 @@ int evo_ckpt_read_state(evo_ckpt_state *st, const char *path, evo_err *e)
         const char *id = json_string_value(json_object_get(j, "train_pack_id"));
         snprintf(st->train_pack, sizeof st->train_pack, "%s", pack ? pack : "");
         snprintf(st->train_pack_id, sizeof st->train_pack_id, "%s", id ? id : "");
+        const char *job = json_string_value(json_object_get(j, "job_id"));
+        const char *name = json_string_value(json_object_get(j, "job_name"));
+        json_t *restarts = json_object_get(j, "job_restarts");
+        snprintf(st->job_id, sizeof st->job_id, "%s", job ? job : "");
+        snprintf(st->job_name, sizeof st->job_name, "%s", name ? name : "");
+        st->job_restarts = json_is_integer(restarts) && json_integer_value(restarts) > 0
+                               ? (uint64_t)json_integer_value(restarts)
+                               : 0;
     }
     json_decref(j);
     return rc;
@@ -640,6 +648,12 @@ int evo_ckpt_add_state(evo_ckpt_writer *w, const evo_ckpt_state *st, evo_err *e)
         (json_int_t)st->scaler_clean_steps, "scaler_overflows", (json_int_t)st->scaler_overflows, "next_lr",
         st->next_lr, "train_pack", st->train_pack, "train_pack_id", st->train_pack_id, "train_pack_rows",
         (json_int_t)st->train_pack_rows);
+    if (*st->job_id) { /* who saved it, under Slurm */
+        json_t *job = json_pack("{s:s, s:s, s:I}", "job_id", st->job_id, "job_name", st->job_name, "job_restarts",
+                                (json_int_t)st->job_restarts);
+        json_object_update(j, job);
+        json_decref(job);
+    }
     char *text = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
     json_decref(j);
     size_t n = strlen(text);
