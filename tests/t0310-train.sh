@@ -72,6 +72,21 @@ check "SIGUSR1: checkpoint $n saved and complete" test -n "$n" -a -f "s/$n/$n.st
 out=$(evo-train --set ckpt.save_ckpt_folder=s --set data.total_steps=$((n + 1)) tiny.ini 2>&1)
 check "SIGUSR1: the requeued job resumes from step $n" grep -q "resuming from s/$n (step $n" <<<"$out"
 
+# --- a Slurm job's end time: save ckpt.limit_margin before it, exit 75 ----------
+start=$(date +%s)
+SLURM_JOB_END_TIME=$((start + 5)) evo-train --set ckpt.save_ckpt_folder=lim --set data.total_steps=100000000 \
+    --set ckpt.checkpoint_every=0 --set ckpt.limit_margin=3 tiny.ini 2>lim.err
+rc=$?
+took=$(($(date +%s) - start))
+check "job end in 5 s, margin 3 s: exit 75 after about 2 s ($took s)" test "$rc" = 75 -a "$took" -le 4
+check "job end: it said why" grep -q "time limit is [0-9]* s away: saving to go on" lim.err
+n=$(ls lim | grep -E '^[0-9]+$' | head -1)
+check "job end: checkpoint ${n:-(none)} saved and complete" test -n "$n" -a -f "lim/$n/$n.step"
+check "ckpt.limit_margin 0: a job's end is not looked at" sh -c \
+    "SLURM_JOB_END_TIME=1 evo-train -q --set ckpt.limit_margin=0 --set ckpt.enable_save_ckpt=false \
+    --set data.total_steps=3 tiny.ini"
+check_fails "ckpt.limit_margin -1" 1 'limit_margin must be 0' evo-train -q --set ckpt.limit_margin=-1 tiny.ini
+
 # --- kill -9 during saves: the newest complete checkpoint always loads ---------
 # A wider model (hidden 256: 25 MB of checkpoint) so that a save lasts long
 # enough to be hit. Killed the moment a save's temporary directory appears

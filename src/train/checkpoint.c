@@ -148,7 +148,8 @@ int train_checkpoint_save(train_run *r, evo_err *e)
     if (save_ranks(r, e) < 0)
         return -1;
     r->last_saved_step = r->st.step;
-    evo_info("checkpoint: %s/%" PRIu64 " saved (%.2f s)", folder, r->st.step, evo_now() - t0);
+    r->last_save_seconds = evo_now() - t0;
+    evo_info("checkpoint: %s/%" PRIu64 " saved (%.2f s)", folder, r->st.step, r->last_save_seconds);
     int failed = r->comm->layout.rank == 0 && r->cfg->ckpt.keep_last &&
                  evo_ckpt_prune(folder, r->cfg->ckpt.keep_last, e) < 0;
     return r->comm->any(r->comm, failed) ? -1 : 0;

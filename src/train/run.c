@@ -125,7 +125,7 @@ static int run_batch(train_run *r, const evo_batch_set *skip, const evo_batch_se
         st->skipped_nonfinite++;
         st->nonfinite_in_row++;
     }
-    rep.seconds = evo_now() - t0;
+    rep.seconds = r->last_step_seconds = evo_now() - t0;
     train_report_step(r, &rep);
     uint32_t max_in_row = c->hybrid_zero_optimizer.max_skipped_in_row;
     if (max_in_row && st->nonfinite_in_row >= max_in_row) {
@@ -236,6 +236,7 @@ static evo_comm *open_world(evo_world *w, const evo_config *c, const evo_model *
         evo_world_finalize(w);
         exit(EVO_EXIT_FAIL);
     }
+    train_control_find_end(c, w->rank);
     evo_comm *comm = w->size > 1 ? evo_comm_mpi(&l, w, opt->comm_timeout, &e) : evo_comm_single(&l);
     if (!comm)
         evo_fatal("%s", e.msg);
@@ -293,7 +294,7 @@ int train_run_main(evo_config *c, const train_options *opt)
     r.metrics = r.comm->layout.rank == 0 ? open_metrics(c, opt, &e) : NULL;
     if (!r.metrics && *e.msg)
         evo_fatal("%s", e.msg);
-    train_control_init();
+    train_control_init(&r);
     if (r.st.batch < c->data.total_steps)
         evo_info("%s: %.2f M parameters, %" PRIu64 " rows of %u x %u tokens, backend %s; steps %" PRIu64
                  " to %" PRIu64,
@@ -317,7 +318,7 @@ int train_run_main(evo_config *c, const train_options *opt)
             break;
         case TRAIN_REQUEUE:
             rc = save(&r) < 0 ? EVO_EXIT_FAIL : TRAIN_EXIT_REQUEUE;
-            evo_info("signal: stopped at step %" PRIu64 "%s; exit %d", r.st.step,
+            evo_info("stopped at step %" PRIu64 "%s; exit %d", r.st.step,
                      r.last_saved_step == r.st.step ? ", checkpoint saved" : "", rc);
             break;
         }

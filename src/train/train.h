@@ -8,7 +8,7 @@
  *   optim.c       one optimizer step: norm, loss scaler, clipping, AdamW
  *   checkpoint.c  saving and resuming a run (evo-ckpt(5))
  *   report.c      the per-step line on stderr and the JSONL metrics
- *   control.c     signals and InternEvo's stop file */
+ *   control.c     signals, the job's time limit and InternEvo's stop file */
 #ifndef EVO_TRAIN_H
 #define EVO_TRAIN_H
 
@@ -89,6 +89,7 @@ typedef struct {
     /* for the closing summary: step losses of this process's first and
      * last REPORT_WINDOW steps, time and tokens, the last validation loss */
     double first_losses[10], last_losses[10], seconds, valid_loss;
+    double last_step_seconds, last_save_seconds; /* to see a time limit coming */
     uint64_t n_losses, tokens_run;
 } train_run;
 
@@ -178,8 +179,11 @@ void train_report_summary(const train_run *r);
 
 typedef enum { TRAIN_GO_ON, TRAIN_SAVE, TRAIN_SAVE_AND_STOP, TRAIN_REQUEUE } train_action;
 
+/* Rank 0 learns the Slurm job's end time (before MPI starts: it may run
+ * scontrol, and an MPI process should not fork). */
+void train_control_find_end(const evo_config *c, uint32_t rank);
 /* Installs the SIGUSR1/SIGTERM handlers. */
-void train_control_init(void);
+void train_control_init(const train_run *r);
 /* What to do at this step boundary: a signal arrived (save, exit 75), or
  * the stop file names this step (N: save and stop; -N: save, go on). */
 train_action train_control_poll(const train_run *r);

@@ -88,6 +88,7 @@ static const field fields[] = {
     F("ckpt", "load_model_only_folder", T_STR, ckpt.load_model_only_folder),
     F("ckpt", "load_optimizer", T_BOOL, ckpt.load_optimizer),
     F("ckpt", "stop_file_path", T_STR, ckpt.stop_file_path),
+    F("ckpt", "limit_margin", T_F64, ckpt.limit_margin),
     F("parallel", "zero1.size", T_I32, parallel.zero1_size),
     FIELD("parallel", "zero1", T_I32, parallel.zero1_size, 1),
     F("parallel", "tensor.size", T_U32, parallel.tensor_size),
@@ -141,6 +142,7 @@ void evo_config_defaults(evo_config *c)
     c->ckpt.enable_save_ckpt = 1;
     c->ckpt.auto_resume = 1;
     c->ckpt.load_optimizer = 1;
+    c->ckpt.limit_margin = 120;
     c->parallel.zero1_size = -1;
     c->parallel.tensor_size = 1;
     c->parallel.pipeline_size = 1;
@@ -376,6 +378,7 @@ int evo_config_resolve(evo_config *c, evo_err *e)
     if (c->model.dtype == EVO_DT_F32 || c->model.dtype == EVO_DT_TF32)
         c->grad_scaler.initial_scale = 1; /* InternEvo: no loss scaling in fp32 */
     REQUIRE(c->data.seq_len && c->data.micro_bsz && c->data.micro_num, "[data] seq_len, micro_bsz and micro_num must be at least 1");
+    REQUIRE(c->ckpt.limit_margin >= 0, "[ckpt] limit_margin must be 0 (off) or a number of seconds");
     REQUIRE((uint64_t)c->data.seq_len * c->data.micro_bsz <= (1u << 30), "[data] seq_len x micro_bsz is absurdly long");
     REQUIRE(c->model.vocab_size && c->model.hidden_size && c->model.num_layers && c->model.num_attention_heads,
             "[model] vocab_size, hidden_size, num_layers and num_attention_heads must be at least 1");

@@ -67,6 +67,7 @@ typedef struct {
         int enable_save_ckpt, auto_resume, load_optimizer;
         uint64_t checkpoint_every;
         uint32_t keep_last;
+        double limit_margin; /* evo's: seconds before a Slurm job's end time to save and exit 75; 0 off */
         char save_ckpt_folder[4096], load_ckpt_folder[4096], load_model_only_folder[4096], stop_file_path[4096];
     } ckpt;
     struct {
