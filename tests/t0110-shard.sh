@@ -60,6 +60,24 @@ evo-pack -q -s 64 -b 2 -o some.pack p0.tok p2.tok
 check "evo-pack of parts 0 and 2 of 3: two inputs, packed each on its own" \
     test "$(evo-pack --info some.pack | grep -c '^source')" = 2
 
+# A header that lies about its part (its checksum recomputed, so only the
+# field's own check can catch it): refused, naming file and offset.
+sethdr() {
+    /usr/bin/python3 -c '
+import struct, sys, xxhash
+b = bytearray(open(sys.argv[1], "rb").read())
+struct.pack_into("<HH", b, 64 + 20, int(sys.argv[3]), int(sys.argv[4]))
+hsize = struct.unpack_from("<I", b, 12)[0]
+struct.pack_into("<Q", b, 24, xxhash.xxh3_64_intdigest(bytes(b[:24]) + bytes(8) + bytes(b[32:hsize])))
+open(sys.argv[2], "wb").write(b)' "$@"
+}
+sethdr p1.tok lie.tok 3 3
+check_fails "a token file saying part 3 of 3" 1 'lie.tok: offset 84: shard 3 of 3' evo-tokenize --info lie.tok
+sethdr p1.tok lie0.tok 1 0
+check_fails "a token file saying part 1 of none" 1 'lie0.tok: offset 84: shard 1 of 0' evo-pack -q -o x.pack lie0.tok
+sethdr p1.tok ok.tok 2 5
+check "the same rewrite with an honest part reads back" grep -q '^shard:         2 of 5' <(evo-tokenize --info ok.tok)
+
 # refusals
 check_fails "--shard of stdin" 1 '--shard needs regular files' sh -c "evo-tokenize -q -t '$tok' --shard 0/2 - <plain.txt"
 check_fails "--shard 3/3" 2 'I from 0 to N-1' evo-tokenize -q -t "$tok" --shard 3/3 plain.txt

@@ -32,7 +32,8 @@ static uint32_t recomputed_layers(const evo_config *c, const evo_model *m)
  * formulas: the calls run.c, pipeline.c and optim.c make for a batch,
  * which the metrics' comm_bytes count as they happen. Rank 0's: the first
  * pipeline stage's part of the model (m), which sends every row's
- * activations on and never a gradient back; with ZeRO-1 the weights it
+ * activations on, and gradients back only from its chunks after the first
+ * (interleaved); with ZeRO-1 the weights it
  * broadcasts are those its zero1 rank keeps. Rows without a labelled
  * token have no backward, and send less than this. */
 static void print_comm(const evo_config *c, const evo_model *m, const evo_layout *l)
@@ -41,7 +42,7 @@ static void print_comm(const evo_config *c, const evo_model *m, const evo_layout
     uint64_t rows = (uint64_t)c->data.micro_num * l->dp, T = (uint64_t)c->data.seq_len * c->data.micro_bsz;
     bytes[EVO_GROUP_WORLD] += evo_comm_volume(EVO_ALLREDUCE, (rows + 1) * sizeof(double), l->world);
     uint64_t act = T * m->dim * sizeof(float), layers = evo_model_part_layers(m);
-    int seq = train_sequence_parallel(l);
+    int seq = evo_layout_sequence_parallel(l);
     /* the first stage sends every row's output on, for each of its chunks,
      * and the input gradients of its chunks after the first back */
     if (l->pp > 1)
@@ -140,7 +141,7 @@ int train_dry_run(const evo_config *c, uint32_t world)
      * only), q/k/v, the attention output, gate, up and their product (cut
      * by tensor ranks), in the dtype, plus the softmax log-sum-exp and two
      * rstd (fp32); a recomputed layer keeps its input only; 1F1B keeps a
-     * chunk's for several rows (train_pipeline_warmup). The backward's
+     * chunk's for several rows (train_pipeline_in_flight). The backward's
      * workspace (fp32, one row): the residual's and a normed input's
      * gradients, those of q/k/v, the MLP's three, and with tensor ranks
      * the gathered embedding (and the gathered rows of sequence
@@ -151,13 +152,12 @@ int train_dry_run(const evo_config *c, uint32_t world)
         evo_fatal("%s", e.msg);
     double b = dtype_bytes(c->model.dtype), local = (double)part.n_params;
     double kv = (double)m.kv_heads * m.head_dim, chunk_layers = (double)evo_model_part_layers(&part) / part.chunks;
-    double sp = train_sequence_parallel(&l) ? tp : 1, d = m.dim;
+    double sp = evo_layout_sequence_parallel(&l) ? tp : 1, d = m.dim;
     double per_tok_layer = (4 * d / sp + (2 * d + 2 * kv + 3.0 * m.ffn) / tp) * b + (m.heads / tp + 2 / sp) * 4.0;
     double workspace = (double)tokens_row * 4.0 *
                        (2 * d + (d + 2 * kv + 3.0 * m.ffn) / tp + (tp > 1) * (d + d / tp) + (sp > 1) * (2 * d + d / tp));
     double recomputed = (double)recomputed_layers(c, &part) / part.chunks, kept = chunk_layers - recomputed;
-    uint32_t mn = c->data.micro_num, in_flight = train_pipeline_warmup(0, pp, part.chunks, mn) + 1;
-    in_flight = in_flight < mn * part.chunks ? in_flight : mn * part.chunks;
+    uint32_t in_flight = train_pipeline_in_flight(0, pp, part.chunks, c->data.micro_num);
     /* a recomputed layer keeps its input; one layer's worth is shared by
      * them while the backward recomputes them one at a time */
     double act = (double)tokens_row * (in_flight * (kept * per_tok_layer + recomputed * m.dim * b) +

@@ -20,7 +20,6 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "formats/ckpt_layout.h"
 #include "train.h"
@@ -72,11 +71,6 @@ void train_optim_free(train_run *r)
  * zero1 blocks are smaller than dp. */
 int train_reduce_to_owners(const evo_layout *l) { return l->zero1 > 1 && l->zero1 == l->dp; }
 
-int train_sequence_parallel(const evo_layout *l)
-{
-    return l->tp > 1 && (!strcmp(l->mode, "msp") || !strcmp(l->mode, "fsp"));
-}
-
 /* The gradients summed over the data-parallel ranks where this rank needs
  * them: each run reduced to the rank that updates it, or all-reduced
  * everywhere (train_reduce_to_owners), in buckets of reduce_bucket_size
@@ -87,7 +81,7 @@ static void reduce_gradients(train_run *r)
 {
     evo_comm *comm = r->comm;
     float *g = r->tf.grads;
-    for (size_t i = 0; train_sequence_parallel(&comm->layout) && i < r->model.n_tensors; i++) {
+    for (size_t i = 0; evo_layout_sequence_parallel(&comm->layout) && i < r->model.n_tensors; i++) {
         const evo_tensor_info *t = &r->model.tensors[i];
         if (t->tp_replicated)
             comm->allreduce_sum_f32(comm, EVO_GROUP_TENSOR, r->be, g + t->offset, t->numel);

@@ -101,9 +101,16 @@ static void step_of(const pipe *p, uint32_t k, int back, uint32_t *j, uint32_t *
     *j = k / (p->p * p->v) * p->p + k % p->p;
 }
 
-uint32_t train_pipeline_warmup(uint32_t s, uint32_t p, uint32_t v, uint32_t n)
+/* The forwards stage s runs before its first backward. */
+static uint32_t warmup(uint32_t s, uint32_t p, uint32_t v, uint32_t n)
 {
     uint32_t w = v == 1 ? p - s - 1 : 2 * (p - s - 1) + (v - 1) * p;
+    return w < n * v ? w : n * v;
+}
+
+uint32_t train_pipeline_in_flight(uint32_t s, uint32_t p, uint32_t v, uint32_t n)
+{
+    uint32_t w = warmup(s, p, v, n) + 1;
     return w < n * v ? w : n * v;
 }
 
@@ -117,7 +124,7 @@ void train_pipeline_batch(train_run *r, train_data *d, uint64_t first, uint32_t 
         evo_fatal("the interleaved pipeline needs a multiple of parallel.pipeline.size %u rows a batch, and this "
                   "one has %u (data.rampup_batch_size?)",
                   p.p, n);
-    uint32_t total = n * p.v, warm = train_pipeline_warmup(p.s, p.p, p.v, n), j, c;
+    uint32_t total = n * p.v, warm = warmup(p.s, p.p, p.v, n), j, c;
     p.slot = evo_malloc(total * sizeof *p.slot);
     p.free_slots = evo_malloc((size_t)r->tf.n_slots * sizeof *p.free_slots);
     for (int i = r->tf.n_slots; i-- > 0;)

@@ -225,7 +225,7 @@ static evo_comm *open_world(evo_world *w, const evo_config *c, const evo_model *
     uint64_t T = (uint64_t)c->data.seq_len * c->data.micro_bsz;
     if (rc == 0 && l.tp > 1 && !strcmp(l.mode, "isp"))
         rc = evo_errf(&e, "parallel.tensor.mode isp is not implemented yet: use mtp or msp (fsp runs as msp)");
-    else if (rc == 0 && l.tp > 1 && train_sequence_parallel(&l) && T % l.tp)
+    else if (rc == 0 && evo_layout_sequence_parallel(&l) && T % l.tp)
         rc = evo_errf(&e,
                       "parallel.tensor.mode %s cuts every row's %" PRIu64 " tokens (data.seq_len x micro_bsz) into "
                       "parallel.tensor.size %u pieces: they do not divide",
@@ -271,15 +271,12 @@ int train_run_main(evo_config *c, const train_options *opt)
         slots = r.valid.pack.meta.n_rows;
     r.row_losses = evo_calloc(slots, sizeof *r.row_losses);
     /* the (row, chunk) pairs a stage keeps in flight (pipeline.c) */
-    uint32_t chunks = l->pp > 1 ? r.model.chunks : 1, mn = c->data.micro_num;
-    uint32_t in_flight = train_pipeline_warmup(l->pp_rank, l->pp, chunks, mn) + 1;
-    if (in_flight > mn * chunks)
-        in_flight = mn * chunks;
+    uint32_t in_flight = train_pipeline_in_flight(l->pp_rank, l->pp, r.model.chunks, c->data.micro_num);
     evo_tensor_group tensors = {.ctx = &r,
                                 .allreduce = tensor_allreduce,
                                 .allgather = tensor_allgather,
                                 .reduce_scatter = tensor_reduce_scatter,
-                                .sequence_parallel = train_sequence_parallel(l)};
+                                .sequence_parallel = evo_layout_sequence_parallel(l)};
     evo_transformer_opts tf_opts = {.T_max = (size_t)c->data.seq_len * c->data.micro_bsz,
                                     .label_smoothing = (float)c->loss.label_smoothing,
                                     .n_slots = (int)in_flight,

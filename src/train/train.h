@@ -107,10 +107,9 @@ void train_pipeline_batch(train_run *r, train_data *d, uint64_t first, uint32_t 
 /* The forward alone of row `row` of d (validation), its loss into
  * r->row_losses[slot]. */
 void train_pipeline_forward(train_run *r, train_data *d, uint64_t row, uint32_t slot, size_t T);
-/* The forwards stage s of p, with v chunks each, runs before its first
- * backward on a batch of n rows: it holds that many plus one (row, chunk)
- * activations at most. */
-uint32_t train_pipeline_warmup(uint32_t s, uint32_t p, uint32_t v, uint32_t n);
+/* The (row, chunk) activations stage s of p, with v chunks each, holds at
+ * most on a batch of n rows: its warm-up forwards and one more. */
+uint32_t train_pipeline_in_flight(uint32_t s, uint32_t p, uint32_t v, uint32_t n);
 
 /* --- optim.c --------------------------------------------------------------- */
 
@@ -135,10 +134,6 @@ static inline uint64_t train_bucket(uint64_t bucket_size, uint64_t left)
 {
     return bucket_size && bucket_size < left ? bucket_size : left;
 }
-/* Whether the tensor ranks cut the rows' tokens too (parallel.tensor.mode
- * msp, and fsp, which runs as msp): the norms' gradients are then partial
- * sums, all-reduced over the tensor group with the step. */
-int train_sequence_parallel(const evo_layout *l);
 /* Whether the step reduces each run's gradients to its owner (ZeRO-1 over
  * the whole data-parallel group) rather than all-reducing them. */
 int train_reduce_to_owners(const evo_layout *l);

@@ -310,9 +310,9 @@ static void check_crossentropy(const char *name, float eps)
     size_t T = small ? 16 : 64, V = 301;
     begin(name, "\"T\": %zu, \"V\": %zu, \"eps\": %.9g", T, V, (double)eps);
     float *logits = dev_uniform(T * V, -8, 8), *losses = dev_out(T), *lse = dev_out(T);
-    int32_t *labels = dev_ints(T, 0, (int32_t)V, 0.25), *count = dev_alloc(sizeof *count);
+    int32_t *labels = dev_ints(T, 0, (int32_t)V, 0.25);
     float *dloss = dev_uniform(T, 0, 1), *dlogits = dev_out(T * V);
-    be->crossentropy_fwd(be, losses, lse, count, logits, labels, eps, T, V);
+    be->crossentropy_fwd(be, losses, lse, logits, labels, eps, T, V);
     SAVE_F32("logits", logits, T * V);
     /* In place, as evo-train will run it: the logits buffer becomes dlogits. */
     be->copy(be, dlogits, logits, T * V * sizeof(float));
@@ -320,7 +320,6 @@ static void check_crossentropy(const char *name, float eps)
     SAVE_I32("labels", labels, T);
     SAVE_F32("dloss", dloss, T);
     SAVE_F32("losses", losses, T);
-    SAVE_I32("count", count, 1);
     SAVE_F32("dlogits", dlogits, T * V);
     end();
 }
@@ -335,10 +334,10 @@ static void check_crossentropy_shards(float eps)
     size_t T = small ? 16 : 64, V = 300, S = 3, Vl = V / S;
     begin("crossentropy_shards", "\"T\": %zu, \"V\": %zu, \"shards\": %zu, \"eps\": %.9g", T, V, S, (double)eps);
     float *logits = dev_uniform(T * V, -8, 8), *losses = dev_out(T), *lse = dev_out(T);
-    int32_t *labels = dev_ints(T, 0, (int32_t)V, 0.25), *count = dev_alloc(sizeof *count);
+    int32_t *labels = dev_ints(T, 0, (int32_t)V, 0.25);
     float *dloss = dev_uniform(T, 0, 1), *shard = dev_out(T * Vl), *parts = dev_out(3 * T * S);
     float *dlogits = dev_out(T * V);
-    be->crossentropy_fwd(be, losses, lse, count, logits, labels, eps, T, V);
+    be->crossentropy_fwd(be, losses, lse, logits, labels, eps, T, V);
     for (size_t r = 0; r < S; r++) {
         be->copy2d(be, shard, Vl, logits + r * Vl, V, T, Vl);
         be->crossentropy_shard_fwd(be, parts + r * 3 * T, shard, labels, T, r * Vl, Vl);

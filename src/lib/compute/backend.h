@@ -143,16 +143,14 @@ struct evo_backend {
      * For a labelled token (y = labels[t] != EVO_IGNORE_LABEL), z = logits[t]:
      *   lse[t]    = log sum_v exp z_v
      *   losses[t] = (1-eps)(lse - z_y) + eps mean_v (lse - z_v)
-     * and losses[t] = 0 for ignored tokens. *count (one int32 in device
-     * memory) receives the number of labelled tokens, so the caller can take
-     * InternEvo's mean over the labelled tokens of the row. Backward, from a
+     * and losses[t] = 0 for ignored tokens (the caller, which has the
+     * labels, takes InternEvo's mean over the row's labelled ones). Backward, from a
      * per-token dloss[t] (ignored tokens get zero gradient):
      *   dlogits[t,v] = dloss[t] (softmax(z)_v - (1-eps)[v = y] - eps/V)
      * for v in [v0, v0+Vl) (below: a shard of the vocabulary).
      * dlogits may equal logits (the logits are not needed after it). */
-    void (*crossentropy_fwd)(const evo_backend *be, float *losses, float *lse,
-                             int32_t *count, const float *logits, const int32_t *labels,
-                             float eps, size_t T, size_t V);
+    void (*crossentropy_fwd)(const evo_backend *be, float *losses, float *lse, const float *logits,
+                             const int32_t *labels, float eps, size_t T, size_t V);
     void (*crossentropy_bwd)(const evo_backend *be, float *dlogits, const float *dloss,
                              const float *logits, const float *lse, const int32_t *labels,
                              float eps, size_t T, size_t V, size_t v0, size_t Vl);

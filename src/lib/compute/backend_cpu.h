@@ -133,9 +133,8 @@ void evo_cpu_attention_ref_bwd(const evo_backend *be, float *dq, float *dk, floa
                                int hd);
 
 /* backend_cpu_loss.c */
-void evo_cpu_crossentropy_fwd(const evo_backend *be, float *losses, float *lse, int32_t *count,
-                              const float *logits, const int32_t *labels, float eps, size_t T,
-                              size_t V);
+void evo_cpu_crossentropy_fwd(const evo_backend *be, float *losses, float *lse, const float *logits,
+                              const int32_t *labels, float eps, size_t T, size_t V);
 void evo_cpu_crossentropy_bwd(const evo_backend *be, float *dlogits, const float *dloss,
                               const float *logits, const float *lse, const int32_t *labels,
                               float eps, size_t T, size_t V, size_t v0, size_t Vl);

@@ -34,8 +34,9 @@ static inline void token_sums(const float *z, size_t n, float *m, double *sum, d
     *zsum = ((zs[0] + zs[4]) + (zs[1] + zs[5])) + ((zs[2] + zs[6]) + (zs[3] + zs[7]));
 }
 
-EVO_VECTOR_CLONES void evo_cpu_crossentropy_fwd(const evo_backend *be, float *losses, float *lse, int32_t *count, const float *logits,
-                              const int32_t *labels, float eps, size_t T, size_t V)
+EVO_VECTOR_CLONES void evo_cpu_crossentropy_fwd(const evo_backend *be, float *losses, float *lse,
+                                                const float *logits, const int32_t *labels, float eps, size_t T,
+                                                size_t V)
 {
     (void)be;
 #pragma omp parallel for schedule(static)
@@ -53,14 +54,10 @@ EVO_VECTOR_CLONES void evo_cpu_crossentropy_fwd(const evo_backend *be, float *lo
         lse[t] = (float)L;
         losses[t] = (float)(L - (1.0 - eps) * z[labels[t]] - eps * zsum / (double)V);
     }
-    int32_t n = 0;
-    for (size_t t = 0; t < T; t++)
-        n += labels[t] != EVO_IGNORE_LABEL;
-    *count = n;
 }
 
-EVO_VECTOR_CLONES void evo_cpu_crossentropy_shard_fwd(const evo_backend *be, float *parts, const float *logits, const int32_t *labels,
-                                    size_t T, size_t v0, size_t Vl)
+EVO_VECTOR_CLONES void evo_cpu_crossentropy_shard_fwd(const evo_backend *be, float *parts, const float *logits,
+                                                      const int32_t *labels, size_t T, size_t v0, size_t Vl)
 {
     (void)be;
 #pragma omp parallel for schedule(static)

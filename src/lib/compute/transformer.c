@@ -72,7 +72,6 @@ static void layout(evo_transformer *tf, carve *c)
         mb->labels = TAKE_I(c, T);
         mb->positions = TAKE_I(c, T);
         mb->cu_seqlens = TAKE_I(c, T + 1);
-        mb->count = TAKE_I(c, 1);
         for (uint32_t j = 0; j <= tf->max_chunk; j++)
             mb->x[j] = TAKE_F(c, Ts * d);
         /* layer j of a slot keeps its own activations unless it is
@@ -347,15 +346,14 @@ static void embed_backward(evo_transformer *tf, const evo_microbatch *mb, float 
  * backward needs. A tensor rank holds vocab/tp columns of the logits
  * (Megatron's vocab-parallel cross-entropy): each computes its parts, every
  * rank's are gathered and combined on the host, in rank order. */
-static void loss(evo_transformer *tf, evo_microbatch *mb, float *losses)
+static void loss(evo_transformer *tf, evo_microbatch *mb, const int32_t *labels, float *losses)
 {
     const evo_backend *be = tf->be;
     const evo_model *m = tf->m;
     size_t T = mb->T, tp = m->tp;
     double eps = tf->label_smoothing;
     if (tp == 1) {
-        be->crossentropy_fwd(be, mb->losses, mb->ce_lse, mb->count, mb->logits, mb->labels, tf->label_smoothing, T,
-                             m->vocab);
+        be->crossentropy_fwd(be, mb->losses, mb->ce_lse, mb->logits, mb->labels, tf->label_smoothing, T, m->vocab);
         be->download(be, losses, mb->losses, T * sizeof *losses);
         return;
     }
@@ -363,8 +361,6 @@ static void loss(evo_transformer *tf, evo_microbatch *mb, float *losses)
     tf->tensors.allgather(tf->tensors.ctx, tf->ce_all, tf->ce_parts, 3 * T);
     float *parts = evo_malloc(3 * T * tp * sizeof *parts), *lse = evo_malloc(T * sizeof *lse);
     be->download(be, parts, tf->ce_all, 3 * T * tp * sizeof *parts);
-    int32_t *labels = evo_malloc(T * sizeof *labels);
-    be->download(be, labels, mb->labels, T * sizeof *labels);
     for (size_t t = 0; t < T; t++) {
         losses[t] = lse[t] = 0;
         if (labels[t] == EVO_IGNORE_LABEL)
@@ -385,7 +381,6 @@ static void loss(evo_transformer *tf, evo_microbatch *mb, float *losses)
     be->upload(be, mb->ce_lse, lse, T * sizeof *lse);
     free(parts);
     free(lse);
-    free(labels);
 }
 
 /* Layer i of the stage on the slot's row: x[i+1] from x[i], keeping in
@@ -464,7 +459,7 @@ double evo_transformer_forward(evo_transformer *tf, int slot, uint32_t chunk, co
     /* The mean over labelled tokens, summed on the host in double in token
      * order (T floats: small next to the logits, and deterministic). */
     float *losses = evo_malloc(T * sizeof *losses);
-    loss(tf, mb, losses);
+    loss(tf, mb, row->labels, losses);
     double sum = 0;
     for (size_t t = 0; t < T; t++)
         sum += losses[t];

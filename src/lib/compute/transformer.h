@@ -84,7 +84,7 @@ typedef struct {
     size_t T;
     int n_seg;
     int32_t n_labelled; /* labelled tokens of the row */
-    int32_t *tokens, *labels, *positions, *cu_seqlens, *count;
+    int32_t *tokens, *labels, *positions, *cu_seqlens;
     /* x[i] is the residual stream entering the chunk's layer i, x[its
      * layers] the one leaving it; x[i+1] = y of layer i (this rank's tokens
      * of it with sequence parallelism, as n1, h, n2, nf) */

@@ -54,6 +54,11 @@ int evo_layout_make(evo_layout *l, const evo_config *c, const evo_model *m, uint
     return 0;
 }
 
+int evo_layout_sequence_parallel(const evo_layout *l)
+{
+    return l->tp > 1 && (!strcmp(l->mode, "msp") || !strcmp(l->mode, "fsp"));
+}
+
 uint32_t evo_layout_global(const evo_layout *l, uint32_t pp_rank, uint32_t dp_rank, uint32_t tp_rank)
 {
     return pp_rank * l->tp * l->dp + dp_rank * l->tp + tp_rank;

@@ -44,6 +44,10 @@ uint32_t evo_layout_global(const evo_layout *l, uint32_t pp_rank, uint32_t dp_ra
 uint32_t evo_layout_group_rank(const evo_layout *l, evo_group g);
 uint32_t evo_layout_group_size(const evo_layout *l, evo_group g);
 uint32_t evo_layout_group_color(const evo_layout *l, evo_group g);
+/* Whether the tensor ranks cut the rows' tokens too (parallel.tensor.mode
+ * msp, and fsp, which runs as msp): the residual stream is then cut, and
+ * the norms' gradients are partial sums over the tensor group. */
+int evo_layout_sequence_parallel(const evo_layout *l);
 /* "world 8 = pp 2 x dp 2 x tp 2, zero1 2, tensor mode mtp" */
 void evo_layout_describe(const evo_layout *l, char *buf, size_t n);
 const char *evo_group_name(evo_group g);
