@@ -1,8 +1,13 @@
 # evo - one Makefile for every tool.
-#   make                 build bin/evo-* (CPU only so far: the CUDA switch arrives with kernels/)
+#   make                 build bin/evo-* (CPU only: needs no CUDA)
+#   make CUDA=1          the same tools with the CUDA backend too (kernels/, src/lib/cuda/);
+#                        CUDA_HOME=/usr/local/cuda, CUDA_ARCH="80 90" (sm_80, sm_90) by default
 #   make check           run all tests; ends with "N passed, N failed"
 #   make check SANITIZE=1  the same with ASan+UBSan builds (in build/asan)
-#   make check-all       both of the above, one summary line (CI)
+#   make check-all       both of the above (and the CUDA build's host-side tests where
+#                        nvcc is), one summary line (CI)
+#   make check-gpu       scripts/gpu-check: every check that needs a GPU, on this machine's
+#                        GPU, with a report in results/gpu/
 #   make install PREFIX=/usr/local   tools and man pages
 #   make demo            the pipeline on the bundled data
 
@@ -22,6 +27,21 @@ OPT      := -O2 -fvect-cost-model=dynamic -g
 LDSAN    :=
 endif
 
+# The CUDA flavour: its own object folder (build/release-cuda), the same
+# bin/ (a GPU node's tools), kernels by nvcc with every warning an error,
+# linked against the toolkit's cuBLASLt and static CUDA runtime.
+CUDA      ?= 0
+CUDA_HOME ?= /usr/local/cuda
+CUDA_ARCH ?= 80 90
+NVCC      ?= $(CUDA_HOME)/bin/nvcc
+ifeq ($(CUDA),1)
+BUILD    := $(BUILD)-cuda
+CPPFLAGS += -DEVO_CUDA -I$(CUDA_HOME)/include -I.
+NVCCFLAGS := -std=c++17 -O3 -lineinfo -Isrc/lib -Ikernels -Werror all-warnings \
+             -Xcompiler -Wall,-Wextra,-Werror $(foreach a,$(CUDA_ARCH),-gencode arch=compute_$(a),code=sm_$(a))
+CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcudart_static -ldl -lrt -lstdc++
+endif
+
 # PMIx (the world under srun --mpi=pmix) and Open MPI (the CPU ranks' comm)
 # from Debian's libpmix-dev and libopenmpi-dev.
 DIST_CFLAGS := $(shell pkg-config --cflags pmix ompi-c)
@@ -30,11 +50,19 @@ CPPFLAGS += -D_GNU_SOURCE -Isrc/lib $(DIST_CFLAGS)
 # -fopenmp: the CPU backend's parallel loops. --as-needed keeps libopenblas
 # and libgomp out of the tools that never call the backend.
 CFLAGS   += -std=c11 $(OPT) -Wall -Wextra -Werror -pthread -fopenmp -MMD -MP
-LDLIBS   := $(DIST_LIBS) -larchive -ljansson -linih -lpcre2-8 -lutf8proc -lxxhash -lopenblas -lm -pthread
+LDLIBS   := $(CUDA_LIBS) $(DIST_LIBS) -larchive -ljansson -linih -lpcre2-8 -lutf8proc -lxxhash -lopenblas -lm -pthread
 LDFLAGS  += $(LDSAN) -fopenmp -Wl,--as-needed
 
-LIB_SRC  := $(sort $(wildcard src/lib/*/*.c))
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# src/lib/cuda/ is the CUDA backend's host side, built with CUDA=1 in place
+# of compute/backend_cuda_absent.c.
+ifeq ($(CUDA),1)
+LIB_SRC  := $(filter-out src/lib/compute/backend_cuda_absent.c,$(sort $(wildcard src/lib/*/*.c)))
+KERNEL_OBJ := $(patsubst kernels/%.cu,$(BUILD)/kernels/%.o,$(sort $(wildcard kernels/*.cu)))
+else
+LIB_SRC  := $(filter-out src/lib/cuda/%,$(sort $(wildcard src/lib/*/*.c)))
+KERNEL_OBJ :=
+endif
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(KERNEL_OBJ)
 LIBEVO   := $(BUILD)/libevo.a
 
 # One tool per folder of src/ besides lib; src/convert builds evo-convert2hf.
@@ -42,7 +70,7 @@ TOOLS    := $(filter-out lib,$(patsubst src/%/,%,$(sort $(wildcard src/*/))))
 tool_bin  = $(BIN)/evo-$(if $(filter convert,$(1)),convert2hf,$(1))
 TOOL_BIN := $(foreach t,$(TOOLS),$(call tool_bin,$(t)))
 
-.PHONY: all test-progs check check-all install demo clean
+.PHONY: all test-progs check check-all check-gpu install demo clean
 all: $(TOOL_BIN)
 
 # Test drivers: tests/c/<name>.c -> $(BUILD)/tests/<name>, linked against the
@@ -54,6 +82,10 @@ test-progs: $(TEST_PROGS)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/kernels/%.o: kernels/%.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
 
 $(LIBEVO): $(LIB_OBJ)
 	@rm -f $@
@@ -75,10 +107,18 @@ check: all test-progs
 	@EVO_BINS=$(CURDIR)/$(BIN) tests/run.sh
 
 # Both builds through the whole suite, one summary line (what CI runs).
+# The CUDA flavour is built wherever nvcc is (CI machines have the toolkit
+# and no GPU) and runs the tests of what it adds (tests/run.sh: DIR=TESTS).
+HAVE_NVCC := $(wildcard $(NVCC))
+CUDA_FLAVOUR := $(if $(HAVE_NVCC),$(CURDIR)/build/release-cuda/bin=t0200-ops.sh:t0600-cuda.sh)
 check-all:
 	$(MAKE) all test-progs
 	$(MAKE) all test-progs SANITIZE=1
-	@EVO_BINS="$(CURDIR)/bin $(CURDIR)/build/asan/bin" tests/run.sh
+	$(if $(HAVE_NVCC),$(MAKE) all test-progs CUDA=1 BIN=build/release-cuda/bin)
+	@EVO_BINS="$(CURDIR)/bin $(CURDIR)/build/asan/bin $(CUDA_FLAVOUR)" tests/run.sh
+
+check-gpu:
+	scripts/gpu-check
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \

@@ -2,21 +2,27 @@
 # Runs every tests/t*.sh (git-style numbered scripts driving the real tools)
 # and ends with the line CI reads: "N passed, N failed".
 #   EVO_BINS  directories of evo-* binaries to test, each gets the whole
-#             suite (default: bin/; make check-all adds the ASan+UBSan build)
+#             suite (default: bin/; make check-all adds the ASan+UBSan build),
+#             or DIR=t1.sh:t2.sh for the named scripts only (the CUDA build)
 #   TESTS     space-separated subset, e.g. TESTS="t0020-input.sh"
 # Each flavour's test drivers (tests/c/*.c, built by make check) are in its
-# build folder, build/release/tests or build/asan/tests: EVO_TESTBIN.
+# build folder, build/release/tests, build/asan/tests or
+# build/release-cuda/tests: EVO_TESTBIN.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 export EVO_ROOT=$(dirname "$here")
 export EVO_RESULTS=$(mktemp)
 trap 'rm -f "$EVO_RESULTS"' EXIT
 
-scripts=${TESTS:-$(cd "$here" && ls t[0-9]*.sh)}
-for EVO_BIN in ${EVO_BINS:-$EVO_ROOT/bin}; do
+all_scripts=${TESTS:-$(cd "$here" && ls t[0-9]*.sh)}
+for entry in ${EVO_BINS:-$EVO_ROOT/bin}; do
+    EVO_BIN=${entry%%=*}
+    scripts=$all_scripts
+    [ "$entry" != "$EVO_BIN" ] && scripts=$(printf '%s' "${entry#*=}" | tr ':' ' ')
     export EVO_BIN
     case $EVO_BIN in
     */asan/*) export EVO_SANITIZED=1 EVO_TESTBIN=$EVO_ROOT/build/asan/tests ;;
+    */release-cuda/*) unset EVO_SANITIZED; export EVO_TESTBIN=$EVO_ROOT/build/release-cuda/tests ;;
     *) unset EVO_SANITIZED; export EVO_TESTBIN=$EVO_ROOT/build/release/tests ;;
     esac
     for t in $scripts; do

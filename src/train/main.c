@@ -3,9 +3,11 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/log.h"
 #include "base/version.h"
+#include "compute/backend.h"
 #include "formats/config.h"
 #include "train.h"
 
@@ -24,6 +26,8 @@ static void usage(void)
            "      --metrics FILE    append one JSON line per step to FILE ('-': stdout; default:\n"
            "                        SAVE_CKPT_FOLDER/metrics.jsonl when checkpoints are saved)\n"
            "      --peak-tflops X   the hardware's peak, to report MFU (default: no MFU)\n"
+           "      --backend B       cpu, cuda (one GPU per rank, by PMIx local rank) or auto\n"
+           "                        (default: cuda where this build has it and a GPU is visible)\n"
            "      --inject-nan BATCHES  poison the gradients of these batches (\"3,7-9\"), to try\n"
            "                        the inf/NaN handling and a job script's reaction to it\n"
            "      --comm-timeout S  on many ranks: end the job when a collective has waited S\n"
@@ -36,7 +40,7 @@ static void usage(void)
            "requeueing). Run again with the same config to resume from the newest checkpoint.\n");
 }
 
-enum { OPT_SET = 256, OPT_DRY_RUN, OPT_WORLD, OPT_METRICS, OPT_PEAK, OPT_INJECT_NAN, OPT_COMM_TIMEOUT };
+enum { OPT_SET = 256, OPT_DRY_RUN, OPT_WORLD, OPT_METRICS, OPT_PEAK, OPT_INJECT_NAN, OPT_COMM_TIMEOUT, OPT_BACKEND };
 
 int main(int argc, char **argv)
 {
@@ -47,10 +51,11 @@ int main(int argc, char **argv)
         {"metrics", required_argument, NULL, OPT_METRICS}, {"peak-tflops", required_argument, NULL, OPT_PEAK},
         {"inject-nan", required_argument, NULL, OPT_INJECT_NAN},
         {"comm-timeout", required_argument, NULL, OPT_COMM_TIMEOUT},
+        {"backend", required_argument, NULL, OPT_BACKEND},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     int dry_run = 0, c, n_sets = 0;
-    train_options opt = {.comm_timeout = 600};
+    train_options opt = {.comm_timeout = 600, .backend = TRAIN_BACKEND_AUTO};
     long world = 0;
     char **sets = evo_calloc((size_t)argc, sizeof *sets);
     while ((c = getopt_long(argc, argv, "qhV", longopts, NULL)) != -1) {
@@ -77,13 +82,23 @@ int main(int argc, char **argv)
         case OPT_COMM_TIMEOUT:
             opt.comm_timeout = (double)evo_usage_number(optarg, "--comm-timeout", 1, 1000000);
             break;
+        case OPT_BACKEND:
+            if (strcmp(optarg, "auto") == 0)
+                opt.backend = TRAIN_BACKEND_AUTO;
+            else if (strcmp(optarg, "cpu") == 0)
+                opt.backend = TRAIN_BACKEND_CPU;
+            else if (strcmp(optarg, "cuda") == 0)
+                opt.backend = TRAIN_BACKEND_CUDA;
+            else
+                evo_usage_error("--backend wants cpu, cuda or auto, not '%s'", optarg);
+            break;
         case 'q': evo_quiet = 1; break;
         case 'h':
             usage();
             free(sets);
             return EVO_EXIT_OK;
         case 'V':
-            printf("evo-train (evo) %s\n", EVO_VERSION);
+            printf("evo-train (evo) %s, backends: cpu%s\n", EVO_VERSION, evo_cuda_built ? ", cuda" : "");
             free(sets);
             return EVO_EXIT_OK;
         default: evo_usage_error("bad option");

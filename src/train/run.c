@@ -248,6 +248,33 @@ static evo_comm *open_world(evo_world *w, const evo_config *c, const evo_model *
     return comm;
 }
 
+/* The backend of this rank: its GPU by PMIx local rank where the build has
+ * CUDA and the node a GPU (auto, cuda), else the CPU. Asking for cuda
+ * from a build without it is an error; on a node without a GPU the run
+ * goes on, on the CPU, with one line saying so. TF32 GEMMs unless the
+ * config asks for fp32.
+ * Ranks exchange tensors through the Open MPI comm, which hands MPI
+ * backend memory as host memory: until the NCCL comm exists, GPUs serve
+ * one-rank runs only, and many ranks run on the CPU. */
+static const evo_backend *pick_backend(const evo_config *c, const train_options *opt, const evo_world *w)
+{
+    if (opt->backend == TRAIN_BACKEND_CPU || (opt->backend == TRAIN_BACKEND_AUTO && (!evo_cuda_built || w->size > 1)))
+        return evo_backend_cpu();
+    if (!evo_cuda_built)
+        evo_fatal("--backend cuda: this evo-train was built without CUDA (make CUDA=1)");
+    if (w->size > 1)
+        evo_fatal("--backend cuda: %u ranks: GPUs take one rank for now (the NCCL comm is not built yet); "
+                  "run many ranks with --backend cpu",
+                  w->size);
+    evo_err e;
+    const evo_backend *be = evo_backend_cuda((int)w->local_rank, c->model.dtype != EVO_DT_F32, &e);
+    if (be)
+        return be;
+    if (opt->backend == TRAIN_BACKEND_CUDA && w->rank == 0)
+        evo_warn("--backend cuda: %s: using the CPU backend", e.msg);
+    return evo_backend_cpu();
+}
+
 int train_run_main(evo_config *c, const train_options *opt)
 {
     train_run r = {.cfg = c, .opt = opt, .be = evo_backend_cpu(), .last_saved_step = UINT64_MAX, .valid_loss = NAN};
@@ -258,6 +285,7 @@ int train_run_main(evo_config *c, const train_options *opt)
     if (evo_model_describe(&r.whole, c, &e) < 0)
         evo_fatal("%s", e.msg);
     r.comm = open_world(&world, c, &r.whole, opt);
+    r.be = pick_backend(c, opt, &world);
     const evo_layout *l = &r.comm->layout;
     evo_ckpt_layout cut = {.tp = l->tp, .pp = l->pp, .zero = l->zero1};
     if (evo_model_part(&r.model, &r.whole, &cut, l->tp_rank, l->pp_rank, &e) < 0)

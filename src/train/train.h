@@ -26,6 +26,8 @@
  * checkpoint: sysexits' EX_TEMPFAIL, "try again", for requeueing scripts. */
 enum { TRAIN_EXIT_REQUEUE = 75 };
 
+typedef enum { TRAIN_BACKEND_AUTO, TRAIN_BACKEND_CPU, TRAIN_BACKEND_CUDA } train_backend;
+
 /* Options from the command line that are not part of the config. */
 typedef struct {
     const char *config_path;
@@ -33,6 +35,7 @@ typedef struct {
     double peak_tflops;       /* for MFU; 0: not shown */
     const char *inject_nan;   /* batches whose gradients are poisoned (testing) */
     double comm_timeout;      /* seconds a collective may wait for its peers */
+    train_backend backend;
 } train_options;
 
 /* --- data.c ---------------------------------------------------------------- */

@@ -2,13 +2,16 @@
  * inputs and writes inputs and outputs for tests/ref/torch-ops.py, which
  * recomputes them with PyTorch autograd and compares (tests/t0200-ops.sh).
  *
- *   op-check [-s] DIR
+ *   op-check [-s] [-b cpu|cuda|cuda-tf32] DIR
  *
  * For each case it writes DIR/<case>.json (the dimensions and scalars) and
  * one raw little-endian file per tensor, DIR/<case>.<name>.<f32|i32|u16|f64>,
  * flat (the JSON gives the shapes). -s: smaller sizes, for the sanitizer
- * build. Every buffer goes through the backend's alloc/upload/download, as
- * evo-train's will. */
+ * build. -b runs another backend on the same inputs (the CUDA one on GPU 0,
+ * with fp32 or TF32 GEMMs): scripts/gpu-check compares its DIR with the CPU
+ * backend's by tests/c/op-compare. Every buffer goes through the backend's
+ * alloc/upload/download, as evo-train's does. The plain-loop attention
+ * reference runs only beside the CPU backend (it reads host memory). */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -262,7 +265,7 @@ static void check_attention(const char *name, int H, int KVH, int hd, const int 
     SAVE_F32("k", k, nkv);
     SAVE_F32("v", v, nkv);
     SAVE_F32("dout", dout, nq);
-    for (int ref = 0; ref < 2; ref++) {
+    for (int ref = 0; ref < (be == evo_backend_cpu() ? 2 : 1); ref++) {
         float *out = dev_out(nq), *lse = dev_out(T * (size_t)H);
         float *dq = dev_out(nq), *dk = dev_out(nkv), *dv = dev_out(nkv);
         if (ref) {
@@ -460,10 +463,21 @@ int main(int argc, char **argv)
         small = 1;
         a++;
     }
-    if (a + 1 != argc)
-        evo_usage_error("usage: op-check [-s] DIR");
-    dir = argv[a];
     be = evo_backend_cpu();
+    if (a + 1 < argc && strcmp(argv[a], "-b") == 0) {
+        const char *name = argv[a + 1];
+        a += 2;
+        evo_err e;
+        if (strcmp(name, "cuda") == 0 || strcmp(name, "cuda-tf32") == 0) {
+            if (!(be = evo_backend_cuda(0, strcmp(name, "cuda-tf32") == 0, &e)))
+                evo_fatal("%s", e.msg);
+        } else if (strcmp(name, "cpu") != 0) {
+            evo_usage_error("-b wants cpu, cuda or cuda-tf32, not '%s'", name);
+        }
+    }
+    if (a + 1 != argc)
+        evo_usage_error("usage: op-check [-s] [-b cpu|cuda|cuda-tf32] DIR");
+    dir = argv[a];
     check_embedding();
     check_matmul();
     check_rmsnorm();

@@ -1,7 +1,9 @@
-/* dtype.c - host conversions between fp32, bf16 and fp16 (dtype.h). */
+/* dtype.c - host conversions between fp32, bf16 and fp16 (dtype.h), with
+ * the roundings of dtype_bits.h. */
 #include "base/dtype.h"
 
-#include <math.h>
+#include "base/dtype_bits.h"
+
 #include <stdint.h>
 #include <string.h>
 
@@ -10,44 +12,18 @@ size_t evo_dtype_size(evo_dtype dt)
     return dt == EVO_F32 ? 4 : 2;
 }
 
-/* bf16 is the top half of an fp32. Rounding to nearest even: add 0x7fff
- * plus the lowest kept bit, so a tie (low half exactly 0x8000) rounds up
- * only when that bit is odd; a carry out of the mantissa bumps the exponent,
- * which is correct rounding too, up to inf. NaN is kept quiet instead, as
- * the addition could carry a NaN payload into inf. */
-static uint16_t f32_to_bf16(float f)
+static float f32_from_bits(uint32_t u)
 {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if (isnan(f))
-        return (uint16_t)((u >> 16) | 0x40);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
-static float bf16_to_f32(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
     float f;
     memcpy(&f, &u, 4);
     return f;
 }
 
-/* fp16 through the compiler's _Float16, whose conversion from float rounds
- * to nearest even (IEEE 754), subnormals and overflow to inf included. */
-static uint16_t f32_to_f16(float f)
+static uint32_t bits_of_f32(float f)
 {
-    _Float16 h = (_Float16)f;
-    uint16_t u;
-    memcpy(&u, &h, 2);
+    uint32_t u;
+    memcpy(&u, &f, 4);
     return u;
-}
-
-static float f16_to_f32(uint16_t u)
-{
-    _Float16 h;
-    memcpy(&h, &u, 2);
-    return (float)h;
 }
 
 /* Every dtype converts exactly to fp32, so each cast is load-as-f32 then
@@ -55,8 +31,8 @@ static float f16_to_f32(uint16_t u)
 static float load_f32(const void *src, evo_dtype dt, size_t i)
 {
     switch (dt) {
-    case EVO_BF16: return bf16_to_f32(((const uint16_t *)src)[i]);
-    case EVO_F16: return f16_to_f32(((const uint16_t *)src)[i]);
+    case EVO_BF16: return f32_from_bits(evo_bf16_to_f32_bits(((const uint16_t *)src)[i]));
+    case EVO_F16: return f32_from_bits(evo_f16_to_f32_bits(((const uint16_t *)src)[i]));
     default: return ((const float *)src)[i];
     }
 }
@@ -64,8 +40,8 @@ static float load_f32(const void *src, evo_dtype dt, size_t i)
 static void store_f32(void *dst, evo_dtype dt, size_t i, float f)
 {
     switch (dt) {
-    case EVO_BF16: ((uint16_t *)dst)[i] = f32_to_bf16(f); break;
-    case EVO_F16: ((uint16_t *)dst)[i] = f32_to_f16(f); break;
+    case EVO_BF16: ((uint16_t *)dst)[i] = evo_bf16_from_f32_bits(bits_of_f32(f)); break;
+    case EVO_F16: ((uint16_t *)dst)[i] = evo_f16_from_f32_bits(bits_of_f32(f)); break;
     default: ((float *)dst)[i] = f; break;
     }
 }

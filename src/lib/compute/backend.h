@@ -4,7 +4,8 @@
  * read like the math, OpenMP over rows, OpenBLAS for the matmuls; its
  * attention is blocked over sgemm, with the plain per-token loops kept
  * beside it (backend_cpu_attention_ref.c) and checked against it. A CUDA
- * backend is a second table with the same contract, checked against it.
+ * backend (src/lib/cuda/ and kernels/) is a second table with the same
+ * contract, checked against it on a GPU by scripts/gpu-check.
  *
  * Contract shared by every op:
  * - Memory is the backend's: buffers come from alloc() and are opaque
@@ -32,6 +33,7 @@
 #include <stdint.h>
 
 #include "base/dtype.h"
+#include "base/error.h"
 
 /* The label that marks a token without a loss target (PyTorch's default
  * ignore_index, what evo-pack writes for padding and prompt tokens). */
@@ -198,5 +200,15 @@ struct evo_backend {
 
 /* The CPU backend (OpenMP threads: OMP_NUM_THREADS; OpenBLAS sgemm). */
 const evo_backend *evo_backend_cpu(void);
+
+/* The CUDA backend (src/lib/cuda/, kernels/; built by `make CUDA=1`) on GPU
+ * number device modulo the visible ones (the PMIx local rank picks it),
+ * its matmuls fp32 or, with tf32, on TF32 tensor cores. NULL, with the
+ * reason in e, when the build has no CUDA or the machine no GPU: the
+ * caller then uses the CPU backend. One GPU per process: later calls
+ * return the first one's backend. */
+const evo_backend *evo_backend_cuda(int device, int tf32, evo_err *e);
+/* 1 in a `make CUDA=1` build, 0 otherwise. */
+extern const int evo_cuda_built;
 
 #endif

@@ -19,6 +19,7 @@
 #include <math.h>
 
 #include "compute/backend_cpu.h"
+#include "compute/segment.h"
 
 static inline float dot(const float *a, const float *b, int n)
 {
@@ -34,21 +35,6 @@ static inline void axpy(float *y, float a, const float *x, int n)
         y[i] += a * x[i];
 }
 
-/* The segment [*s0, *s1) that holds token t: binary search in cu_seqlens. */
-static void segment_of(const int32_t *cu, int n_seg, size_t t, size_t *s0, size_t *s1)
-{
-    int lo = 0, hi = n_seg - 1;
-    while (lo < hi) {
-        int mid = (lo + hi + 1) / 2;
-        if ((size_t)cu[mid] <= t)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    *s0 = (size_t)cu[lo];
-    *s1 = (size_t)cu[lo + 1];
-}
-
 void evo_cpu_attention_ref_fwd(const evo_backend *be, float *out, float *lse, const float *q,
                            const float *k, const float *v, const int32_t *cu_seqlens, int n_seg,
                            size_t T, int H, int KVH, int hd)
@@ -60,7 +46,7 @@ void evo_cpu_attention_ref_fwd(const evo_backend *be, float *out, float *lse, co
     for (size_t t = 0; t < T; t++) {
         for (int h = 0; h < H; h++) {
             size_t s0, s1;
-            segment_of(cu_seqlens, n_seg, t, &s0, &s1);
+            evo_segment_of(cu_seqlens, n_seg, t, &s0, &s1);
             const float *qt = q + (t * (size_t)H + (size_t)h) * (size_t)hd;
             const size_t g = (size_t)(h / group);
             /* Online log-sum-exp: l = sum exp(S - m) for the running max m,
@@ -104,7 +90,7 @@ void evo_cpu_attention_ref_bwd(const evo_backend *be, float *dq, float *dk, floa
     for (size_t t = 0; t < T; t++) {
         for (int h = 0; h < H; h++) {
             size_t s0, s1;
-            segment_of(cu_seqlens, n_seg, t, &s0, &s1);
+            evo_segment_of(cu_seqlens, n_seg, t, &s0, &s1);
             const size_t th = t * (size_t)H + (size_t)h, g = (size_t)(h / group);
             const float *qt = q + th * (size_t)hd, *dy = dout + th * (size_t)hd;
             float Dt = dot(dy, out + th * (size_t)hd, hd);
@@ -126,7 +112,7 @@ void evo_cpu_attention_ref_bwd(const evo_backend *be, float *dq, float *dk, floa
     for (size_t s = 0; s < T; s++) {
         for (int g = 0; g < KVH; g++) {
             size_t s0, s1;
-            segment_of(cu_seqlens, n_seg, s, &s0, &s1);
+            evo_segment_of(cu_seqlens, n_seg, s, &s0, &s1);
             const size_t kv = (s * (size_t)KVH + (size_t)g) * (size_t)hd;
             float *dks = dk + kv, *dvs = dv + kv;
             for (int i = 0; i < hd; i++)

@@ -1,0 +1,231 @@
+/* attention.cu - causal attention over packed segments, GQA, forward and
+ * backward: the plain kernels, one warp per (token, head), that the tiled
+ * tensor-core ones will be checked against. They follow the CPU reference
+ * (backend_cpu_attention_ref.c) step by step:
+ *
+ * - forward: a warp holds its query in registers (hd/32 elements a lane)
+ *   and walks the keys of its segment up to itself with an online softmax
+ *   (running max m and sum l, rescaled by exp(m_old - m_new)), summing
+ *   P v as it goes; it saves lse = m + log l and never forms a score row;
+ * - backward: D = dout.out per (token, head); dq per (token, head) over the
+ *   keys it saw; dk and dv per (key, kv head) over the queries of the group
+ *   that saw the key. Each output has one owner, so no atomics; every score
+ *   is recomputed from q.k and P = exp(S - lse).
+ * Dot products are warp sums (fixed butterfly order): same bits every run. */
+#include <math.h>
+
+#include "common.cuh"
+#include "compute/segment.h"
+
+using namespace evo;
+
+namespace {
+
+constexpr int kRegs = EVO_K_MAX_HEAD_DIM / kWarp; /* elements of a head vector per lane */
+constexpr int kWarpsPerBlock = 4;
+
+/* Lane l holds elements l, l+32, ... of a head vector. */
+__device__ inline void load_vec(float r[kRegs], const float *x, int hd, int lane)
+{
+#pragma unroll
+    for (int j = 0; j < kRegs; j++) {
+        int d = lane + j * kWarp;
+        r[j] = d < hd ? x[d] : 0.0f;
+    }
+}
+
+__device__ inline float dot_vec(const float r[kRegs], const float *x, int hd, int lane)
+{
+    float s = 0;
+#pragma unroll
+    for (int j = 0; j < kRegs; j++) {
+        int d = lane + j * kWarp;
+        if (d < hd)
+            s += r[j] * x[d];
+    }
+    return warp_sum(s);
+}
+
+__device__ inline void store_vec(float *x, const float r[kRegs], float scale, int hd, int lane)
+{
+#pragma unroll
+    for (int j = 0; j < kRegs; j++) {
+        int d = lane + j * kWarp;
+        if (d < hd)
+            x[d] = r[j] * scale;
+    }
+}
+
+/* The (token, head) a warp of the per-query kernels owns, its kv head and
+ * the keys it attends to, [s0, t]; false past the last one. */
+struct Query {
+    size_t unit, t, h, g, s0, s1;
+};
+
+__device__ inline bool query_of_warp(Query *qu, const int32_t *cu, int n_seg, size_t T, int H, int KVH)
+{
+    qu->unit = (size_t)blockIdx.x * kWarpsPerBlock + threadIdx.x / kWarp;
+    if (qu->unit >= T * (size_t)H)
+        return false;
+    qu->t = qu->unit / (size_t)H;
+    qu->h = qu->unit % (size_t)H;
+    qu->g = qu->h / (size_t)(H / KVH);
+    evo_segment_of(cu, n_seg, qu->t, &qu->s0, &qu->s1);
+    return true;
+}
+
+__global__ void attention_fwd_kernel(float *out, float *lse, const float *q, const float *k, const float *v,
+                                     const int32_t *cu, int n_seg, size_t T, int H, int KVH, int hd)
+{
+    Query qu;
+    if (!query_of_warp(&qu, cu, n_seg, T, H, KVH))
+        return;
+    const int lane = threadIdx.x % kWarp;
+    const size_t unit = qu.unit, t = qu.t, g = qu.g, s0 = qu.s0;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float qr[kRegs], o[kRegs];
+    load_vec(qr, q + unit * (size_t)hd, hd, lane);
+#pragma unroll
+    for (int j = 0; j < kRegs; j++)
+        o[j] = 0;
+    float m = -INFINITY, l = 0;
+    for (size_t s = s0; s <= t; s++) {
+        const size_t kv = (s * (size_t)KVH + g) * (size_t)hd;
+        const float sc = dot_vec(qr, k + kv, hd, lane) * scale;
+        const float m_new = fmaxf(m, sc), corr = expf(m - m_new), p = expf(sc - m_new);
+        l = l * corr + p;
+#pragma unroll
+        for (int j = 0; j < kRegs; j++) {
+            int d = lane + j * kWarp;
+            o[j] = o[j] * corr + (d < hd ? p * v[kv + d] : 0.0f);
+        }
+        m = m_new;
+    }
+    store_vec(out + unit * (size_t)hd, o, 1.0f / l, hd, lane);
+    if (lane == 0)
+        lse[unit] = m + logf(l);
+}
+
+/* D[t,h] = dout[t,h] . out[t,h] */
+__global__ void attention_bwd_d_kernel(float *D, const float *dout, const float *out, size_t n_units, int hd)
+{
+    const size_t unit = (size_t)blockIdx.x * kWarpsPerBlock + threadIdx.x / kWarp;
+    const int lane = threadIdx.x % kWarp;
+    if (unit >= n_units)
+        return;
+    float r[kRegs];
+    load_vec(r, dout + unit * (size_t)hd, hd, lane);
+    const float d = dot_vec(r, out + unit * (size_t)hd, hd, lane);
+    if (lane == 0)
+        D[unit] = d;
+}
+
+/* dq[t,h] = sum_{s0 <= s <= t} dS k[s,g] / sqrt(hd), dS = P (dout.v[s] - D) */
+__global__ void attention_bwd_dq_kernel(float *dq, const float *D, const float *dout, const float *q,
+                                        const float *k, const float *v, const float *lse, const int32_t *cu,
+                                        int n_seg, size_t T, int H, int KVH, int hd)
+{
+    Query qu;
+    if (!query_of_warp(&qu, cu, n_seg, T, H, KVH))
+        return;
+    const int lane = threadIdx.x % kWarp;
+    const size_t unit = qu.unit, t = qu.t, g = qu.g, s0 = qu.s0;
+    const float scale = 1.0f / sqrtf((float)hd), L = lse[unit], Dt = D[unit];
+    float qr[kRegs], dor[kRegs], acc[kRegs];
+    load_vec(qr, q + unit * (size_t)hd, hd, lane);
+    load_vec(dor, dout + unit * (size_t)hd, hd, lane);
+#pragma unroll
+    for (int j = 0; j < kRegs; j++)
+        acc[j] = 0;
+    for (size_t s = s0; s <= t; s++) {
+        const size_t kv = (s * (size_t)KVH + g) * (size_t)hd;
+        const float P = expf(dot_vec(qr, k + kv, hd, lane) * scale - L);
+        const float dS = P * (dot_vec(dor, v + kv, hd, lane) - Dt);
+#pragma unroll
+        for (int j = 0; j < kRegs; j++) {
+            int d = lane + j * kWarp;
+            acc[j] += d < hd ? dS * k[kv + d] : 0.0f;
+        }
+    }
+    store_vec(dq + unit * (size_t)hd, acc, scale, hd, lane);
+}
+
+/* dk[s,g] = sum_{h in g, t >= s} dS q[t,h] / sqrt(hd);  dv[s,g] = sum P dout[t,h] */
+__global__ void attention_bwd_dkdv_kernel(float *dk, float *dv, const float *D, const float *dout, const float *q,
+                                          const float *k, const float *v, const float *lse, const int32_t *cu,
+                                          int n_seg, size_t T, int H, int KVH, int hd)
+{
+    const size_t unit = (size_t)blockIdx.x * kWarpsPerBlock + threadIdx.x / kWarp;
+    const int lane = threadIdx.x % kWarp;
+    if (unit >= T * (size_t)KVH)
+        return;
+    const size_t s = unit / (size_t)KVH, g = unit % (size_t)KVH;
+    const int group = H / KVH;
+    size_t s0, s1;
+    evo_segment_of(cu, n_seg, s, &s0, &s1);
+    const float scale = 1.0f / sqrtf((float)hd);
+    float kr[kRegs], vr[kRegs], dka[kRegs], dva[kRegs];
+    load_vec(kr, k + unit * (size_t)hd, hd, lane);
+    load_vec(vr, v + unit * (size_t)hd, hd, lane);
+#pragma unroll
+    for (int j = 0; j < kRegs; j++)
+        dka[j] = dva[j] = 0;
+    for (size_t h = g * (size_t)group; h < (g + 1) * (size_t)group; h++)
+        for (size_t t = s; t < s1; t++) {
+            const size_t qi = t * (size_t)H + h;
+            const float *qt = q + qi * (size_t)hd, *dot = dout + qi * (size_t)hd;
+            const float P = expf(dot_vec(kr, qt, hd, lane) * scale - lse[qi]);
+            const float dS = P * (dot_vec(vr, dot, hd, lane) - D[qi]);
+#pragma unroll
+            for (int j = 0; j < kRegs; j++) {
+                int d = lane + j * kWarp;
+                if (d < hd) {
+                    dka[j] += dS * qt[d];
+                    dva[j] += P * dot[d];
+                }
+            }
+        }
+    store_vec(dk + unit * (size_t)hd, dka, scale, hd, lane);
+    store_vec(dv + unit * (size_t)hd, dva, 1.0f, hd, lane);
+}
+
+unsigned warp_blocks(size_t units)
+{
+    return (unsigned)((units + kWarpsPerBlock - 1) / kWarpsPerBlock);
+}
+
+} // namespace
+
+extern "C" {
+
+cudaError_t evo_k_attention_fwd(cudaStream_t s, float *out, float *lse, const float *q, const float *k,
+                                const float *v, const int32_t *cu_seqlens, int n_seg, size_t T, int H, int KVH,
+                                int hd)
+{
+    if (hd > EVO_K_MAX_HEAD_DIM)
+        return cudaErrorInvalidValue;
+    if (T)
+        attention_fwd_kernel<<<warp_blocks(T * (size_t)H), kWarpsPerBlock * kWarp, 0, s>>>(
+            out, lse, q, k, v, cu_seqlens, n_seg, T, H, KVH, hd);
+    return cudaGetLastError();
+}
+
+cudaError_t evo_k_attention_bwd(cudaStream_t s, float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                                const float *q, const float *k, const float *v, const float *out,
+                                const float *lse, const int32_t *cu_seqlens, int n_seg, size_t T, int H, int KVH,
+                                int hd)
+{
+    if (hd > EVO_K_MAX_HEAD_DIM)
+        return cudaErrorInvalidValue;
+    if (!T)
+        return cudaGetLastError();
+    const unsigned threads = kWarpsPerBlock * kWarp;
+    attention_bwd_d_kernel<<<warp_blocks(T * (size_t)H), threads, 0, s>>>(scratch, dout, out, T * (size_t)H, hd);
+    attention_bwd_dq_kernel<<<warp_blocks(T * (size_t)H), threads, 0, s>>>(dq, scratch, dout, q, k, v, lse,
+                                                                           cu_seqlens, n_seg, T, H, KVH, hd);
+    attention_bwd_dkdv_kernel<<<warp_blocks(T * (size_t)KVH), threads, 0, s>>>(dk, dv, scratch, dout, q, k, v, lse,
+                                                                               cu_seqlens, n_seg, T, H, KVH, hd);
+    return cudaGetLastError();
+}
+
+} // extern "C"

@@ -1,0 +1,88 @@
+/* kernels.h - the CUDA kernels of the GPU backend, as C functions that
+ * launch them on a stream. The backend's host side (src/lib/cuda/) calls
+ * these; the math of every op is in src/lib/compute/backend.h, and the CPU
+ * backend beside it (backend_cpu*.c) is the reference each kernel is
+ * checked against (scripts/gpu-check).
+ *
+ * Every launcher returns the launch's error (cudaGetLastError), so a bad
+ * configuration is reported where it happened. No kernel uses atomics or
+ * a reduction whose order depends on scheduling: the same inputs give the
+ * same bits on every run, as on the CPU.
+ *
+ * First versions, plain and obviously correct: one warp per (token, head)
+ * in attention, one thread per column in the sums over tokens. The fast
+ * kernels come after these and are checked against them. */
+#ifndef EVO_KERNELS_H
+#define EVO_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The largest head dimension the attention kernels take (registers per
+ * lane: hd / 32 of q and of the output). */
+enum { EVO_K_MAX_HEAD_DIM = 256 };
+
+/* elementwise.cu */
+cudaError_t evo_k_fill(cudaStream_t s, float *dst, float value, size_t n);
+cudaError_t evo_k_add(cudaStream_t s, float *dst, const float *src, size_t n);
+/* dtypes as evo_dtype: 0 fp32, 1 bf16, 2 fp16 */
+cudaError_t evo_k_cast(cudaStream_t s, void *dst, int dst_dt, const void *src, int src_dt, size_t n);
+cudaError_t evo_k_embedding_fwd(cudaStream_t s, float *out, const int32_t *ids, const float *table, size_t T,
+                                size_t C);
+cudaError_t evo_k_embedding_bwd(cudaStream_t s, float *dtable, const int32_t *ids, const float *dout, size_t T,
+                                size_t C);
+/* acc[c] += sum_t x[t,c]: the bias gradient (tokens in order) */
+cudaError_t evo_k_column_sum(cudaStream_t s, float *acc, const float *x, size_t T, size_t C);
+/* sign +1: the forward rotation, -1: the backward */
+cudaError_t evo_k_rope(cudaStream_t s, float *out, const float *inp, const int32_t *pos, size_t T, int H, int hd,
+                       float base, float sign);
+cudaError_t evo_k_swiglu_fwd(cudaStream_t s, float *out, const float *gate, const float *up, size_t n);
+cudaError_t evo_k_swiglu_bwd(cudaStream_t s, float *dgate, float *dup, const float *dout, const float *gate,
+                             const float *up, size_t n);
+/* AdamW with the step's scalars formed on the host (backend_cpu_optim.c's
+ * order): p = p decay; m = b1 m + c1 g; v = b2 v + c2 g^2;
+ * p -= step_size m / (sqrt(v) / bc2_sqrt + eps), g = grad_scale grad. */
+cudaError_t evo_k_adamw(cudaStream_t s, float *p, const float *grad, float *m, float *v, size_t n, float decay,
+                        float step_size, float bc2_sqrt, float b1, float c1, float b2, float c2, float eps,
+                        float grad_scale);
+
+/* norm.cu */
+cudaError_t evo_k_rmsnorm_fwd(cudaStream_t s, float *out, float *rstd, const float *inp, const float *w, float eps,
+                              size_t T, size_t C);
+/* accumulate: 1 adds into dinp, 0 overwrites it */
+cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, float *dinp, float *dw, const float *dout, const float *inp,
+                              const float *w, const float *rstd, size_t T, size_t C, int accumulate);
+/* acc[0] += sum x^2 in double, over the same EVO_K_SQNORM_CHUNKS chunks as
+ * the CPU backend; partial holds EVO_K_SQNORM_CHUNKS doubles. */
+enum { EVO_K_SQNORM_CHUNKS = 256 };
+cudaError_t evo_k_sqnorm(cudaStream_t s, double *acc, double *partial, const float *x, size_t n);
+
+/* attention.cu */
+cudaError_t evo_k_attention_fwd(cudaStream_t s, float *out, float *lse, const float *q, const float *k,
+                                const float *v, const int32_t *cu_seqlens, int n_seg, size_t T, int H, int KVH,
+                                int hd);
+cudaError_t evo_k_attention_bwd(cudaStream_t s, float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                                const float *q, const float *k, const float *v, const float *out,
+                                const float *lse, const int32_t *cu_seqlens, int n_seg, size_t T, int H, int KVH,
+                                int hd);
+
+/* loss.cu */
+cudaError_t evo_k_crossentropy_fwd(cudaStream_t s, float *losses, float *lse, const float *logits,
+                                   const int32_t *labels, float eps, size_t T, size_t V);
+cudaError_t evo_k_crossentropy_shard_fwd(cudaStream_t s, float *parts, const float *logits, const int32_t *labels,
+                                         size_t T, size_t v0, size_t Vl);
+cudaError_t evo_k_crossentropy_bwd(cudaStream_t s, float *dlogits, const float *dloss, const float *logits,
+                                   const float *lse, const int32_t *labels, float eps, size_t T, size_t V,
+                                   size_t v0, size_t Vl);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,128 @@
+/* loss.cu - cross-entropy with label smoothing over logits [T, V] (or a
+ * shard [T, Vl] of the vocabulary), one block per token for the forward's
+ * sums, elementwise for the backward. The sums over V (~10^5 terms) are in
+ * double, as on the CPU; the max is subtracted before exp, so it cannot
+ * overflow. Math: backend.h and backend_cpu_loss.c. */
+#include <math.h>
+
+#include "common.cuh"
+
+using namespace evo;
+
+namespace {
+
+constexpr int32_t kIgnore = -100; /* EVO_IGNORE_LABEL */
+
+/* The row's max m, sum exp(z - m) and sum z, in every thread. */
+__device__ inline void row_sums(const float *z, size_t n, float *m, double *sum, double *zsum)
+{
+    float mx = -INFINITY;
+    for (size_t i = threadIdx.x; i < n; i += blockDim.x)
+        mx = fmaxf(mx, z[i]);
+    mx = block_max(mx);
+    double s = 0, zs = 0;
+    for (size_t i = threadIdx.x; i < n; i += blockDim.x) {
+        s += (double)expf(z[i] - mx);
+        zs += z[i];
+    }
+    *m = mx;
+    *sum = block_sum(s);
+    *zsum = block_sum(zs);
+}
+
+__global__ void crossentropy_fwd_kernel(float *losses, float *lse, const float *logits, const int32_t *labels,
+                                        float eps, size_t V)
+{
+    const size_t t = blockIdx.x;
+    const int32_t y = labels[t];
+    if (y == kIgnore) {
+        if (threadIdx.x == 0)
+            losses[t] = lse[t] = 0;
+        return;
+    }
+    const float *z = logits + t * V;
+    float m;
+    double sum, zsum;
+    row_sums(z, V, &m, &sum, &zsum);
+    if (threadIdx.x == 0) {
+        double L = m + log(sum);
+        lse[t] = (float)L;
+        losses[t] = (float)(L - (1.0 - eps) * z[y] - eps * zsum / (double)V);
+    }
+}
+
+__global__ void crossentropy_shard_fwd_kernel(float *parts, const float *logits, const int32_t *labels, size_t T,
+                                              size_t v0, size_t Vl)
+{
+    const size_t t = blockIdx.x;
+    const int32_t y = labels[t];
+    if (y == kIgnore) {
+        if (threadIdx.x == 0)
+            parts[t] = parts[T + t] = parts[2 * T + t] = 0;
+        return;
+    }
+    const float *z = logits + t * Vl;
+    float m;
+    double sum, zsum;
+    row_sums(z, Vl, &m, &sum, &zsum);
+    if (threadIdx.x == 0) {
+        parts[t] = (float)(m + log(sum));
+        parts[T + t] = (size_t)y >= v0 && (size_t)y < v0 + Vl ? z[(size_t)y - v0] : 0.0f;
+        parts[2 * T + t] = (float)zsum;
+    }
+}
+
+/* dz_v = dloss (softmax(z)_v - (1-eps)[v = y] - eps/V), over the shard's
+ * columns; each element reads its own logit before writing, so dlogits may
+ * be logits. */
+__global__ void crossentropy_bwd_kernel(float *dlogits, const float *dloss, const float *logits, const float *lse,
+                                        const int32_t *labels, float eps, size_t T, size_t V, size_t v0, size_t Vl)
+{
+    const float smooth = eps / (float)V;
+    EVO_GRID_STRIDE(i, T * Vl)
+    {
+        const size_t t = i / Vl, col = i % Vl;
+        const int32_t y = labels[t];
+        if (y == kIgnore) {
+            dlogits[i] = 0;
+            continue;
+        }
+        const float d = dloss[t];
+        float g = d * (expf(logits[i] - lse[t]) - smooth);
+        if ((size_t)y == v0 + col)
+            g -= d * (1.0f - eps);
+        dlogits[i] = g;
+    }
+}
+
+} // namespace
+
+extern "C" {
+
+cudaError_t evo_k_crossentropy_fwd(cudaStream_t s, float *losses, float *lse, const float *logits,
+                                   const int32_t *labels, float eps, size_t T, size_t V)
+{
+    if (T)
+        crossentropy_fwd_kernel<<<(unsigned)T, kBlock, 0, s>>>(losses, lse, logits, labels, eps, V);
+    return cudaGetLastError();
+}
+
+cudaError_t evo_k_crossentropy_shard_fwd(cudaStream_t s, float *parts, const float *logits, const int32_t *labels,
+                                         size_t T, size_t v0, size_t Vl)
+{
+    if (T)
+        crossentropy_shard_fwd_kernel<<<(unsigned)T, kBlock, 0, s>>>(parts, logits, labels, T, v0, Vl);
+    return cudaGetLastError();
+}
+
+cudaError_t evo_k_crossentropy_bwd(cudaStream_t s, float *dlogits, const float *dloss, const float *logits,
+                                   const float *lse, const int32_t *labels, float eps, size_t T, size_t V,
+                                   size_t v0, size_t Vl)
+{
+    if (T && Vl)
+        crossentropy_bwd_kernel<<<grid_for(T * Vl), kBlock, 0, s>>>(dlogits, dloss, logits, lse, labels, eps, T, V,
+                                                                    v0, Vl);
+    return cudaGetLastError();
+}
+
+} // extern "C"

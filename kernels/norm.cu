@@ -1,0 +1,111 @@
+/* norm.cu - RMSNorm forward and backward, and the squared norm of the
+ * gradients. One block per token row for the norm; the row's sums are in
+ * double, as on the CPU (for C in the thousands an fp32 sum loses digits
+ * that rstd then carries into every output). */
+#include <math.h>
+
+#include "common.cuh"
+
+using namespace evo;
+
+namespace {
+
+__global__ void rmsnorm_fwd_kernel(float *out, float *rstd, const float *inp, const float *w, float eps, size_t C)
+{
+    const size_t t = blockIdx.x;
+    const float *x = inp + t * C;
+    double ss = 0;
+    for (size_t c = threadIdx.x; c < C; c += blockDim.x)
+        ss += (double)x[c] * x[c];
+    ss = block_sum(ss);
+    const float r = (float)(1.0 / sqrt(ss / (double)C + eps));
+    if (threadIdx.x == 0)
+        rstd[t] = r;
+    for (size_t c = threadIdx.x; c < C; c += blockDim.x)
+        out[t * C + c] = w[c] * (x[c] * r);
+}
+
+/* dx = rstd (g - xh mean(g xh)), g = dout w, xh = x rstd (backend_cpu_layers.c) */
+__global__ void rmsnorm_bwd_dinp_kernel(float *dinp, const float *dout, const float *inp, const float *w,
+                                        const float *rstd, size_t C, int accumulate)
+{
+    const size_t t = blockIdx.x;
+    const float *x = inp + t * C, *dy = dout + t * C;
+    const float r = rstd[t];
+    double dot = 0;
+    for (size_t c = threadIdx.x; c < C; c += blockDim.x)
+        dot += (double)(dy[c] * w[c]) * (x[c] * r);
+    dot = block_sum(dot);
+    const float mean = (float)(dot / (double)C);
+    float *dx = dinp + t * C;
+    for (size_t c = threadIdx.x; c < C; c += blockDim.x) {
+        float d = r * (dy[c] * w[c] - x[c] * r * mean);
+        dx[c] = accumulate ? dx[c] + d : d;
+    }
+}
+
+/* dw[c] += sum_t dout[t,c] xh[t,c]: a thread per column, tokens in order. */
+__global__ void rmsnorm_bwd_dw_kernel(float *dw, const float *dout, const float *inp, const float *rstd, size_t T,
+                                      size_t C)
+{
+    EVO_GRID_STRIDE(c, C)
+    {
+        float s = dw[c];
+        for (size_t t = 0; t < T; t++)
+            s += dout[t * C + c] * (inp[t * C + c] * rstd[t]);
+        dw[c] = s;
+    }
+}
+
+/* Chunk c of EVO_K_SQNORM_CHUNKS, as backend_cpu_optim.c cuts them: a block
+ * sums its chunk in double; then one thread adds the chunks in order. */
+__global__ void sqnorm_chunks_kernel(double *partial, const float *x, size_t n)
+{
+    const size_t len = (n + EVO_K_SQNORM_CHUNKS - 1) / EVO_K_SQNORM_CHUNKS, c = blockIdx.x;
+    const size_t i0 = c * len < n ? c * len : n, i1 = i0 + len < n ? i0 + len : n;
+    double s = 0;
+    for (size_t i = i0 + threadIdx.x; i < i1; i += blockDim.x)
+        s += (double)x[i] * x[i];
+    s = block_sum(s);
+    if (threadIdx.x == 0)
+        partial[c] = s;
+}
+
+__global__ void sqnorm_total_kernel(double *acc, const double *partial)
+{
+    double s = 0;
+    for (int c = 0; c < EVO_K_SQNORM_CHUNKS; c++)
+        s += partial[c];
+    acc[0] += s;
+}
+
+} // namespace
+
+extern "C" {
+
+cudaError_t evo_k_rmsnorm_fwd(cudaStream_t s, float *out, float *rstd, const float *inp, const float *w, float eps,
+                              size_t T, size_t C)
+{
+    if (T)
+        rmsnorm_fwd_kernel<<<(unsigned)T, kBlock, 0, s>>>(out, rstd, inp, w, eps, C);
+    return cudaGetLastError();
+}
+
+cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, float *dinp, float *dw, const float *dout, const float *inp,
+                              const float *w, const float *rstd, size_t T, size_t C, int accumulate)
+{
+    if (T) {
+        rmsnorm_bwd_dinp_kernel<<<(unsigned)T, kBlock, 0, s>>>(dinp, dout, inp, w, rstd, C, accumulate);
+        rmsnorm_bwd_dw_kernel<<<grid_for(C, 64), 64, 0, s>>>(dw, dout, inp, rstd, T, C);
+    }
+    return cudaGetLastError();
+}
+
+cudaError_t evo_k_sqnorm(cudaStream_t s, double *acc, double *partial, const float *x, size_t n)
+{
+    sqnorm_chunks_kernel<<<EVO_K_SQNORM_CHUNKS, kBlock, 0, s>>>(partial, x, n);
+    sqnorm_total_kernel<<<1, 1, 0, s>>>(acc, partial);
+    return cudaGetLastError();
+}
+
+} // extern "C"
