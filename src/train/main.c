@@ -27,7 +27,8 @@ static void usage(void)
            "                        SAVE_CKPT_FOLDER/metrics.jsonl when checkpoints are saved)\n"
            "      --peak-tflops X   the hardware's peak, to report MFU (default: no MFU)\n"
            "      --backend B       cpu, cuda (one GPU per rank, by PMIx local rank) or auto\n"
-           "                        (default: cuda where this build has it and a GPU is visible)\n"
+           "                        (default: cuda where this build has it and a GPU is visible);\n"
+           "                        guarded: the CPU's, its memory out of the host's reach (tests)\n"
            "      --inject-nan BATCHES  poison the gradients of these batches (\"3,7-9\"), to try\n"
            "                        the inf/NaN handling and a job script's reaction to it\n"
            "      --comm-timeout S  on many ranks: end the job when a collective has waited S\n"
@@ -89,8 +90,10 @@ int main(int argc, char **argv)
                 opt.backend = TRAIN_BACKEND_CPU;
             else if (strcmp(optarg, "cuda") == 0)
                 opt.backend = TRAIN_BACKEND_CUDA;
+            else if (strcmp(optarg, "guarded") == 0)
+                opt.backend = TRAIN_BACKEND_GUARDED;
             else
-                evo_usage_error("--backend wants cpu, cuda or auto, not '%s'", optarg);
+                evo_usage_error("--backend wants cpu, cuda, auto or guarded, not '%s'", optarg);
             break;
         case 'q': evo_quiet = 1; break;
         case 'h':

@@ -252,20 +252,15 @@ static evo_comm *open_world(evo_world *w, const evo_config *c, const evo_model *
  * CUDA and the node a GPU (auto, cuda), else the CPU. Asking for cuda
  * from a build without it is an error; on a node without a GPU the run
  * goes on, on the CPU, with one line saying so. TF32 GEMMs unless the
- * config asks for fp32.
- * Ranks exchange tensors through the Open MPI comm, which hands MPI
- * backend memory as host memory: until the NCCL comm exists, GPUs serve
- * one-rank runs only, and many ranks run on the CPU. */
+ * config asks for fp32. */
 static const evo_backend *pick_backend(const evo_config *c, const train_options *opt, const evo_world *w)
 {
-    if (opt->backend == TRAIN_BACKEND_CPU || (opt->backend == TRAIN_BACKEND_AUTO && (!evo_cuda_built || w->size > 1)))
+    if (opt->backend == TRAIN_BACKEND_GUARDED)
+        return evo_backend_guarded();
+    if (opt->backend == TRAIN_BACKEND_CPU || (opt->backend == TRAIN_BACKEND_AUTO && !evo_cuda_built))
         return evo_backend_cpu();
     if (!evo_cuda_built)
         evo_fatal("--backend cuda: this evo-train was built without CUDA (make CUDA=1)");
-    if (w->size > 1)
-        evo_fatal("--backend cuda: %u ranks: GPUs take one rank for now (the NCCL comm is not built yet); "
-                  "run many ranks with --backend cpu",
-                  w->size);
     evo_err e;
     const evo_backend *be = evo_backend_cuda((int)w->local_rank, c->model.dtype != EVO_DT_F32, &e);
     if (be)

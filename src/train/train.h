@@ -26,7 +26,7 @@
  * checkpoint: sysexits' EX_TEMPFAIL, "try again", for requeueing scripts. */
 enum { TRAIN_EXIT_REQUEUE = 75 };
 
-typedef enum { TRAIN_BACKEND_AUTO, TRAIN_BACKEND_CPU, TRAIN_BACKEND_CUDA } train_backend;
+typedef enum { TRAIN_BACKEND_AUTO, TRAIN_BACKEND_CPU, TRAIN_BACKEND_CUDA, TRAIN_BACKEND_GUARDED } train_backend;
 
 /* Options from the command line that are not part of the config. */
 typedef struct {

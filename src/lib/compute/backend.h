@@ -48,6 +48,10 @@ typedef enum { EVO_OVERWRITE, EVO_ACCUMULATE } evo_grad_mode;
 typedef struct evo_backend evo_backend;
 struct evo_backend {
     const char *name;
+    /* 1: alloc() returns memory the host may read and write (the CPU
+     * backend), so a comm may hand it to MPI as it is; 0: the host reaches
+     * it only through this table (a GPU's memory), and comms stage it. */
+    int host_memory;
 
     /* ---- memory ---------------------------------------------------------
      * alloc never returns NULL (out of memory is fatal, as everywhere in
@@ -200,6 +204,11 @@ struct evo_backend {
 
 /* The CPU backend (OpenMP threads: OMP_NUM_THREADS; OpenBLAS sgemm). */
 const evo_backend *evo_backend_cpu(void);
+
+/* The CPU backend with its memory unreadable by the host outside the
+ * table's functions (backend_guarded.c): a test that nothing else touches
+ * backend memory, as with a GPU's. */
+const evo_backend *evo_backend_guarded(void);
 
 /* The CUDA backend (src/lib/cuda/, kernels/; built by `make CUDA=1`) on GPU
  * number device modulo the visible ones (the PMIx local rank picks it),

@@ -66,6 +66,7 @@ static void cpu_cast(const evo_backend *be, void *dst, evo_dtype dst_dt, const v
 
 static const evo_backend cpu_backend = {
     .name = "cpu",
+    .host_memory = 1,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .upload = cpu_memcpy,

@@ -364,6 +364,7 @@ static void cuda_sqnorm(const evo_backend *be, double *acc, const float *x, size
 
 static evo_backend cuda_backend = {
     .name = cu.name,
+    .host_memory = 0,
     .alloc = cuda_alloc,
     .free = cuda_free,
     .upload = cuda_upload,

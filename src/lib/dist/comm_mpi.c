@@ -1,11 +1,16 @@
-/* comm_mpi.c - CPU ranks through Open MPI: one communicator per group of
+/* comm_mpi.c - ranks through Open MPI (CPU ranks, and GPU ranks staged through the host): one communicator per group of
  * the layout, split from MPI_COMM_WORLD by (color, rank in the group), so
  * rank r of a group is the communicator's rank r.
  *
  * Open MPI finds its world through the same PMIx server evo_world asked
  * (srun --mpi=pmix or mpirun); the two must agree, and are checked to.
  * MPI counts are ints: large buffers go in pieces of at most CHUNK
- * elements, which changes no result (element-wise operations). */
+ * elements, which changes no result (element-wise operations).
+ *
+ * Backend memory the host may not read (a GPU's, backend.h host_memory)
+ * is staged: each call downloads what it sends into a host buffer, runs
+ * the MPI call there and uploads what it received. Plain Open MPI, any
+ * backend, the same bits; the copies cost what the NCCL comm saves. */
 #include "dist/comm.h"
 
 #include <limits.h>
@@ -40,7 +45,39 @@ typedef struct {
     pthread_t watchdog;
     pending_send *pending; /* sends not known to be delivered */
     size_t n_pending, cap_pending;
+    void *stage;           /* host copies of staged backend memory */
+    size_t stage_bytes;
 } mpi_impl;
+
+/* Whether be's memory must go through the host (be NULL: host memory). */
+static int staged(const evo_backend *be)
+{
+    return be && !be->host_memory;
+}
+
+/* The host buffer of a staged call, at least bytes long. */
+static void *stage(evo_comm *c, size_t bytes)
+{
+    mpi_impl *m = c->impl;
+    if (m->stage_bytes < bytes) {
+        free(m->stage);
+        m->stage = evo_malloc(bytes);
+        m->stage_bytes = bytes;
+    }
+    return m->stage;
+}
+
+/* Where a call reads n bytes of buf: buf itself, or its download into the
+ * stage at offset off. */
+static void *host_view(evo_comm *c, const evo_backend *be, const void *buf, size_t bytes, size_t off,
+                       size_t stage_bytes)
+{
+    if (!staged(be))
+        return (void *)buf;
+    char *h = (char *)stage(c, stage_bytes) + off;
+    be->download(be, h, buf, bytes);
+    return h;
+}
 
 static void *watchdog(void *arg)
 {
@@ -101,11 +138,13 @@ static int as_int(size_t n, const char *what)
 static void allreduce_f32(evo_comm *c, evo_group g, const evo_backend *be, float *buf, size_t n)
 {
     wait_begin(c, "all-reduce", g);
-    (void)be;
+    float *h = host_view(c, be, buf, n * sizeof *buf, 0, n * sizeof *buf);
     for (size_t i = 0; i < n; i += CHUNK) {
         size_t k = n - i < CHUNK ? n - i : CHUNK;
-        MPI_Allreduce(MPI_IN_PLACE, buf + i, (int)k, MPI_FLOAT, MPI_SUM, comm_of(c, g));
+        MPI_Allreduce(MPI_IN_PLACE, h + i, (int)k, MPI_FLOAT, MPI_SUM, comm_of(c, g));
     }
+    if (staged(be))
+        be->upload(be, buf, h, n * sizeof *buf);
     done(c, g, EVO_ALLREDUCE, n * sizeof *buf);
 }
 
@@ -120,39 +159,59 @@ static void reduce_scatter_f32(evo_comm *c, evo_group g, const evo_backend *be, 
                                size_t n)
 {
     wait_begin(c, "reduce-scatter", g);
-    (void)be;
-    MPI_Reduce_scatter_block(in, out, as_int(n, "reduce-scatter"), MPI_FLOAT, MPI_SUM, comm_of(c, g));
+    size_t whole = n * size_of(c, g) * sizeof *in;
+    /* staged: the whole input, then this rank's part after it */
+    const float *h_in = host_view(c, be, in, whole, 0, whole + n * sizeof *out);
+    float *h_out = staged(be) ? (float *)((char *)stage(c, whole + n * sizeof *out) + whole) : out;
+    MPI_Reduce_scatter_block(h_in, h_out, as_int(n, "reduce-scatter"), MPI_FLOAT, MPI_SUM, comm_of(c, g));
+    if (staged(be))
+        be->upload(be, out, h_out, n * sizeof *out);
     done(c, g, EVO_REDUCE_SCATTER, n * size_of(c, g) * sizeof *out);
 }
 
 static void allgather_f32(evo_comm *c, evo_group g, const evo_backend *be, float *out, const float *in, size_t n)
 {
     wait_begin(c, "all-gather", g);
-    (void)be;
     int k = as_int(n, "all-gather");
-    const void *send = in == out + (size_t)evo_layout_group_rank(&c->layout, g) * n ? MPI_IN_PLACE : in;
-    MPI_Allgather(send, k, MPI_FLOAT, out, k, MPI_FLOAT, comm_of(c, g));
+    size_t mine = (size_t)evo_layout_group_rank(&c->layout, g) * n, whole = n * size_of(c, g) * sizeof *out;
+    const void *send = in == out + mine ? MPI_IN_PLACE : in;
+    float *h_out = out;
+    if (staged(be)) { /* this rank's part in its place, gathered in place */
+        h_out = host_view(c, be, in, n * sizeof *in, mine * sizeof *out, whole);
+        h_out -= mine;
+        send = MPI_IN_PLACE;
+    }
+    MPI_Allgather(send, k, MPI_FLOAT, h_out, k, MPI_FLOAT, comm_of(c, g));
+    if (staged(be))
+        be->upload(be, out, h_out, whole);
     done(c, g, EVO_ALLGATHER, n * size_of(c, g) * sizeof *out);
 }
 
 static void reduce_f32(evo_comm *c, evo_group g, const evo_backend *be, float *buf, size_t n, uint32_t root)
 {
     wait_begin(c, "reduce", g);
-    (void)be;
     int me_root = evo_layout_group_rank(&c->layout, g) == root;
+    float *h = host_view(c, be, buf, n * sizeof *buf, 0, n * sizeof *buf);
     for (size_t i = 0; i < n; i += CHUNK) {
         size_t k = n - i < CHUNK ? n - i : CHUNK;
-        MPI_Reduce(me_root ? MPI_IN_PLACE : buf + i, buf + i, (int)k, MPI_FLOAT, MPI_SUM, (int)root, comm_of(c, g));
+        MPI_Reduce(me_root ? MPI_IN_PLACE : h + i, h + i, (int)k, MPI_FLOAT, MPI_SUM, (int)root, comm_of(c, g));
     }
+    if (staged(be) && me_root)
+        be->upload(be, buf, h, n * sizeof *buf);
     done(c, g, EVO_REDUCE, n * sizeof *buf);
 }
 
 static void broadcast(evo_comm *c, evo_group g, const evo_backend *be, void *buf, size_t bytes, uint32_t root)
 {
     wait_begin(c, "broadcast", g);
-    (void)be;
+    int me_root = evo_layout_group_rank(&c->layout, g) == root;
+    char *h = buf;
+    if (staged(be))
+        h = me_root ? host_view(c, be, buf, bytes, 0, bytes) : stage(c, bytes);
     for (size_t i = 0; i < bytes; i += CHUNK)
-        MPI_Bcast((char *)buf + i, (int)(bytes - i < CHUNK ? bytes - i : CHUNK), MPI_BYTE, (int)root, comm_of(c, g));
+        MPI_Bcast(h + i, (int)(bytes - i < CHUNK ? bytes - i : CHUNK), MPI_BYTE, (int)root, comm_of(c, g));
+    if (staged(be) && !me_root)
+        be->upload(be, buf, h, bytes);
     done(c, g, EVO_BROADCAST, bytes);
 }
 
@@ -179,7 +238,6 @@ static void send(evo_comm *c, evo_group g, const evo_backend *be, const void *bu
 {
     mpi_impl *m = c->impl;
     wait_begin(c, "send", g);
-    (void)be;
     reap_sends(m, 0);
     for (size_t i = 0; i < bytes; i += CHUNK) {
         size_t k = bytes - i < CHUNK ? bytes - i : CHUNK;
@@ -189,7 +247,10 @@ static void send(evo_comm *c, evo_group g, const evo_backend *be, const void *bu
         }
         pending_send *ps = &m->pending[m->n_pending++];
         ps->copy = evo_malloc(k);
-        memcpy(ps->copy, (const char *)buf + i, k); /* CPU ranks: backend memory is host memory */
+        if (staged(be))
+            be->download(be, ps->copy, (const char *)buf + i, k);
+        else
+            memcpy(ps->copy, (const char *)buf + i, k);
         MPI_Isend(ps->copy, (int)k, MPI_BYTE, (int)peer, tag, comm_of(c, g), &ps->req);
     }
     done(c, g, EVO_SENDRECV, bytes);
@@ -198,10 +259,12 @@ static void send(evo_comm *c, evo_group g, const evo_backend *be, const void *bu
 static void recv(evo_comm *c, evo_group g, const evo_backend *be, void *buf, size_t bytes, uint32_t peer, int tag)
 {
     wait_begin(c, "recv", g);
-    (void)be;
+    char *h = staged(be) ? stage(c, bytes) : buf;
     for (size_t i = 0; i < bytes; i += CHUNK)
-        MPI_Recv((char *)buf + i, (int)(bytes - i < CHUNK ? bytes - i : CHUNK), MPI_BYTE, (int)peer, tag,
+        MPI_Recv(h + i, (int)(bytes - i < CHUNK ? bytes - i : CHUNK), MPI_BYTE, (int)peer, tag,
                  comm_of(c, g), MPI_STATUS_IGNORE);
+    if (staged(be))
+        be->upload(be, buf, h, bytes);
     wait_end(c);
 }
 
@@ -237,6 +300,7 @@ static void free_mpi(evo_comm *c)
     mpi_impl *m = c->impl;
     reap_sends(m, 1);
     free(m->pending);
+    free(m->stage);
     m->stop = 1;
     pthread_join(m->watchdog, NULL);
     for (int g = EVO_GROUP_DATA; g < EVO_N_GROUPS; g++)
