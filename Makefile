@@ -8,6 +8,8 @@
 #                        nvcc is), one summary line (CI)
 #   make check-gpu       scripts/gpu-check: every check that needs a GPU, on this machine's
 #                        GPU, with a report in results/gpu/
+#   make fuzz            tests/fuzz/: every reader's libFuzzer harness (clang, ASan+UBSan)
+#                        for FUZZ_SECONDS (default 60) each, growing tests/fuzz/corpus
 #   make install PREFIX=/usr/local   tools and man pages
 #   make demo            the pipeline on the bundled data
 
@@ -70,7 +72,7 @@ TOOLS    := $(filter-out lib,$(patsubst src/%/,%,$(sort $(wildcard src/*/))))
 tool_bin  = $(BIN)/evo-$(if $(filter convert,$(1)),convert2hf,$(1))
 TOOL_BIN := $(foreach t,$(TOOLS),$(call tool_bin,$(t)))
 
-.PHONY: all test-progs check check-all check-gpu install demo clean
+.PHONY: all test-progs check check-all check-gpu fuzz fuzz-build install demo clean
 all: $(TOOL_BIN)
 
 # Test drivers: tests/c/<name>.c -> $(BUILD)/tests/<name>, linked against the
@@ -114,11 +116,41 @@ CUDA_FLAVOUR := $(if $(HAVE_NVCC),$(CURDIR)/build/release-cuda/bin=t0200-ops.sh:
 check-all:
 	$(MAKE) all test-progs
 	$(MAKE) all test-progs SANITIZE=1
+	$(MAKE) fuzz-build
 	$(if $(HAVE_NVCC),$(MAKE) all test-progs CUDA=1 BIN=build/release-cuda/bin)
 	@EVO_BINS="$(CURDIR)/bin $(CURDIR)/build/asan/bin $(CUDA_FLAVOUR)" tests/run.sh
 
 check-gpu:
 	scripts/gpu-check
+
+# The fuzz harnesses: the readers' folders (base, text, formats) built again
+# by clang with coverage and ASan+UBSan, checksums taken as matching (so
+# that mutations get past them: binfmt.c), one libFuzzer program per
+# tests/fuzz/fuzz-NAME.c in build/fuzz/bin (tests/fuzz/README.md).
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS  := -std=c11 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+                -fno-sanitize-recover=all -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -Wall -Wextra -Werror -Wno-unknown-pragmas -MMD -MP
+FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/%.o,$(filter src/lib/base/% src/lib/text/% src/lib/formats/%,$(LIB_SRC)))
+FUZZ_BIN     := $(patsubst tests/fuzz/%.c,build/fuzz/bin/%,$(sort $(wildcard tests/fuzz/fuzz-*.c)))
+FUZZ_LIBS    := -larchive -ljansson -linih -lpcre2-8 -lutf8proc -lxxhash -lm -pthread
+
+build/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -c $< -o $@
+
+build/fuzz/libevo.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+build/fuzz/bin/%: tests/fuzz/%.c build/fuzz/libevo.a
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< build/fuzz/libevo.a -o $@ $(FUZZ_LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	tests/fuzz/run -max_total_time=$(FUZZ_SECONDS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
@@ -134,4 +166,4 @@ demo: all
 clean:
 	rm -rf build bin/evo-*
 
--include $(LIB_OBJ:.o=.d) $(wildcard $(BUILD)/src/*/*.d $(BUILD)/tests/c/*.d)
+-include $(LIB_OBJ:.o=.d) $(wildcard $(BUILD)/src/*/*.d $(BUILD)/tests/c/*.d build/fuzz/src/lib/*/*.d build/fuzz/bin/*.d)
