@@ -24,26 +24,26 @@ __global__ void add_kernel(float *dst, const float *src, size_t n)
     dst[i] += src[i];
 }
 
-__device__ inline float load_as_f32(const void *src, int dt, size_t i)
+__device__ inline float load_as_f32(const void *src, evo_dtype dt, size_t i)
 {
     uint32_t u;
-    if (dt == 1)
+    if (dt == EVO_BF16)
         u = evo_bf16_to_f32_bits(((const uint16_t *)src)[i]);
-    else if (dt == 2)
+    else if (dt == EVO_F16)
         u = evo_f16_to_f32_bits(((const uint16_t *)src)[i]);
     else
         return ((const float *)src)[i];
     return __uint_as_float(u);
 }
 
-__global__ void cast_kernel(void *dst, int dst_dt, const void *src, int src_dt, size_t n)
+__global__ void cast_kernel(void *dst, evo_dtype dst_dt, const void *src, evo_dtype src_dt, size_t n)
 {
     EVO_GRID_STRIDE(i, n)
     {
         float f = load_as_f32(src, src_dt, i);
-        if (dst_dt == 1)
+        if (dst_dt == EVO_BF16)
             ((uint16_t *)dst)[i] = evo_bf16_from_f32_bits(__float_as_uint(f));
-        else if (dst_dt == 2)
+        else if (dst_dt == EVO_F16)
             ((uint16_t *)dst)[i] = evo_f16_from_f32_bits(__float_as_uint(f));
         else
             ((float *)dst)[i] = f;
@@ -153,7 +153,7 @@ cudaError_t evo_k_add(cudaStream_t s, float *dst, const float *src, size_t n)
     return cudaGetLastError();
 }
 
-cudaError_t evo_k_cast(cudaStream_t s, void *dst, int dst_dt, const void *src, int src_dt, size_t n)
+cudaError_t evo_k_cast(cudaStream_t s, void *dst, evo_dtype dst_dt, const void *src, evo_dtype src_dt, size_t n)
 {
     if (n)
         cast_kernel<<<grid_for(n), kBlock, 0, s>>>(dst, dst_dt, src, src_dt, n);

@@ -20,6 +20,9 @@
 
 #include <cuda_runtime_api.h>
 
+#include "base/dtype.h"
+#include "compute/op_constants.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -31,8 +34,7 @@ enum { EVO_K_MAX_HEAD_DIM = 256 };
 /* elementwise.cu */
 cudaError_t evo_k_fill(cudaStream_t s, float *dst, float value, size_t n);
 cudaError_t evo_k_add(cudaStream_t s, float *dst, const float *src, size_t n);
-/* dtypes as evo_dtype: 0 fp32, 1 bf16, 2 fp16 */
-cudaError_t evo_k_cast(cudaStream_t s, void *dst, int dst_dt, const void *src, int src_dt, size_t n);
+cudaError_t evo_k_cast(cudaStream_t s, void *dst, evo_dtype dst_dt, const void *src, evo_dtype src_dt, size_t n);
 cudaError_t evo_k_embedding_fwd(cudaStream_t s, float *out, const int32_t *ids, const float *table, size_t T,
                                 size_t C);
 cudaError_t evo_k_embedding_bwd(cudaStream_t s, float *dtable, const int32_t *ids, const float *dout, size_t T,
@@ -58,9 +60,8 @@ cudaError_t evo_k_rmsnorm_fwd(cudaStream_t s, float *out, float *rstd, const flo
 /* accumulate: 1 adds into dinp, 0 overwrites it */
 cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, float *dinp, float *dw, const float *dout, const float *inp,
                               const float *w, const float *rstd, size_t T, size_t C, int accumulate);
-/* acc[0] += sum x^2 in double, over the same EVO_K_SQNORM_CHUNKS chunks as
- * the CPU backend; partial holds EVO_K_SQNORM_CHUNKS doubles. */
-enum { EVO_K_SQNORM_CHUNKS = 256 };
+/* acc[0] += sum x^2 in double, over backend.h's EVO_SQNORM_CHUNKS chunks;
+ * partial holds EVO_SQNORM_CHUNKS doubles. */
 cudaError_t evo_k_sqnorm(cudaStream_t s, double *acc, double *partial, const float *x, size_t n);
 
 /* attention.cu */

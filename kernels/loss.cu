@@ -11,8 +11,6 @@ using namespace evo;
 
 namespace {
 
-constexpr int32_t kIgnore = -100; /* EVO_IGNORE_LABEL */
-
 /* The row's max m, sum exp(z - m) and sum z, in every thread. */
 __device__ inline void row_sums(const float *z, size_t n, float *m, double *sum, double *zsum)
 {
@@ -35,7 +33,7 @@ __global__ void crossentropy_fwd_kernel(float *losses, float *lse, const float *
 {
     const size_t t = blockIdx.x;
     const int32_t y = labels[t];
-    if (y == kIgnore) {
+    if (y == EVO_IGNORE_LABEL) {
         if (threadIdx.x == 0)
             losses[t] = lse[t] = 0;
         return;
@@ -56,7 +54,7 @@ __global__ void crossentropy_shard_fwd_kernel(float *parts, const float *logits,
 {
     const size_t t = blockIdx.x;
     const int32_t y = labels[t];
-    if (y == kIgnore) {
+    if (y == EVO_IGNORE_LABEL) {
         if (threadIdx.x == 0)
             parts[t] = parts[T + t] = parts[2 * T + t] = 0;
         return;
@@ -83,7 +81,7 @@ __global__ void crossentropy_bwd_kernel(float *dlogits, const float *dloss, cons
     {
         const size_t t = i / Vl, col = i % Vl;
         const int32_t y = labels[t];
-        if (y == kIgnore) {
+        if (y == EVO_IGNORE_LABEL) {
             dlogits[i] = 0;
             continue;
         }

@@ -57,11 +57,11 @@ __global__ void rmsnorm_bwd_dw_kernel(float *dw, const float *dout, const float 
     }
 }
 
-/* Chunk c of EVO_K_SQNORM_CHUNKS, as backend_cpu_optim.c cuts them: a block
+/* Chunk c of EVO_SQNORM_CHUNKS, as backend_cpu_optim.c cuts them: a block
  * sums its chunk in double; then one thread adds the chunks in order. */
 __global__ void sqnorm_chunks_kernel(double *partial, const float *x, size_t n)
 {
-    const size_t len = (n + EVO_K_SQNORM_CHUNKS - 1) / EVO_K_SQNORM_CHUNKS, c = blockIdx.x;
+    const size_t len = (n + EVO_SQNORM_CHUNKS - 1) / EVO_SQNORM_CHUNKS, c = blockIdx.x;
     const size_t i0 = c * len < n ? c * len : n, i1 = i0 + len < n ? i0 + len : n;
     double s = 0;
     for (size_t i = i0 + threadIdx.x; i < i1; i += blockDim.x)
@@ -74,7 +74,7 @@ __global__ void sqnorm_chunks_kernel(double *partial, const float *x, size_t n)
 __global__ void sqnorm_total_kernel(double *acc, const double *partial)
 {
     double s = 0;
-    for (int c = 0; c < EVO_K_SQNORM_CHUNKS; c++)
+    for (int c = 0; c < EVO_SQNORM_CHUNKS; c++)
         s += partial[c];
     acc[0] += s;
 }
@@ -103,7 +103,7 @@ cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, float *dinp, float *dw, const floa
 
 cudaError_t evo_k_sqnorm(cudaStream_t s, double *acc, double *partial, const float *x, size_t n)
 {
-    sqnorm_chunks_kernel<<<EVO_K_SQNORM_CHUNKS, kBlock, 0, s>>>(partial, x, n);
+    sqnorm_chunks_kernel<<<EVO_SQNORM_CHUNKS, kBlock, 0, s>>>(partial, x, n);
     sqnorm_total_kernel<<<1, 1, 0, s>>>(acc, partial);
     return cudaGetLastError();
 }

@@ -118,6 +118,10 @@ checkpoint_every = 10
 EOF
 }
 
+# same_run A B: two files of two runs are the same bytes, but for the
+# Slurm job that saved them (state.json's job_* lines).
+same_run() { cmp <(grep -av '^  "job_' "$1") <(grep -av '^  "job_' "$2"); }
+
 # use_local_slurm: finds the local Slurm (scripts/slurm-local-cluster) when
 # SLURM_CONF does not name one already; ranks then starts ranks with srun.
 use_local_slurm() {

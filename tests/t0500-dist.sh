@@ -59,10 +59,6 @@ steps() {
     sed -E 's/,"comm_bytes":\{[^}]*\}//; s/,"(seconds|tokens_per_s|tflops|mfu|grad_norm|loss|valid_loss|comm_seconds)":[^,}]*//g' "$1"
 }
 
-# same_run A B: two files of two runs are the same bytes, but for the
-# Slurm job that saved them (state.json's job_* lines).
-same_run() { cmp <(grep -av '^  "job_' "$1") <(grep -av '^  "job_' "$2"); }
-
 # close_ckpt A B: ckpt-close.py on two checkpoints, B's tensor pieces
 # (if any) put back whole first.
 close_ckpt() {

@@ -40,7 +40,7 @@ short=(--set data.total_steps=6 --set ckpt.checkpoint_every=3 --set data.valid_f
 same_ckpt() { # A B: every file of two step-6 checkpoints, but for the job lines of state.json
     local f
     for f in "$1"/6/*.evo; do cmp "$f" "$2/6/${f##*/}" || return 1; done
-    cmp <(grep -av '"job_' "$1/6/state.json") <(grep -av '"job_' "$2/6/state.json")
+    same_run "$1/6/state.json" "$2/6/state.json"
 }
 evo-train -q "${short[@]}" --set data.total_steps=3 --set lr_scheduler.total_steps=6 --backend guarded --set ckpt.save_ckpt_folder=g1 tiny.ini &&
     evo-train -q "${short[@]}" --backend guarded --set ckpt.save_ckpt_folder=g1 tiny.ini

@@ -272,7 +272,7 @@ static const evo_backend *pick_backend(const evo_config *c, const train_options 
 
 int train_run_main(evo_config *c, const train_options *opt)
 {
-    train_run r = {.cfg = c, .opt = opt, .be = evo_backend_cpu(), .last_saved_step = UINT64_MAX, .valid_loss = NAN};
+    train_run r = {.cfg = c, .opt = opt, .last_saved_step = UINT64_MAX, .valid_loss = NAN};
     evo_err e;
     evo_batch_set skip, poison;
     evo_rampup rampup;

@@ -265,7 +265,7 @@ static void check_attention(const char *name, int H, int KVH, int hd, const int 
     SAVE_F32("k", k, nkv);
     SAVE_F32("v", v, nkv);
     SAVE_F32("dout", dout, nq);
-    for (int ref = 0; ref < (be == evo_backend_cpu() ? 2 : 1); ref++) {
+    for (int ref = 0; ref < (be->host_memory ? 2 : 1); ref++) {
         float *out = dev_out(nq), *lse = dev_out(T * (size_t)H);
         float *dq = dev_out(nq), *dk = dev_out(nkv), *dv = dev_out(nkv);
         if (ref) {

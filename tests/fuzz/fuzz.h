@@ -11,41 +11,47 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/error.h"
 
-/* The bytes as the file NAME in this process's scratch folder (in
- * /dev/shm when there is one: a harness writes its input once per run),
- * for readers that take a path. The path stays valid until the next call. */
-static inline const char *fuzz_file(const uint8_t *data, size_t size, const char *name)
+static char fuzz_dir[64], fuzz_path[128];
+
+/* The scratch folder goes when the run ends (a crash leaves it, beside
+ * the crashing input libFuzzer saves). */
+static inline void fuzz_cleanup(void)
 {
-    static char dir[64], path[128];
-    if (!*dir) {
-        snprintf(dir, sizeof dir, "%s/evo-fuzz.%ld", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp",
-                 (long)getpid());
-        char cmd[96];
-        snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
-        if (system(cmd) != 0)
-            abort();
-    }
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0)
-        abort();
-    return path;
+    if (*fuzz_path)
+        unlink(fuzz_path);
+    rmdir(fuzz_dir);
 }
 
-/* A library error is an answer, not a finding: errors go to the evo_err,
- * and a fatal one (evo_fatal) would be a bug the harness reports by
- * aborting. Quiet warnings keep libFuzzer's output readable. */
+/* The bytes as the file NAME in this process's scratch folder (in
+ * /dev/shm when there is one: a harness writes its input once per run),
+ * for readers that take a path. The path stays valid until the next call,
+ * which may name another file: each harness names one. */
+static inline const char *fuzz_file(const uint8_t *data, size_t size, const char *name)
+{
+    if (!*fuzz_dir) {
+        snprintf(fuzz_dir, sizeof fuzz_dir, "%s/evo-fuzz.%ld", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp",
+                 (long)getpid());
+        if (mkdir(fuzz_dir, 0700) != 0)
+            abort();
+        atexit(fuzz_cleanup);
+    }
+    snprintf(fuzz_path, sizeof fuzz_path, "%s/%s", fuzz_dir, name);
+    FILE *f = fopen(fuzz_path, "wb");
+    if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0)
+        abort();
+    return fuzz_path;
+}
+
+/* Errors name the program, as in the tools; a library error is an answer,
+ * not a finding (an evo_fatal, which exits, would be one). */
 static inline void fuzz_init(void)
 {
-    static int done;
-    if (!done) {
-        done = 1;
-        evo_set_progname("evo-fuzz");
-    }
+    evo_set_progname("evo-fuzz");
 }
 
 #endif

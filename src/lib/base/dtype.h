@@ -4,8 +4,8 @@
  * fp32 is the reference type: every bf16 and fp16 value is exactly an fp32
  * value, so a conversion is "read as fp32, store rounded". Checkpoints and
  * safetensors files store any of the three; backends compute in one of
- * them (backend.h). This is host code: a GPU backend converts its own
- * memory with its own kernels and must agree with it bit for bit. */
+ * them (backend.h). This is host code; the GPU's cast kernel rounds with
+ * the same bit operations (dtype_bits.h), so the two agree bit for bit. */
 #ifndef EVO_DTYPE_H
 #define EVO_DTYPE_H
 

@@ -34,10 +34,7 @@
 
 #include "base/dtype.h"
 #include "base/error.h"
-
-/* The label that marks a token without a loss target (PyTorch's default
- * ignore_index, what evo-pack writes for padding and prompt tokens). */
-enum { EVO_IGNORE_LABEL = -100 };
+#include "compute/op_constants.h" /* EVO_IGNORE_LABEL, EVO_SQNORM_CHUNKS */
 
 /* What a backward op does with the input gradient it computes: overwrite
  * the buffer, or add to it. A tensor that feeds several ops (the residual
@@ -198,7 +195,9 @@ struct evo_backend {
      * per step rather than one host sync per buffer. In double the sum of
      * squared floats cannot overflow (FLT_MAX^2 * 2^64 < DBL_MAX), so the
      * result is non-finite exactly when some x[i] is inf or NaN: that is the
-     * overflow test of the loss scaler. */
+     * overflow test of the loss scaler. Every backend cuts x into the same
+     * EVO_SQNORM_CHUNKS chunks, sums each and adds the chunk sums in order,
+     * so the grouping of the sum depends on n only. */
     void (*sqnorm)(const evo_backend *be, double *acc, const float *x, size_t n);
 };
 

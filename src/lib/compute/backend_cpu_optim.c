@@ -26,19 +26,18 @@ EVO_VECTOR_CLONES void evo_cpu_adamw(const evo_backend *be, float *p, const floa
     }
 }
 
-/* A fixed number of chunks, each summed by one thread, then the chunk sums
+/* EVO_SQNORM_CHUNKS chunks, each summed by one thread, then the chunk sums
  * added in order: the grouping of the sum depends on n only, never on the
  * thread count or timing, so the norm (and with it every clipped step) is
  * reproducible. 256 chunks keep that many threads busy. */
-enum { SQNORM_CHUNKS = 256 };
 
 EVO_VECTOR_CLONES void evo_cpu_sqnorm(const evo_backend *be, double *acc, const float *x, size_t n)
 {
     (void)be;
-    double part[SQNORM_CHUNKS];
-    const size_t len = (n + SQNORM_CHUNKS - 1) / SQNORM_CHUNKS;
+    double part[EVO_SQNORM_CHUNKS];
+    const size_t len = (n + EVO_SQNORM_CHUNKS - 1) / EVO_SQNORM_CHUNKS;
 #pragma omp parallel for schedule(static)
-    for (size_t c = 0; c < SQNORM_CHUNKS; c++) {
+    for (size_t c = 0; c < EVO_SQNORM_CHUNKS; c++) {
         size_t i0 = c * len < n ? c * len : n, i1 = i0 + len < n ? i0 + len : n;
         double s = 0;
         for (size_t i = i0; i < i1; i++)
@@ -46,7 +45,7 @@ EVO_VECTOR_CLONES void evo_cpu_sqnorm(const evo_backend *be, double *acc, const 
         part[c] = s;
     }
     double s = 0;
-    for (size_t c = 0; c < SQNORM_CHUNKS; c++)
+    for (size_t c = 0; c < EVO_SQNORM_CHUNKS; c++)
         s += part[c];
     acc[0] += s;
 }

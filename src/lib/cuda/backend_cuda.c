@@ -9,14 +9,14 @@
  *
  * Matmuls are fp32 GEMMs (TF32 tensor cores when asked) with fp32
  * accumulation; the forward's bias is cuBLASLt's BIAS epilogue, the bias
- * gradient the column-sum kernel (in token order, the CPU's sum), as
- * cuBLASLt's BGRADB overwrites rather than accumulates across micro-batches.
- * A GEMM's algorithm is chosen once per shape, kind and operand alignment by
- * cuBLASLt's heuristic and cached with its descriptors. */
+ * gradient the column-sum kernel (in token order, the CPU's sum): whether
+ * cuBLASLt's BGRADB adds into db across micro-batches or overwrites it is
+ * not yet checked on a GPU. A GEMM's algorithm is chosen once per shape,
+ * kind, bias and operand alignment by cuBLASLt's heuristic (which never
+ * sees beta) and cached with its descriptors. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
-#include <string.h>
 
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
@@ -31,7 +31,7 @@ static struct {
     cublasLtHandle_t lt;
     void *workspace;
     size_t workspace_bytes;
-    double *sqnorm_partial; /* EVO_K_SQNORM_CHUNKS */
+    double *sqnorm_partial; /* EVO_SQNORM_CHUNKS */
     int tf32;
     char name[320];
 } cu;
@@ -117,7 +117,7 @@ static void cuda_cast(const evo_backend *be, void *dst, evo_dtype dst_dt, const 
                       size_t n)
 {
     (void)be;
-    check(evo_k_cast(cu.stream, dst, (int)dst_dt, src, (int)src_dt, n), "cast");
+    check(evo_k_cast(cu.stream, dst, dst_dt, src, src_dt, n), "cast");
 }
 
 /* ---- matmul: cuBLASLt --------------------------------------------------- */
@@ -125,9 +125,15 @@ static void cuda_cast(const evo_backend *be, void *dst, evo_dtype dst_dt, const 
 typedef struct {
     evo_gemm_kind kind;
     uint64_t T, C, OC;
-    int bias, accumulate;
+    int bias;
     unsigned align_a, align_b, align_d;
 } gemm_key;
+
+static int same_key(const gemm_key *a, const gemm_key *b)
+{
+    return a->kind == b->kind && a->T == b->T && a->C == b->C && a->OC == b->OC && a->bias == b->bias &&
+           a->align_a == b->align_a && a->align_b == b->align_b && a->align_d == b->align_d;
+}
 
 typedef struct {
     gemm_key key;
@@ -157,14 +163,14 @@ static void drop_entry(gemm_entry *g)
     g->used = 0;
 }
 
-static gemm_entry *gemm_prepare(const gemm_key *key)
+static gemm_entry *gemm_prepare(const gemm_key *key, const evo_gemm_plan *plan)
 {
     for (unsigned i = 0; i < GEMM_CACHE; i++)
-        if (gemm_cache[i].used && memcmp(&gemm_cache[i].key, key, sizeof *key) == 0)
+        if (gemm_cache[i].used && same_key(&gemm_cache[i].key, key))
             return &gemm_cache[i];
     gemm_entry *g = &gemm_cache[gemm_next++ % GEMM_CACHE];
     drop_entry(g);
-    evo_gemm_plan p = evo_gemm_plan_of(key->kind, key->T, key->C, key->OC);
+    const evo_gemm_plan p = *plan;
     cublasComputeType_t compute = cu.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     check_lt(cublasLtMatmulDescCreate(&g->desc, compute, CUDA_R_32F), "matmul descriptor");
     cublasOperation_t ta = p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -209,10 +215,10 @@ static void gemm(evo_gemm_kind kind, size_t T, size_t C, size_t OC, const float 
     evo_gemm_plan p = evo_gemm_plan_of(kind, T, C, OC);
     const float *ops[3] = {[EVO_GEMM_INP] = inp, [EVO_GEMM_WEIGHT] = W, [EVO_GEMM_DOUT] = dout};
     const float *A = ops[p.a], *B = ops[p.b];
-    gemm_key key = {.kind = kind, .T = T, .C = C, .OC = OC, .bias = bias != NULL, .accumulate = accumulate,
+    gemm_key key = {.kind = kind, .T = T, .C = C, .OC = OC, .bias = bias != NULL,
                     .align_a = evo_gemm_alignment(A), .align_b = evo_gemm_alignment(B),
                     .align_d = evo_gemm_alignment(D)};
-    gemm_entry *g = gemm_prepare(&key);
+    gemm_entry *g = gemm_prepare(&key, &p);
     if (bias)
         set_attr(g->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
     const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
@@ -397,8 +403,7 @@ const int evo_cuda_built = 1;
 
 const evo_backend *evo_backend_cuda(int device, int tf32, evo_err *e)
 {
-    static int opened = -1;
-    if (opened >= 0) /* one GPU per process: the first call's */
+    if (cu.lt) /* one GPU per process: the first call's */
         return &cuda_backend;
     int count = 0;
     cudaError_t rc = cudaGetDeviceCount(&count);
@@ -416,10 +421,9 @@ const evo_backend *evo_backend_cuda(int device, int tf32, evo_err *e)
     check_lt(cublasLtCreate(&cu.lt), "cublasLtCreate");
     cu.workspace_bytes = evo_gemm_workspace_bytes(prop.major);
     cu.workspace = cuda_alloc(&cuda_backend, cu.workspace_bytes);
-    cu.sqnorm_partial = cuda_alloc(&cuda_backend, EVO_K_SQNORM_CHUNKS * sizeof(double));
+    cu.sqnorm_partial = cuda_alloc(&cuda_backend, EVO_SQNORM_CHUNKS * sizeof(double));
     cu.tf32 = tf32;
     snprintf(cu.name, sizeof cu.name, "cuda (GPU %d: %s, sm_%d%d, %s GEMMs)", device, prop.name, prop.major,
              prop.minor, tf32 ? "TF32" : "fp32");
-    opened = device;
     return &cuda_backend;
 }

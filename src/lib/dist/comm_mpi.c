@@ -1,6 +1,7 @@
-/* comm_mpi.c - ranks through Open MPI (CPU ranks, and GPU ranks staged through the host): one communicator per group of
- * the layout, split from MPI_COMM_WORLD by (color, rank in the group), so
- * rank r of a group is the communicator's rank r.
+/* comm_mpi.c - ranks through Open MPI (CPU ranks, and GPU ranks staged
+ * through the host): one communicator per group of the layout, split from
+ * MPI_COMM_WORLD by (color, rank in the group), so rank r of a group is
+ * the communicator's rank r.
  *
  * Open MPI finds its world through the same PMIx server evo_world asked
  * (srun --mpi=pmix or mpirun); the two must agree, and are checked to.
@@ -79,6 +80,14 @@ static void *host_view(evo_comm *c, const evo_backend *be, const void *buf, size
     return h;
 }
 
+/* The other way: what a staged call received, from the host buffer h back
+ * into buf (nothing to do for host memory, which MPI wrote in place). */
+static void host_return(const evo_backend *be, void *buf, const void *h, size_t bytes)
+{
+    if (staged(be))
+        be->upload(be, buf, h, bytes);
+}
+
 static void *watchdog(void *arg)
 {
     evo_comm *c = arg;
@@ -143,8 +152,7 @@ static void allreduce_f32(evo_comm *c, evo_group g, const evo_backend *be, float
         size_t k = n - i < CHUNK ? n - i : CHUNK;
         MPI_Allreduce(MPI_IN_PLACE, h + i, (int)k, MPI_FLOAT, MPI_SUM, comm_of(c, g));
     }
-    if (staged(be))
-        be->upload(be, buf, h, n * sizeof *buf);
+    host_return(be, buf, h, n * sizeof *buf);
     done(c, g, EVO_ALLREDUCE, n * sizeof *buf);
 }
 
@@ -164,8 +172,7 @@ static void reduce_scatter_f32(evo_comm *c, evo_group g, const evo_backend *be, 
     const float *h_in = host_view(c, be, in, whole, 0, whole + n * sizeof *out);
     float *h_out = staged(be) ? (float *)((char *)stage(c, whole + n * sizeof *out) + whole) : out;
     MPI_Reduce_scatter_block(h_in, h_out, as_int(n, "reduce-scatter"), MPI_FLOAT, MPI_SUM, comm_of(c, g));
-    if (staged(be))
-        be->upload(be, out, h_out, n * sizeof *out);
+    host_return(be, out, h_out, n * sizeof *out);
     done(c, g, EVO_REDUCE_SCATTER, n * size_of(c, g) * sizeof *out);
 }
 
@@ -182,8 +189,7 @@ static void allgather_f32(evo_comm *c, evo_group g, const evo_backend *be, float
         send = MPI_IN_PLACE;
     }
     MPI_Allgather(send, k, MPI_FLOAT, h_out, k, MPI_FLOAT, comm_of(c, g));
-    if (staged(be))
-        be->upload(be, out, h_out, whole);
+    host_return(be, out, h_out, whole);
     done(c, g, EVO_ALLGATHER, n * size_of(c, g) * sizeof *out);
 }
 
@@ -196,8 +202,8 @@ static void reduce_f32(evo_comm *c, evo_group g, const evo_backend *be, float *b
         size_t k = n - i < CHUNK ? n - i : CHUNK;
         MPI_Reduce(me_root ? MPI_IN_PLACE : h + i, h + i, (int)k, MPI_FLOAT, MPI_SUM, (int)root, comm_of(c, g));
     }
-    if (staged(be) && me_root)
-        be->upload(be, buf, h, n * sizeof *buf);
+    if (me_root)
+        host_return(be, buf, h, n * sizeof *buf);
     done(c, g, EVO_REDUCE, n * sizeof *buf);
 }
 
@@ -210,8 +216,8 @@ static void broadcast(evo_comm *c, evo_group g, const evo_backend *be, void *buf
         h = me_root ? host_view(c, be, buf, bytes, 0, bytes) : stage(c, bytes);
     for (size_t i = 0; i < bytes; i += CHUNK)
         MPI_Bcast(h + i, (int)(bytes - i < CHUNK ? bytes - i : CHUNK), MPI_BYTE, (int)root, comm_of(c, g));
-    if (staged(be) && !me_root)
-        be->upload(be, buf, h, bytes);
+    if (!me_root)
+        host_return(be, buf, h, bytes);
     done(c, g, EVO_BROADCAST, bytes);
 }
 
@@ -263,8 +269,7 @@ static void recv(evo_comm *c, evo_group g, const evo_backend *be, void *buf, siz
     for (size_t i = 0; i < bytes; i += CHUNK)
         MPI_Recv(h + i, (int)(bytes - i < CHUNK ? bytes - i : CHUNK), MPI_BYTE, (int)peer, tag,
                  comm_of(c, g), MPI_STATUS_IGNORE);
-    if (staged(be))
-        be->upload(be, buf, h, bytes);
+    host_return(be, buf, h, bytes);
     wait_end(c);
 }
 
