@@ -55,10 +55,10 @@ CFLAGS   += -std=c11 $(OPT) -Wall -Wextra -Werror -pthread -fopenmp -MMD -MP
 LDLIBS   := $(CUDA_LIBS) $(DIST_LIBS) -larchive -ljansson -linih -lpcre2-8 -lutf8proc -lxxhash -lopenblas -lm -pthread
 LDFLAGS  += $(LDSAN) -fopenmp -Wl,--as-needed
 
-# src/lib/cuda/ is the CUDA backend's host side, built with CUDA=1 in place
-# of compute/backend_cuda_absent.c.
+# src/lib/cuda/ is the CUDA backend's and the NCCL comm's host side, built
+# with CUDA=1 in place of the *_absent.c files that say there is none.
 ifeq ($(CUDA),1)
-LIB_SRC  := $(filter-out src/lib/compute/backend_cuda_absent.c,$(sort $(wildcard src/lib/*/*.c)))
+LIB_SRC  := $(filter-out %_absent.c,$(sort $(wildcard src/lib/*/*.c)))
 KERNEL_OBJ := $(patsubst kernels/%.cu,$(BUILD)/kernels/%.o,$(sort $(wildcard kernels/*.cu)))
 else
 LIB_SRC  := $(filter-out src/lib/cuda/%,$(sort $(wildcard src/lib/*/*.c)))

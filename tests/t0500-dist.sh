@@ -35,6 +35,8 @@ comm_check 1 1 1 1
 comm_check 2 1 1 -1
 comm_check 4 2 1 2
 comm_check 8 2 2 2
+# buffers of a backend whose memory the host cannot read: staged
+comm_check 4 2 1 2 guarded
 
 tiny_training
 # The comparisons run at lr 1e-3 without q/k/v biases: k's bias has an

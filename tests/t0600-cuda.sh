@@ -30,6 +30,7 @@ export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
 export LSAN_OPTIONS=suppressions=$EVO_ROOT/tests/lsan-mpi.supp:print_suppressions=0:fast_unwind_on_malloc=0
 export OMPI_MCA_mca_base_component_disable_dlclose=1
 check_fails "--backend nope: usage" 2 'backend wants cpu, cuda, auto or guarded' evo-train --backend nope tiny.ini
+check_fails "--comm nope: usage" 2 'comm wants nccl, mpi or auto' evo-train --comm nope tiny.ini
 
 # guarded: train, save, validate, resume, as one rank and over the layouts
 # whose comms move backend memory (staged through the host), against the
@@ -60,6 +61,8 @@ guarded_layout "tp 2 msp" 2 --set parallel.tensor.size=2 --set parallel.tensor.m
 if ! evo-train --version | grep -q 'backends: cpu, cuda'; then
     check_fails "a build without CUDA refuses --backend cuda" 1 'built without CUDA \(make CUDA=1\)' \
         evo-train -q --backend cuda --set ckpt.save_ckpt_folder=a tiny.ini
+    check_fails "a build without CUDA refuses --comm nccl (srun -n 2)" 1 'no NCCL comm \(build with make CUDA=1\)' \
+        ranks 2 evo-train -q --comm nccl --set ckpt.save_ckpt_folder=a --set data.micro_num=2 tiny.ini
     exit 0
 fi
 
@@ -85,6 +88,10 @@ check "--backend auto without a GPU: the CPU, silently" sh -c \
 check "the CUDA build on the CPU gives the CPU-only build's bits" sh -c \
     "cmp a/6/model_tp0_pp0.evo c/6/model_tp0_pp0.evo && cmp a/6/optimizer_tp0_pp0_zo0.evo c/6/optimizer_tp0_pp0_zo0.evo"
 check_fails "op-check -b cuda without a GPU names the reason" 1 'no CUDA device' "$EVO_TESTBIN/op-check" -b cuda ops
+
+check_fails "--comm nccl without a GPU: refused, the NCCL comm needs the CUDA backend (srun -n 2)" 1 \
+    'the NCCL comm needs the CUDA backend' \
+    ranks 2 evo-train -q --comm nccl --set ckpt.save_ckpt_folder=n --set data.micro_num=2 tiny.ini
 
 # Many ranks: each finds no GPU and says so once (rank 0).
 out=$(ranks 2 evo-train -q --backend cuda --set ckpt.save_ckpt_folder=e --set data.total_steps=2 \

@@ -29,6 +29,9 @@ static void usage(void)
            "      --backend B       cpu, cuda (one GPU per rank, by PMIx local rank) or auto\n"
            "                        (default: cuda where this build has it and a GPU is visible);\n"
            "                        guarded: the CPU's, its memory out of the host's reach (tests)\n"
+           "      --comm C          on many ranks: nccl (GPU ranks), mpi (Open MPI; GPU memory\n"
+           "                        staged through the host) or auto (default: nccl where the\n"
+           "                        backend is cuda and libnccl.so.2 loads, else mpi)\n"
            "      --inject-nan BATCHES  poison the gradients of these batches (\"3,7-9\"), to try\n"
            "                        the inf/NaN handling and a job script's reaction to it\n"
            "      --comm-timeout S  on many ranks: end the job when a collective has waited S\n"
@@ -41,7 +44,8 @@ static void usage(void)
            "requeueing). Run again with the same config to resume from the newest checkpoint.\n");
 }
 
-enum { OPT_SET = 256, OPT_DRY_RUN, OPT_WORLD, OPT_METRICS, OPT_PEAK, OPT_INJECT_NAN, OPT_COMM_TIMEOUT, OPT_BACKEND };
+enum { OPT_SET = 256, OPT_DRY_RUN, OPT_WORLD, OPT_METRICS, OPT_PEAK, OPT_INJECT_NAN, OPT_COMM_TIMEOUT, OPT_BACKEND,
+       OPT_COMM };
 
 int main(int argc, char **argv)
 {
@@ -52,7 +56,7 @@ int main(int argc, char **argv)
         {"metrics", required_argument, NULL, OPT_METRICS}, {"peak-tflops", required_argument, NULL, OPT_PEAK},
         {"inject-nan", required_argument, NULL, OPT_INJECT_NAN},
         {"comm-timeout", required_argument, NULL, OPT_COMM_TIMEOUT},
-        {"backend", required_argument, NULL, OPT_BACKEND},
+        {"backend", required_argument, NULL, OPT_BACKEND}, {"comm", required_argument, NULL, OPT_COMM},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     int dry_run = 0, c, n_sets = 0;
@@ -95,13 +99,24 @@ int main(int argc, char **argv)
             else
                 evo_usage_error("--backend wants cpu, cuda, auto or guarded, not '%s'", optarg);
             break;
+        case OPT_COMM:
+            if (strcmp(optarg, "auto") == 0)
+                opt.comm = TRAIN_COMM_AUTO;
+            else if (strcmp(optarg, "mpi") == 0)
+                opt.comm = TRAIN_COMM_MPI;
+            else if (strcmp(optarg, "nccl") == 0)
+                opt.comm = TRAIN_COMM_NCCL;
+            else
+                evo_usage_error("--comm wants nccl, mpi or auto, not '%s'", optarg);
+            break;
         case 'q': evo_quiet = 1; break;
         case 'h':
             usage();
             free(sets);
             return EVO_EXIT_OK;
         case 'V':
-            printf("evo-train (evo) %s, backends: cpu%s\n", EVO_VERSION, evo_cuda_built ? ", cuda" : "");
+            printf("evo-train (evo) %s, backends: cpu%s; comms: mpi%s\n", EVO_VERSION, evo_cuda_built ? ", cuda" : "",
+                   evo_cuda_built ? ", nccl" : "");
             free(sets);
             return EVO_EXIT_OK;
         default: evo_usage_error("bad option");

@@ -197,16 +197,56 @@ static void tensor_reduce_scatter(void *ctx, float *out, const float *in, size_t
     r->comm->reduce_scatter_sum_f32(r->comm, EVO_GROUP_TENSOR, r->be, out, in, n);
 }
 
+/* The backend of this rank: its GPU by PMIx local rank where the build has
+ * CUDA and the node a GPU (auto, cuda), else the CPU. Asking for cuda
+ * from a build without it is an error; on a node without a GPU the run
+ * goes on, on the CPU, with one line saying so. TF32 GEMMs unless the
+ * config asks for fp32. */
+static const evo_backend *pick_backend(const evo_config *c, const train_options *opt, const evo_world *w)
+{
+    if (opt->backend == TRAIN_BACKEND_GUARDED)
+        return evo_backend_guarded();
+    if (opt->backend == TRAIN_BACKEND_CPU || (opt->backend == TRAIN_BACKEND_AUTO && !evo_cuda_built))
+        return evo_backend_cpu();
+    if (!evo_cuda_built)
+        evo_fatal("--backend cuda: this evo-train was built without CUDA (make CUDA=1)");
+    evo_err e;
+    const evo_backend *be = evo_backend_cuda((int)w->local_rank, c->model.dtype != EVO_DT_F32, &e);
+    if (be)
+        return be;
+    if (opt->backend == TRAIN_BACKEND_CUDA && w->rank == 0)
+        evo_warn("--backend cuda: %s: using the CPU backend", e.msg);
+    return evo_backend_cpu();
+}
+
 /* A rank that fails ends the job: its peers would wait for it in their
  * next collective until the watchdog gave up. */
 static evo_world *the_world;
 
 static void end_the_job(int status) { evo_world_abort(the_world, status, "a rank failed"); }
 
+/* The comm of several ranks: NCCL where the ranks are GPUs (auto, nccl),
+ * else Open MPI, which also carries GPU ranks, staged through the host. */
+static evo_comm *open_comm(const evo_layout *l, const evo_world *w, const evo_backend *be,
+                           const train_options *opt, evo_err *e)
+{
+    if (w->size == 1)
+        return evo_comm_single(l);
+    if (opt->comm == TRAIN_COMM_NCCL || (opt->comm == TRAIN_COMM_AUTO && !strncmp(be->name, "cuda", 4))) {
+        evo_comm *c = evo_comm_nccl(l, w, be, opt->comm_timeout, e);
+        if (c || opt->comm == TRAIN_COMM_NCCL)
+            return c;
+        if (w->rank == 0)
+            evo_warn("%s: using Open MPI, staged through the host", e->msg);
+    }
+    return evo_comm_mpi(l, w, opt->comm_timeout, e);
+}
+
 /* The world from PMIx, its layout checked against the model before
  * anything big is allocated (every rank finds the same answer; rank 0
- * says it), and the comm: Open MPI when there are several ranks. */
-static evo_comm *open_world(evo_world *w, const evo_config *c, const evo_model *m, const train_options *opt)
+ * says it), this rank's backend, and the comm. */
+static evo_comm *open_world(evo_world *w, const evo_config *c, const evo_model *m, const train_options *opt,
+                            const evo_backend **be)
 {
     evo_err e;
     evo_layout l;
@@ -237,7 +277,8 @@ static evo_comm *open_world(evo_world *w, const evo_config *c, const evo_model *
         exit(EVO_EXIT_FAIL);
     }
     train_control_find_end(c, w->rank);
-    evo_comm *comm = w->size > 1 ? evo_comm_mpi(&l, w, opt->comm_timeout, &e) : evo_comm_single(&l);
+    *be = pick_backend(c, opt, w);
+    evo_comm *comm = open_comm(&l, w, *be, opt, &e);
     if (!comm)
         evo_fatal("%s", e.msg);
     char text[160];
@@ -246,28 +287,6 @@ static evo_comm *open_world(evo_world *w, const evo_config *c, const evo_model *
         evo_info("%u ranks on %u node%s (PMIx), comm %s: %s", w->size, w->nodes, w->nodes > 1 ? "s" : "",
                  comm->name, text);
     return comm;
-}
-
-/* The backend of this rank: its GPU by PMIx local rank where the build has
- * CUDA and the node a GPU (auto, cuda), else the CPU. Asking for cuda
- * from a build without it is an error; on a node without a GPU the run
- * goes on, on the CPU, with one line saying so. TF32 GEMMs unless the
- * config asks for fp32. */
-static const evo_backend *pick_backend(const evo_config *c, const train_options *opt, const evo_world *w)
-{
-    if (opt->backend == TRAIN_BACKEND_GUARDED)
-        return evo_backend_guarded();
-    if (opt->backend == TRAIN_BACKEND_CPU || (opt->backend == TRAIN_BACKEND_AUTO && !evo_cuda_built))
-        return evo_backend_cpu();
-    if (!evo_cuda_built)
-        evo_fatal("--backend cuda: this evo-train was built without CUDA (make CUDA=1)");
-    evo_err e;
-    const evo_backend *be = evo_backend_cuda((int)w->local_rank, c->model.dtype != EVO_DT_F32, &e);
-    if (be)
-        return be;
-    if (opt->backend == TRAIN_BACKEND_CUDA && w->rank == 0)
-        evo_warn("--backend cuda: %s: using the CPU backend", e.msg);
-    return evo_backend_cpu();
 }
 
 int train_run_main(evo_config *c, const train_options *opt)
@@ -279,8 +298,7 @@ int train_run_main(evo_config *c, const train_options *opt)
     evo_world world;
     if (evo_model_describe(&r.whole, c, &e) < 0)
         evo_fatal("%s", e.msg);
-    r.comm = open_world(&world, c, &r.whole, opt);
-    r.be = pick_backend(c, opt, &world);
+    r.comm = open_world(&world, c, &r.whole, opt, &r.be);
     const evo_layout *l = &r.comm->layout;
     evo_ckpt_layout cut = {.tp = l->tp, .pp = l->pp, .zero = l->zero1};
     if (evo_model_part(&r.model, &r.whole, &cut, l->tp_rank, l->pp_rank, &e) < 0)

@@ -27,6 +27,7 @@
 enum { TRAIN_EXIT_REQUEUE = 75 };
 
 typedef enum { TRAIN_BACKEND_AUTO, TRAIN_BACKEND_CPU, TRAIN_BACKEND_CUDA, TRAIN_BACKEND_GUARDED } train_backend;
+typedef enum { TRAIN_COMM_AUTO, TRAIN_COMM_MPI, TRAIN_COMM_NCCL } train_comm;
 
 /* Options from the command line that are not part of the config. */
 typedef struct {
@@ -36,6 +37,7 @@ typedef struct {
     const char *inject_nan;   /* batches whose gradients are poisoned (testing) */
     double comm_timeout;      /* seconds a collective may wait for its peers */
     train_backend backend;
+    train_comm comm;
 } train_options;
 
 /* --- data.c ---------------------------------------------------------------- */

@@ -1,12 +1,19 @@
 /* comm-check - the comm layer on real ranks: run under `srun --mpi=pmix -n
  * N` (or alone, a world of one) with the parallel sizes as arguments:
  *
- *   comm-check TP PP ZERO1
+ *   comm-check TP PP ZERO1 [BACKEND [COMM]]
  *
- * Each rank builds the layout of a small model, opens the comm (Open MPI
- * when N > 1) and checks, one line each ("ok NAME" or "FAIL NAME: why"):
+ * BACKEND (cpu, guarded or cuda; default cpu) holds the buffers, as the
+ * gradients of a training run; COMM is mpi (default) or nccl. Each rank
+ * builds the layout of a small model, opens the comm (when N > 1) and
+ * checks, one line each ("ok NAME" or "FAIL NAME: why"):
  *   - the layout: every rank's (pp, dp, tp) is InternEvo's
  *     global = pp (tp dp) + dp tp + tp, gathered from all ranks;
+ *   - each group's members (evo_layout_group_member) are the ranks the
+ *     comm's group holds, gathered over it;
+ *   - the ids shared through PMIx (evo_comm_share_ids, NCCL's bootstrap
+ *     with random bytes for ids): every member of a group read what its
+ *     member 0 made, and groups made different ones;
  *   - in each group: all-reduce (f32, f64), reduce-scatter, all-gather
  *     (in place too), reduce, broadcast, send/recv around the group, with
  *     values that tell every rank's contribution apart;
@@ -18,12 +25,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/error.h"
 #include "compute/backend_cpu.h"
 #include "dist/comm.h"
 
 static int failed, quiet;
+static const evo_backend *be; /* whose memory every buffer handed to the comm is */
+
+/* Host values in and out of a backend buffer. */
+static float *up(float *dev, const float *host, size_t n)
+{
+    be->upload(be, dev, host, n * sizeof *host);
+    return dev;
+}
+
+static void down(float *host, const float *dev, size_t n) { be->download(be, host, dev, n * sizeof *host); }
 
 static void check(int ok, const char *name, const char *fmt, ...)
 {
@@ -46,20 +64,32 @@ static float val(uint32_t r, size_t i) { return (float)(r * 1000 + i); }
 
 static void check_group(evo_comm *c, evo_group g, uint64_t *expect)
 {
-    const evo_backend *be = evo_backend_cpu();
     uint32_t size = evo_layout_group_size(&c->layout, g), me = evo_layout_group_rank(&c->layout, g);
     const char *gn = evo_group_name(g);
     char name[96];
     enum { N = 37 }; /* not a multiple of any group size: uneven ring chunks */
     float a[N], whole[N * 8], part[N];
     double d[N];
+    float *ba = be->alloc(be, sizeof a), *bwhole = be->alloc(be, sizeof whole), *bpart = be->alloc(be, sizeof part);
+
+    /* the group holds the members layout.h names */
+    a[0] = (float)c->layout.rank;
+    c->allgather_f32(c, g, be, bwhole, up(ba, a, 1), 1);
+    down(whole, bwhole, size);
+    int ok = 1;
+    for (uint32_t r = 0; r < size; r++)
+        ok &= whole[r] == (float)evo_layout_group_member(&c->layout, g, r);
+    expect[g] += evo_comm_volume(EVO_ALLGATHER, (uint64_t)size * sizeof(float), size);
+    snprintf(name, sizeof name, "%s: the group's members are evo_layout_group_member's", gn);
+    check(ok, name, "rank %u sees another membership", c->layout.rank);
 
     for (size_t i = 0; i < N; i++)
         a[i] = val(me, i), d[i] = (double)val(me, i) + 0.25;
-    c->allreduce_sum_f32(c, g, be, a, N);
+    c->allreduce_sum_f32(c, g, be, up(ba, a, N), N);
+    down(a, ba, N);
     c->allreduce_sum_f64(c, g, d, N);
     expect[g] += evo_comm_volume(EVO_ALLREDUCE, sizeof a, size) + evo_comm_volume(EVO_ALLREDUCE, sizeof d, size);
-    int ok = 1;
+    ok = 1;
     for (size_t i = 0; i < N; i++) {
         double sum = 0;
         for (uint32_t r = 0; r < size; r++)
@@ -72,7 +102,8 @@ static void check_group(evo_comm *c, evo_group g, uint64_t *expect)
     for (uint32_t r = 0; r < size; r++)
         for (size_t i = 0; i < N; i++)
             whole[r * N + i] = val(me, r * N + i);
-    c->reduce_scatter_sum_f32(c, g, be, part, whole, N);
+    c->reduce_scatter_sum_f32(c, g, be, bpart, up(bwhole, whole, (size_t)N * size), N);
+    down(part, bpart, N);
     expect[g] += evo_comm_volume(EVO_REDUCE_SCATTER, (uint64_t)N * size * sizeof(float), size);
     ok = 1;
     for (size_t i = 0; i < N; i++) {
@@ -86,7 +117,8 @@ static void check_group(evo_comm *c, evo_group g, uint64_t *expect)
 
     for (size_t i = 0; i < N; i++)
         part[i] = val(me, i);
-    c->allgather_f32(c, g, be, whole, part, N);
+    c->allgather_f32(c, g, be, bwhole, up(bpart, part, N), N);
+    down(whole, bwhole, (size_t)N * size);
     ok = 1;
     for (uint32_t r = 0; r < size; r++)
         for (size_t i = 0; i < N; i++)
@@ -94,7 +126,9 @@ static void check_group(evo_comm *c, evo_group g, uint64_t *expect)
     memset(whole, 0, sizeof whole);
     for (size_t i = 0; i < N; i++)
         whole[me * N + i] = val(me, i);
-    c->allgather_f32(c, g, be, whole, whole + me * N, N); /* in place */
+    up(bwhole, whole, (size_t)N * size);
+    c->allgather_f32(c, g, be, bwhole, bwhole + me * N, N); /* in place */
+    down(whole, bwhole, (size_t)N * size);
     for (uint32_t r = 0; r < size; r++)
         for (size_t i = 0; i < N; i++)
             ok &= whole[r * N + i] == val(r, i);
@@ -105,7 +139,8 @@ static void check_group(evo_comm *c, evo_group g, uint64_t *expect)
     uint32_t root = size - 1;
     for (size_t i = 0; i < N; i++)
         a[i] = val(me, i);
-    c->reduce_sum_f32(c, g, be, a, N, root);
+    c->reduce_sum_f32(c, g, be, up(ba, a, N), N, root);
+    down(a, ba, N);
     ok = 1;
     for (size_t i = 0; i < N; i++) {
         double sum = 0;
@@ -115,30 +150,40 @@ static void check_group(evo_comm *c, evo_group g, uint64_t *expect)
     }
     for (size_t i = 0; i < N; i++)
         a[i] = val(me, i);
-    c->broadcast(c, g, be, a, sizeof a, root);
+    c->broadcast(c, g, be, up(ba, a, N), sizeof a, root);
+    down(a, ba, N);
     for (size_t i = 0; i < N; i++)
         ok &= a[i] == val(root, i);
-    expect[g] += evo_comm_volume(EVO_REDUCE, sizeof a, size) + evo_comm_volume(EVO_BROADCAST, sizeof a, size);
-    snprintf(name, sizeof name, "%s: reduce and broadcast to rank %u", gn, root);
+    for (size_t i = 0; i < N; i++)
+        d[i] = (double)val(me, i);
+    c->broadcast(c, g, NULL, d, sizeof d, root); /* host memory */
+    for (size_t i = 0; i < N; i++)
+        ok &= d[i] == (double)val(root, i);
+    expect[g] += evo_comm_volume(EVO_REDUCE, sizeof a, size) + evo_comm_volume(EVO_BROADCAST, sizeof a, size) +
+                 evo_comm_volume(EVO_BROADCAST, sizeof d, size);
+    snprintf(name, sizeof name, "%s: reduce and broadcast (backend and host memory) to rank %u", gn, root);
     check(ok, name, "rank %u holds the wrong values", me);
 
     if (size > 1) { /* around the ring, two messages each way (sends do not block) */
         uint32_t next = (me + 1) % size, prev = (me + size - 1) % size;
         for (size_t i = 0; i < N; i++)
             a[i] = val(me, i);
-        c->send(c, g, be, a, sizeof a, next, 0);
+        c->send(c, g, be, up(ba, a, N), sizeof a, next, 0);
         for (size_t i = 0; i < N; i++)
-            a[i] = -val(me, i); /* the first message was copied: changing a changes nothing */
-        c->send(c, g, be, a, sizeof a, prev, 1);
-        c->send(c, g, be, a, sizeof a, next, 0);
+            a[i] = -val(me, i); /* the first message was copied: changing ba changes nothing */
+        c->send(c, g, be, up(ba, a, N), sizeof a, prev, 1);
+        c->send(c, g, be, ba, sizeof a, next, 0);
         ok = 1;
-        c->recv(c, g, be, part, sizeof part, next, 1);
+        c->recv(c, g, be, bpart, sizeof part, next, 1);
+        down(part, bpart, N);
         for (size_t i = 0; i < N; i++)
             ok &= part[i] == -val(next, i);
-        c->recv(c, g, be, part, sizeof part, prev, 0);
+        c->recv(c, g, be, bpart, sizeof part, prev, 0);
+        down(part, bpart, N);
         for (size_t i = 0; i < N; i++)
             ok &= part[i] == val(prev, i);
-        c->recv(c, g, be, part, sizeof part, prev, 0);
+        c->recv(c, g, be, bpart, sizeof part, prev, 0);
+        down(part, bpart, N);
         for (size_t i = 0; i < N; i++)
             ok &= part[i] == -val(prev, i);
         c->wait_sent(c);
@@ -147,13 +192,58 @@ static void check_group(evo_comm *c, evo_group g, uint64_t *expect)
         check(ok, name, "rank %u got the wrong message", me);
     }
     c->barrier(c, g);
+    be->free(be, ba);
+    be->free(be, bwhole);
+    be->free(be, bpart);
+}
+
+/* A stand-in for ncclGetUniqueId: 128 random bytes. */
+static int random_id(void *id, size_t bytes, void *arg, evo_err *e)
+{
+    (void)arg;
+    uint64_t *w = id;
+    for (size_t i = 0; i < bytes / 8; i++)
+        w[i] = ((uint64_t)rand() << 32) ^ (uint64_t)rand() ^ ((uint64_t)getpid() << 16);
+    (void)e;
+    return 0;
+}
+
+/* NCCL's bootstrap path, shared ids, checked through the comm itself: the
+ * member 0 of each group broadcasts the id it made. */
+static void check_ids(evo_comm *c, const evo_world *w, uint64_t *expect)
+{
+    enum { ID = 128 };
+    unsigned char ids[EVO_N_GROUPS][ID], made[ID];
+    evo_err e;
+    srand((unsigned)w->rank * 7919u + (unsigned)getpid());
+    if (evo_comm_share_ids(&c->layout, w, ID, random_id, NULL, &ids[0][0], &e) < 0) {
+        check(0, "ids shared through PMIx", "%s", e.msg);
+        return;
+    }
+    int ok = 1, distinct = 1;
+    for (int g = 0; g < EVO_N_GROUPS; g++) {
+        uint32_t size = evo_layout_group_size(&c->layout, (evo_group)g);
+        if (size < 2)
+            continue;
+        memcpy(made, ids[g], ID);
+        c->broadcast(c, (evo_group)g, NULL, made, ID, 0);
+        expect[g] += evo_comm_volume(EVO_BROADCAST, ID, size);
+        ok &= memcmp(made, ids[g], ID) == 0;
+        for (int h = 0; h < g; h++)
+            if (evo_layout_group_size(&c->layout, (evo_group)h) > 1)
+                distinct &= memcmp(ids[h], ids[g], ID) != 0;
+    }
+    check(ok && distinct, "ids shared through PMIx: each group's members read its member 0's, one per group",
+          ok ? "two groups of rank %u read the same id" : "rank %u read another id than its group's member 0 made",
+          c->layout.rank);
 }
 
 int main(int argc, char **argv)
 {
     evo_set_progname("comm-check");
-    if (argc != 4)
-        evo_usage_error("usage: comm-check TP PP ZERO1");
+    if (argc < 4 || argc > 6)
+        evo_usage_error("usage: comm-check TP PP ZERO1 [cpu|guarded|cuda [mpi|nccl]]");
+    const char *backend = argc > 4 ? argv[4] : "cpu", *comm = argc > 5 ? argv[5] : "mpi";
     evo_config cfg;
     evo_model m;
     evo_world w;
@@ -172,7 +262,18 @@ int main(int argc, char **argv)
     if (evo_config_resolve(&cfg, &e) < 0 || evo_model_describe(&m, &cfg, &e) < 0 || evo_world_init(&w, &e) < 0 ||
         evo_layout_make(&l, &cfg, &m, w.size, w.rank, &e) < 0)
         evo_fatal("%s", e.msg);
-    evo_comm *c = w.size > 1 ? evo_comm_mpi(&l, &w, 60, &e) : evo_comm_single(&l);
+    if (!strcmp(backend, "cpu"))
+        be = evo_backend_cpu();
+    else if (!strcmp(backend, "guarded"))
+        be = evo_backend_guarded();
+    else if (!strcmp(backend, "cuda") && !(be = evo_backend_cuda((int)w.local_rank, 0, &e)))
+        evo_fatal("%s", e.msg);
+    if (!be)
+        evo_usage_error("comm-check: backend cpu, guarded or cuda, not '%s'", backend);
+    evo_comm *c = w.size == 1          ? evo_comm_single(&l)
+                  : !strcmp(comm, "nccl") ? evo_comm_nccl(&l, &w, be, 60, &e)
+                  : !strcmp(comm, "mpi")  ? evo_comm_mpi(&l, &w, 60, &e)
+                                          : (evo_usage_error("comm-check: comm mpi or nccl, not '%s'", comm), NULL);
     if (!c)
         evo_fatal("%s", e.msg);
     quiet = w.rank != 0;
@@ -180,8 +281,12 @@ int main(int argc, char **argv)
     /* Every rank's coordinates, gathered over the world. */
     float mine[3] = {(float)l.pp_rank, (float)l.dp_rank, (float)l.tp_rank};
     float *all = evo_calloc((size_t)w.size * 3, sizeof *all);
+    float *ball = be->alloc(be, (size_t)w.size * 3 * sizeof *all), *bmine = be->alloc(be, sizeof mine);
     uint64_t expect[EVO_N_GROUPS] = {0};
-    c->allgather_f32(c, EVO_GROUP_WORLD, evo_backend_cpu(), all, mine, 3);
+    c->allgather_f32(c, EVO_GROUP_WORLD, be, ball, up(bmine, mine, 3), 3);
+    down(all, ball, (size_t)w.size * 3);
+    be->free(be, ball);
+    be->free(be, bmine);
     expect[EVO_GROUP_WORLD] += evo_comm_volume(EVO_ALLGATHER, (uint64_t)w.size * 3 * sizeof(float), w.size);
     int ok = 1;
     for (uint32_t r = 0; r < w.size; r++)
@@ -194,6 +299,8 @@ int main(int argc, char **argv)
 
     for (int g = 0; g < EVO_N_GROUPS; g++)
         check_group(c, (evo_group)g, expect);
+    if (w.size > 1)
+        check_ids(c, &w, expect);
     int any_one = c->any(c, w.rank == w.size - 1), all_one = c->all(c, 1), all_but = c->all(c, w.rank != 0);
     expect[EVO_GROUP_WORLD] += 3 * evo_comm_volume(EVO_ALLREDUCE, sizeof(int), w.size);
     check(any_one && all_one && !all_but, "any and all flags over the world",

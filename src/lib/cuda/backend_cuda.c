@@ -24,6 +24,7 @@
 #include "base/error.h"
 #include "compute/backend.h"
 #include "compute/gemm_plan.h"
+#include "cuda/cuda_stream.h"
 #include "kernels/kernels.h" /* the top-level kernels/ folder */
 
 static struct {
@@ -400,6 +401,8 @@ static evo_backend cuda_backend = {
 };
 
 const int evo_cuda_built = 1;
+
+cudaStream_t evo_cuda_stream(void) { return cu.stream; }
 
 const evo_backend *evo_backend_cuda(int device, int tf32, evo_err *e)
 {

@@ -1,9 +1,9 @@
 /* comm.h - everything evo-train knows about the world of ranks, behind one
  * table of functions: the layout (layout.h) and the collectives the
  * parallel modes need, each over one group of that layout. A world of one
- * rank (comm_single.c) and Open MPI's CPU ranks (comm_mpi.c) implement it;
- * the NCCL world is a third table with the same contract, and the
- * training loop does not change.
+ * rank (comm_single.c), Open MPI's ranks (comm_mpi.c) and NCCL's GPU
+ * ranks (cuda/comm_nccl.c) implement it, and the training loop does not
+ * change with them.
  *
  * Contract:
  * - Every rank of a group calls the same collectives in the same order
@@ -78,6 +78,16 @@ struct evo_comm {
  * along the ring), send/recv the message. Integer bytes, rounded down. */
 uint64_t evo_comm_volume(evo_coll kind, uint64_t bytes, uint32_t size);
 
+/* The bootstrap of a comm whose groups each need a secret made by one of
+ * their ranks (NCCL's unique ids): for every group g of more than one
+ * rank, its member 0 makes one with make(id, bytes, arg) and publishes it
+ * through PMIx; one fence; then every rank reads its groups' ids into
+ * ids + g bytes (groups of one rank get zeros). Collective over the
+ * world, one fence whatever the layout. */
+int evo_comm_share_ids(const evo_layout *l, const evo_world *w, size_t bytes,
+                       int (*make)(void *id, size_t bytes, void *arg, evo_err *e), void *arg, unsigned char *ids,
+                       evo_err *e);
+
 /* The world of one process, with the layout of one rank. */
 evo_comm *evo_comm_single(const evo_layout *l);
 /* Open MPI's ranks (MPI_Init, which finds the same PMIx server as w), one
@@ -87,5 +97,13 @@ evo_comm *evo_comm_single(const evo_layout *l);
  * and over which group: a rank that died or hangs (SIGSTOP, a stuck file
  * system) must not leave the others waiting forever. */
 evo_comm *evo_comm_mpi(const evo_layout *l, const evo_world *w, double timeout_s, evo_err *e);
+/* GPU ranks through NCCL (src/lib/cuda/comm_nccl.c, make CUDA=1 only):
+ * be is the CUDA backend, open on this rank's GPU; one communicator per
+ * group of more than one rank, their ids shared through PMIx; point to
+ * point through Open MPI, staged. The same watchdog contract as
+ * evo_comm_mpi. Fails in a build without CUDA, when libnccl.so.2 cannot
+ * be loaded, or when be is not the CUDA backend. */
+evo_comm *evo_comm_nccl(const evo_layout *l, const evo_world *w, const evo_backend *be, double timeout_s,
+                        evo_err *e);
 
 #endif

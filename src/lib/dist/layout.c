@@ -98,6 +98,17 @@ uint32_t evo_layout_group_color(const evo_layout *l, evo_group g)
     }
 }
 
+uint32_t evo_layout_group_member(const evo_layout *l, evo_group g, uint32_t r)
+{
+    switch (g) {
+    case EVO_GROUP_DATA: return evo_layout_global(l, l->pp_rank, r, l->tp_rank);
+    case EVO_GROUP_TENSOR: return evo_layout_global(l, l->pp_rank, l->dp_rank, r);
+    case EVO_GROUP_PIPELINE: return evo_layout_global(l, r, l->dp_rank, l->tp_rank);
+    case EVO_GROUP_ZERO1: return evo_layout_global(l, l->pp_rank, l->dp_rank - l->zero1_rank + r, l->tp_rank);
+    default: return r;
+    }
+}
+
 void evo_layout_describe(const evo_layout *l, char *buf, size_t n)
 {
     snprintf(buf, n, "world %u = pp %u x dp %u x tp %u, zero1 %u, tensor mode %s", l->world, l->pp, l->dp, l->tp,

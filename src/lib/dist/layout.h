@@ -44,6 +44,8 @@ uint32_t evo_layout_global(const evo_layout *l, uint32_t pp_rank, uint32_t dp_ra
 uint32_t evo_layout_group_rank(const evo_layout *l, evo_group g);
 uint32_t evo_layout_group_size(const evo_layout *l, evo_group g);
 uint32_t evo_layout_group_color(const evo_layout *l, evo_group g);
+/* The global rank of member r (0 .. group size - 1) of this rank's group g. */
+uint32_t evo_layout_group_member(const evo_layout *l, evo_group g, uint32_t r);
 /* Whether the tensor ranks cut the rows' tokens too (parallel.tensor.mode
  * msp, and fsp, which runs as msp): the residual stream is then cut, and
  * the norms' gradients are partial sums over the tensor group. */

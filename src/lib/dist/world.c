@@ -2,6 +2,7 @@
 #include "dist/world.h"
 
 #include <pmix.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,68 @@ void evo_world_finalize(evo_world *w)
     if (w->pmix)
         PMIx_Finalize(NULL, 0);
     w->pmix = 0;
+}
+
+static int need_pmix(const evo_world *w, const char *what, evo_err *e)
+{
+    if (w->pmix)
+        return 0;
+    return evo_errf(e, "PMIx %s: no PMIx server (start the ranks with srun --mpi=pmix or mpirun)", what);
+}
+
+int evo_world_put(const evo_world *w, const char *key, const void *data, size_t n, evo_err *e)
+{
+    if (need_pmix(w, "put", e) < 0)
+        return -1;
+    pmix_value_t v;
+    PMIX_VALUE_CONSTRUCT(&v);
+    v.type = PMIX_BYTE_OBJECT;
+    v.data.bo.bytes = (char *)data;
+    v.data.bo.size = n;
+    pmix_status_t rc = PMIx_Put(PMIX_GLOBAL, key, &v);
+    if (rc != PMIX_SUCCESS)
+        return evo_errf(e, "PMIx_Put %s: %s", key, PMIx_Error_string(rc));
+    rc = PMIx_Commit();
+    if (rc != PMIX_SUCCESS)
+        return evo_errf(e, "PMIx_Commit after %s: %s", key, PMIx_Error_string(rc));
+    return 0;
+}
+
+int evo_world_fence(const evo_world *w, evo_err *e)
+{
+    if (need_pmix(w, "fence", e) < 0)
+        return -1;
+    /* Collected: every rank's committed values travel in the fence, so
+     * the gets after it are local (Slurm's plugin honours this). */
+    pmix_info_t info;
+    bool collect = true;
+    PMIX_INFO_CONSTRUCT(&info);
+    PMIX_INFO_LOAD(&info, PMIX_COLLECT_DATA, &collect, PMIX_BOOL);
+    pmix_status_t rc = PMIx_Fence(NULL, 0, &info, 1);
+    PMIX_INFO_DESTRUCT(&info);
+    if (rc != PMIX_SUCCESS)
+        return evo_errf(e, "PMIx_Fence over namespace %s: %s", w->nspace, PMIx_Error_string(rc));
+    return 0;
+}
+
+int evo_world_get(const evo_world *w, uint32_t rank, const char *key, void *out, size_t n, evo_err *e)
+{
+    if (need_pmix(w, "get", e) < 0)
+        return -1;
+    pmix_proc_t proc;
+    PMIX_PROC_CONSTRUCT(&proc);
+    PMIX_LOAD_PROCID(&proc, w->nspace, rank);
+    pmix_value_t *v = NULL;
+    pmix_status_t rc = PMIx_Get(&proc, key, NULL, 0, &v);
+    if (rc != PMIX_SUCCESS || !v)
+        return evo_errf(e, "PMIx_Get %s of rank %u: %s", key, rank, PMIx_Error_string(rc));
+    int bad = v->type != PMIX_BYTE_OBJECT || v->data.bo.size != n;
+    if (bad)
+        evo_errf(e, "PMIx_Get %s of rank %u: not the %zu bytes put", key, rank, n);
+    else
+        memcpy(out, v->data.bo.bytes, n);
+    PMIX_VALUE_RELEASE(v);
+    return bad ? -1 : 0;
 }
 
 _Noreturn void evo_world_abort(const evo_world *w, int status, const char *why)

@@ -9,6 +9,7 @@
 #ifndef EVO_WORLD_H
 #define EVO_WORLD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/error.h"
@@ -25,6 +26,15 @@ typedef struct {
  * answered but could not say what the job is. */
 int evo_world_init(evo_world *w, evo_err *e);
 void evo_world_finalize(evo_world *w);
+/* Small values published to the other ranks (NCCL's unique ids): put
+ * stores one under key for this rank, fence (collective over the job:
+ * every rank calls it) makes every rank's puts visible to all, get reads
+ * rank r's value of key, which must be exactly n bytes. Keys begin with
+ * "evo." so as not to meet the launcher's or Open MPI's. A world without
+ * PMIx has nothing to publish to: each call fails saying so. */
+int evo_world_put(const evo_world *w, const char *key, const void *data, size_t n, evo_err *e);
+int evo_world_fence(const evo_world *w, evo_err *e);
+int evo_world_get(const evo_world *w, uint32_t rank, const char *key, void *out, size_t n, evo_err *e);
 /* Ends the whole job now: PMIx_Abort, after which the launcher (Slurm's
  * PMIx plugin, mpirun) kills every rank, stopped ones included; alone,
  * this process exits. Safe from any thread. */
