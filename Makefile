@@ -79,7 +79,10 @@ all: $(TOOL_BIN)
 # library; tests/run.sh points the scripts at the flavour's folder
 # (EVO_TESTBIN).
 TEST_PROGS := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(sort $(wildcard tests/c/*.c)))
-test-progs: $(TEST_PROGS)
+# The LD_PRELOAD fault injector of tests/t0710-faults.sh: plain C, never
+# sanitized (a preloaded library cannot come before ASan's runtime).
+FAULT_SHIM := $(BUILD)/tests/libfault-inject.so
+test-progs: $(TEST_PROGS) $(FAULT_SHIM)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -104,6 +107,10 @@ $(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t))))
 $(TEST_PROGS): $(BUILD)/tests/%: $(BUILD)/tests/c/%.o $(LIBEVO)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(FAULT_SHIM): tests/shim/fault-inject.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -fPIC -shared -o $@ $< -ldl
 
 check: all test-progs
 	@EVO_BINS=$(CURDIR)/$(BIN) tests/run.sh

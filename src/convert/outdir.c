@@ -77,10 +77,13 @@ int outdir_commit(outdir *d, evo_err *e)
      * created at path since outdir_begin. */
     if (rc == 0 && evo_rename_noreplace(d->tmp, d->path) < 0)
         rc = evo_errf(e, "%s: %s", d->path, strerror(errno));
+    /* The rename made durable, or taken back (outdir_abort then removes
+     * the directory under its temporary name): a failure leaves no output. */
+    if (rc == 0 && (rc = evo_fsync_path(d->parent, e)) < 0 && rename(d->path, d->tmp) < 0)
+        evo_remove_dir(d->path);
     if (rc == 0) {
         free(d->tmp);
         d->tmp = NULL;
-        rc = evo_fsync_path(d->parent, e);
     }
     outdir_abort(d);
     return rc;

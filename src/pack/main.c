@@ -123,6 +123,12 @@ static int run(pack_options *opt, char **args, int n)
     evo_pack_source *src = evo_calloc((size_t)n, sizeof *src);
     for (int i = 0; i < n; i++)
         src[i] = in[i].src;
+    /* The training and validation packs appear together or not at all. */
+    evo_out *outs[2] = {evo_pack_output(w), vw ? evo_pack_output(vw) : NULL};
+    if (vw) {
+        evo_out_hold(outs[0]);
+        evo_out_hold(outs[1]);
+    }
     if (rc == 0)
         rc = evo_pack_finish(w, &meta, src, &e);
     else
@@ -132,6 +138,10 @@ static int run(pack_options *opt, char **args, int n)
             rc = evo_pack_finish(vw, &vmeta, src, &e);
         else
             evo_pack_abort(vw);
+        if (rc == 0)
+            rc = evo_out_publish(outs, 2, &e);
+        else
+            evo_out_abort(outs[0]); /* the training pack, finished and held */
     }
     double secs = evo_now() - t0;
     uint64_t bytes = 0;

@@ -11,6 +11,8 @@
  * compares with InternEvo's logs; MFU divides it by --peak-tflops. */
 #include <inttypes.h>
 #include <math.h>
+#include <string.h>
+#include <errno.h>
 
 #include "base/log.h"
 #include "train.h"
@@ -22,6 +24,14 @@ static void json_num(FILE *f, const char *key, double v)
         fprintf(f, ",\"%s\":%.17g", key, v);
     else
         fprintf(f, ",\"%s\":null", key);
+}
+
+/* A line is whole in the file or the run ends: a metrics file that
+ * silently lost steps (a full disk) would be believed. */
+static void flush_metrics(train_run *r)
+{
+    if (fflush(r->metrics) != 0 || ferror(r->metrics))
+        evo_fatal("%s: write failed: %s", r->metrics_name, strerror(errno));
 }
 
 void train_report_step(train_run *r, const train_report *rep)
@@ -75,7 +85,7 @@ void train_report_step(train_run *r, const train_report *rep)
         json_num(r->metrics, "comm_seconds", rep->comm_seconds);
     }
     fputs("}\n", r->metrics);
-    fflush(r->metrics);
+    flush_metrics(r);
 }
 
 void train_report_skip(train_run *r, uint32_t rows)
@@ -87,7 +97,7 @@ void train_report_skip(train_run *r, uint32_t rows)
     if (r->metrics) {
         fprintf(r->metrics, "{\"batch\":%" PRIu64 ",\"step\":%" PRIu64 ",\"skipped_batch\":true,\"rows\":%u}\n",
                 st->batch - 1, st->step, rows);
-        fflush(r->metrics);
+        flush_metrics(r);
     }
 }
 

@@ -159,7 +159,7 @@ static int open_data(train_run *r, evo_err *e)
     return 0;
 }
 
-static FILE *open_metrics(const evo_config *c, const train_options *opt, evo_err *e)
+static FILE *open_metrics(const evo_config *c, const train_options *opt, char **name, evo_err *e)
 {
     char path[4200];
     if (opt->metrics_path)
@@ -168,6 +168,7 @@ static FILE *open_metrics(const evo_config *c, const train_options *opt, evo_err
         snprintf(path, sizeof path, "%s/metrics.jsonl", c->ckpt.save_ckpt_folder);
     else
         return NULL;
+    *name = evo_strdup(path);
     if (!strcmp(path, "-"))
         return stdout;
     if (!opt->metrics_path && evo_make_dirs(c->ckpt.save_ckpt_folder, e) < 0)
@@ -329,7 +330,7 @@ int train_run_main(evo_config *c, const train_options *opt)
     if (train_checkpoint_start(&r, &e) < 0)
         evo_fatal("%s", e.msg);
     e.msg[0] = 0;
-    r.metrics = r.comm->layout.rank == 0 ? open_metrics(c, opt, &e) : NULL;
+    r.metrics = r.comm->layout.rank == 0 ? open_metrics(c, opt, &r.metrics_name, &e) : NULL;
     if (!r.metrics && *e.msg)
         evo_fatal("%s", e.msg);
     train_control_init(&r);
@@ -366,8 +367,11 @@ int train_run_main(evo_config *c, const train_options *opt)
         rc = 0;
     else if (!rc && save(&r) < 0)
         rc = EVO_EXIT_FAIL;
-    if (r.metrics && r.metrics != stdout)
-        fclose(r.metrics);
+    if (r.metrics && r.metrics != stdout && fclose(r.metrics) != 0 && rc != EVO_EXIT_FAIL) {
+        evo_warn("%s: write failed: %s", r.metrics_name, strerror(errno));
+        rc = EVO_EXIT_FAIL; /* the run's record is short: it says so */
+    }
+    free(r.metrics_name);
     train_optim_free(&r);
     evo_transformer_free(&r.tf);
     train_data_close(&r.train);

@@ -91,6 +91,7 @@ typedef struct {
     int has_valid;
     uint64_t last_saved_step; /* UINT64_MAX: none this run */
     FILE *metrics;
+    char *metrics_name; /* its path, for errors */
     /* for the closing summary: step losses of this process's first and
      * last REPORT_WINDOW steps, time and tokens, the last validation loss */
     double first_losses[10], last_losses[10], seconds, valid_loss;

@@ -45,16 +45,21 @@ int evo_write_file(const char *path, const void *p, size_t n, evo_err *e)
     return evo_out_commit(&o, e);
 }
 
-/* Temporaries still on disk, for evo_out_cleanup_all(). Tools open a
- * handful of outputs at most. */
+/* Temporaries still on disk, for evo_out_cleanup_all(): their names (the
+ * outputs' own heap strings, alive until commit or abort forgets them,
+ * even when the evo_out on some stack is gone). Tools open a handful of
+ * outputs at most. */
 #define MAX_OPEN_OUTPUTS 16
-static evo_out *volatile open_outputs[MAX_OPEN_OUTPUTS];
+static char *volatile open_temporaries[MAX_OPEN_OUTPUTS];
 
 static void track(evo_out *o, int on)
 {
+    static int at_exit;
+    if (on && !at_exit) /* a tool that ends on an error (evo_fatal) leaves none */
+        at_exit = atexit(evo_out_cleanup_all) == 0;
     for (int i = 0; i < MAX_OPEN_OUTPUTS; i++) {
-        if (on ? open_outputs[i] == NULL : open_outputs[i] == o) {
-            open_outputs[i] = on ? o : NULL;
+        if (on ? open_temporaries[i] == NULL : open_temporaries[i] == o->tmp_path) {
+            open_temporaries[i] = on ? o->tmp_path : NULL;
             return;
         }
     }
@@ -63,9 +68,9 @@ static void track(evo_out *o, int on)
 void evo_out_cleanup_all(void)
 {
     for (int i = 0; i < MAX_OPEN_OUTPUTS; i++) {
-        evo_out *o = open_outputs[i];
-        if (o && o->tmp_path && o->tmp_path[0])
-            unlink(o->tmp_path); /* async-signal-safe */
+        char *t = open_temporaries[i];
+        if (t && t[0])
+            unlink(t); /* async-signal-safe */
     }
 }
 
@@ -205,6 +210,21 @@ static void release(evo_out *o)
     o->path = NULL;
 }
 
+/* Makes a rename into path's folder durable. */
+static void sync_folder_of(const char *path)
+{
+    char *dir = evo_strdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        slash[slash == dir ? 1 : 0] = '\0';
+    int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    free(dir);
+}
+
 int evo_out_commit(evo_out *o, evo_err *e)
 {
     int rc = 0;
@@ -215,22 +235,15 @@ int evo_out_commit(evo_out *o, evo_err *e)
     } else if (close(o->fd) < 0) {
         o->fd = -1;
         rc = evo_errf(e, "%s: close failed: %s", o->path, strerror(errno));
+    } else if (o->held) {
+        o->fd = -1;
+        return 0; /* evo_out_publish renames it */
     } else {
         o->fd = -1;
         if (rename(o->tmp_path, o->path) < 0) {
             rc = evo_errf(e, "%s: %s", o->path, strerror(errno));
         } else {
-            /* Make the rename itself durable. */
-            char *dir = evo_strdup(o->path);
-            char *slash = strrchr(dir, '/');
-            if (slash)
-                slash[slash == dir ? 1 : 0] = '\0';
-            int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (dfd >= 0) {
-                fsync(dfd);
-                close(dfd);
-            }
-            free(dir);
+            sync_folder_of(o->path);
             track(o, 0);
             free(o->tmp_path);
             o->tmp_path = NULL;
@@ -253,6 +266,55 @@ void evo_out_abort(evo_out *o)
         o->tmp_path = NULL;
     }
     release(o);
+}
+
+void evo_out_hold(evo_out *o)
+{
+    if (o->tmp_path)
+        o->held = 1;
+}
+
+int evo_out_publish(evo_out *const *outs, size_t n, evo_err *e)
+{
+    char **backup = evo_calloc(n, sizeof *backup);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        struct stat st;
+        if (!outs[i]->held || lstat(outs[i]->path, &st) < 0 || !S_ISREG(st.st_mode))
+            continue;
+        size_t len = strlen(outs[i]->tmp_path) + 5;
+        backup[i] = evo_malloc(len);
+        snprintf(backup[i], len, "%s.old", outs[i]->tmp_path);
+        if (link(outs[i]->path, backup[i]) < 0)
+            rc = evo_errf(e, "%s: cannot keep the file it replaces: %s", outs[i]->path, strerror(errno));
+    }
+    size_t renamed = 0;
+    for (; rc == 0 && renamed < n; renamed++)
+        if (outs[renamed]->held && rename(outs[renamed]->tmp_path, outs[renamed]->path) < 0) {
+            rc = evo_errf(e, "%s: %s", outs[renamed]->path, strerror(errno));
+            break;
+        }
+    for (size_t i = 0; i < n; i++) {
+        evo_out *o = outs[i];
+        if (o->held && i < renamed) { /* in place: kept, or undone */
+            if (rc == 0)
+                sync_folder_of(o->path);
+            else if (backup[i])
+                rename(backup[i], o->path);
+            else
+                unlink(o->path);
+            track(o, 0);
+            free(o->tmp_path);
+            o->tmp_path = NULL;
+        }
+        if (backup[i])
+            unlink(backup[i]); /* gone already where it was put back */
+        free(backup[i]);
+        o->held = 0;
+        evo_out_abort(o); /* removes a temporary not renamed; frees the rest */
+    }
+    free(backup);
+    return rc;
 }
 
 int evo_make_dirs(const char *path, evo_err *e)
@@ -325,19 +387,24 @@ int evo_rename_noreplace(const char *from, const char *to)
     return rename(from, to);
 }
 
-void evo_remove_dir(const char *dir)
+int evo_remove_dir(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d)
-        return;
+        return errno == ENOENT ? 0 : -1;
+    int err = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
         char *p = evo_path_join(dir, de->d_name);
-        unlink(p);
+        if (unlink(p) < 0 && errno != ENOENT && !err)
+            err = errno;
         free(p);
     }
     closedir(d);
-    rmdir(dir);
+    if (rmdir(dir) < 0 && !err)
+        err = errno;
+    errno = err;
+    return err ? -1 : 0;
 }

@@ -26,6 +26,7 @@ typedef struct {
     int fd;         /* the temporary or the spool */
     int dest_fd;    /* spooling: where the spool is copied at commit; else -1 */
     uint64_t pos; /* bytes written so far = current offset */
+    int held;     /* evo_out_hold: commit stops before the rename */
 } evo_out;
 
 /* fsync of a file or directory by path (a directory: to make the renames
@@ -37,8 +38,9 @@ int evo_fsync_path(const char *path, evo_err *e);
  * FUSE) get a check and a plain rename, with that small window. */
 int evo_rename_noreplace(const char *from, const char *to);
 /* Removes a directory of plain files (a checkpoint's, an output being
- * built), best effort: what cannot be removed stays. */
-void evo_remove_dir(const char *dir);
+ * built), best effort: what cannot be removed stays, and -1 with the
+ * first failure's errno says so (a directory already gone is 0). */
+int evo_remove_dir(const char *dir);
 /* path without its trailing slashes, split into the folder holding it
  * ("." if none) and its last component; both malloc'ed. */
 void evo_split_path(const char *path, char **folder, char **base);
@@ -53,10 +55,22 @@ int evo_out_open(evo_out *o, const char *path, evo_err *e);
 int evo_out_write(evo_out *o, const void *p, size_t n, evo_err *e);
 /* Overwrites bytes already written (e.g. a header finished last). */
 int evo_out_pwrite(evo_out *o, const void *p, size_t n, uint64_t offset, evo_err *e);
-/* fsync + rename (or copy to stdout); the file now exists complete. */
+/* fsync + rename (or copy to stdout); the file now exists complete. The
+ * folder's fsync after the rename is best effort: if it fails, a crash
+ * may bring back the file the rename replaced, never a partial one. */
 int evo_out_commit(evo_out *o, evo_err *e);
 /* Removes the temporary; safe after a failed write or commit. */
 void evo_out_abort(evo_out *o);
+/* Outputs that appear together or not at all (evo-pack's training and
+ * validation packs). After evo_out_hold, commit makes the temporary
+ * durable but leaves it under its temporary name; evo_out_publish then
+ * renames each into place. The files they replace are kept as hard links
+ * until all are in place: if one rename fails, those already renamed are
+ * put back as they were, the temporaries removed, and it fails. Either
+ * way every output is finished with (no abort needed). Spooled outputs
+ * ("-", devices) are written at commit, not held. */
+void evo_out_hold(evo_out *o);
+int evo_out_publish(evo_out *const *outs, size_t n, evo_err *e);
 
 /* Removes every temporary still open: called from a signal handler so that
  * Ctrl-C leaves nothing behind. */

@@ -227,18 +227,23 @@ int evo_ckpt_prune(const char *folder, uint32_t keep, evo_err *e)
     size_t n;
     if (list_steps(folder, &steps, &n, e) < 0)
         return -1;
-    for (size_t i = 0; keep && i + keep < n; i++) {
+    int rc = 0;
+    for (size_t i = 0; keep && i + keep < n && rc == 0; i++) {
         char name[32];
         snprintf(name, sizeof name, "%" PRIu64, steps[i]);
         char *dir = evo_path_join(folder, name), *m = marker_name(steps[i]), *mpath = evo_path_join(dir, m);
-        unlink(mpath); /* first: a half-removed checkpoint must not look complete */
-        evo_remove_dir(dir);
+        /* the marker first: a half-removed checkpoint must not look complete */
+        if (unlink(mpath) < 0 && errno != ENOENT)
+            rc = evo_errf(e, "%s: cannot remove its marker %s (the checkpoint stays whole): %s", dir, m,
+                          strerror(errno));
+        else if (evo_remove_dir(dir) < 0)
+            rc = evo_errf(e, "%s: only partly removed (no longer a complete checkpoint): %s", dir, strerror(errno));
         free(dir);
         free(m);
         free(mpath);
     }
     free(steps);
-    return 0;
+    return rc;
 }
 
 /* --- writing ---------------------------------------------------------------- */
@@ -349,11 +354,16 @@ int evo_ckpt_commit(evo_ckpt_writer *w, evo_err *e)
     if (rc == 0)
         rc = evo_write_file(mpath, w->manifest.data, w->manifest.len, e);
     free(mpath);
-    if (old) {
-        if (rc == 0)
-            evo_remove_dir(old);
-        else
-            restore_old(old, w->final);
+    if (rc < 0) {
+        /* Incomplete: taken back under its temporary name (the caller's
+         * abort removes it), so that a failed save leaves no directory
+         * in the step's place, and what it replaced is put back. */
+        if (rename(w->final, w->tmp) < 0)
+            evo_remove_dir(w->final);
+        if (old)
+            rename(old, w->final);
+    } else if (old) {
+        evo_remove_dir(old);
     }
 out:
     free(marker);

@@ -532,6 +532,8 @@ out:
     return rc;
 }
 
+evo_out *evo_pack_output(evo_pack_writer *w) { return &w->w.out; }
+
 void evo_pack_abort(evo_pack_writer *w)
 {
     if (!w->finished)

@@ -158,5 +158,9 @@ int evo_pack_end_row(evo_pack_writer *w, evo_err *e);
  * in from what was added) and commits the file atomically. */
 int evo_pack_finish(evo_pack_writer *w, evo_pack_meta *m, const evo_pack_source *sources, evo_err *e);
 void evo_pack_abort(evo_pack_writer *w);
+/* The writer's output, to publish with others (fileio.h evo_out_hold,
+ * evo_out_publish): held, evo_pack_finish leaves the pack under its
+ * temporary name. */
+evo_out *evo_pack_output(evo_pack_writer *w);
 
 #endif
