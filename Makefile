@@ -4,6 +4,8 @@
 #                        CUDA_HOME=/usr/local/cuda, CUDA_ARCH="80 90" (sm_80, sm_90) by default
 #   make check           run all tests; ends with "N passed, N failed"
 #   make check SANITIZE=1  the same with ASan+UBSan builds (in build/asan)
+#   make check-slow      make check with the long sweeps (200 kills during saves,
+#                        3000 bit flips a file)
 #   make check-all       both of the above (and the CUDA build's host-side tests where
 #                        nvcc is), one summary line (CI)
 #   make check-gpu       scripts/gpu-check: every check that needs a GPU, on this machine's
@@ -72,7 +74,7 @@ TOOLS    := $(filter-out lib,$(patsubst src/%/,%,$(sort $(wildcard src/*/))))
 tool_bin  = $(BIN)/evo-$(if $(filter convert,$(1)),convert2hf,$(1))
 TOOL_BIN := $(foreach t,$(TOOLS),$(call tool_bin,$(t)))
 
-.PHONY: all test-progs check check-all check-gpu fuzz fuzz-build install demo clean
+.PHONY: all test-progs check check-slow check-all check-gpu fuzz fuzz-build install demo clean
 all: $(TOOL_BIN)
 
 # Test drivers: tests/c/<name>.c -> $(BUILD)/tests/<name>, linked against the
@@ -114,6 +116,11 @@ $(FAULT_SHIM): tests/shim/fault-inject.c
 
 check: all test-progs
 	@EVO_BINS=$(CURDIR)/$(BIN) tests/run.sh
+
+# The same with the long sweeps: 200 kills during saves, 3000 bit flips a
+# file (tests that read EVO_SLOW).
+check-slow: all test-progs
+	@EVO_SLOW=1 EVO_BINS=$(CURDIR)/$(BIN) tests/run.sh
 
 # Both builds through the whole suite, one summary line (what CI runs).
 # The CUDA flavour is built wherever nvcc is (CI machines have the toolkit

@@ -112,6 +112,39 @@ sweep "evo-train save and metrics" ENOSPC "${run[@]}"
 sweep "evo-train save and metrics" EIO "${run[@]}"
 failed_ok=same_as_before passed_ok=same_as_ref
 
+# kill -9 at random moments of the save of step 6 (a node taken away):
+# before a random one of its write calls. The newest complete checkpoint
+# verifies, and resuming from it reaches the uninterrupted run's step 6
+# bit for bit, with no temporary left. 20 trials; make check-slow: 200.
+rm -rf ref && cp -a tpl ref && (cd ref && "${run[@]}")
+(cd w && rm -rf out && cp -a ../tpl/out . && EVO_FAULT_DIR=out EVO_FAULT_LOG=$T/log LD_PRELOAD=$shim "${run[@]}")
+k=$(sed -n 's/^calls //p' log | tail -1)
+rm -f log
+trials=$([ -n "${EVO_SLOW:-}" ] && echo 200 || echo 20)
+RANDOM=15
+killed=0 bad=0 first=""
+for i in $(seq 1 "$trials"); do
+    n=$((RANDOM % k + 1))
+    rm -rf w && cp -a tpl w
+    # (in braces: the shell's "Killed" notice goes where their stderr goes)
+    { (cd w && EVO_FAULT_DIR=out EVO_FAULT_AT=$n EVO_FAULT_KILL=1 LD_PRELOAD=$shim "${run[@]}"); } 2>/dev/null
+    rc=$?
+    [ $rc -eq 137 ] && killed=$((killed + 1))
+    newest=6
+    evo-ckpt verify w/out/ckpt/6 >/dev/null 2>&1 || newest=3
+    if ! evo-ckpt verify "w/out/ckpt/$newest" >/dev/null 2>&1 || ! (cd w && "${run[@]}" 2>/dev/null) ||
+        ! same_step6 w ref || ls -A w/out/ckpt | grep -Eq '^\.(tmp|old)-'; then
+        bad=$((bad + 1))
+        [ -n "$first" ] || first="trial $i, killed before call $n of $k (exit $rc): $(ls -A w/out/ckpt | tr '\n' ' ')"
+    fi
+done
+if [ $bad -eq 0 ] && [ $killed -eq "$trials" ]; then
+    pass "kill -9 during a save: $trials trials at random calls of $k, newest complete checkpoint verifies and resumes to the uninterrupted run's bits"
+else
+    fail "kill -9 during a save: $bad of $trials trials lost something ($killed killed)" "$first"
+fi
+rm -rf ref
+
 # evo-ckpt's writers, from the two checkpoints of that run.
 rm -rf tpl && mkdir -p tpl/out
 cp train.pack c.tok tiny.ini tpl/

@@ -5,6 +5,8 @@
  *                           program's outputs; its inputs and stderr not)
  *   EVO_FAULT_AT=N          the N-th counted call fails (0 or unset: none)
  *   EVO_FAULT_ERRNO=E       ENOSPC (default) or EIO
+ *   EVO_FAULT_KILL=1        the N-th call does not fail: the process dies
+ *                           of SIGKILL there, as on a node taken away
  *   EVO_FAULT_UNLINK=1      unlink and rmdir under DIR count too (evo-ckpt
  *                           prune's removals)
  *   EVO_FAULT_LOG=FILE      at exit, "calls K" is appended: how many calls
@@ -26,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -40,7 +43,7 @@ static size_t dir_len;
 static long fail_at;
 static int fail_errno = ENOSPC;
 static _Atomic long calls;
-static int count_unlink;
+static int count_unlink, kill_at;
 static char failed_what[PATH_MAX + 64];
 
 __attribute__((constructor)) static void init(void)
@@ -49,6 +52,7 @@ __attribute__((constructor)) static void init(void)
     if (d && realpath(d, dir))
         dir_len = strlen(dir);
     fail_at = at ? atol(at) : 0;
+    kill_at = getenv("EVO_FAULT_KILL") && !strcmp(getenv("EVO_FAULT_KILL"), "1");
     count_unlink = getenv("EVO_FAULT_UNLINK") && !strcmp(getenv("EVO_FAULT_UNLINK"), "1");
     if (en && !strcmp(en, "EIO"))
         fail_errno = EIO;
@@ -105,6 +109,8 @@ static int fault(const char *what, const char *path)
     long n = ++calls;
     if (n != fail_at)
         return 0;
+    if (kill_at)
+        raise(SIGKILL);
     snprintf(failed_what, sizeof failed_what, "%s %s", what, path);
     errno = fail_errno;
     return 1;
@@ -214,37 +220,29 @@ static int open_fault(const char *path, int flags)
     return (flags & O_CREAT) && under_dir(path) && fault("open", path);
 }
 
-int open(const char *path, int flags, ...)
-{
-    REAL(open);
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = (flags & O_CREAT) ? (mode_t)va_arg(ap, int) : 0;
-    va_end(ap);
-    return open_fault(path, flags) ? -1 : real(path, flags, mode);
-}
+/* open and fopen under both their names: code built for large files
+ * (libarchive) calls the *64 ones. */
+#define OPEN_SHIM(name)                                                                                               \
+    int name(const char *path, int flags, ...)                                                                       \
+    {                                                                                                                \
+        REAL(name);                                                                                                  \
+        va_list ap;                                                                                                  \
+        va_start(ap, flags);                                                                                         \
+        mode_t mode = (flags & O_CREAT) ? (mode_t)va_arg(ap, int) : 0;                                               \
+        va_end(ap);                                                                                                  \
+        return open_fault(path, flags) ? -1 : real(path, flags, mode);                                               \
+    }
+OPEN_SHIM(open)
+OPEN_SHIM(open64)
 
-int open64(const char *path, int flags, ...)
-{
-    REAL(open64);
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = (flags & O_CREAT) ? (mode_t)va_arg(ap, int) : 0;
-    va_end(ap);
-    return open_fault(path, flags) ? -1 : real(path, flags, mode);
-}
-
-FILE *fopen(const char *path, const char *how)
-{
-    REAL(fopen);
-    return how[0] != 'r' && under_dir(path) && fault("fopen", path) ? NULL : real(path, how);
-}
-
-FILE *fopen64(const char *path, const char *how)
-{
-    REAL(fopen64);
-    return how[0] != 'r' && under_dir(path) && fault("fopen", path) ? NULL : real(path, how);
-}
+#define FOPEN_SHIM(name)                                                                                              \
+    FILE *name(const char *path, const char *how)                                                                    \
+    {                                                                                                                \
+        REAL(name);                                                                                                  \
+        return how[0] != 'r' && under_dir(path) && fault("fopen", path) ? NULL : real(path, how);                    \
+    }
+FOPEN_SHIM(fopen)
+FOPEN_SHIM(fopen64)
 
 int fflush(FILE *f)
 {

@@ -187,7 +187,12 @@ int evo_binfile_verify_section(const evo_binfile *f, const evo_section *sec, evo
     XXH3_state_t *st = XXH3_createState();
     XXH3_64bits_reset(st);
     uint8_t *buf = f->fd >= 0 ? evo_malloc(VERIFY_CHUNK) : NULL;
-    int rc = 0;
+    /* A content check that fails does not stop the hashing: if the
+     * checksum fails too, the data was damaged after it was written, and
+     * that is what the error says (naming the section); only data whose
+     * checksum holds gets the content check's error. */
+    int rc = 0, bad_content = 0;
+    evo_err content;
     for (uint64_t done = 0; done < sec->size && rc == 0;) {
         uint64_t n = sec->size - done < VERIFY_CHUNK ? sec->size - done : VERIFY_CHUNK;
         const uint8_t *p = f->data + sec->offset + done;
@@ -201,8 +206,8 @@ int evo_binfile_verify_section(const evo_binfile *f, const evo_section *sec, evo
             p = buf;
         }
         XXH3_64bits_update(st, p, n);
-        if (check)
-            rc = check(ctx, p, n, done, e);
+        if (check && !bad_content)
+            bad_content = check(ctx, p, n, done, &content) < 0;
         if (f->mapped && !buf) {
             /* madvise wants page-aligned starts: drop the whole pages inside the chunk. */
             uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095, z = ((uintptr_t)p + n) & ~(uintptr_t)4095;
@@ -217,6 +222,11 @@ int evo_binfile_verify_section(const evo_binfile *f, const evo_section *sec, evo
     if (rc == 0 && checksum_differs(h, sec->xxh3))
         rc = evo_errf(e, "%s: offset %llu: checksum mismatch in section %u (%llu bytes; corrupt data)", f->path,
                       (unsigned long long)sec->offset, sec->id, (unsigned long long)sec->size);
+    else if (rc == 0 && bad_content) {
+        if (e)
+            *e = content;
+        rc = -1;
+    }
     return rc;
 }
 

@@ -72,7 +72,8 @@ void evo_binfile_close(evo_binfile *f);
 
 /* Verifies one section's XXH3 in chunks, calling check (if not NULL) on
  * each chunk with its offset inside the section, so a format can validate
- * its contents in the same pass over memory. Pages of a mapped file are
+ * its contents in the same pass over memory (when both fail, the error is
+ * the checksum's, which names the section). Pages of a mapped file are
  * released as it goes: verifying never makes a big file resident. */
 typedef int (*evo_chunk_fn)(void *ctx, const uint8_t *p, uint64_t n, uint64_t at, evo_err *e);
 int evo_binfile_verify_section(const evo_binfile *f, const evo_section *sec, evo_chunk_fn check, void *ctx,
