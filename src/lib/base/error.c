@@ -1,6 +1,7 @@
 #include "base/error.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,12 @@ void *evo_malloc(size_t n) { return check(malloc(n ? n : 1), n); }
 void *evo_calloc(size_t n, size_t size) { return check(calloc(n ? n : 1, size ? size : 1), n * size); }
 void *evo_realloc(void *p, size_t n) { return check(realloc(p, n ? n : 1), n); }
 char *evo_strdup(const char *s) { return check(strdup(s), strlen(s) + 1); }
+
+/* jansson (the JSON of configs, state.json, tokenizer.json, JSONL input)
+ * allocates through evo_malloc: memory running out inside a parse ends
+ * with our one line, where jansson 2.14 itself crashes (a 200 MB JSONL
+ * record under ulimit -v). A constructor, so that no tool can forget it. */
+__attribute__((constructor)) static void json_allocates_checked(void) { json_set_alloc_funcs(evo_malloc, free); }
 
 void *evo_malloc_large(size_t n)
 {

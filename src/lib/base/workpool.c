@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "base/error.h"
@@ -66,8 +67,9 @@ evo_pool *evo_pool_new(int n_workers)
     for (int i = 0; i < p->n - 1; i++) {
         worker_arg *w = evo_malloc(sizeof *w);
         *w = (worker_arg){p, i};
-        if (pthread_create(&p->threads[i], NULL, worker_main, w) != 0)
-            evo_fatal("cannot start worker thread %d", i);
+        int rc = pthread_create(&p->threads[i], NULL, worker_main, w);
+        if (rc != 0)
+            evo_fatal("cannot start worker thread %d (of %d): %s", i, p->n - 1, strerror(rc));
     }
     return p;
 }
