@@ -147,7 +147,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS  := -std=c11 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
                 -fno-sanitize-recover=all -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -Wall -Wextra -Werror -Wno-unknown-pragmas -MMD -MP
 FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/%.o,$(filter src/lib/base/% src/lib/text/% src/lib/formats/%,$(LIB_SRC)) \
-                src/tokenize/input.c src/tokenize/batch.c src/convert/hf_json.c src/convert/names.c src/convert/outdir.c)
+                src/tokenize/input.c src/tokenize/batch.c src/convert/hf_json.c src/convert/hf_source.c src/convert/names.c src/convert/outdir.c)
 FUZZ_BIN     := $(patsubst tests/fuzz/%.c,build/fuzz/bin/%,$(sort $(wildcard tests/fuzz/fuzz-*.c)))
 FUZZ_LIBS    := -larchive -ljansson -linih -lpcre2-8 -lutf8proc -lxxhash -lm -pthread
 

@@ -14,6 +14,7 @@
 #include "base/error.h"
 #include "formats/config.h"
 #include "formats/model.h"
+#include "formats/safetensors.h"
 #include "text/tokenizer.h"
 
 typedef struct {
@@ -53,6 +54,25 @@ int hf_write_tokenizer(const outdir *d, const char *path, const evo_tokenizer *t
 /* Reads HFDIR/config.json of a LlamaForCausalLM into c's [model] (and
  * data.seq_len); *tied: lm_head shares the embedding. */
 int hf_read_config(const char *dir, evo_config *c, int *tied, evo_err *e);
+
+/* --- hf_source.c ---------------------------------------------------------- */
+
+/* The safetensors files of a model: the shards an index names, or one. */
+typedef struct {
+    json_t *weight_map; /* name -> file; NULL for a single file */
+    char *index_path;
+    evo_st_file *files;
+    char **names;
+    size_t n_files;
+} hf_source;
+
+/* Opens DIR/model.safetensors.index.json and every shard it names (file
+ * names of DIR only), or DIR/model.safetensors. */
+int hf_source_open(hf_source *s, const char *dir, evo_err *e);
+/* The file and entry of tensor name, or NULL with e saying why. */
+const evo_st_tensor *hf_source_lookup(const hf_source *s, const char *name, const evo_st_file **file,
+                                      evo_err *e);
+void hf_source_close(hf_source *s);
 
 /* --- outdir.c ------------------------------------------------------------- */
 
