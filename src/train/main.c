@@ -47,6 +47,16 @@ static void usage(void)
 enum { OPT_SET = 256, OPT_DRY_RUN, OPT_WORLD, OPT_METRICS, OPT_PEAK, OPT_INJECT_NAN, OPT_COMM_TIMEOUT, OPT_BACKEND,
        OPT_COMM };
 
+/* The index of arg in names (NULL-terminated), or a usage error. */
+static int choice(const char *arg, const char *option, const char *const *names, const char *wanted)
+{
+    for (int i = 0; names[i]; i++)
+        if (strcmp(arg, names[i]) == 0)
+            return i;
+    evo_usage_error("%s wants %s, not '%s'", option, wanted, arg);
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     evo_set_progname("evo-train");
@@ -87,28 +97,16 @@ int main(int argc, char **argv)
         case OPT_COMM_TIMEOUT:
             opt.comm_timeout = (double)evo_usage_number(optarg, "--comm-timeout", 1, 1000000);
             break;
-        case OPT_BACKEND:
-            if (strcmp(optarg, "auto") == 0)
-                opt.backend = TRAIN_BACKEND_AUTO;
-            else if (strcmp(optarg, "cpu") == 0)
-                opt.backend = TRAIN_BACKEND_CPU;
-            else if (strcmp(optarg, "cuda") == 0)
-                opt.backend = TRAIN_BACKEND_CUDA;
-            else if (strcmp(optarg, "guarded") == 0)
-                opt.backend = TRAIN_BACKEND_GUARDED;
-            else
-                evo_usage_error("--backend wants cpu, cuda, auto or guarded, not '%s'", optarg);
+        case OPT_BACKEND: {
+            static const char *const names[] = {"auto", "cpu", "cuda", "guarded", NULL}; /* train_backend's order */
+            opt.backend = (train_backend)choice(optarg, "--backend", names, "cpu, cuda, auto or guarded");
             break;
-        case OPT_COMM:
-            if (strcmp(optarg, "auto") == 0)
-                opt.comm = TRAIN_COMM_AUTO;
-            else if (strcmp(optarg, "mpi") == 0)
-                opt.comm = TRAIN_COMM_MPI;
-            else if (strcmp(optarg, "nccl") == 0)
-                opt.comm = TRAIN_COMM_NCCL;
-            else
-                evo_usage_error("--comm wants nccl, mpi or auto, not '%s'", optarg);
+        }
+        case OPT_COMM: {
+            static const char *const names[] = {"auto", "mpi", "nccl", NULL}; /* train_comm's order */
+            opt.comm = (train_comm)choice(optarg, "--comm", names, "nccl, mpi or auto");
             break;
+        }
         case 'q': evo_quiet = 1; break;
         case 'h':
             usage();

@@ -157,10 +157,8 @@ static void *watchdog(void *arg)
     return NULL;
 }
 
-/* Every collective: enqueued, then its completion marked for the watchdog;
- * its volume counted, and the host's time in the call. */
-static double call_begin(void) { return evo_now(); }
-
+/* Every collective, after it is enqueued: its completion marked for the
+ * watchdog, its volume counted, and the host's time in the call. */
 static void call_end(evo_comm *c, evo_group g, const char *what, evo_coll kind, uint64_t bytes, double t0)
 {
     nccl_impl *m = impl_of(c);
@@ -190,7 +188,7 @@ static void allreduce_f32(evo_comm *c, evo_group g, const evo_backend *be, float
     nccl_impl *m = impl_of(c);
     if (!m->group[g])
         return;
-    double t0 = call_begin();
+    double t0 = evo_now();
     check(m, nc.ncclAllReduce(buf, buf, n, ncclFloat32, ncclSum, m->group[g], m->stream), "all-reduce", g);
     call_end(c, g, "all-reduce", EVO_ALLREDUCE, n * sizeof *buf, t0);
 }
@@ -203,7 +201,7 @@ static void host_allreduce(evo_comm *c, evo_group g, void *host, size_t n, size_
     nccl_impl *m = impl_of(c);
     if (!m->group[g])
         return;
-    double t0 = call_begin();
+    double t0 = evo_now();
     void *d = scratch(m, n * elem);
     m->be->upload(m->be, d, host, n * elem);
     check(m, nc.ncclAllReduce(d, d, n, type, op, m->group[g], m->stream), "all-reduce", g);
@@ -234,7 +232,7 @@ static void reduce_scatter_f32(evo_comm *c, evo_group g, const evo_backend *be, 
     nccl_impl *m = impl_of(c);
     if (alone(m, g, be, out, in, n))
         return;
-    double t0 = call_begin();
+    double t0 = evo_now();
     check(m, nc.ncclReduceScatter(in, out, n, ncclFloat32, ncclSum, m->group[g], m->stream), "reduce-scatter", g);
     call_end(c, g, "reduce-scatter", EVO_REDUCE_SCATTER, n * size_of(c, g) * sizeof *out, t0);
 }
@@ -244,7 +242,7 @@ static void allgather_f32(evo_comm *c, evo_group g, const evo_backend *be, float
     nccl_impl *m = impl_of(c);
     if (alone(m, g, be, out, in, n))
         return;
-    double t0 = call_begin();
+    double t0 = evo_now();
     /* in place when in is this rank's part of out, as NCCL defines it */
     check(m, nc.ncclAllGather(in, out, n, ncclFloat32, m->group[g], m->stream), "all-gather", g);
     call_end(c, g, "all-gather", EVO_ALLGATHER, n * size_of(c, g) * sizeof *out, t0);
@@ -256,7 +254,7 @@ static void reduce_f32(evo_comm *c, evo_group g, const evo_backend *be, float *b
     nccl_impl *m = impl_of(c);
     if (!m->group[g])
         return;
-    double t0 = call_begin();
+    double t0 = evo_now();
     check(m, nc.ncclReduce(buf, buf, n, ncclFloat32, ncclSum, (int)root, m->group[g], m->stream), "reduce", g);
     call_end(c, g, "reduce", EVO_REDUCE, n * sizeof *buf, t0);
 }
@@ -266,7 +264,7 @@ static void broadcast(evo_comm *c, evo_group g, const evo_backend *be, void *buf
     nccl_impl *m = impl_of(c);
     if (!m->group[g])
         return;
-    double t0 = call_begin();
+    double t0 = evo_now();
     void *d = be ? buf : scratch(m, bytes);
     if (!be)
         m->be->upload(m->be, d, buf, bytes);
