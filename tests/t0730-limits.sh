@@ -8,7 +8,8 @@
 #   every document and token accounted for, peak memory as evo-tokenize(1)
 #   and evo-pack(1) state it;
 # - a 24 MB line of text: tokenized in bounded memory;
-# - ulimit -v: evo-train with a model bigger than the limit, evo-tokenize
+# - ulimit -v: evo-train with too little for OpenBLAS (which would hang),
+#   evo-train with a model bigger than the limit, evo-tokenize
 #   with a JSONL record bigger than the limit, evo-ckpt and evo-convert2hf
 #   with too little to map their inputs: each exits 1 with one line saying
 #   what did not fit, and leaves no output and no temporary.
@@ -84,8 +85,18 @@ limited() { # KB NAME PATTERN CMD...: exits 1, one line matching PATTERN, nothin
         fail "$name" "exit $rc: $(cat err) $(ls -A out)"
     fi
 }
-# (evo-train needs about 1 GB of address space to start: OpenBLAS 0.3.21
-# reserves its buffers at load and hangs, its bug, below that.)
+# OpenBLAS 0.3.21 retries a failed mmap of its per-thread buffers forever:
+# evo-train refuses such a limit before OpenBLAS loads (it used to hang).
+limited 300000 "ulimit -v 300 MB, too little for OpenBLAS: evo-train exits 1 at once naming the limit it needs" \
+    'evo-train: ulimit -v 300000 is too small: OpenBLAS hangs without [0-9]+ MiB more .*ulimit -v [0-9]+ in all' \
+    timeout -s KILL 60 evo-train -q --set ckpt.checkpoint_every=1 --set ckpt.save_ckpt_folder=out/ck tiny.ini
+limited 100000 "ulimit -v 100 MB: evo-train --version exits 1 too, rather than hang" \
+    'evo-train: ulimit -v 100000 is too small' timeout -s KILL 60 evo-train --version
+# 600-650 MB left room for the 512-wide model but not for the first matmul's
+# buffer, where evo-train hung (1 thread): OpenBLAS's buffers now come first.
+limited 620000 "ulimit -v 620 MB, room for OpenBLAS, not for a 512-wide model too: out of memory in evo's allocation, no hang" \
+    'out of memory' timeout -s KILL 60 evo-train -q --set model.hidden_size=512 --set model.num_layers=4 \
+    --set model.num_attention_heads=8 --set ckpt.checkpoint_every=1 --set ckpt.save_ckpt_folder=out/ck tiny.ini
 limited 1500000 "ulimit -v 1.5 GB, a 1024-wide 8-layer model: evo-train exits 1, out of memory, no checkpoint" \
     'out of memory allocating' evo-train -q --set model.hidden_size=1024 --set model.num_layers=8 \
     --set model.num_attention_heads=8 --set ckpt.checkpoint_every=1 --set ckpt.save_ckpt_folder=out/ck tiny.ini

@@ -3,7 +3,10 @@
  * ops still only touch what alloc() returned, as a GPU backend must. */
 #include "compute/backend_cpu.h"
 
+#include <cblas.h>
 #include <math.h>
+#include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,7 +98,27 @@ static const evo_backend cpu_backend = {
     .sqnorm = evo_cpu_sqnorm,
 };
 
+/* OpenBLAS maps a work buffer for each thread that calls a GEMM, the first
+ * time it does, and 0.3.21 (Debian 12's) retries a failed mmap forever. One
+ * small GEMM on every OpenMP thread, before the caller allocates its model,
+ * maps them all now, while there is room: when memory runs out later it
+ * runs out in an allocation of ours, which fails with a message. 128^3 is
+ * past OpenBLAS's small-matrix path, which maps nothing. */
+static void map_blas_buffers(void)
+{
+    enum { N = 128 };
+    /* allocated here: a malloc on another thread would reserve it an arena */
+    float *ab = evo_calloc(2 * N * N, sizeof *ab), *c = evo_malloc((size_t)omp_get_max_threads() * N * N * sizeof *c);
+#pragma omp parallel
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, ab, N, ab + N * N, N, 0.0f,
+                c + (size_t)omp_get_thread_num() * N * N, N);
+    free(ab);
+    free(c);
+}
+
 const evo_backend *evo_backend_cpu(void)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, map_blas_buffers);
     return &cpu_backend;
 }
