@@ -118,6 +118,17 @@ checkpoint_every = 10
 EOF
 }
 
+# field FILE KEY: the KEY of every training-step line of a metrics file.
+field() {
+    /usr/bin/python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    j = json.loads(line)
+    if "loss" in j: print(j.get(sys.argv[2]))' "$1" "$2"
+}
+# steps FILE: the step lines without their timings (what must repeat exactly).
+steps() { sed -E 's/,"(seconds|tokens_per_s|tflops|mfu)":[^,}]*//g' "$1"; }
+
 # same_run A B: two files of two runs are the same bytes, but for the
 # Slurm job that saved them (state.json's job_* lines).
 same_run() { cmp <(grep -av '^  "job_' "$1") <(grep -av '^  "job_' "$2"); }

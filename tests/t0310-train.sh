@@ -18,16 +18,6 @@ done < <("$EVO_TESTBIN/train-check" 2>&1)
 
 tiny_training
 
-# field FILE KEY: the KEY of every training-step line of a metrics file.
-field() {
-    /usr/bin/python3 -c '
-import json, sys
-for line in open(sys.argv[1]):
-    j = json.loads(line)
-    if "loss" in j: print(j.get(sys.argv[2]))' "$1" "$2"
-}
-# steps FILE: the step lines without their timings (what must repeat exactly).
-steps() { sed -E 's/,"(seconds|tokens_per_s|tflops|mfu)":[^,}]*//g' "$1"; }
 
 # --- a straight run ---------------------------------------------------------
 check "20 steps, checkpoints at 10 and 20" evo-train -q --set ckpt.save_ckpt_folder=a tiny.ini

@@ -168,7 +168,6 @@ check "info: the stages of h/0" sh -c 'evo-ckpt info h/0 | grep -q "^  stage 2: 
 
 # A run resumed from the resharded-and-back checkpoint continues bit for
 # bit as the straight run.
-steps() { sed -E 's/,"(seconds|tokens_per_s|tflops|mfu)":[^,}]*//g' "$1"; }
 out=$(evo-train --set ckpt.save_ckpt_folder=c tiny.ini 2>&1)
 check "evo-train resumes from the resharded c/10" grep -q 'resuming from c/10 (step 10' <<<"$out"
 for f in model_tp0_pp0.evo optimizer_tp0_pp0_zo0.evo state.json; do

@@ -29,7 +29,7 @@ export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
 # Open MPI keeps allocations for the life of the process (t0500-dist.sh).
 export LSAN_OPTIONS=suppressions=$EVO_ROOT/tests/lsan-mpi.supp:print_suppressions=0:fast_unwind_on_malloc=0
 export OMPI_MCA_mca_base_component_disable_dlclose=1
-check_fails "--backend nope: usage" 2 'backend wants cpu, cuda, auto or guarded' evo-train --backend nope tiny.ini
+check_fails "--backend nope: usage" 2 'backend wants cpu, cuda, auto, guarded or emulated' evo-train --backend nope tiny.ini
 check_fails "--comm nope: usage" 2 'comm wants nccl, mpi or auto' evo-train --comm nope tiny.ini
 
 # guarded: train, save, validate, resume, as one rank and over the layouts

@@ -205,6 +205,7 @@ static int load_tensors(train_run *r, const char *dir, int with_moments, evo_err
             biggest = m->tensors[i].numel > biggest ? m->tensors[i].numel : biggest;
         float *host = evo_malloc_large(biggest * sizeof *host);
         upload_kind(r, &s, EVO_CKPT_WEIGHTS, r->tf.params, host);
+        evo_transformer_weights_changed(&r->tf);
         if (with_moments) {
             upload_kind(r, &s, EVO_CKPT_ADAM_M, r->adam_m, host);
             upload_kind(r, &s, EVO_CKPT_ADAM_V, r->adam_v, host);

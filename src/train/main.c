@@ -29,6 +29,8 @@ static void usage(void)
            "      --backend B       cpu, cuda (one GPU per rank, by PMIx local rank) or auto\n"
            "                        (default: cuda where this build has it and a GPU is visible);\n"
            "                        guarded: the CPU's, its memory out of the host's reach (tests)\n"
+           "                        emulated: the CPU's rounding activations and the working\n"
+           "                        weights to model.dtype (bf16/fp16 mixed precision's numerics)\n"
            "      --comm C          on many ranks: nccl (GPU ranks), mpi (Open MPI; GPU memory\n"
            "                        staged through the host) or auto (default: nccl where the\n"
            "                        backend is cuda and libnccl.so.2 loads, else mpi)\n"
@@ -98,8 +100,8 @@ int main(int argc, char **argv)
             opt.comm_timeout = (double)evo_usage_number(optarg, "--comm-timeout", 1, 1000000);
             break;
         case OPT_BACKEND: {
-            static const char *const names[] = {"auto", "cpu", "cuda", "guarded", NULL}; /* train_backend's order */
-            opt.backend = (train_backend)choice(optarg, "--backend", names, "cpu, cuda, auto or guarded");
+            static const char *const names[] = {"auto", "cpu", "cuda", "guarded", "emulated", NULL}; /* train_backend's order */
+            opt.backend = (train_backend)choice(optarg, "--backend", names, "cpu, cuda, auto, guarded or emulated");
             break;
         }
         case OPT_COMM: {

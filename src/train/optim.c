@@ -157,6 +157,7 @@ train_step_result train_optim_step(train_run *r)
         if (l->zero1 > 1)
             comm->broadcast(comm, EVO_GROUP_ZERO1, be, p, run.numel * sizeof *p, run.owner);
     }
+    evo_transformer_weights_changed(&r->tf);
     evo_loss_scaler_update(&r->st.scaler, c, 0);
     res.applied = 1;
     return res;

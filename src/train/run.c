@@ -207,6 +207,10 @@ static const evo_backend *pick_backend(const evo_config *c, const train_options 
 {
     if (opt->backend == TRAIN_BACKEND_GUARDED)
         return evo_backend_guarded();
+    if (opt->backend == TRAIN_BACKEND_EMULATED)
+        return evo_backend_emulated(c->model.dtype == EVO_DT_BF16   ? EVO_BF16
+                                    : c->model.dtype == EVO_DT_F16 ? EVO_F16
+                                                                   : EVO_F32);
     if (opt->backend == TRAIN_BACKEND_CPU || (opt->backend == TRAIN_BACKEND_AUTO && !evo_cuda_built))
         return evo_backend_cpu();
     if (!evo_cuda_built)

@@ -26,7 +26,8 @@
  * checkpoint: sysexits' EX_TEMPFAIL, "try again", for requeueing scripts. */
 enum { TRAIN_EXIT_REQUEUE = 75 };
 
-typedef enum { TRAIN_BACKEND_AUTO, TRAIN_BACKEND_CPU, TRAIN_BACKEND_CUDA, TRAIN_BACKEND_GUARDED } train_backend;
+typedef enum { TRAIN_BACKEND_AUTO, TRAIN_BACKEND_CPU, TRAIN_BACKEND_CUDA, TRAIN_BACKEND_GUARDED,
+               TRAIN_BACKEND_EMULATED } train_backend;
 typedef enum { TRAIN_COMM_AUTO, TRAIN_COMM_MPI, TRAIN_COMM_NCCL } train_comm;
 
 /* Options from the command line that are not part of the config. */

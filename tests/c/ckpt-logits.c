@@ -33,6 +33,7 @@ int main(int argc, char **argv)
     evo_transformer tf;
     evo_transformer_init(&tf, &cm.model, be, &(evo_transformer_opts){.T_max = T});
     be->upload(be, tf.params, cm.weights, cm.model.n_params * sizeof *cm.weights);
+    evo_transformer_weights_changed(&tf);
     evo_transformer_forward(&tf, 0, 0, &row, T);
     float *logits = evo_malloc(T * V * sizeof *logits);
     be->download(be, logits, tf.slots[0].logits, T * V * sizeof *logits);

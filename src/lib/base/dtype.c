@@ -52,3 +52,15 @@ void evo_dtype_cast(void *dst, evo_dtype dst_dt, const void *src, evo_dtype src_
     for (size_t i = 0; i < n; i++)
         store_f32(dst, dst_dt, i, load_f32(src, src_dt, i));
 }
+
+void evo_dtype_round(float *x, evo_dtype dt, size_t n)
+{
+    if (dt == EVO_F32)
+        return;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = bits_of_f32(x[i]);
+        x[i] = f32_from_bits(dt == EVO_BF16 ? evo_bf16_to_f32_bits(evo_bf16_from_f32_bits(u))
+                                            : evo_f16_to_f32_bits(evo_f16_from_f32_bits(u)));
+    }
+}

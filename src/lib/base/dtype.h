@@ -23,4 +23,9 @@ size_t evo_dtype_size(evo_dtype dt);
  * number. */
 void evo_dtype_cast(void *dst, evo_dtype dst_dt, const void *src, evo_dtype src_dt, size_t n);
 
+/* Rounds n fp32 values in place to the nearest dt values, as a cast to dt
+ * and back would (nothing for fp32): fp32 memory holding bf16 or fp16
+ * values, how the CPU emulates computing in them (backend.h). */
+void evo_dtype_round(float *x, evo_dtype dt, size_t n);
+
 #endif

@@ -11,9 +11,16 @@
  * - Memory is the backend's: buffers come from alloc() and are opaque
  *   "device pointers". The host reaches them only through upload/download,
  *   and an op never reads a host pointer (scalars are passed by value).
- * - Activations, parameters, gradients and optimizer state are fp32. The
- *   dtype enum is there for cast(), which turns fp32 into the bf16/f16
- *   copies that checkpoints and mixed precision need.
+ * - Every op computes in fp32 (matmuls accumulate in fp32). A backend has
+ *   a compute dtype (`dtype`, from model.dtype): the activations, their
+ *   gradients and the working copy of the weights the layers read hold
+ *   values of it, every op rounding what it writes to them (to nearest
+ *   even, dtype.h). The master weights, parameter gradients, optimizer
+ *   state, saved statistics (rstd, lse), losses and the loss-scaled dloss
+ *   are fp32 in every dtype. Storage is fp32 today: the CPU backend
+ *   computes in fp32 (dtype fp32) and is the reference; the emulated one
+ *   (backend_emulated.c) is the CPU's rounding to bf16 or fp16 wherever a
+ *   GPU computing in them rounds, mixed precision's numerics on the CPU.
  * - A micro-batch is one packed row of T tokens (the batch dimension folded
  *   into T); document boundaries are given by cu_seqlens, positions restart
  *   in every segment (InternEvo's `indexes`).
@@ -49,6 +56,8 @@ struct evo_backend {
      * backend), so a comm may hand it to MPI as it is; 0: the host reaches
      * it only through this table (a GPU's memory), and comms stage it. */
     int host_memory;
+    /* The compute dtype (above); fp32 for the CPU and CUDA backends. */
+    evo_dtype dtype;
 
     /* ---- memory ---------------------------------------------------------
      * alloc never returns NULL (out of memory is fatal, as everywhere in
@@ -64,6 +73,9 @@ struct evo_backend {
     void (*copy)(const evo_backend *be, void *dst, const void *src, size_t bytes);
     void (*cast)(const evo_backend *be, void *dst, evo_dtype dst_dt, const void *src,
                  evo_dtype src_dt, size_t n);
+    /* The working copy of n master weights: dst = src rounded to dtype (a
+     * plain copy in fp32). */
+    void (*working_copy)(const evo_backend *be, float *dst, const float *src, size_t n);
 
     /* ---- embedding ------------------------------------------------------
      * out[t,:] = table[ids[t],:], with 0 <= ids[t] < V (checked by the
@@ -208,6 +220,12 @@ const evo_backend *evo_backend_cpu(void);
  * table's functions (backend_guarded.c): a test that nothing else touches
  * backend memory, as with a GPU's. */
 const evo_backend *evo_backend_guarded(void);
+
+/* The CPU backend rounding to dt wherever the contract says an op writes
+ * dtype values (backend_emulated.c): bf16 or fp16 mixed precision's
+ * numerics on the CPU, the reference for a GPU computing in them. fp32 is
+ * the CPU backend, bit for bit. */
+const evo_backend *evo_backend_emulated(evo_dtype dt);
 
 /* The CUDA backend (src/lib/cuda/, kernels/; built by `make CUDA=1`) on GPU
  * number device modulo the visible ones (the PMIx local rank picks it),

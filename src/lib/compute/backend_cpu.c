@@ -67,9 +67,15 @@ static void cpu_cast(const evo_backend *be, void *dst, evo_dtype dst_dt, const v
     evo_dtype_cast(dst, dst_dt, src, src_dt, n);
 }
 
+static void cpu_working_copy(const evo_backend *be, float *dst, const float *src, size_t n)
+{
+    cpu_memcpy(be, dst, src, n * sizeof *dst);
+}
+
 static const evo_backend cpu_backend = {
     .name = "cpu",
     .host_memory = 1,
+    .dtype = EVO_F32,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .upload = cpu_memcpy,
@@ -78,6 +84,7 @@ static const evo_backend cpu_backend = {
     .add = cpu_add,
     .copy = cpu_memcpy,
     .cast = cpu_cast,
+    .working_copy = cpu_working_copy,
     .embedding_fwd = evo_cpu_embedding_fwd,
     .embedding_bwd = evo_cpu_embedding_bwd,
     .matmul_fwd = evo_cpu_matmul_fwd,

@@ -84,6 +84,7 @@ GUARDED(add, (const evo_backend *be, float *d, const float *s, size_t n), (be, d
 GUARDED(copy, (const evo_backend *be, void *d, const void *s, size_t b), (be, d, s, b))
 GUARDED(cast, (const evo_backend *be, void *d, evo_dtype dd, const void *s, evo_dtype sd, size_t n),
         (be, d, dd, s, sd, n))
+GUARDED(working_copy, (const evo_backend *be, float *d, const float *s, size_t n), (be, d, s, n))
 GUARDED(embedding_fwd, (const evo_backend *be, float *o, const int32_t *i, const float *t, size_t T, size_t C),
         (be, o, i, t, T, C))
 GUARDED(embedding_bwd, (const evo_backend *be, float *o, const int32_t *i, const float *t, size_t T, size_t C),
@@ -140,6 +141,7 @@ GUARDED(sqnorm, (const evo_backend *be, double *a, const float *x, size_t n), (b
 static const evo_backend guarded_backend = {
     .name = "guarded (the CPU backend, its memory unreadable outside its ops)",
     .host_memory = 0,
+    .dtype = EVO_F32,
     .alloc = guarded_alloc,
     .free = guarded_free,
     .upload = guarded_upload,
@@ -148,6 +150,7 @@ static const evo_backend guarded_backend = {
     .add = guarded_add,
     .copy = guarded_copy,
     .cast = guarded_cast,
+    .working_copy = guarded_working_copy,
     .embedding_fwd = guarded_embedding_fwd,
     .embedding_bwd = guarded_embedding_bwd,
     .matmul_fwd = guarded_matmul_fwd,

@@ -64,6 +64,7 @@ static void layout(evo_transformer *tf, carve *c)
     size_t T = tf->T_max, Ts = evo_transformer_rows(tf, T), d = w->d;
     tf->params = TAKE_F(c, m->n_params);
     tf->grads = TAKE_F(c, m->n_params);
+    tf->weights = tf->be->dtype == EVO_F32 ? tf->params : TAKE_F(c, m->n_params);
     if (tf->n_recompute)
         carve_acts(tf, c, &tf->recompute);
     for (int s = 0; s < tf->n_slots; s++) {
@@ -253,6 +254,13 @@ void evo_transformer_init_params(evo_transformer *tf, uint64_t seed)
         tf->be->upload(tf->be, tf->params + t->offset, h, t->numel * sizeof *h);
     }
     free(h);
+    evo_transformer_weights_changed(tf);
+}
+
+void evo_transformer_weights_changed(evo_transformer *tf)
+{
+    if (tf->weights != tf->params)
+        tf->be->working_copy(tf->be, tf->weights, tf->params, tf->m->n_params);
 }
 
 void evo_transformer_zero_grad(evo_transformer *tf)
@@ -395,7 +403,7 @@ static void layer_forward(evo_transformer *tf, evo_microbatch *mb, uint32_t i)
     size_t T = mb->T, d = w->d, Ts = evo_transformer_rows(tf, T);
     int hd = (int)m->head_dim;
     float eps = (float)m->eps, base = (float)m->rope_base;
-    float *P = tf->params;
+    float *P = tf->weights;
     const evo_layer_offsets *o = &tf->layer[tf->chunk_at[mb->chunk] + i];
     evo_layer_acts *a = &mb->acts[i];
     /* h = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))) */
@@ -433,7 +441,7 @@ double evo_transformer_forward(evo_transformer *tf, int slot, uint32_t chunk, co
                   row->cu_seqlens[row->n_segments], tf->T_max);
     size_t d = w->d, Ts = evo_transformer_rows(tf, T);
     float eps = (float)m->eps;
-    float *P = tf->params;
+    float *P = tf->weights;
     mb->T = T;
     mb->chunk = chunk;
     mb->n_seg = (int)row->n_segments;
@@ -476,7 +484,7 @@ void evo_transformer_backward(evo_transformer *tf, int slot, float scale)
     size_t T = mb->T, d = w->d, Ts = evo_transformer_rows(tf, T);
     int hd = (int)m->head_dim;
     float base = (float)m->rope_base;
-    float *P = tf->params, *G = tf->grads;
+    float *P = tf->weights, *G = tf->grads;
     if (!mb->n_labelled)
         return;
     /* A tensor rank's gradient of an input its row-cut layers (q k v,

@@ -108,6 +108,9 @@ typedef struct {
     float label_smoothing;
     void *arena;           /* the one allocation; everything below points into it */
     float *params, *grads; /* n_params each, laid out by the tensor table */
+    /* what the layers read: the working copy of params in the backend's
+     * dtype, or params itself in fp32 (evo_transformer_weights_changed) */
+    float *weights;
     uint64_t embedding, norm, head; /* EVO_NO_TENSOR on a stage without them */
     uint32_t n_layers;              /* the stage's, all chunks */
     evo_layer_offsets *layer;       /* [n_layers], chunk after chunk */
@@ -157,6 +160,11 @@ void evo_transformer_free(evo_transformer *tf);
  * the flat buffer is a function of (seed, i) only, so the values do not
  * depend on thread count, on tensor order, or on which rank fills a shard. */
 void evo_transformer_init_params(evo_transformer *tf, uint64_t seed);
+/* Makes the working copy of the weights after params changed (an
+ * optimizer step, a load): the master weights rounded to the backend's
+ * dtype, which the layers compute with; nothing in fp32, where the layers
+ * read params. init_params calls it. */
+void evo_transformer_weights_changed(evo_transformer *tf);
 void evo_transformer_zero_grad(evo_transformer *tf);
 
 /* Runs the first T tokens of row (T <= T_max; cu_seqlens must end at T)

@@ -92,6 +92,12 @@ static void cuda_copy(const evo_backend *be, void *dst, const void *src, size_t 
         check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cu.stream), "copy");
 }
 
+/* dtype fp32: the working copy is the master weights' bits. */
+static void cuda_working_copy(const evo_backend *be, float *dst, const float *src, size_t n)
+{
+    cuda_copy(be, dst, src, n * sizeof *dst);
+}
+
 static void cuda_copy2d(const evo_backend *be, float *dst, size_t dst_stride, const float *src, size_t src_stride,
                         size_t rows, size_t cols)
 {
@@ -372,6 +378,7 @@ static void cuda_sqnorm(const evo_backend *be, double *acc, const float *x, size
 static evo_backend cuda_backend = {
     .name = cu.name,
     .host_memory = 0,
+    .dtype = EVO_F32,
     .alloc = cuda_alloc,
     .free = cuda_free,
     .upload = cuda_upload,
@@ -380,6 +387,7 @@ static evo_backend cuda_backend = {
     .add = cuda_add,
     .copy = cuda_copy,
     .cast = cuda_cast,
+    .working_copy = cuda_working_copy,
     .embedding_fwd = cuda_embedding_fwd,
     .embedding_bwd = cuda_embedding_bwd,
     .matmul_fwd = cuda_matmul_fwd,
