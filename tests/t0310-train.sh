@@ -28,6 +28,19 @@ check "loss at init is ln(8000) = 8.987 +- 0.1 (got $first)" awk -v l="$first" '
 check "loss falls by more than 1 in 20 steps ($first -> $last)" awk -v a="$first" -v b="$last" 'BEGIN {exit !(a - b > 1)}'
 check "metrics: 20 step lines" test "$(field a/metrics.jsonl loss | wc -l)" = 20
 
+# --- --profile: every op timed -----------------------------------------------
+# 5 steps x 2 micro-batches, each 2 layers x 7 matmuls + the head: 150
+# forward matmuls; the table even with -q, the same weights as without.
+evo-train -q --profile --set data.total_steps=5 --set ckpt.save_ckpt_folder=prof --set ckpt.checkpoint_every=5 \
+    tiny.ini 2>prof.err
+check "--profile: matmul_fwd called 5 x 2 x (2 x 7 + 1) = 150 times" \
+    grep -Eq '^evo-train: profile: matmul_fwd +150 ' prof.err
+check "--profile: a line for every op the step runs, and the total" sh -c \
+    "[ \$(grep -Ec '^evo-train: profile: [a-z_0-9]+ +[0-9]+ +[0-9.]+ +[0-9.]+% +[0-9.]+\$' prof.err) -ge 19 ] &&
+     grep -Eq '^evo-train: profile: all ops +[0-9.]+\$' prof.err"
+evo-train -q --set data.total_steps=5 --set ckpt.save_ckpt_folder=noprof --set ckpt.checkpoint_every=5 tiny.ini
+check "--profile: the same weights as without it" cmp prof/5/model_tp0_pp0.evo noprof/5/model_tp0_pp0.evo
+
 # --- resume is bit-exact ------------------------------------------------------
 # The same run stopped at step 10 by the stop file, then resumed by a new process.
 echo 10 >stop

@@ -36,6 +36,8 @@ static void usage(void)
            "                        backend is cuda and libnccl.so.2 loads, else mpi)\n"
            "      --inject-nan BATCHES  poison the gradients of these batches (\"3,7-9\"), to try\n"
            "                        the inf/NaN handling and a job script's reaction to it\n"
+           "      --profile         time every backend op (each waited for: the run is slower) and\n"
+           "                        print the table at the end, per rank\n"
            "      --comm-timeout S  on many ranks: end the job when a collective has waited S\n"
            "                        seconds for a rank that died or hangs (default 600)\n"
            "  -q, --quiet           less on stderr\n"
@@ -47,7 +49,7 @@ static void usage(void)
 }
 
 enum { OPT_SET = 256, OPT_DRY_RUN, OPT_WORLD, OPT_METRICS, OPT_PEAK, OPT_INJECT_NAN, OPT_COMM_TIMEOUT, OPT_BACKEND,
-       OPT_COMM };
+       OPT_COMM, OPT_PROFILE };
 
 /* The index of arg in names (NULL-terminated), or a usage error. */
 static int choice(const char *arg, const char *option, const char *const *names, const char *wanted)
@@ -69,6 +71,7 @@ int main(int argc, char **argv)
         {"inject-nan", required_argument, NULL, OPT_INJECT_NAN},
         {"comm-timeout", required_argument, NULL, OPT_COMM_TIMEOUT},
         {"backend", required_argument, NULL, OPT_BACKEND}, {"comm", required_argument, NULL, OPT_COMM},
+        {"profile", no_argument, NULL, OPT_PROFILE},
         {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     int dry_run = 0, c, n_sets = 0;
@@ -109,6 +112,7 @@ int main(int argc, char **argv)
             opt.comm = (train_comm)choice(optarg, "--comm", names, "nccl, mpi or auto");
             break;
         }
+        case OPT_PROFILE: opt.profile = 1; break;
         case 'q': evo_quiet = 1; break;
         case 'h':
             usage();

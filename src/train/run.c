@@ -283,6 +283,8 @@ static evo_comm *open_world(evo_world *w, const evo_config *c, const evo_model *
     }
     train_control_find_end(c, w->rank);
     *be = pick_backend(c, opt, w);
+    if (opt->profile)
+        *be = evo_backend_profiled(*be);
     evo_comm *comm = open_comm(&l, w, *be, opt, &e);
     if (!comm)
         evo_fatal("%s", e.msg);
@@ -367,6 +369,12 @@ int train_run_main(evo_config *c, const train_options *opt)
         }
     }
     train_report_summary(&r);
+    if (opt->profile) {
+        char prefix[64] = "evo-train: profile: ";
+        if (world.size > 1)
+            snprintf(prefix, sizeof prefix, "evo-train: profile of rank %u: ", (unsigned)world.rank);
+        evo_backend_profile_print(stderr, prefix);
+    }
     if (rc == -1)
         rc = 0;
     else if (!rc && save(&r) < 0)

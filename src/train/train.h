@@ -39,6 +39,7 @@ typedef struct {
     double comm_timeout;      /* seconds a collective may wait for its peers */
     train_backend backend;
     train_comm comm;
+    int profile; /* --profile: time every backend op */
 } train_options;
 
 /* --- data.c ---------------------------------------------------------------- */

@@ -38,6 +38,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "base/dtype.h"
 #include "base/error.h"
@@ -65,6 +66,9 @@ struct evo_backend {
      * copy is device to device; upload/download cross to and from the host.
      * cast converts n elements with evo_dtype_cast's rounding (dtype.h). */
     void *(*alloc)(const evo_backend *be, size_t bytes);
+    /* Waits until every op called so far has run (nothing to wait for
+     * where ops return done, as on the CPU): for timing one op. */
+    void (*finish)(const evo_backend *be);
     void (*free)(const evo_backend *be, void *p);
     void (*upload)(const evo_backend *be, void *dst, const void *host_src, size_t bytes);
     void (*download)(const evo_backend *be, void *host_dst, const void *src, size_t bytes);
@@ -226,6 +230,14 @@ const evo_backend *evo_backend_guarded(void);
  * numerics on the CPU, the reference for a GPU computing in them. fp32 is
  * the CPU backend, bit for bit. */
 const evo_backend *evo_backend_emulated(evo_dtype dt);
+
+/* inner with every op timed, each waited for (finish) so that its time is
+ * its own: the run is slower by the waits (backend_profiled.c). One at a
+ * time; evo_backend_profile_print tells what it measured. */
+const evo_backend *evo_backend_profiled(const evo_backend *inner);
+/* The profiled backend's ops, most time first: calls, seconds, share of
+ * the ops' time, mean; one line each, every line starting with prefix. */
+void evo_backend_profile_print(FILE *f, const char *prefix);
 
 /* The CUDA backend (src/lib/cuda/, kernels/; built by `make CUDA=1`) on GPU
  * number device modulo the visible ones (the PMIx local rank picks it),

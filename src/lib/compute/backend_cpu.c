@@ -67,6 +67,9 @@ static void cpu_cast(const evo_backend *be, void *dst, evo_dtype dst_dt, const v
     evo_dtype_cast(dst, dst_dt, src, src_dt, n);
 }
 
+/* Every op has run when it returns. */
+static void cpu_finish(const evo_backend *be) { (void)be; }
+
 static void cpu_working_copy(const evo_backend *be, float *dst, const float *src, size_t n)
 {
     cpu_memcpy(be, dst, src, n * sizeof *dst);
@@ -77,6 +80,7 @@ static const evo_backend cpu_backend = {
     .host_memory = 1,
     .dtype = EVO_F32,
     .alloc = cpu_alloc,
+    .finish = cpu_finish,
     .free = cpu_free,
     .upload = cpu_memcpy,
     .download = cpu_memcpy,

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
-#include "compute/backend.h"
+#include "compute/backend_ops.h"
 
 typedef struct {
     void *p;
@@ -77,66 +77,8 @@ static void guarded_free(const evo_backend *be, void *p)
         cpu->op args;                                                                                          \
         close_memory();                                                                                        \
     }
-GUARDED(upload, (const evo_backend *be, void *d, const void *s, size_t b), (be, d, s, b))
-GUARDED(download, (const evo_backend *be, void *d, const void *s, size_t b), (be, d, s, b))
-GUARDED(fill, (const evo_backend *be, float *d, float v, size_t n), (be, d, v, n))
-GUARDED(add, (const evo_backend *be, float *d, const float *s, size_t n), (be, d, s, n))
-GUARDED(copy, (const evo_backend *be, void *d, const void *s, size_t b), (be, d, s, b))
-GUARDED(cast, (const evo_backend *be, void *d, evo_dtype dd, const void *s, evo_dtype sd, size_t n),
-        (be, d, dd, s, sd, n))
-GUARDED(working_copy, (const evo_backend *be, float *d, const float *s, size_t n), (be, d, s, n))
-GUARDED(embedding_fwd, (const evo_backend *be, float *o, const int32_t *i, const float *t, size_t T, size_t C),
-        (be, o, i, t, T, C))
-GUARDED(embedding_bwd, (const evo_backend *be, float *o, const int32_t *i, const float *t, size_t T, size_t C),
-        (be, o, i, t, T, C))
-GUARDED(matmul_fwd,
-        (const evo_backend *be, float *o, const float *i, const float *w, const float *b, size_t T, size_t C,
-         size_t OC),
-        (be, o, i, w, b, T, C, OC))
-GUARDED(matmul_bwd,
-        (const evo_backend *be, float *di, float *dw, float *db, const float *d, const float *i, const float *w,
-         size_t T, size_t C, size_t OC, evo_grad_mode m),
-        (be, di, dw, db, d, i, w, T, C, OC, m))
-GUARDED(rmsnorm_fwd,
-        (const evo_backend *be, float *o, float *r, const float *i, const float *w, float e, size_t T, size_t C),
-        (be, o, r, i, w, e, T, C))
-GUARDED(rmsnorm_bwd,
-        (const evo_backend *be, float *di, float *dw, const float *d, const float *i, const float *w, const float *r,
-         size_t T, size_t C, evo_grad_mode m),
-        (be, di, dw, d, i, w, r, T, C, m))
-GUARDED(rope_fwd, (const evo_backend *be, float *o, const float *i, const int32_t *p, size_t T, int H, int hd, float b),
-        (be, o, i, p, T, H, hd, b))
-GUARDED(rope_bwd, (const evo_backend *be, float *o, const float *i, const int32_t *p, size_t T, int H, int hd, float b),
-        (be, o, i, p, T, H, hd, b))
-GUARDED(attention_fwd,
-        (const evo_backend *be, float *o, float *l, const float *q, const float *k, const float *v, const int32_t *cu,
-         int ns, size_t T, int H, int KVH, int hd),
-        (be, o, l, q, k, v, cu, ns, T, H, KVH, hd))
-GUARDED(attention_bwd,
-        (const evo_backend *be, float *dq, float *dk, float *dv, float *s, const float *d, const float *q,
-         const float *k, const float *v, const float *o, const float *l, const int32_t *cu, int ns, size_t T, int H,
-         int KVH, int hd),
-        (be, dq, dk, dv, s, d, q, k, v, o, l, cu, ns, T, H, KVH, hd))
-GUARDED(swiglu_fwd, (const evo_backend *be, float *o, const float *g, const float *u, size_t n), (be, o, g, u, n))
-GUARDED(swiglu_bwd, (const evo_backend *be, float *dg, float *du, const float *d, const float *g, const float *u, size_t n),
-        (be, dg, du, d, g, u, n))
-GUARDED(crossentropy_fwd,
-        (const evo_backend *be, float *ls, float *l, const float *z, const int32_t *y, float e, size_t T, size_t V),
-        (be, ls, l, z, y, e, T, V))
-GUARDED(crossentropy_bwd,
-        (const evo_backend *be, float *dz, const float *dl, const float *z, const float *l, const int32_t *y, float e,
-         size_t T, size_t V, size_t v0, size_t Vl),
-        (be, dz, dl, z, l, y, e, T, V, v0, Vl))
-GUARDED(crossentropy_shard_fwd,
-        (const evo_backend *be, float *p, const float *z, const int32_t *y, size_t T, size_t v0, size_t Vl),
-        (be, p, z, y, T, v0, Vl))
-GUARDED(copy2d, (const evo_backend *be, float *d, size_t ds, const float *s, size_t ss, size_t r, size_t c),
-        (be, d, ds, s, ss, r, c))
-GUARDED(adamw,
-        (const evo_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
-         float e, float wd, float gs, int t),
-        (be, p, g, m, v, n, lr, b1, b2, e, wd, gs, t))
-GUARDED(sqnorm, (const evo_backend *be, double *a, const float *x, size_t n), (be, a, x, n))
+EVO_BACKEND_OPS(GUARDED)
+#define GUARDED_ENTRY(op, params, args) .op = guarded_##op,
 
 static const evo_backend guarded_backend = {
     .name = "guarded (the CPU backend, its memory unreadable outside its ops)",
@@ -144,31 +86,7 @@ static const evo_backend guarded_backend = {
     .dtype = EVO_F32,
     .alloc = guarded_alloc,
     .free = guarded_free,
-    .upload = guarded_upload,
-    .download = guarded_download,
-    .fill = guarded_fill,
-    .add = guarded_add,
-    .copy = guarded_copy,
-    .cast = guarded_cast,
-    .working_copy = guarded_working_copy,
-    .embedding_fwd = guarded_embedding_fwd,
-    .embedding_bwd = guarded_embedding_bwd,
-    .matmul_fwd = guarded_matmul_fwd,
-    .matmul_bwd = guarded_matmul_bwd,
-    .rmsnorm_fwd = guarded_rmsnorm_fwd,
-    .rmsnorm_bwd = guarded_rmsnorm_bwd,
-    .rope_fwd = guarded_rope_fwd,
-    .rope_bwd = guarded_rope_bwd,
-    .attention_fwd = guarded_attention_fwd,
-    .attention_bwd = guarded_attention_bwd,
-    .swiglu_fwd = guarded_swiglu_fwd,
-    .swiglu_bwd = guarded_swiglu_bwd,
-    .crossentropy_fwd = guarded_crossentropy_fwd,
-    .crossentropy_bwd = guarded_crossentropy_bwd,
-    .crossentropy_shard_fwd = guarded_crossentropy_shard_fwd,
-    .copy2d = guarded_copy2d,
-    .adamw = guarded_adamw,
-    .sqnorm = guarded_sqnorm,
+    EVO_BACKEND_OPS(GUARDED_ENTRY)
 };
 
 const evo_backend *evo_backend_guarded(void)

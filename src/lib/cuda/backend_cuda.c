@@ -92,6 +92,12 @@ static void cuda_copy(const evo_backend *be, void *dst, const void *src, size_t 
         check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cu.stream), "copy");
 }
 
+static void cuda_finish(const evo_backend *be)
+{
+    (void)be;
+    check(cudaStreamSynchronize(cu.stream), "finish");
+}
+
 /* dtype fp32: the working copy is the master weights' bits. */
 static void cuda_working_copy(const evo_backend *be, float *dst, const float *src, size_t n)
 {
@@ -380,6 +386,7 @@ static evo_backend cuda_backend = {
     .host_memory = 0,
     .dtype = EVO_F32,
     .alloc = cuda_alloc,
+    .finish = cuda_finish,
     .free = cuda_free,
     .upload = cuda_upload,
     .download = cuda_download,
