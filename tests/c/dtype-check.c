@@ -7,12 +7,16 @@
  *     below, on and just above a tie, just below the next value), for
  *     every sign and exponent, plus 2^24 values from a fixed random stream.
  * NaNs must stay NaN with the sign kept (payloads are not compared).
+ * And evo_dtype_round (the emulated backend's rounding in place) against
+ * evo_dtype_cast there and back, to bf16 and to fp16, on the same random
+ * stream: the same bits, and rounding twice changes nothing.
  * Prints one line per family and "ok" or the first mismatches; exit 1 on any. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "base/dtype.h"
 #include "base/dtype_bits.h"
 
 static unsigned long long bad;
@@ -59,5 +63,32 @@ int main(void)
         check_to_f16((uint32_t)(s >> 32));
     }
     printf("fp32 -> fp16, 2.6M boundary and 16.8M random values: %s\n", bad > before ? "MISMATCH" : "ok");
+    enum { N = 1 << 20 };
+    static float x[N], rounded[N], again[N];
+    static uint16_t half[N];
+    for (evo_dtype dt = EVO_BF16; dt <= EVO_F16; dt++) {
+        before = bad;
+        for (int i = 0; i < N; i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            uint32_t u = (uint32_t)(s >> 32);
+            memcpy(&x[i], &u, 4);
+        }
+        memcpy(rounded, x, sizeof x);
+        evo_dtype_round(rounded, dt, N);
+        evo_dtype_cast(half, dt, x, EVO_F32, N);
+        evo_dtype_cast(again, EVO_F32, half, dt, N);
+        for (int i = 0; i < N; i++) {
+            int same = isnan(again[i]) ? isnan(rounded[i]) : memcmp(&again[i], &rounded[i], 4) == 0;
+            if (!same && bad++ < 5)
+                printf("  round %a: got %a, want %a\n", (double)x[i], (double)rounded[i], (double)again[i]);
+        }
+        memcpy(again, rounded, sizeof rounded);
+        evo_dtype_round(again, dt, N);
+        for (int i = 0; i < N; i++)
+            if (!isnan(rounded[i]) && memcmp(&again[i], &rounded[i], 4) != 0 && bad++ < 5)
+                printf("  round twice %a: %a then %a\n", (double)x[i], (double)rounded[i], (double)again[i]);
+        printf("evo_dtype_round to %s = cast there and back, and idempotent, 1M random values: %s\n",
+               dt == EVO_BF16 ? "bf16" : "fp16", bad > before ? "MISMATCH" : "ok");
+    }
     return bad ? 1 : 0;
 }
