@@ -7,6 +7,7 @@
 
 #include "formats/ckpt_layout.h"
 #include "formats/model.h"
+#include "compute/transformer.h"
 #include "train.h"
 
 static double gib(double bytes) { return bytes / (1024.0 * 1024.0 * 1024.0); }
@@ -162,7 +163,9 @@ int train_dry_run(const evo_config *c, uint32_t world)
      * them while the backward recomputes them one at a time */
     double act = (double)tokens_row * (in_flight * (kept * per_tok_layer + recomputed * m.dim * b) +
                                        (recomputed > 0) * per_tok_layer);
-    double logits = pp == 1 ? (double)tokens_row * m.vocab / tp * 4.0 : 0;
+    /* the head's logits of one piece of the loss (evo_transformer_loss_rows) */
+    size_t piece = evo_transformer_loss_rows(m.vocab / tp, tp);
+    double logits = pp == 1 ? (double)(piece < tokens_row ? piece : tokens_row) * m.vocab / tp * 4.0 : 0;
     double optim = local * (b == 4 ? 8.0 : 12.0) / zero;
     printf("\n# memory per rank (rank 0): %u ranks = tensor %u x pipeline %u x data %u, ZeRO-1 over %u, %s\n", world,
            tp, pp, dp, zero, evo_precision_name(c->model.dtype));

@@ -31,12 +31,12 @@ int main(int argc, char **argv)
     evo_pack_row row = {.tokens = tokens, .labels = labels, .positions = positions, .cu_seqlens = cu, .n_segments = 1};
     const evo_backend *be = evo_backend_cpu();
     evo_transformer tf;
-    evo_transformer_init(&tf, &cm.model, be, &(evo_transformer_opts){.T_max = T});
+    evo_transformer_init(&tf, &cm.model, be, &(evo_transformer_opts){.T_max = T, .loss_rows = T}); /* one piece */
     be->upload(be, tf.params, cm.weights, cm.model.n_params * sizeof *cm.weights);
     evo_transformer_weights_changed(&tf);
     evo_transformer_forward(&tf, 0, 0, &row, T);
     float *logits = evo_malloc(T * V * sizeof *logits);
-    be->download(be, logits, tf.slots[0].logits, T * V * sizeof *logits);
+    be->download(be, logits, tf.logits, T * V * sizeof *logits);
     FILE *f = fopen(argv[2], "wb");
     if (!f || fwrite(logits, sizeof *logits, T * V, f) != T * V || fclose(f) != 0)
         evo_fatal("cannot write %s", argv[2]);

@@ -14,7 +14,11 @@
  *   logits.f32      [T,V] of the row
  *   grads.f32       the gradient of SCALE x loss, accumulated from two
  *                   backward passes of SCALE/2 each (micro-batch accumulation)
- *   alone.f32       [T,V] the logits of each segment run as a row of its own */
+ *   alone.f32       [T,V] the logits of each segment run as a row of its own
+ * It also runs the row with the head and the loss in pieces of 7 tokens
+ * (evo_transformer_opts.loss_rows) and fails unless the loss and the
+ * gradients are those of the whole row (1e-6 and 1e-5 relative). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +69,37 @@ static void make_row(evo_pack_row *r, size_t T, uint32_t V)
         }
 }
 
+/* The same row with the head and the loss in pieces of 7 tokens: the same
+ * loss and gradients as whole (the gradient of the head sums its pieces'
+ * parts, so not the same bits). */
+static void check_pieces(const evo_model *m, const evo_backend *be, const evo_pack_row *row, size_t T, float eps,
+                         uint64_t seed, double loss, const evo_transformer *whole)
+{
+    evo_transformer tf;
+    evo_transformer_init(&tf, m, be, &(evo_transformer_opts){.T_max = T, .label_smoothing = eps, .loss_rows = 7});
+    evo_transformer_init_params(&tf, seed);
+    evo_transformer_zero_grad(&tf);
+    double l = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        l = evo_transformer_forward(&tf, 0, 0, row, T);
+        evo_transformer_backward(&tf, 0, SCALE / 2);
+    }
+    float *g = evo_malloc(m->n_params * sizeof *g), *want = evo_malloc(m->n_params * sizeof *want);
+    be->download(be, g, tf.grads, m->n_params * sizeof *g);
+    be->download(be, want, whole->grads, m->n_params * sizeof *want);
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < m->n_params; i++) {
+        diff += ((double)g[i] - want[i]) * ((double)g[i] - want[i]);
+        norm += (double)want[i] * want[i];
+    }
+    if (fabs(l - loss) > 1e-6 * fabs(loss) || sqrt(diff) > 1e-5 * sqrt(norm))
+        evo_fatal("the loss in pieces of 7 tokens: loss %.9g against %.9g whole, gradients %.3g relative L2 apart", l,
+                  loss, sqrt(diff / norm));
+    free(g);
+    free(want);
+    evo_transformer_free(&tf);
+}
+
 int main(int argc, char **argv)
 {
     evo_set_progname("model-check");
@@ -98,11 +133,14 @@ int main(int argc, char **argv)
     make_row(&row, T, m.vocab);
 
     evo_transformer tf;
-    evo_transformer_init(&tf, &m, be, &(evo_transformer_opts){.T_max = T, .label_smoothing = (float)c.loss.label_smoothing});
+    /* the head and the loss in one piece, so that tf.logits holds the row */
+    evo_transformer_init(&tf, &m, be,
+                         &(evo_transformer_opts){.T_max = T, .label_smoothing = (float)c.loss.label_smoothing,
+                                                 .loss_rows = T});
     evo_transformer_init_params(&tf, seed);
     evo_transformer_zero_grad(&tf);
     double loss = evo_transformer_forward(&tf, 0, 0, &row, T);
-    save_dev(be, dir, "logits.f32", tf.slots[0].logits, T * V);
+    save_dev(be, dir, "logits.f32", tf.logits, T * V);
     evo_transformer_backward(&tf, 0, SCALE / 2);
     double loss2 = evo_transformer_forward(&tf, 0, 0, &row, T);
     evo_transformer_backward(&tf, 0, SCALE / 2);
@@ -121,10 +159,12 @@ int main(int argc, char **argv)
         evo_pack_row seg = {.tokens = row.tokens + s0, .labels = row.labels + s0,
                             .positions = row.positions + s0, .cu_seqlens = cu, .n_segments = 1};
         evo_transformer_forward(&tf, 0, 0, &seg, (size_t)len);
-        be->download(be, alone + (size_t)s0 * V, tf.slots[0].logits, (size_t)len * V * sizeof *alone);
+        be->download(be, alone + (size_t)s0 * V, tf.logits, (size_t)len * V * sizeof *alone);
     }
     write_file(dir, "alone.f32", alone, T * V * sizeof *alone);
     free(alone);
+
+    check_pieces(&m, be, &row, T, (float)c.loss.label_smoothing, seed, loss, &tf);
 
     char path[4096];
     snprintf(path, sizeof path, "%s/index.json", dir);

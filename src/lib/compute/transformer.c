@@ -87,11 +87,12 @@ static void layout(evo_transformer *tf, carve *c)
         if (tf->last_stage) {
             mb->nf = TAKE_F(c, Ts * d);
             mb->rstdf = TAKE_F(c, Ts);
-            mb->logits = TAKE_F(c, T * w->vocab);
             mb->losses = TAKE_F(c, T);
             mb->ce_lse = TAKE_F(c, T);
         }
     }
+    if (tf->last_stage)
+        tf->logits = TAKE_F(c, tf->loss_rows * w->vocab);
     tf->dx = TAKE_F(c, Ts * d);
     tf->dn = TAKE_F(c, T * d);
     tf->dq = TAKE_F(c, T * w->q);
@@ -166,6 +167,9 @@ void evo_transformer_init(evo_transformer *tf, const evo_model *m, const evo_bac
         tf->chunk_at[k + 1] = tf->chunk_at[k] + chunk_len(tf, k);
         tf->max_chunk = chunk_len(tf, k) > tf->max_chunk ? chunk_len(tf, k) : tf->max_chunk;
     }
+    tf->loss_rows = o->loss_rows ? o->loss_rows : evo_transformer_loss_rows(tf->w.vocab, m->tp);
+    if (tf->loss_rows > tf->T_max || m->tp > 1) /* the vocabulary-parallel loss takes whole rows */
+        tf->loss_rows = tf->T_max;
     tf->slots = evo_calloc((size_t)n_slots, sizeof *tf->slots);
     for (int s = 0; s < n_slots; s++) {
         tf->slots[s].x = evo_malloc((tf->max_chunk + 1) * sizeof *tf->slots[s].x);
@@ -350,22 +354,46 @@ static void embed_backward(evo_transformer *tf, const evo_microbatch *mb, float 
     be->embedding_bwd(be, dtable, mb->tokens, tf->emb_mine, T, dl);
 }
 
-/* The losses [T] of the row from the logits, and the log-sum-exp its
- * backward needs. A tensor rank holds vocab/tp columns of the logits
- * (Megatron's vocab-parallel cross-entropy): each computes its parts, every
- * rank's are gathered and combined on the host, in rank order. */
-static void loss(evo_transformer *tf, evo_microbatch *mb, const int32_t *labels, float *losses)
+size_t evo_transformer_loss_rows(size_t vocab, uint32_t tp)
+{
+    size_t rows = EVO_LOSS_PIECE_BYTES / (vocab * sizeof(float));
+    return tp > 1 ? SIZE_MAX : rows ? rows : 1;
+}
+
+/* The head's logits of rows [t0, t0+n) of the row, into tf->logits: the
+ * forward makes them for the loss and the backward again for its gradient,
+ * the same op on the same inputs, so the same bits. */
+static void head_logits(evo_transformer *tf, const float *nf_whole, size_t t0, size_t n)
+{
+    tf->be->matmul_fwd(tf->be, tf->logits, nf_whole + t0 * tf->w.d, tf->weights + tf->head, NULL, n, tf->w.d,
+                       tf->w.vocab);
+}
+
+/* The losses [T] of the row, and the log-sum-exp its backward needs, from
+ * the final norm's output: the head and the cross-entropy over pieces of
+ * loss_rows tokens (one piece with tp > 1). A tensor rank holds vocab/tp
+ * columns of the logits (Megatron's vocab-parallel cross-entropy): each
+ * computes its parts, every rank's are gathered and combined on the host,
+ * in rank order. */
+static void loss(evo_transformer *tf, evo_microbatch *mb, const float *nf_whole, const int32_t *labels,
+                 float *losses)
 {
     const evo_backend *be = tf->be;
     const evo_model *m = tf->m;
     size_t T = mb->T, tp = m->tp;
     double eps = tf->label_smoothing;
     if (tp == 1) {
-        be->crossentropy_fwd(be, mb->losses, mb->ce_lse, mb->logits, mb->labels, tf->label_smoothing, T, m->vocab);
+        for (size_t t0 = 0; t0 < T; t0 += tf->loss_rows) {
+            size_t n = T - t0 < tf->loss_rows ? T - t0 : tf->loss_rows;
+            head_logits(tf, nf_whole, t0, n);
+            be->crossentropy_fwd(be, mb->losses + t0, mb->ce_lse + t0, tf->logits, mb->labels + t0,
+                                 tf->label_smoothing, n, m->vocab);
+        }
         be->download(be, losses, mb->losses, T * sizeof *losses);
         return;
     }
-    be->crossentropy_shard_fwd(be, tf->ce_parts, mb->logits, mb->labels, T, m->tp_rank * tf->w.vocab, tf->w.vocab);
+    head_logits(tf, nf_whole, 0, T);
+    be->crossentropy_shard_fwd(be, tf->ce_parts, tf->logits, mb->labels, T, m->tp_rank * tf->w.vocab, tf->w.vocab);
     tf->tensors.allgather(tf->tensors.ctx, tf->ce_all, tf->ce_parts, 3 * T);
     float *parts = evo_malloc(3 * T * tp * sizeof *parts), *lse = evo_malloc(T * sizeof *lse);
     be->download(be, parts, tf->ce_all, 3 * T * tp * sizeof *parts);
@@ -462,12 +490,11 @@ double evo_transformer_forward(evo_transformer *tf, int slot, uint32_t chunk, co
     if (!tf->last_stage || chunk + 1 < tf->chunks)
         return 0;
     be->rmsnorm_fwd(be, mb->nf, mb->rstdf, mb->x[chunk_len(tf, chunk)], P + tf->norm, eps, Ts, d);
-    be->matmul_fwd(be, mb->logits, whole_row(tf, tf->row_b, mb->nf, T), P + tf->head, NULL, T, d, w->vocab);
 
     /* The mean over labelled tokens, summed on the host in double in token
      * order (T floats: small next to the logits, and deterministic). */
     float *losses = evo_malloc(T * sizeof *losses);
-    loss(tf, mb, row->labels, losses);
+    loss(tf, mb, whole_row(tf, tf->row_b, mb->nf, T), row->labels, losses);
     double sum = 0;
     for (size_t t = 0; t < T; t++)
         sum += losses[t];
@@ -494,10 +521,15 @@ void evo_transformer_backward(evo_transformer *tf, int slot, float scale)
         /* loss = sum_t losses[t] / n, so every labelled token gets scale / n
          * (ignored tokens get no gradient whatever dloss says). */
         be->fill(be, tf->dloss, scale / (float)mb->n_labelled, T);
-        be->crossentropy_bwd(be, mb->logits, tf->dloss, mb->logits, mb->ce_lse, mb->labels, tf->label_smoothing, T,
-                             m->vocab, m->tp_rank * w->vocab, w->vocab);
-        be->matmul_bwd(be, tf->dn, G + tf->head, NULL, mb->logits, whole_row(tf, tf->row_b, mb->nf, T),
-                       P + tf->head, T, d, w->vocab, EVO_OVERWRITE);
+        const float *nf = whole_row(tf, tf->row_b, mb->nf, T);
+        for (size_t t0 = 0; t0 < T; t0 += tf->loss_rows) {
+            size_t n = T - t0 < tf->loss_rows ? T - t0 : tf->loss_rows;
+            head_logits(tf, nf, t0, n);
+            be->crossentropy_bwd(be, tf->logits, tf->dloss + t0, tf->logits, mb->ce_lse + t0, mb->labels + t0,
+                                 tf->label_smoothing, n, m->vocab, m->tp_rank * w->vocab, w->vocab);
+            be->matmul_bwd(be, tf->dn + t0 * d, G + tf->head, NULL, tf->logits, nf + t0 * d, P + tf->head, n, d,
+                           w->vocab, EVO_OVERWRITE);
+        }
         /* dx carries dL/d(residual stream) down the layers; the branches
          * add their share to it in place. */
         be->rmsnorm_bwd(be, tf->dx, G + tf->norm, input_grad(tf, T), mb->x[chunk_len(tf, chunk)], P + tf->norm,

@@ -92,7 +92,7 @@ typedef struct {
     evo_layer_acts *acts; /* per layer: own[i], or the shared set of a recomputed layer */
     evo_layer_acts *own;
     uint32_t chunk;       /* whose layers the slot holds */
-    float *nf, *rstdf, *logits, *losses, *ce_lse; /* final norm, head, loss: last stage only */
+    float *nf, *rstdf, *losses, *ce_lse; /* final norm, loss: last stage only */
 } evo_microbatch;
 
 /* A tensor rank's widths (the whole model's with tp 1). */
@@ -124,6 +124,12 @@ typedef struct {
     evo_layer_acts recompute; /* what they keep, one layer at a time */
     evo_microbatch *slots;
     int n_slots;
+    /* the head's logits of one piece of loss_rows tokens [loss_rows,
+     * vocab/tp] (last stage): made, used and dropped by the loss, and made
+     * again by its backward, so no [T, vocab] logits are kept. After a
+     * forward they hold its last piece: the whole row when T <= loss_rows */
+    float *logits;
+    size_t loss_rows;
     /* backward workspace */
     float *dx, *dn, *dq, *dk, *dv, *dgate, *dup, *dact, *scratch, *dloss;
     /* tensor parallel: the embedding's columns [T, d/tp] and all of them
@@ -148,7 +154,16 @@ typedef struct {
      * their input; the same numbers, less memory, a third more compute */
     double recompute;
     const evo_tensor_group *tensors; /* the tensor group's sums (NULL with tp 1) */
+    size_t loss_rows; /* tokens per piece of the head and loss (0: evo_transformer_loss_rows) */
 } evo_transformer_opts;
+
+/* The head's fp32 logits of one piece of the loss take at most this many
+ * bytes, which sets how many tokens a piece holds. */
+enum { EVO_LOSS_PIECE_BYTES = 64 << 20 };
+/* Tokens per piece of the loss for a (tensor rank's) vocabulary: as many
+ * as fit EVO_LOSS_PIECE_BYTES, at least 1; with tp > 1 whole rows
+ * (SIZE_MAX), as the vocabulary-parallel loss combines whole rows. */
+size_t evo_transformer_loss_rows(size_t vocab, uint32_t tp);
 
 /* Sizes and allocates the arena. */
 void evo_transformer_init(evo_transformer *tf, const evo_model *m, const evo_backend *be,
