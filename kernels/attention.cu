@@ -11,7 +11,10 @@
  *   keys it saw; dk and dv per (key, kv head) over the queries of the group
  *   that saw the key. Each output has one owner, so no atomics; every score
  *   is recomputed from q.k and P = exp(S - lse).
- * Dot products are warp sums (fixed butterfly order): same bits every run. */
+ * Dot products are warp sums (fixed butterfly order): same bits every run.
+ * q, k, v, out and their gradients are of the backend's dtype (X: float,
+ * __nv_bfloat16 or __half), held and summed in fp32 registers and stored
+ * rounded once (common.cuh); lse and D are fp32. */
 #include <math.h>
 
 #include "common.cuh"
@@ -25,34 +28,34 @@ constexpr int kRegs = EVO_K_MAX_HEAD_DIM / kWarp; /* elements of a head vector p
 constexpr int kWarpsPerBlock = 4;
 
 /* Lane l holds elements l, l+32, ... of a head vector. */
-__device__ inline void load_vec(float r[kRegs], const float *x, int hd, int lane)
+template <typename X> __device__ inline void load_vec(float r[kRegs], const X *x, int hd, int lane)
 {
 #pragma unroll
     for (int j = 0; j < kRegs; j++) {
         int d = lane + j * kWarp;
-        r[j] = d < hd ? x[d] : 0.0f;
+        r[j] = d < hd ? load(x, d) : 0.0f;
     }
 }
 
-__device__ inline float dot_vec(const float r[kRegs], const float *x, int hd, int lane)
+template <typename X> __device__ inline float dot_vec(const float r[kRegs], const X *x, int hd, int lane)
 {
     float s = 0;
 #pragma unroll
     for (int j = 0; j < kRegs; j++) {
         int d = lane + j * kWarp;
         if (d < hd)
-            s += r[j] * x[d];
+            s += r[j] * load(x, d);
     }
     return warp_sum(s);
 }
 
-__device__ inline void store_vec(float *x, const float r[kRegs], float scale, int hd, int lane)
+template <typename X> __device__ inline void store_vec(X *x, const float r[kRegs], float scale, int hd, int lane)
 {
 #pragma unroll
     for (int j = 0; j < kRegs; j++) {
         int d = lane + j * kWarp;
         if (d < hd)
-            x[d] = r[j] * scale;
+            store(x, d, r[j] * scale);
     }
 }
 
@@ -74,8 +77,9 @@ __device__ inline bool query_of_warp(Query *qu, const int32_t *cu, int n_seg, si
     return true;
 }
 
-__global__ void attention_fwd_kernel(float *out, float *lse, const float *q, const float *k, const float *v,
-                                     const int32_t *cu, int n_seg, size_t T, int H, int KVH, int hd)
+template <typename X>
+__global__ void attention_fwd_kernel(X *out, float *lse, const X *q, const X *k, const X *v, const int32_t *cu,
+                                     int n_seg, size_t T, int H, int KVH, int hd)
 {
     Query qu;
     if (!query_of_warp(&qu, cu, n_seg, T, H, KVH))
@@ -97,7 +101,7 @@ __global__ void attention_fwd_kernel(float *out, float *lse, const float *q, con
 #pragma unroll
         for (int j = 0; j < kRegs; j++) {
             int d = lane + j * kWarp;
-            o[j] = o[j] * corr + (d < hd ? p * v[kv + d] : 0.0f);
+            o[j] = o[j] * corr + (d < hd ? p * load(v, kv + d) : 0.0f);
         }
         m = m_new;
     }
@@ -107,7 +111,8 @@ __global__ void attention_fwd_kernel(float *out, float *lse, const float *q, con
 }
 
 /* D[t,h] = dout[t,h] . out[t,h] */
-__global__ void attention_bwd_d_kernel(float *D, const float *dout, const float *out, size_t n_units, int hd)
+template <typename X>
+__global__ void attention_bwd_d_kernel(float *D, const X *dout, const X *out, size_t n_units, int hd)
 {
     const size_t unit = (size_t)blockIdx.x * kWarpsPerBlock + threadIdx.x / kWarp;
     const int lane = threadIdx.x % kWarp;
@@ -121,9 +126,10 @@ __global__ void attention_bwd_d_kernel(float *D, const float *dout, const float 
 }
 
 /* dq[t,h] = sum_{s0 <= s <= t} dS k[s,g] / sqrt(hd), dS = P (dout.v[s] - D) */
-__global__ void attention_bwd_dq_kernel(float *dq, const float *D, const float *dout, const float *q,
-                                        const float *k, const float *v, const float *lse, const int32_t *cu,
-                                        int n_seg, size_t T, int H, int KVH, int hd)
+template <typename X>
+__global__ void attention_bwd_dq_kernel(X *dq, const float *D, const X *dout, const X *q, const X *k, const X *v,
+                                        const float *lse, const int32_t *cu, int n_seg, size_t T, int H, int KVH,
+                                        int hd)
 {
     Query qu;
     if (!query_of_warp(&qu, cu, n_seg, T, H, KVH))
@@ -144,16 +150,17 @@ __global__ void attention_bwd_dq_kernel(float *dq, const float *D, const float *
 #pragma unroll
         for (int j = 0; j < kRegs; j++) {
             int d = lane + j * kWarp;
-            acc[j] += d < hd ? dS * k[kv + d] : 0.0f;
+            acc[j] += d < hd ? dS * load(k, kv + d) : 0.0f;
         }
     }
     store_vec(dq + unit * (size_t)hd, acc, scale, hd, lane);
 }
 
 /* dk[s,g] = sum_{h in g, t >= s} dS q[t,h] / sqrt(hd);  dv[s,g] = sum P dout[t,h] */
-__global__ void attention_bwd_dkdv_kernel(float *dk, float *dv, const float *D, const float *dout, const float *q,
-                                          const float *k, const float *v, const float *lse, const int32_t *cu,
-                                          int n_seg, size_t T, int H, int KVH, int hd)
+template <typename X>
+__global__ void attention_bwd_dkdv_kernel(X *dk, X *dv, const float *D, const X *dout, const X *q, const X *k,
+                                          const X *v, const float *lse, const int32_t *cu, int n_seg, size_t T,
+                                          int H, int KVH, int hd)
 {
     const size_t unit = (size_t)blockIdx.x * kWarpsPerBlock + threadIdx.x / kWarp;
     const int lane = threadIdx.x % kWarp;
@@ -173,15 +180,15 @@ __global__ void attention_bwd_dkdv_kernel(float *dk, float *dv, const float *D, 
     for (size_t h = g * (size_t)group; h < (g + 1) * (size_t)group; h++)
         for (size_t t = s; t < s1; t++) {
             const size_t qi = t * (size_t)H + h;
-            const float *qt = q + qi * (size_t)hd, *dot = dout + qi * (size_t)hd;
+            const X *qt = q + qi * (size_t)hd, *dot = dout + qi * (size_t)hd;
             const float P = expf(dot_vec(kr, qt, hd, lane) * scale - lse[qi]);
             const float dS = P * (dot_vec(vr, dot, hd, lane) - D[qi]);
 #pragma unroll
             for (int j = 0; j < kRegs; j++) {
                 int d = lane + j * kWarp;
                 if (d < hd) {
-                    dka[j] += dS * qt[d];
-                    dva[j] += P * dot[d];
+                    dka[j] += dS * load(qt, d);
+                    dva[j] += P * load(dot, d);
                 }
             }
         }
@@ -198,34 +205,40 @@ unsigned warp_blocks(size_t units)
 
 extern "C" {
 
-cudaError_t evo_k_attention_fwd(cudaStream_t s, float *out, float *lse, const float *q, const float *k,
-                                const float *v, const int32_t *cu_seqlens, int n_seg, size_t T, int H, int KVH,
+cudaError_t evo_k_attention_fwd(cudaStream_t s, evo_dtype dt, void *out, float *lse, const void *q, const void *k,
+                                const void *v, const int32_t *cu_seqlens, int n_seg, size_t T, int H, int KVH,
                                 int hd)
 {
     if (hd > EVO_K_MAX_HEAD_DIM)
         return cudaErrorInvalidValue;
-    if (T)
-        attention_fwd_kernel<<<warp_blocks(T * (size_t)H), kWarpsPerBlock * kWarp, 0, s>>>(
-            out, lse, q, k, v, cu_seqlens, n_seg, T, H, KVH, hd);
-    return cudaGetLastError();
+    return dispatch(dt, [&](auto ty) {
+        using X = decltype(ty);
+        if (T)
+            attention_fwd_kernel<<<warp_blocks(T * (size_t)H), kWarpsPerBlock * kWarp, 0, s>>>(
+                (X *)out, lse, (const X *)q, (const X *)k, (const X *)v, cu_seqlens, n_seg, T, H, KVH, hd);
+    });
 }
 
-cudaError_t evo_k_attention_bwd(cudaStream_t s, float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                                const float *q, const float *k, const float *v, const float *out,
+cudaError_t evo_k_attention_bwd(cudaStream_t s, evo_dtype dt, void *dq, void *dk, void *dv, float *scratch,
+                                const void *dout, const void *q, const void *k, const void *v, const void *out,
                                 const float *lse, const int32_t *cu_seqlens, int n_seg, size_t T, int H, int KVH,
                                 int hd)
 {
     if (hd > EVO_K_MAX_HEAD_DIM)
         return cudaErrorInvalidValue;
-    if (!T)
-        return cudaGetLastError();
-    const unsigned threads = kWarpsPerBlock * kWarp;
-    attention_bwd_d_kernel<<<warp_blocks(T * (size_t)H), threads, 0, s>>>(scratch, dout, out, T * (size_t)H, hd);
-    attention_bwd_dq_kernel<<<warp_blocks(T * (size_t)H), threads, 0, s>>>(dq, scratch, dout, q, k, v, lse,
-                                                                           cu_seqlens, n_seg, T, H, KVH, hd);
-    attention_bwd_dkdv_kernel<<<warp_blocks(T * (size_t)KVH), threads, 0, s>>>(dk, dv, scratch, dout, q, k, v, lse,
-                                                                               cu_seqlens, n_seg, T, H, KVH, hd);
-    return cudaGetLastError();
+    return dispatch(dt, [&](auto ty) {
+        using X = decltype(ty);
+        if (!T)
+            return;
+        const unsigned threads = kWarpsPerBlock * kWarp;
+        const X *q_ = (const X *)q, *k_ = (const X *)k, *v_ = (const X *)v, *dout_ = (const X *)dout;
+        attention_bwd_d_kernel<<<warp_blocks(T * (size_t)H), threads, 0, s>>>(scratch, dout_, (const X *)out,
+                                                                               T * (size_t)H, hd);
+        attention_bwd_dq_kernel<<<warp_blocks(T * (size_t)H), threads, 0, s>>>((X *)dq, scratch, dout_, q_, k_, v_,
+                                                                                lse, cu_seqlens, n_seg, T, H, KVH, hd);
+        attention_bwd_dkdv_kernel<<<warp_blocks(T * (size_t)KVH), threads, 0, s>>>(
+            (X *)dk, (X *)dv, scratch, dout_, q_, k_, v_, lse, cu_seqlens, n_seg, T, H, KVH, hd);
+    });
 }
 
 } // extern "C"

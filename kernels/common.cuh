@@ -1,13 +1,18 @@
-/* common.cuh - what every kernel file shares: launch sizes and the
- * deterministic reductions over a warp and a block. */
+/* common.cuh - what every kernel file shares: launch sizes, the
+ * deterministic reductions over a warp and a block, and the storage types
+ * of activations (kernels.h): loads and stores between a dtype and fp32
+ * registers, and the dispatch of a launcher to its kernel's template. */
 #ifndef EVO_KERNELS_COMMON_CUH
 #define EVO_KERNELS_COMMON_CUH
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "base/dtype_bits.h"
 #include "kernels.h"
 
 namespace evo {
@@ -73,6 +78,72 @@ template <typename T> __device__ inline T block_max(T x)
     __syncthreads();
     x = lane < nw ? part[lane] : part[0];
     return warp_max(x);
+}
+
+/* ---- storage types ------------------------------------------------------
+ * A dtype buffer holds X = float, __nv_bfloat16 or __half (X: the template
+ * parameter of every kernel that reads one), computed on in fp32. load
+ * widens exactly; store rounds to nearest even with dtype_bits.h's bit
+ * operations, the host's (dtype.c), so that a GPU op and the CPU's
+ * emulation of it (backend_emulated.c) round every value to the same bits.
+ * __float2bfloat16_rn and __float2half_rn (cvt.rn) round finite values the
+ * same way, overflow to inf included, but make every NaN the canonical
+ * one, losing the sign and payload that dtype_bits.h keeps. */
+__device__ inline float to_f32(float x)
+{
+    return x;
+}
+
+__device__ inline float to_f32(__nv_bfloat16 x)
+{
+    return __uint_as_float(evo_bf16_to_f32_bits(__bfloat16_as_ushort(x)));
+}
+
+__device__ inline float to_f32(__half x)
+{
+    return __uint_as_float(evo_f16_to_f32_bits(__half_as_ushort(x)));
+}
+
+template <typename X> __device__ inline X from_f32(float x);
+
+template <> __device__ inline float from_f32<float>(float x)
+{
+    return x;
+}
+
+template <> __device__ inline __nv_bfloat16 from_f32<__nv_bfloat16>(float x)
+{
+    return __ushort_as_bfloat16(evo_bf16_from_f32_bits(__float_as_uint(x)));
+}
+
+template <> __device__ inline __half from_f32<__half>(float x)
+{
+    return __ushort_as_half(evo_f16_from_f32_bits(__float_as_uint(x)));
+}
+
+/* Element i of a dtype buffer as fp32, and x stored into it rounded. */
+template <typename X> __device__ inline float load(const X *p, size_t i)
+{
+    return to_f32(p[i]);
+}
+
+template <typename X> __device__ inline void store(X *p, size_t i, float x)
+{
+    p[i] = from_f32<X>(x);
+}
+
+/* A launcher's dispatch on its dtype: launch(X()) with X the storage type
+ * of dt (a generic lambda that launches kernel<X>), then the launch's
+ * error; cudaErrorInvalidValue for a dtype that is none of the three. */
+template <typename F> inline cudaError_t dispatch(evo_dtype dt, F launch)
+{
+    switch (dt) {
+    case EVO_F32: launch(float()); break;
+    case EVO_BF16: launch(__nv_bfloat16()); break;
+    case EVO_F16: launch(__half()); break;
+    default: return cudaErrorInvalidValue;
+    }
+    return cudaGetLastError();
 }
 
 } // namespace evo

@@ -2,10 +2,12 @@
  * inputs at the same place: fill, add, casts, the embedding, RoPE, SwiGLU
  * and AdamW; and the sums over tokens of a [T, C] matrix, one thread per
  * column walking the tokens in order (the embedding's and the bias's
- * gradients): no atomics, the CPU backend's order. */
+ * gradients): no atomics, the CPU backend's order. Activations are of the
+ * backend's dtype (X below: float, __nv_bfloat16 or __half), read into
+ * fp32 and stored rounded (common.cuh); the gradients of parameters and
+ * the optimizer's buffers are fp32. */
 #include <math.h>
 
-#include "base/dtype_bits.h"
 #include "common.cuh"
 
 using namespace evo;
@@ -18,39 +20,24 @@ __global__ void fill_kernel(float *dst, float value, size_t n)
     dst[i] = value;
 }
 
-__global__ void add_kernel(float *dst, const float *src, size_t n)
+/* The sum in fp32, rounded once. */
+template <typename X> __global__ void add_kernel(X *dst, const X *src, size_t n)
 {
     EVO_GRID_STRIDE(i, n)
-    dst[i] += src[i];
+    store(dst, i, load(dst, i) + load(src, i));
 }
 
-__device__ inline float load_as_f32(const void *src, evo_dtype dt, size_t i)
-{
-    uint32_t u;
-    if (dt == EVO_BF16)
-        u = evo_bf16_to_f32_bits(((const uint16_t *)src)[i]);
-    else if (dt == EVO_F16)
-        u = evo_f16_to_f32_bits(((const uint16_t *)src)[i]);
-    else
-        return ((const float *)src)[i];
-    return __uint_as_float(u);
-}
-
-__global__ void cast_kernel(void *dst, evo_dtype dst_dt, const void *src, evo_dtype src_dt, size_t n)
+/* Every dtype converts exactly to fp32, so a cast is a load and a store
+ * with one rounding, as evo_dtype_cast's. */
+template <typename Dst, typename Src> __global__ void cast_kernel(Dst *dst, const Src *src, size_t n)
 {
     EVO_GRID_STRIDE(i, n)
-    {
-        float f = load_as_f32(src, src_dt, i);
-        if (dst_dt == EVO_BF16)
-            ((uint16_t *)dst)[i] = evo_bf16_from_f32_bits(__float_as_uint(f));
-        else if (dst_dt == EVO_F16)
-            ((uint16_t *)dst)[i] = evo_f16_from_f32_bits(__float_as_uint(f));
-        else
-            ((float *)dst)[i] = f;
-    }
+    store(dst, i, load(src, i));
 }
 
-__global__ void embedding_fwd_kernel(float *out, const int32_t *ids, const float *table, size_t T, size_t C)
+/* A copy of the rows: the table's values, bits and all. */
+template <typename X> __global__ void embedding_fwd_kernel(X *out, const int32_t *ids, const X *table, size_t T,
+                                                           size_t C)
 {
     EVO_GRID_STRIDE(i, T * C)
     {
@@ -61,27 +48,30 @@ __global__ void embedding_fwd_kernel(float *out, const int32_t *ids, const float
 
 /* Two tokens with the same id add into the same row: a thread owns a
  * column and adds the tokens in order. */
-__global__ void embedding_bwd_kernel(float *dtable, const int32_t *ids, const float *dout, size_t T, size_t C)
+template <typename X>
+__global__ void embedding_bwd_kernel(float *dtable, const int32_t *ids, const X *dout, size_t T, size_t C)
 {
     EVO_GRID_STRIDE(c, C)
     for (size_t t = 0; t < T; t++)
-        dtable[(size_t)ids[t] * C + c] += dout[t * C + c];
+        dtable[(size_t)ids[t] * C + c] += load(dout, t * C + c);
 }
 
-__global__ void column_sum_kernel(float *acc, const float *x, size_t T, size_t C)
+template <typename X> __global__ void column_sum_kernel(float *acc, const X *x, size_t T, size_t C)
 {
     EVO_GRID_STRIDE(c, C)
     {
         float s = acc[c];
         for (size_t t = 0; t < T; t++)
-            s += x[t * C + c];
+            s += load(x, t * C + c);
         acc[c] = s;
     }
 }
 
 /* The angle pos base^(-2i/hd) in double, as on the CPU: an fp32 angle is
- * off by up to pos ulps, which at position 4096 is already 1e-3 rad. */
-__global__ void rope_kernel(float *out, const float *inp, const int32_t *pos, size_t T, int H, int hd, float base,
+ * off by up to pos ulps, which at position 4096 is already 1e-3 rad. A
+ * thread reads both halves before it writes them, so out may be inp. */
+template <typename X>
+__global__ void rope_kernel(X *out, const X *inp, const int32_t *pos, size_t T, int H, int hd, float base,
                             float sign)
 {
     const int half = hd / 2;
@@ -93,9 +83,9 @@ __global__ void rope_kernel(float *out, const float *inp, const int32_t *pos, si
         double theta = pos[t] * pow((double)base, -2.0 * i / hd);
         float c = (float)cos(theta), sn = (float)(sign * sin(theta));
         size_t o = (t * (size_t)H + h) * (size_t)hd + (size_t)i;
-        float x1 = inp[o], x2 = inp[o + half];
-        out[o] = x1 * c - x2 * sn;
-        out[o + half] = x1 * sn + x2 * c;
+        float x1 = load(inp, o), x2 = load(inp, o + half);
+        store(out, o, x1 * c - x2 * sn);
+        store(out, o + half, x1 * sn + x2 * c);
     }
 }
 
@@ -104,21 +94,24 @@ __device__ inline float sigmoid(float x)
     return 1.0f / (1.0f + expf(-x));
 }
 
-__global__ void swiglu_fwd_kernel(float *out, const float *gate, const float *up, size_t n)
-{
-    EVO_GRID_STRIDE(i, n)
-    out[i] = gate[i] * sigmoid(gate[i]) * up[i];
-}
-
-/* silu'(g) = s (1 + g (1 - s)), s = sigmoid(g) */
-__global__ void swiglu_bwd_kernel(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
-                                  size_t n)
+template <typename X> __global__ void swiglu_fwd_kernel(X *out, const X *gate, const X *up, size_t n)
 {
     EVO_GRID_STRIDE(i, n)
     {
-        float g = gate[i], s = sigmoid(g), dy = dout[i];
-        dgate[i] = dy * up[i] * s * (1.0f + g * (1.0f - s));
-        dup[i] = dy * g * s;
+        float g = load(gate, i);
+        store(out, i, g * sigmoid(g) * load(up, i));
+    }
+}
+
+/* silu'(g) = s (1 + g (1 - s)), s = sigmoid(g) */
+template <typename X>
+__global__ void swiglu_bwd_kernel(X *dgate, X *dup, const X *dout, const X *gate, const X *up, size_t n)
+{
+    EVO_GRID_STRIDE(i, n)
+    {
+        float g = load(gate, i), s = sigmoid(g), dy = load(dout, i), u = load(up, i);
+        store(dgate, i, dy * u * s * (1.0f + g * (1.0f - s)));
+        store(dup, i, dy * g * s);
     }
 }
 
@@ -146,65 +139,87 @@ cudaError_t evo_k_fill(cudaStream_t s, float *dst, float value, size_t n)
     return cudaGetLastError();
 }
 
-cudaError_t evo_k_add(cudaStream_t s, float *dst, const float *src, size_t n)
+cudaError_t evo_k_add(cudaStream_t s, evo_dtype dt, void *dst, const void *src, size_t n)
 {
-    if (n)
-        add_kernel<<<grid_for(n), kBlock, 0, s>>>(dst, src, n);
-    return cudaGetLastError();
+    return dispatch(dt, [&](auto ty) {
+        using X = decltype(ty);
+        if (n)
+            add_kernel<<<grid_for(n), kBlock, 0, s>>>((X *)dst, (const X *)src, n);
+    });
 }
 
 cudaError_t evo_k_cast(cudaStream_t s, void *dst, evo_dtype dst_dt, const void *src, evo_dtype src_dt, size_t n)
 {
-    if (n)
-        cast_kernel<<<grid_for(n), kBlock, 0, s>>>(dst, dst_dt, src, src_dt, n);
-    return cudaGetLastError();
+    cudaError_t src_rc = cudaSuccess; /* the inner dispatch's: src_dt none of the three */
+    cudaError_t rc = dispatch(dst_dt, [&](auto dst_ty) {
+        src_rc = dispatch(src_dt, [&](auto src_ty) {
+            using Dst = decltype(dst_ty);
+            using Src = decltype(src_ty);
+            if (n)
+                cast_kernel<<<grid_for(n), kBlock, 0, s>>>((Dst *)dst, (const Src *)src, n);
+        });
+    });
+    return rc != cudaSuccess ? rc : src_rc;
 }
 
-cudaError_t evo_k_embedding_fwd(cudaStream_t s, float *out, const int32_t *ids, const float *table, size_t T,
-                                size_t C)
+cudaError_t evo_k_embedding_fwd(cudaStream_t s, evo_dtype dt, void *out, const int32_t *ids, const void *table,
+                                size_t T, size_t C)
 {
-    if (T && C)
-        embedding_fwd_kernel<<<grid_for(T * C), kBlock, 0, s>>>(out, ids, table, T, C);
-    return cudaGetLastError();
+    return dispatch(dt, [&](auto ty) {
+        using X = decltype(ty);
+        if (T && C)
+            embedding_fwd_kernel<<<grid_for(T * C), kBlock, 0, s>>>((X *)out, ids, (const X *)table, T, C);
+    });
 }
 
-cudaError_t evo_k_embedding_bwd(cudaStream_t s, float *dtable, const int32_t *ids, const float *dout, size_t T,
-                                size_t C)
+cudaError_t evo_k_embedding_bwd(cudaStream_t s, evo_dtype dt, float *dtable, const int32_t *ids, const void *dout,
+                                size_t T, size_t C)
 {
-    if (T && C)
-        embedding_bwd_kernel<<<grid_for(C, 64), 64, 0, s>>>(dtable, ids, dout, T, C);
-    return cudaGetLastError();
+    return dispatch(dt, [&](auto ty) {
+        using X = decltype(ty);
+        if (T && C)
+            embedding_bwd_kernel<<<grid_for(C, 64), 64, 0, s>>>(dtable, ids, (const X *)dout, T, C);
+    });
 }
 
-cudaError_t evo_k_column_sum(cudaStream_t s, float *acc, const float *x, size_t T, size_t C)
+cudaError_t evo_k_column_sum(cudaStream_t s, evo_dtype dt, float *acc, const void *x, size_t T, size_t C)
 {
-    if (C)
-        column_sum_kernel<<<grid_for(C, 64), 64, 0, s>>>(acc, x, T, C);
-    return cudaGetLastError();
+    return dispatch(dt, [&](auto ty) {
+        using X = decltype(ty);
+        if (C)
+            column_sum_kernel<<<grid_for(C, 64), 64, 0, s>>>(acc, (const X *)x, T, C);
+    });
 }
 
-cudaError_t evo_k_rope(cudaStream_t s, float *out, const float *inp, const int32_t *pos, size_t T, int H, int hd,
-                       float base, float sign)
+cudaError_t evo_k_rope(cudaStream_t s, evo_dtype dt, void *out, const void *inp, const int32_t *pos, size_t T,
+                       int H, int hd, float base, float sign)
 {
     size_t n = T * (size_t)H * (size_t)(hd / 2);
-    if (n)
-        rope_kernel<<<grid_for(n), kBlock, 0, s>>>(out, inp, pos, T, H, hd, base, sign);
-    return cudaGetLastError();
+    return dispatch(dt, [&](auto ty) {
+        using X = decltype(ty);
+        if (n)
+            rope_kernel<<<grid_for(n), kBlock, 0, s>>>((X *)out, (const X *)inp, pos, T, H, hd, base, sign);
+    });
 }
 
-cudaError_t evo_k_swiglu_fwd(cudaStream_t s, float *out, const float *gate, const float *up, size_t n)
+cudaError_t evo_k_swiglu_fwd(cudaStream_t s, evo_dtype dt, void *out, const void *gate, const void *up, size_t n)
 {
-    if (n)
-        swiglu_fwd_kernel<<<grid_for(n), kBlock, 0, s>>>(out, gate, up, n);
-    return cudaGetLastError();
+    return dispatch(dt, [&](auto ty) {
+        using X = decltype(ty);
+        if (n)
+            swiglu_fwd_kernel<<<grid_for(n), kBlock, 0, s>>>((X *)out, (const X *)gate, (const X *)up, n);
+    });
 }
 
-cudaError_t evo_k_swiglu_bwd(cudaStream_t s, float *dgate, float *dup, const float *dout, const float *gate,
-                             const float *up, size_t n)
+cudaError_t evo_k_swiglu_bwd(cudaStream_t s, evo_dtype dt, void *dgate, void *dup, const void *dout,
+                             const void *gate, const void *up, size_t n)
 {
-    if (n)
-        swiglu_bwd_kernel<<<grid_for(n), kBlock, 0, s>>>(dgate, dup, dout, gate, up, n);
-    return cudaGetLastError();
+    return dispatch(dt, [&](auto ty) {
+        using X = decltype(ty);
+        if (n)
+            swiglu_bwd_kernel<<<grid_for(n), kBlock, 0, s>>>((X *)dgate, (X *)dup, (const X *)dout,
+                                                             (const X *)gate, (const X *)up, n);
+    });
 }
 
 cudaError_t evo_k_adamw(cudaStream_t s, float *p, const float *grad, float *m, float *v, size_t n, float decay,

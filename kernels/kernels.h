@@ -31,22 +31,29 @@ extern "C" {
  * lane: hd / 32 of q and of the output). */
 enum { EVO_K_MAX_HEAD_DIM = 256 };
 
+/* Activations, their gradients and the working weights (backend.h's
+ * evo_dval) are `void *` of the dtype dt (fp32, bf16 or fp16): each kernel
+ * is a template over that storage type, reads it into fp32 registers,
+ * computes in fp32 and stores rounded to nearest even (dtype_bits.h's
+ * rounding, the CPU's). Everything typed float is fp32 in every dtype:
+ * parameter gradients, rstd, lse, losses, the optimizer's buffers. */
+
 /* elementwise.cu */
 cudaError_t evo_k_fill(cudaStream_t s, float *dst, float value, size_t n);
-cudaError_t evo_k_add(cudaStream_t s, float *dst, const float *src, size_t n);
+cudaError_t evo_k_add(cudaStream_t s, evo_dtype dt, void *dst, const void *src, size_t n);
 cudaError_t evo_k_cast(cudaStream_t s, void *dst, evo_dtype dst_dt, const void *src, evo_dtype src_dt, size_t n);
-cudaError_t evo_k_embedding_fwd(cudaStream_t s, float *out, const int32_t *ids, const float *table, size_t T,
-                                size_t C);
-cudaError_t evo_k_embedding_bwd(cudaStream_t s, float *dtable, const int32_t *ids, const float *dout, size_t T,
-                                size_t C);
+cudaError_t evo_k_embedding_fwd(cudaStream_t s, evo_dtype dt, void *out, const int32_t *ids, const void *table,
+                                size_t T, size_t C);
+cudaError_t evo_k_embedding_bwd(cudaStream_t s, evo_dtype dt, float *dtable, const int32_t *ids, const void *dout,
+                                size_t T, size_t C);
 /* acc[c] += sum_t x[t,c]: the bias gradient (tokens in order) */
-cudaError_t evo_k_column_sum(cudaStream_t s, float *acc, const float *x, size_t T, size_t C);
+cudaError_t evo_k_column_sum(cudaStream_t s, evo_dtype dt, float *acc, const void *x, size_t T, size_t C);
 /* sign +1: the forward rotation, -1: the backward */
-cudaError_t evo_k_rope(cudaStream_t s, float *out, const float *inp, const int32_t *pos, size_t T, int H, int hd,
-                       float base, float sign);
-cudaError_t evo_k_swiglu_fwd(cudaStream_t s, float *out, const float *gate, const float *up, size_t n);
-cudaError_t evo_k_swiglu_bwd(cudaStream_t s, float *dgate, float *dup, const float *dout, const float *gate,
-                             const float *up, size_t n);
+cudaError_t evo_k_rope(cudaStream_t s, evo_dtype dt, void *out, const void *inp, const int32_t *pos, size_t T,
+                       int H, int hd, float base, float sign);
+cudaError_t evo_k_swiglu_fwd(cudaStream_t s, evo_dtype dt, void *out, const void *gate, const void *up, size_t n);
+cudaError_t evo_k_swiglu_bwd(cudaStream_t s, evo_dtype dt, void *dgate, void *dup, const void *dout,
+                             const void *gate, const void *up, size_t n);
 /* AdamW with the step's scalars formed on the host (backend_cpu_optim.c's
  * order): p = p decay; m = b1 m + c1 g; v = b2 v + c2 g^2;
  * p -= step_size m / (sqrt(v) / bc2_sqrt + eps), g = grad_scale grad. */
@@ -55,32 +62,33 @@ cudaError_t evo_k_adamw(cudaStream_t s, float *p, const float *grad, float *m, f
                         float grad_scale);
 
 /* norm.cu */
-cudaError_t evo_k_rmsnorm_fwd(cudaStream_t s, float *out, float *rstd, const float *inp, const float *w, float eps,
-                              size_t T, size_t C);
+cudaError_t evo_k_rmsnorm_fwd(cudaStream_t s, evo_dtype dt, void *out, float *rstd, const void *inp, const void *w,
+                              float eps, size_t T, size_t C);
 /* accumulate: 1 adds into dinp, 0 overwrites it */
-cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, float *dinp, float *dw, const float *dout, const float *inp,
-                              const float *w, const float *rstd, size_t T, size_t C, int accumulate);
+cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, evo_dtype dt, void *dinp, float *dw, const void *dout,
+                              const void *inp, const void *w, const float *rstd, size_t T, size_t C,
+                              int accumulate);
 /* acc[0] += sum x^2 in double, over backend.h's EVO_SQNORM_CHUNKS chunks;
  * partial holds EVO_SQNORM_CHUNKS doubles. */
 cudaError_t evo_k_sqnorm(cudaStream_t s, double *acc, double *partial, const float *x, size_t n);
 
 /* attention.cu */
-cudaError_t evo_k_attention_fwd(cudaStream_t s, float *out, float *lse, const float *q, const float *k,
-                                const float *v, const int32_t *cu_seqlens, int n_seg, size_t T, int H, int KVH,
+cudaError_t evo_k_attention_fwd(cudaStream_t s, evo_dtype dt, void *out, float *lse, const void *q, const void *k,
+                                const void *v, const int32_t *cu_seqlens, int n_seg, size_t T, int H, int KVH,
                                 int hd);
-cudaError_t evo_k_attention_bwd(cudaStream_t s, float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                                const float *q, const float *k, const float *v, const float *out,
+cudaError_t evo_k_attention_bwd(cudaStream_t s, evo_dtype dt, void *dq, void *dk, void *dv, float *scratch,
+                                const void *dout, const void *q, const void *k, const void *v, const void *out,
                                 const float *lse, const int32_t *cu_seqlens, int n_seg, size_t T, int H, int KVH,
                                 int hd);
 
 /* loss.cu */
-cudaError_t evo_k_crossentropy_fwd(cudaStream_t s, float *losses, float *lse, const float *logits,
+cudaError_t evo_k_crossentropy_fwd(cudaStream_t s, evo_dtype dt, float *losses, float *lse, const void *logits,
                                    const int32_t *labels, float eps, size_t T, size_t V);
-cudaError_t evo_k_crossentropy_shard_fwd(cudaStream_t s, float *parts, const float *logits, const int32_t *labels,
-                                         size_t T, size_t v0, size_t Vl);
-cudaError_t evo_k_crossentropy_bwd(cudaStream_t s, float *dlogits, const float *dloss, const float *logits,
-                                   const float *lse, const int32_t *labels, float eps, size_t T, size_t V,
-                                   size_t v0, size_t Vl);
+cudaError_t evo_k_crossentropy_shard_fwd(cudaStream_t s, evo_dtype dt, float *parts, const void *logits,
+                                         const int32_t *labels, size_t T, size_t v0, size_t Vl);
+cudaError_t evo_k_crossentropy_bwd(cudaStream_t s, evo_dtype dt, void *dlogits, const float *dloss,
+                                   const void *logits, const float *lse, const int32_t *labels, float eps, size_t T,
+                                   size_t V, size_t v0, size_t Vl);
 
 #ifdef __cplusplus
 }

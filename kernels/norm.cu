@@ -1,7 +1,10 @@
 /* norm.cu - RMSNorm forward and backward, and the squared norm of the
  * gradients. One block per token row for the norm; the row's sums are in
  * double, as on the CPU (for C in the thousands an fp32 sum loses digits
- * that rstd then carries into every output). */
+ * that rstd then carries into every output). x, w, out, dout and dinp are
+ * of the backend's dtype (X: float, __nv_bfloat16 or __half), computed on
+ * in fp32 (common.cuh); rstd, dw and the gradients whose norm is taken are
+ * fp32. */
 #include <math.h>
 
 #include "common.cuh"
@@ -10,49 +13,55 @@ using namespace evo;
 
 namespace {
 
-__global__ void rmsnorm_fwd_kernel(float *out, float *rstd, const float *inp, const float *w, float eps, size_t C)
+template <typename X>
+__global__ void rmsnorm_fwd_kernel(X *out, float *rstd, const X *inp, const X *w, float eps, size_t C)
 {
     const size_t t = blockIdx.x;
-    const float *x = inp + t * C;
+    const X *x = inp + t * C;
     double ss = 0;
-    for (size_t c = threadIdx.x; c < C; c += blockDim.x)
-        ss += (double)x[c] * x[c];
+    for (size_t c = threadIdx.x; c < C; c += blockDim.x) {
+        const float xc = load(x, c);
+        ss += (double)xc * xc;
+    }
     ss = block_sum(ss);
     const float r = (float)(1.0 / sqrt(ss / (double)C + eps));
     if (threadIdx.x == 0)
         rstd[t] = r;
     for (size_t c = threadIdx.x; c < C; c += blockDim.x)
-        out[t * C + c] = w[c] * (x[c] * r);
+        store(out, t * C + c, load(w, c) * (load(x, c) * r));
 }
 
-/* dx = rstd (g - xh mean(g xh)), g = dout w, xh = x rstd (backend_cpu_layers.c) */
-__global__ void rmsnorm_bwd_dinp_kernel(float *dinp, const float *dout, const float *inp, const float *w,
-                                        const float *rstd, size_t C, int accumulate)
+/* dx = rstd (g - xh mean(g xh)), g = dout w, xh = x rstd (backend_cpu_layers.c).
+ * Accumulating, dx is the old value plus d in fp32, rounded once. */
+template <typename X>
+__global__ void rmsnorm_bwd_dinp_kernel(X *dinp, const X *dout, const X *inp, const X *w, const float *rstd,
+                                        size_t C, int accumulate)
 {
     const size_t t = blockIdx.x;
-    const float *x = inp + t * C, *dy = dout + t * C;
+    const X *x = inp + t * C, *dy = dout + t * C;
     const float r = rstd[t];
     double dot = 0;
     for (size_t c = threadIdx.x; c < C; c += blockDim.x)
-        dot += (double)(dy[c] * w[c]) * (x[c] * r);
+        dot += (double)(load(dy, c) * load(w, c)) * (load(x, c) * r);
     dot = block_sum(dot);
     const float mean = (float)(dot / (double)C);
-    float *dx = dinp + t * C;
+    X *dx = dinp + t * C;
     for (size_t c = threadIdx.x; c < C; c += blockDim.x) {
-        float d = r * (dy[c] * w[c] - x[c] * r * mean);
-        dx[c] = accumulate ? dx[c] + d : d;
+        float d = r * (load(dy, c) * load(w, c) - load(x, c) * r * mean);
+        store(dx, c, accumulate ? load(dx, c) + d : d);
     }
 }
 
 /* dw[c] += sum_t dout[t,c] xh[t,c]: a thread per column, tokens in order. */
-__global__ void rmsnorm_bwd_dw_kernel(float *dw, const float *dout, const float *inp, const float *rstd, size_t T,
+template <typename X>
+__global__ void rmsnorm_bwd_dw_kernel(float *dw, const X *dout, const X *inp, const float *rstd, size_t T,
                                       size_t C)
 {
     EVO_GRID_STRIDE(c, C)
     {
         float s = dw[c];
         for (size_t t = 0; t < T; t++)
-            s += dout[t * C + c] * (inp[t * C + c] * rstd[t]);
+            s += load(dout, t * C + c) * (load(inp, t * C + c) * rstd[t]);
         dw[c] = s;
     }
 }
@@ -83,22 +92,29 @@ __global__ void sqnorm_total_kernel(double *acc, const double *partial)
 
 extern "C" {
 
-cudaError_t evo_k_rmsnorm_fwd(cudaStream_t s, float *out, float *rstd, const float *inp, const float *w, float eps,
-                              size_t T, size_t C)
+cudaError_t evo_k_rmsnorm_fwd(cudaStream_t s, evo_dtype dt, void *out, float *rstd, const void *inp, const void *w,
+                              float eps, size_t T, size_t C)
 {
-    if (T)
-        rmsnorm_fwd_kernel<<<(unsigned)T, kBlock, 0, s>>>(out, rstd, inp, w, eps, C);
-    return cudaGetLastError();
+    return dispatch(dt, [&](auto ty) {
+        using X = decltype(ty);
+        if (T)
+            rmsnorm_fwd_kernel<<<(unsigned)T, kBlock, 0, s>>>((X *)out, rstd, (const X *)inp, (const X *)w, eps,
+                                                              C);
+    });
 }
 
-cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, float *dinp, float *dw, const float *dout, const float *inp,
-                              const float *w, const float *rstd, size_t T, size_t C, int accumulate)
+cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, evo_dtype dt, void *dinp, float *dw, const void *dout,
+                              const void *inp, const void *w, const float *rstd, size_t T, size_t C,
+                              int accumulate)
 {
-    if (T) {
-        rmsnorm_bwd_dinp_kernel<<<(unsigned)T, kBlock, 0, s>>>(dinp, dout, inp, w, rstd, C, accumulate);
-        rmsnorm_bwd_dw_kernel<<<grid_for(C, 64), 64, 0, s>>>(dw, dout, inp, rstd, T, C);
-    }
-    return cudaGetLastError();
+    return dispatch(dt, [&](auto ty) {
+        using X = decltype(ty);
+        if (T) {
+            rmsnorm_bwd_dinp_kernel<<<(unsigned)T, kBlock, 0, s>>>((X *)dinp, (const X *)dout, (const X *)inp,
+                                                                   (const X *)w, rstd, C, accumulate);
+            rmsnorm_bwd_dw_kernel<<<grid_for(C, 64), 64, 0, s>>>(dw, (const X *)dout, (const X *)inp, rstd, T, C);
+        }
+    });
 }
 
 cudaError_t evo_k_sqnorm(cudaStream_t s, double *acc, double *partial, const float *x, size_t n)

@@ -30,14 +30,15 @@ check "emulated fp32 is the CPU backend: the same weights" cmp f32/50/model_tp0_
 check "emulated bf16: 50 steps" run b16 bf16 --backend emulated
 check "emulated bf16: the log names the backend" sh -c \
     "evo-train --backend emulated --set model.dtype=bf16 --set data.total_steps=1 --set ckpt.enable_save_ckpt=false tiny.ini 2>&1 | grep -q 'emulated bf16'"
-within() { # A B TOL: every step's loss of B within TOL (relative) of A's, and not all equal
+within() { # A B TOL [STEPS]: each of the STEPS (50) losses of B within TOL (relative) of A's, not all equal
     /usr/bin/python3 - "$@" <<'EOF'
 import json, sys
 a = [json.loads(l)["loss"] for l in open(sys.argv[1] + "/metrics.jsonl")]
 b = [json.loads(l)["loss"] for l in open(sys.argv[2] + "/metrics.jsonl")]
 worst = max(abs(x - y) / x for x, y in zip(a, b))
 print(f"{sys.argv[2]} vs {sys.argv[1]}: worst step {worst:.4f}", file=sys.stderr)
-sys.exit(not (len(a) == len(b) == 50 and 0 < worst <= float(sys.argv[3])))
+steps = int(sys.argv[4]) if len(sys.argv) > 4 else 50
+sys.exit(not (len(a) == len(b) == steps and 0 < worst <= float(sys.argv[3])))
 EOF
 }
 check "emulated bf16: every step's loss within 2% of fp32's, and rounded (not equal)" within f32 b16 0.02
@@ -93,3 +94,22 @@ check "emulated bf16, dp 2 zero1 2: 10 steps" ranks 2 evo-train -q "${common[@]}
 check "emulated bf16: zero1 2 = zero1 1, weights bit for bit" cmp dp/10/model_tp0_pp0.evo z2/10/model_tp0_pp0.evo
 # (the gradient norm's double sum is grouped by owner, so only the losses)
 check "emulated bf16: zero1 2 = zero1 1, the losses" cmp <(field dp/metrics.jsonl loss) <(field z2/metrics.jsonl loss)
+
+# --- bf16 between ranks: activations travel and are summed in bf16 (the
+# MPI comm's 16-bit sums, as NCCL's) -------------------------------------------
+# A pipeline sends stage 0's bf16 output as it is: the same bits as one rank.
+check "emulated bf16, 1 rank: 10 steps" evo-train -q "${common[@]}" --set data.micro_num=4 \
+    --set ckpt.save_ckpt_folder=one tiny.ini
+check "emulated bf16, pp 2: 10 steps" ranks 2 evo-train -q "${common[@]}" --set data.micro_num=4 \
+    --set parallel.pipeline.size=2 --set ckpt.save_ckpt_folder=pp2 tiny.ini
+check "emulated bf16: pp 2 = 1 rank, the losses bit for bit" cmp <(field one/metrics.jsonl loss) \
+    <(field pp2/metrics.jsonl loss)
+# Tensor parallelism sums partial outputs in bf16 (rounded once more than
+# on one rank): within 2% of fp32 on the same layout, and not equal to it.
+for mode in mtp msp; do
+    check "fp32, tp 2 $mode: 10 steps" ranks 2 evo-train -q "${common[@]}" --backend cpu --set model.dtype=fp32 \
+        --set parallel.tensor.size=2 --set parallel.tensor.mode=$mode --set ckpt.save_ckpt_folder=t32$mode tiny.ini
+    check "emulated bf16, tp 2 $mode: 10 steps" ranks 2 evo-train -q "${common[@]}" \
+        --set parallel.tensor.size=2 --set parallel.tensor.mode=$mode --set ckpt.save_ckpt_folder=t16$mode tiny.ini
+    check "emulated bf16, tp 2 $mode: every step within 2% of fp32's" within t32$mode t16$mode 0.02 10
+done

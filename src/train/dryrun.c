@@ -36,13 +36,15 @@ static uint32_t recomputed_layers(const evo_config *c, const evo_model *m)
  * activations on, and gradients back only from its chunks after the first
  * (interleaved); with ZeRO-1 the weights it
  * broadcasts are those its zero1 rank keeps. Rows without a labelled
- * token have no backward, and send less than this. */
+ * token have no backward, and send less than this. Activations travel
+ * in model.dtype, as the GPU and emulated backends send them (the CPU
+ * backend computes and sends fp32). */
 static void print_comm(const evo_config *c, const evo_model *m, const evo_layout *l)
 {
     uint64_t bytes[EVO_N_GROUPS] = {0};
     uint64_t rows = (uint64_t)c->data.micro_num * l->dp, T = (uint64_t)c->data.seq_len * c->data.micro_bsz;
     bytes[EVO_GROUP_WORLD] += evo_comm_volume(EVO_ALLREDUCE, (rows + 1) * sizeof(double), l->world);
-    uint64_t act = T * m->dim * sizeof(float), layers = evo_model_part_layers(m);
+    uint64_t act = T * m->dim * dtype_bytes(c->model.dtype), layers = evo_model_part_layers(m);
     int seq = evo_layout_sequence_parallel(l);
     /* the first stage sends every row's output on, for each of its chunks,
      * and the input gradients of its chunks after the first back */
@@ -134,19 +136,20 @@ int train_dry_run(const evo_config *c, uint32_t world)
            (uint64_t)c->data.micro_num * tokens_row * dp, c->data.micro_num, c->data.micro_bsz, seq, dp);
 
     /* Memory of rank 0, the first pipeline stage (model_tp0_pp0's part).
-     * Weights and gradients in the training dtype; the fp32 master copy and
-     * Adam's two moments (12 bytes a parameter; 8 when training in fp32,
-     * the weights being the master) sharded by ZeRO-1. Activations saved
+     * The working weights in the training dtype, the fp32 master weights
+     * (the same buffer in fp32) and gradients, Adam's two moments sharded
+     * by ZeRO-1 (InternEvo also shards the master weights and keeps
+     * gradients in the dtype: evo does not yet). Activations saved
      * for backward per token and layer: the layer input, the normed inputs
      * and the residual (cut by tensor ranks with sequence parallelism
      * only), q/k/v, the attention output, gate, up and their product (cut
      * by tensor ranks), in the dtype, plus the softmax log-sum-exp and two
      * rstd (fp32); a recomputed layer keeps its input only; 1F1B keeps a
      * chunk's for several rows (train_pipeline_in_flight). The backward's
-     * workspace (fp32, one row): the residual's and a normed input's
-     * gradients, those of q/k/v, the MLP's three, and with tensor ranks
-     * the gathered embedding (and the gathered rows of sequence
-     * parallelism). Logits (fp32) are the last stage's. */
+     * workspace (in the dtype, one row): the residual's and a normed
+     * input's gradients, those of q/k/v, the MLP's three, and with tensor
+     * ranks the gathered embedding (and the gathered rows of sequence
+     * parallelism). Logits (in the dtype) are the last stage's. */
     evo_model part;
     evo_ckpt_layout cut = {.tp = l.tp, .pp = l.pp, .zero = l.zero1};
     if (evo_model_part(&part, &m, &cut, 0, 0, &e) < 0)
@@ -155,7 +158,7 @@ int train_dry_run(const evo_config *c, uint32_t world)
     double kv = (double)m.kv_heads * m.head_dim, chunk_layers = (double)evo_model_part_layers(&part) / part.chunks;
     double sp = evo_layout_sequence_parallel(&l) ? tp : 1, d = m.dim;
     double per_tok_layer = (4 * d / sp + (2 * d + 2 * kv + 3.0 * m.ffn) / tp) * b + (m.heads / tp + 2 / sp) * 4.0;
-    double workspace = (double)tokens_row * 4.0 *
+    double workspace = (double)tokens_row * b *
                        (2 * d + (d + 2 * kv + 3.0 * m.ffn) / tp + (tp > 1) * (d + d / tp) + (sp > 1) * (2 * d + d / tp));
     double recomputed = (double)recomputed_layers(c, &part) / part.chunks, kept = chunk_layers - recomputed;
     uint32_t in_flight = train_pipeline_in_flight(0, pp, part.chunks, c->data.micro_num);
@@ -165,8 +168,11 @@ int train_dry_run(const evo_config *c, uint32_t world)
                                        (recomputed > 0) * per_tok_layer);
     /* the head's logits of one piece of the loss (evo_transformer_loss_rows) */
     size_t piece = evo_transformer_loss_rows(m.vocab / tp, tp);
-    double logits = pp == 1 ? (double)(piece < tokens_row ? piece : tokens_row) * m.vocab / tp * 4.0 : 0;
-    double optim = local * (b == 4 ? 8.0 : 12.0) / zero;
+    double logits = pp == 1 ? (double)(piece < tokens_row ? piece : tokens_row) * m.vocab / tp * b : 0;
+    /* evo's arena (transformer.h, optim.c): the fp32 master weights and
+     * gradients whole on every rank, the working copy in the dtype beside
+     * them unless it is fp32, Adam's moments cut by ZeRO-1 */
+    double master = b == 4 ? 0 : local * 4.0, grads = local * 4.0, optim = local * 8.0 / zero;
     printf("\n# memory per rank (rank 0): %u ranks = tensor %u x pipeline %u x data %u, ZeRO-1 over %u, %s\n", world,
            tp, pp, dp, zero, evo_precision_name(c->model.dtype));
     print_count("its parameters", part.n_params);
@@ -177,13 +183,15 @@ int train_dry_run(const evo_config *c, uint32_t world)
             printf("-%u", part.end[k] - 1);
     }
     printf("%s)\n", pp > 1 ? ", the embedding" : ", all");
-    printf("  gradients                  %8.2f GiB\n", gib(local * b));
-    printf("  optimizer (master, m, v)   %8.2f GiB\n", gib(optim));
+    if (master > 0)
+        printf("  master weights (fp32)      %8.2f GiB\n", gib(master));
+    printf("  gradients (fp32)           %8.2f GiB\n", gib(grads));
+    printf("  optimizer (m, v)           %8.2f GiB\n", gib(optim));
     printf("  activations                %8.2f GiB (%u row%s of %" PRIu64 " tokens%s)\n", gib(act), in_flight,
            in_flight > 1 ? "s" : "", tokens_row, part.chunks > 1 ? ", a chunk each" : "");
     printf("  backward workspace         %8.2f GiB\n", gib(workspace));
     printf("  logits                     %8.2f GiB\n", gib(logits));
-    printf("  total                      %8.2f GiB\n", gib(2 * local * b + optim + act + workspace + logits));
+    printf("  total                      %8.2f GiB\n", gib(local * b + master + grads + optim + act + workspace + logits));
     print_comm(c, &part, &l);
     evo_model_free(&part);
     evo_model_free(&m);

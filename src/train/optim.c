@@ -84,13 +84,13 @@ static void reduce_gradients(train_run *r)
     for (size_t i = 0; evo_layout_sequence_parallel(&comm->layout) && i < r->model.n_tensors; i++) {
         const evo_tensor_info *t = &r->model.tensors[i];
         if (t->tp_replicated)
-            comm->allreduce_sum_f32(comm, EVO_GROUP_TENSOR, r->be, g + t->offset, t->numel);
+            comm->allreduce_sum(comm, EVO_GROUP_TENSOR, r->be, EVO_F32, g + t->offset, t->numel);
     }
     uint64_t bucket = r->cfg->hybrid_zero_optimizer.reduce_bucket_size, n;
     if (!train_reduce_to_owners(&comm->layout)) {
         for (uint64_t at = 0; at < r->model.n_params; at += n) {
             n = train_bucket(bucket, r->model.n_params - at);
-            comm->allreduce_sum_f32(comm, EVO_GROUP_DATA, r->be, g + at, n);
+            comm->allreduce_sum(comm, EVO_GROUP_DATA, r->be, EVO_F32, g + at, n);
         }
         return;
     }

@@ -51,7 +51,7 @@ typedef struct {
  * stream, or of its gradient. */
 static size_t stream_bytes(const pipe *p)
 {
-    return evo_transformer_rows(&p->r->tf, p->T) * p->r->model.dim * sizeof(float);
+    return evo_dval_bytes(p->r->be, evo_transformer_rows(&p->r->tf, p->T) * p->r->model.dim);
 }
 
 static int first_virtual(const pipe *p, uint32_t c) { return p->s == 0 && c == 0; }

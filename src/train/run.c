@@ -180,43 +180,43 @@ static FILE *open_metrics(const evo_config *c, const train_options *opt, char **
 }
 
 /* The transformer's sums over its tensor group (transformer.h). */
-static void tensor_allreduce(void *ctx, float *buf, size_t n)
+static void tensor_allreduce(void *ctx, evo_dtype dt, void *buf, size_t n)
 {
     train_run *r = ctx;
-    r->comm->allreduce_sum_f32(r->comm, EVO_GROUP_TENSOR, r->be, buf, n);
+    r->comm->allreduce_sum(r->comm, EVO_GROUP_TENSOR, r->be, dt, buf, n);
 }
 
-static void tensor_allgather(void *ctx, float *out, const float *in, size_t n)
+static void tensor_allgather(void *ctx, evo_dtype dt, void *out, const void *in, size_t n)
 {
     train_run *r = ctx;
-    r->comm->allgather_f32(r->comm, EVO_GROUP_TENSOR, r->be, out, in, n);
+    r->comm->allgather(r->comm, EVO_GROUP_TENSOR, r->be, dt, out, in, n);
 }
 
-static void tensor_reduce_scatter(void *ctx, float *out, const float *in, size_t n)
+static void tensor_reduce_scatter(void *ctx, evo_dtype dt, void *out, const void *in, size_t n)
 {
     train_run *r = ctx;
-    r->comm->reduce_scatter_sum_f32(r->comm, EVO_GROUP_TENSOR, r->be, out, in, n);
+    r->comm->reduce_scatter_sum(r->comm, EVO_GROUP_TENSOR, r->be, dt, out, in, n);
 }
 
 /* The backend of this rank: its GPU by PMIx local rank where the build has
  * CUDA and the node a GPU (auto, cuda), else the CPU. Asking for cuda
  * from a build without it is an error; on a node without a GPU the run
- * goes on, on the CPU, with one line saying so. TF32 GEMMs unless the
- * config asks for fp32. */
+ * goes on, on the CPU, with one line saying so. The GPU and the emulated
+ * backend compute in model.dtype (tf32: fp32 storage, TF32 GEMMs); the
+ * CPU backend in fp32. */
 static const evo_backend *pick_backend(const evo_config *c, const train_options *opt, const evo_world *w)
 {
+    evo_dtype dt = c->model.dtype == EVO_DT_BF16 ? EVO_BF16 : c->model.dtype == EVO_DT_F16 ? EVO_F16 : EVO_F32;
     if (opt->backend == TRAIN_BACKEND_GUARDED)
         return evo_backend_guarded();
     if (opt->backend == TRAIN_BACKEND_EMULATED)
-        return evo_backend_emulated(c->model.dtype == EVO_DT_BF16   ? EVO_BF16
-                                    : c->model.dtype == EVO_DT_F16 ? EVO_F16
-                                                                   : EVO_F32);
+        return evo_backend_emulated(dt);
     if (opt->backend == TRAIN_BACKEND_CPU || (opt->backend == TRAIN_BACKEND_AUTO && !evo_cuda_built))
         return evo_backend_cpu();
     if (!evo_cuda_built)
         evo_fatal("--backend cuda: this evo-train was built without CUDA (make CUDA=1)");
     evo_err e;
-    const evo_backend *be = evo_backend_cuda((int)w->local_rank, c->model.dtype != EVO_DT_F32, &e);
+    const evo_backend *be = evo_backend_cuda((int)w->local_rank, dt, c->model.dtype == EVO_DT_TF32, &e);
     if (be)
         return be;
     if (opt->backend == TRAIN_BACKEND_CUDA && w->rank == 0)

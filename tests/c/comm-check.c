@@ -16,7 +16,9 @@
  *     member 0 made, and groups made different ones;
  *   - in each group: all-reduce (f32, f64), reduce-scatter, all-gather
  *     (in place too), reduce, broadcast, send/recv around the group, with
- *     values that tell every rank's contribution apart;
+ *     values that tell every rank's contribution apart; all-reduce,
+ *     reduce-scatter and all-gather of bf16 and fp16 (activations), on
+ *     values whose sums are exact in them;
  *   - any/all flags and the barrier;
  *   - the bytes counted per group equal evo_comm_volume's sum over the
  *     calls made.
@@ -27,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/dtype.h"
 #include "base/error.h"
 #include "compute/backend_cpu.h"
 #include "dist/comm.h"
@@ -62,6 +65,61 @@ static void check(int ok, const char *name, const char *fmt, ...)
 /* The value rank r of a group puts at index i: distinct per (r, i), exact in f32. */
 static float val(uint32_t r, size_t i) { return (float)(r * 1000 + i); }
 
+/* A 16-bit value rank r puts at index i: (r + 1) 2^(i % 8), so that any
+ * partial sum over at most 8 ranks (at most 36 2^k) is exact in bf16 and
+ * fp16 and the result cannot depend on the order the ranks add in. */
+static float half_val(uint32_t r, size_t i) { return (float)(r + 1) * (float)(1u << (i % 8)); }
+
+/* n (at most 37 x 8) values of dtype dt from host floats into a backend
+ * buffer, and back. */
+static void *put_half(evo_dtype dt, void *dev, const float *v, size_t n)
+{
+    uint16_t h[37 * 8];
+    evo_dtype_cast(h, dt, v, EVO_F32, n);
+    be->upload(be, dev, h, n * sizeof *h);
+    return dev;
+}
+
+static void get_half(evo_dtype dt, float *v, const void *dev, size_t n)
+{
+    uint16_t h[37 * 8];
+    be->download(be, h, dev, n * sizeof *h);
+    evo_dtype_cast(v, EVO_F32, h, dt, n);
+}
+
+static void check_half(evo_comm *c, evo_group g, evo_dtype dt, float *ba, float *bwhole, uint64_t *expect)
+{
+    uint32_t size = evo_layout_group_size(&c->layout, g), me = evo_layout_group_rank(&c->layout, g);
+    enum { N = 37 };
+    float a[N * 8], got[N * 8], sum[N * 8];
+    char name[96];
+    size_t n = (size_t)N * size;
+    for (size_t i = 0; i < n; i++) {
+        a[i] = half_val(me, i), sum[i] = 0;
+        for (uint32_t r = 0; r < size; r++)
+            sum[i] += half_val(r, i);
+    }
+    c->allreduce_sum(c, g, be, dt, put_half(dt, ba, a, N), N);
+    get_half(dt, got, ba, N);
+    int ok = 1;
+    for (size_t i = 0; i < N; i++)
+        ok &= got[i] == sum[i];
+    c->reduce_scatter_sum(c, g, be, dt, ba, put_half(dt, bwhole, a, n), N);
+    get_half(dt, got, ba, N);
+    for (size_t i = 0; i < N; i++)
+        ok &= got[i] == sum[me * N + i];
+    c->allgather(c, g, be, dt, bwhole, put_half(dt, ba, a, N), N);
+    get_half(dt, got, bwhole, n);
+    for (uint32_t r = 0; r < size; r++)
+        for (size_t i = 0; i < N; i++)
+            ok &= got[r * N + i] == half_val(r, i);
+    expect[g] += evo_comm_volume(EVO_ALLREDUCE, N * 2, size) + evo_comm_volume(EVO_REDUCE_SCATTER, n * 2, size) +
+                 evo_comm_volume(EVO_ALLGATHER, n * 2, size);
+    snprintf(name, sizeof name, "%s: all-reduce, reduce-scatter and all-gather in %s", evo_group_name(g),
+             dt == EVO_BF16 ? "bf16" : "fp16");
+    check(ok, name, "rank %u: a wrong sum or part", me);
+}
+
 static void check_group(evo_comm *c, evo_group g, uint64_t *expect)
 {
     uint32_t size = evo_layout_group_size(&c->layout, g), me = evo_layout_group_rank(&c->layout, g);
@@ -74,7 +132,7 @@ static void check_group(evo_comm *c, evo_group g, uint64_t *expect)
 
     /* the group holds the members layout.h names */
     a[0] = (float)c->layout.rank;
-    c->allgather_f32(c, g, be, bwhole, up(ba, a, 1), 1);
+    c->allgather(c, g, be, EVO_F32, bwhole, up(ba, a, 1), 1);
     down(whole, bwhole, size);
     int ok = 1;
     for (uint32_t r = 0; r < size; r++)
@@ -85,7 +143,7 @@ static void check_group(evo_comm *c, evo_group g, uint64_t *expect)
 
     for (size_t i = 0; i < N; i++)
         a[i] = val(me, i), d[i] = (double)val(me, i) + 0.25;
-    c->allreduce_sum_f32(c, g, be, up(ba, a, N), N);
+    c->allreduce_sum(c, g, be, EVO_F32, up(ba, a, N), N);
     down(a, ba, N);
     c->allreduce_sum_f64(c, g, d, N);
     expect[g] += evo_comm_volume(EVO_ALLREDUCE, sizeof a, size) + evo_comm_volume(EVO_ALLREDUCE, sizeof d, size);
@@ -102,7 +160,7 @@ static void check_group(evo_comm *c, evo_group g, uint64_t *expect)
     for (uint32_t r = 0; r < size; r++)
         for (size_t i = 0; i < N; i++)
             whole[r * N + i] = val(me, r * N + i);
-    c->reduce_scatter_sum_f32(c, g, be, bpart, up(bwhole, whole, (size_t)N * size), N);
+    c->reduce_scatter_sum(c, g, be, EVO_F32, bpart, up(bwhole, whole, (size_t)N * size), N);
     down(part, bpart, N);
     expect[g] += evo_comm_volume(EVO_REDUCE_SCATTER, (uint64_t)N * size * sizeof(float), size);
     ok = 1;
@@ -117,7 +175,7 @@ static void check_group(evo_comm *c, evo_group g, uint64_t *expect)
 
     for (size_t i = 0; i < N; i++)
         part[i] = val(me, i);
-    c->allgather_f32(c, g, be, bwhole, up(bpart, part, N), N);
+    c->allgather(c, g, be, EVO_F32, bwhole, up(bpart, part, N), N);
     down(whole, bwhole, (size_t)N * size);
     ok = 1;
     for (uint32_t r = 0; r < size; r++)
@@ -127,7 +185,7 @@ static void check_group(evo_comm *c, evo_group g, uint64_t *expect)
     for (size_t i = 0; i < N; i++)
         whole[me * N + i] = val(me, i);
     up(bwhole, whole, (size_t)N * size);
-    c->allgather_f32(c, g, be, bwhole, bwhole + me * N, N); /* in place */
+    c->allgather(c, g, be, EVO_F32, bwhole, bwhole + me * N, N); /* in place */
     down(whole, bwhole, (size_t)N * size);
     for (uint32_t r = 0; r < size; r++)
         for (size_t i = 0; i < N; i++)
@@ -135,6 +193,9 @@ static void check_group(evo_comm *c, evo_group g, uint64_t *expect)
     expect[g] += 2 * evo_comm_volume(EVO_ALLGATHER, (uint64_t)N * size * sizeof(float), size);
     snprintf(name, sizeof name, "%s: all-gather, out of place and in place", gn);
     check(ok, name, "a gathered part is wrong");
+
+    for (evo_dtype dt = EVO_BF16; dt <= EVO_F16; dt++)
+        check_half(c, g, dt, ba, bwhole, expect);
 
     uint32_t root = size - 1;
     for (size_t i = 0; i < N; i++)
@@ -266,7 +327,7 @@ int main(int argc, char **argv)
         be = evo_backend_cpu();
     else if (!strcmp(backend, "guarded"))
         be = evo_backend_guarded();
-    else if (!strcmp(backend, "cuda") && !(be = evo_backend_cuda((int)w.local_rank, 0, &e)))
+    else if (!strcmp(backend, "cuda") && !(be = evo_backend_cuda((int)w.local_rank, EVO_F32, 0, &e)))
         evo_fatal("%s", e.msg);
     if (!be)
         evo_usage_error("comm-check: backend cpu, guarded or cuda, not '%s'", backend);
@@ -283,7 +344,7 @@ int main(int argc, char **argv)
     float *all = evo_calloc((size_t)w.size * 3, sizeof *all);
     float *ball = be->alloc(be, (size_t)w.size * 3 * sizeof *all), *bmine = be->alloc(be, sizeof mine);
     uint64_t expect[EVO_N_GROUPS] = {0};
-    c->allgather_f32(c, EVO_GROUP_WORLD, be, ball, up(bmine, mine, 3), 3);
+    c->allgather(c, EVO_GROUP_WORLD, be, EVO_F32, ball, up(bmine, mine, 3), 3);
     down(all, ball, (size_t)w.size * 3);
     be->free(be, ball);
     be->free(be, bmine);

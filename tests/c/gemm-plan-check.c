@@ -88,12 +88,14 @@ static void check_shape(size_t T, size_t C, size_t OC)
             memcpy(want, start, nd * sizeof *want);
         }
         gemm_colmajor(&p, operand(p.a, inp, W, dout), operand(p.b, inp, W, dout), got, beta);
+        /* the CPU backend's dtype values are floats */
+        const evo_dval *dv_inp = (const evo_dval *)inp, *dv_W = (const evo_dval *)W, *dv_dout = (const evo_dval *)dout;
         if (kind == EVO_GEMM_FORWARD)
-            be->matmul_fwd(be, want, inp, W, NULL, T, C, OC);
+            be->matmul_fwd(be, (evo_dval *)want, dv_inp, dv_W, NULL, T, C, OC);
         else if (kind == EVO_GEMM_DINP)
-            be->matmul_bwd(be, want, NULL, NULL, dout, inp, W, T, C, OC, EVO_ACCUMULATE);
+            be->matmul_bwd(be, (evo_dval *)want, NULL, NULL, dv_dout, dv_inp, dv_W, T, C, OC, EVO_ACCUMULATE);
         else
-            be->matmul_bwd(be, NULL, want, NULL, dout, inp, W, T, C, OC, EVO_OVERWRITE);
+            be->matmul_bwd(be, NULL, want, NULL, dv_dout, dv_inp, dv_W, T, C, OC, EVO_OVERWRITE);
         compare(names[kind], T, C, OC, got, want, nd);
     }
     free(inp), free(W), free(dout), free(dinp0), free(dW0), free(want), free(got);

@@ -42,7 +42,7 @@ static void write_file(const char *dir, const char *name, const void *p, size_t 
 }
 
 /* Downloads n floats of device memory into DIR/name. */
-static void save_dev(const evo_backend *be, const char *dir, const char *name, const float *dev,
+static void save_dev(const evo_backend *be, const char *dir, const char *name, const void *dev,
                      size_t n)
 {
     float *h = evo_malloc(n * sizeof *h);

@@ -2,22 +2,28 @@
  * inputs and writes inputs and outputs for tests/ref/torch-ops.py, which
  * recomputes them with PyTorch autograd and compares (tests/t0200-ops.sh).
  *
- *   op-check [-s] [-b cpu|cuda|cuda-tf32] DIR
+ *   op-check [-s] [-b BACKEND] DIR
  *
  * For each case it writes DIR/<case>.json (the dimensions and scalars) and
  * one raw little-endian file per tensor, DIR/<case>.<name>.<f32|i32|u16|f64>,
  * flat (the JSON gives the shapes). -s: smaller sizes, for the sanitizer
- * build. -b runs another backend on the same inputs (the CUDA one on GPU 0,
- * with fp32 or TF32 GEMMs): scripts/gpu-check compares its DIR with the CPU
- * backend's by tests/c/op-compare. Every buffer goes through the backend's
- * alloc/upload/download, as evo-train's does. The plain-loop attention
- * reference runs only beside the CPU backend (it reads host memory). */
+ * build. -b runs another backend on the same inputs: cpu (the default),
+ * emulated-bf16 and emulated-fp16 (backend_emulated.c), cuda, cuda-tf32,
+ * cuda-bf16 and cuda-fp16 (GPU 0): scripts/gpu-check compares a GPU's DIR
+ * with the CPU backend's, or in bf16 with the emulated one's, by
+ * tests/c/op-compare. Every buffer goes through the backend's
+ * alloc/upload/download, as evo-train's does. Activations (evo_dval) are
+ * made as fp32, rounded to the backend's dtype, uploaded, and saved widened
+ * back to fp32, so every backend's files have the same names and types.
+ * The plain-loop attention reference runs only beside the CPU backend (it
+ * reads host memory, in fp32). */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dtype.h"
 #include "base/error.h"
 #include "compute/backend.h"
 #include "compute/backend_cpu.h" /* the attention reference */
@@ -67,6 +73,21 @@ static float *dev_uniform(size_t n, float lo, float hi)
         h[i] = rng_uniform(lo, hi);
     float *d = dev_from(h, n * sizeof *h);
     free(h);
+    return d;
+}
+
+/* The same in the backend's dtype (each value rounded to it): an
+ * activation, or a working weight. */
+static evo_dval *dval_uniform(size_t n, float lo, float hi)
+{
+    float *h = evo_malloc(n * sizeof *h);
+    for (size_t i = 0; i < n; i++)
+        h[i] = rng_uniform(lo, hi);
+    void *t = evo_malloc(evo_dval_bytes(be, n));
+    evo_dtype_cast(t, be->dtype, h, EVO_F32, n);
+    evo_dval *d = dev_from(t, evo_dval_bytes(be, n));
+    free(h);
+    free(t);
     return d;
 }
 
@@ -123,6 +144,22 @@ static void save(const char *name, const char *ext, const void *dev, size_t n, s
 #define SAVE_F32(name, p, n) save(name, "f32", p, n, 4)
 #define SAVE_I32(name, p, n) save(name, "i32", p, n, 4)
 
+/* A dtype buffer, saved widened to fp32 (NAME.f32 on every backend). */
+static void SAVE_D(const char *name, const evo_dval *dev, size_t n)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.%s.f32", dir, case_name, name);
+    void *h = evo_malloc(evo_dval_bytes(be, n));
+    float *f = evo_malloc(n * sizeof *f);
+    be->download(be, h, dev, evo_dval_bytes(be, n));
+    evo_dtype_cast(f, EVO_F32, h, be->dtype, n);
+    FILE *out = fopen(path, "wb");
+    if (!out || fwrite(f, sizeof *f, n, out) != n || fclose(out) != 0)
+        evo_fatal("op-check: cannot write %s", path);
+    free(h);
+    free(f);
+}
+
 /* An uninitialised device buffer, or one filled with random values saved
  * under NAME first (a gradient that the op must accumulate into). */
 static float *dev_out(size_t n)
@@ -135,20 +172,28 @@ static float *dev_acc(const char *name, size_t n)
     SAVE_F32(name, d, n);
     return d;
 }
+static evo_dval *dval_out(size_t n) { return dev_alloc(evo_dval_bytes(be, n)); }
+static evo_dval *dval_acc(const char *name, size_t n)
+{
+    evo_dval *d = dval_uniform(n, -1, 1);
+    SAVE_D(name, d, n);
+    return d;
+}
 
 static void check_embedding(void)
 {
     size_t T = small ? 24 : 96, V = 37, C = 80;
     begin("embedding", "\"T\": %zu, \"V\": %zu, \"C\": %zu", T, V, C);
     int32_t *ids = dev_ints(T, 0, (int32_t)V, 0);
-    float *table = dev_uniform(V * C, -1, 1), *out = dev_out(T * C);
-    float *dout = dev_uniform(T * C, -1, 1), *dtable = dev_acc("dtable0", V * C);
+    evo_dval *table = dval_uniform(V * C, -1, 1), *out = dval_out(T * C);
+    evo_dval *dout = dval_uniform(T * C, -1, 1);
+    float *dtable = dev_acc("dtable0", V * C);
     be->embedding_fwd(be, out, ids, table, T, C);
     be->embedding_bwd(be, dtable, ids, dout, T, C);
     SAVE_I32("ids", ids, T);
-    SAVE_F32("table", table, V * C);
-    SAVE_F32("dout", dout, T * C);
-    SAVE_F32("out", out, T * C);
+    SAVE_D("table", table, V * C);
+    SAVE_D("dout", dout, T * C);
+    SAVE_D("out", out, T * C);
     SAVE_F32("dtable", dtable, V * C);
     end();
 }
@@ -157,20 +202,21 @@ static void check_matmul(void)
 {
     size_t T = small ? 16 : 64, C = 72, OC = 100;
     begin("matmul", "\"T\": %zu, \"C\": %zu, \"OC\": %zu", T, C, OC);
-    float *inp = dev_uniform(T * C, -1, 1), *W = dev_uniform(OC * C, -0.2f, 0.2f);
-    float *b = dev_uniform(OC, -1, 1), *out = dev_out(T * OC), *dout = dev_uniform(T * OC, -1, 1);
-    float *dinp = dev_out(T * C), *dW = dev_acc("dW0", OC * C), *db = dev_acc("db0", OC);
+    evo_dval *inp = dval_uniform(T * C, -1, 1), *W = dval_uniform(OC * C, -0.2f, 0.2f);
+    evo_dval *b = dval_uniform(OC, -1, 1), *out = dval_out(T * OC), *dout = dval_uniform(T * OC, -1, 1);
+    evo_dval *dinp = dval_out(T * C);
+    float *dW = dev_acc("dW0", OC * C), *db = dev_acc("db0", OC);
     be->matmul_fwd(be, out, inp, W, b, T, C, OC);
     be->matmul_bwd(be, dinp, dW, db, dout, inp, W, T, C, OC, EVO_OVERWRITE);
-    float *dinp_acc = dev_acc("dinp0", T * C);
+    evo_dval *dinp_acc = dval_acc("dinp0", T * C);
     be->matmul_bwd(be, dinp_acc, NULL, NULL, dout, inp, W, T, C, OC, EVO_ACCUMULATE);
-    SAVE_F32("inp", inp, T * C);
-    SAVE_F32("W", W, OC * C);
-    SAVE_F32("b", b, OC);
-    SAVE_F32("dout", dout, T * OC);
-    SAVE_F32("out", out, T * OC);
-    SAVE_F32("dinp", dinp, T * C);
-    SAVE_F32("dinp_acc", dinp_acc, T * C);
+    SAVE_D("inp", inp, T * C);
+    SAVE_D("W", W, OC * C);
+    SAVE_D("b", b, OC);
+    SAVE_D("dout", dout, T * OC);
+    SAVE_D("out", out, T * OC);
+    SAVE_D("dinp", dinp, T * C);
+    SAVE_D("dinp_acc", dinp_acc, T * C);
     SAVE_F32("dW", dW, OC * C);
     SAVE_F32("db", db, OC);
     end();
@@ -181,20 +227,21 @@ static void check_rmsnorm(void)
     size_t T = small ? 8 : 48, C = 192;
     float eps = 1e-5f;
     begin("rmsnorm", "\"T\": %zu, \"C\": %zu, \"eps\": %.9g", T, C, (double)eps);
-    float *inp = dev_uniform(T * C, -2, 2), *w = dev_uniform(C, 0.5f, 1.5f);
-    float *out = dev_out(T * C), *rstd = dev_out(T), *dout = dev_uniform(T * C, -1, 1);
-    float *dinp = dev_out(T * C), *dw = dev_acc("dw0", C);
+    evo_dval *inp = dval_uniform(T * C, -2, 2), *w = dval_uniform(C, 0.5f, 1.5f);
+    evo_dval *out = dval_out(T * C), *dout = dval_uniform(T * C, -1, 1), *dinp = dval_out(T * C);
+    float *rstd = dev_out(T), *dw = dev_acc("dw0", C);
     be->rmsnorm_fwd(be, out, rstd, inp, w, eps, T, C);
     be->rmsnorm_bwd(be, dinp, dw, dout, inp, w, rstd, T, C, EVO_OVERWRITE);
-    float *dinp_acc = dev_acc("dinp0", T * C), *dw_again = dev_out(C);
+    evo_dval *dinp_acc = dval_acc("dinp0", T * C);
+    float *dw_again = dev_out(C);
     be->rmsnorm_bwd(be, dinp_acc, dw_again, dout, inp, w, rstd, T, C, EVO_ACCUMULATE);
-    SAVE_F32("inp", inp, T * C);
-    SAVE_F32("w", w, C);
-    SAVE_F32("dout", dout, T * C);
-    SAVE_F32("out", out, T * C);
+    SAVE_D("inp", inp, T * C);
+    SAVE_D("w", w, C);
+    SAVE_D("dout", dout, T * C);
+    SAVE_D("out", out, T * C);
     SAVE_F32("rstd", rstd, T);
-    SAVE_F32("dinp", dinp, T * C);
-    SAVE_F32("dinp_acc", dinp_acc, T * C);
+    SAVE_D("dinp", dinp, T * C);
+    SAVE_D("dinp_acc", dinp_acc, T * C);
     SAVE_F32("dw", dw, C);
     end();
 }
@@ -221,15 +268,15 @@ static void check_rope(void)
     begin("rope", "\"T\": %zu, \"H\": %d, \"hd\": %d, \"base\": %.9g", T, H, hd, (double)base);
     int32_t *pos = dev_positions(T, cu, n_seg, 4000);
     size_t n = T * (size_t)H * (size_t)hd;
-    float *inp = dev_uniform(n, -1, 1), *out = dev_out(n), *dout = dev_uniform(n, -1, 1);
-    float *dinp = dev_out(n);
+    evo_dval *inp = dval_uniform(n, -1, 1), *out = dval_out(n), *dout = dval_uniform(n, -1, 1);
+    evo_dval *dinp = dval_out(n);
     be->rope_fwd(be, out, inp, pos, T, H, hd, base);
     be->rope_bwd(be, dinp, dout, pos, T, H, hd, base);
     SAVE_I32("pos", pos, T);
-    SAVE_F32("inp", inp, n);
-    SAVE_F32("dout", dout, n);
-    SAVE_F32("out", out, n);
-    SAVE_F32("dinp", dinp, n);
+    SAVE_D("inp", inp, n);
+    SAVE_D("dout", dout, n);
+    SAVE_D("out", out, n);
+    SAVE_D("dinp", dinp, n);
     end();
 }
 
@@ -258,16 +305,16 @@ static void check_attention(const char *name, int H, int KVH, int hd, const int 
     int32_t *dcu = dev_from(cu, (size_t)(n_seg + 1) * sizeof *cu);
     /* With q in U(-3,3), q.k / sqrt(hd) has variance 1 (Var U(-3,3) U(-1,1)
      * = 1): softmax neither flat nor one-hot. */
-    float *q = dev_uniform(nq, -q_range, q_range), *k = dev_uniform(nkv, -1, 1);
-    float *v = dev_uniform(nkv, -1, 1);
-    float *dout = dev_uniform(nq, -1, 1), *scratch = dev_out(T * (size_t)H);
-    SAVE_F32("q", q, nq);
-    SAVE_F32("k", k, nkv);
-    SAVE_F32("v", v, nkv);
-    SAVE_F32("dout", dout, nq);
-    for (int ref = 0; ref < (be->host_memory ? 2 : 1); ref++) {
-        float *out = dev_out(nq), *lse = dev_out(T * (size_t)H);
-        float *dq = dev_out(nq), *dk = dev_out(nkv), *dv = dev_out(nkv);
+    evo_dval *q = dval_uniform(nq, -q_range, q_range), *k = dval_uniform(nkv, -1, 1);
+    evo_dval *v = dval_uniform(nkv, -1, 1), *dout = dval_uniform(nq, -1, 1);
+    float *scratch = dev_out(T * (size_t)H);
+    SAVE_D("q", q, nq);
+    SAVE_D("k", k, nkv);
+    SAVE_D("v", v, nkv);
+    SAVE_D("dout", dout, nq);
+    for (int ref = 0; ref < (be->host_memory && be->dtype == EVO_F32 ? 2 : 1); ref++) {
+        evo_dval *out = dval_out(nq), *dq = dval_out(nq), *dk = dval_out(nkv), *dv = dval_out(nkv);
+        float *lse = dev_out(T * (size_t)H);
         if (ref) {
             evo_cpu_attention_ref_fwd(be, out, lse, q, k, v, dcu, n_seg, T, H, KVH, hd);
             evo_cpu_attention_ref_bwd(be, dq, dk, dv, scratch, dout, q, k, v, out, lse, dcu,
@@ -282,11 +329,11 @@ static void check_attention(const char *name, int H, int KVH, int hd, const int 
             {"ref_out", "ref_lse", "ref_dq", "ref_dk", "ref_dv"},
         };
         const char *const *nm = names[ref];
-        SAVE_F32(nm[0], out, nq);
+        SAVE_D(nm[0], out, nq);
         SAVE_F32(nm[1], lse, T * (size_t)H);
-        SAVE_F32(nm[2], dq, nq);
-        SAVE_F32(nm[3], dk, nkv);
-        SAVE_F32(nm[4], dv, nkv);
+        SAVE_D(nm[2], dq, nq);
+        SAVE_D(nm[3], dk, nkv);
+        SAVE_D(nm[4], dv, nkv);
     }
     end();
 }
@@ -295,16 +342,16 @@ static void check_swiglu(void)
 {
     size_t n = small ? 500 : 4000;
     begin("swiglu", "\"n\": %zu", n);
-    float *gate = dev_uniform(n, -6, 6), *up = dev_uniform(n, -2, 2), *out = dev_out(n);
-    float *dout = dev_uniform(n, -1, 1), *dgate = dev_out(n), *dup = dev_out(n);
+    evo_dval *gate = dval_uniform(n, -6, 6), *up = dval_uniform(n, -2, 2), *out = dval_out(n);
+    evo_dval *dout = dval_uniform(n, -1, 1), *dgate = dval_out(n), *dup = dval_out(n);
     be->swiglu_fwd(be, out, gate, up, n);
     be->swiglu_bwd(be, dgate, dup, dout, gate, up, n);
-    SAVE_F32("gate", gate, n);
-    SAVE_F32("up", up, n);
-    SAVE_F32("dout", dout, n);
-    SAVE_F32("out", out, n);
-    SAVE_F32("dgate", dgate, n);
-    SAVE_F32("dup", dup, n);
+    SAVE_D("gate", gate, n);
+    SAVE_D("up", up, n);
+    SAVE_D("dout", dout, n);
+    SAVE_D("out", out, n);
+    SAVE_D("dgate", dgate, n);
+    SAVE_D("dup", dup, n);
     end();
 }
 
@@ -312,18 +359,19 @@ static void check_crossentropy(const char *name, float eps)
 {
     size_t T = small ? 16 : 64, V = 301;
     begin(name, "\"T\": %zu, \"V\": %zu, \"eps\": %.9g", T, V, (double)eps);
-    float *logits = dev_uniform(T * V, -8, 8), *losses = dev_out(T), *lse = dev_out(T);
+    evo_dval *logits = dval_uniform(T * V, -8, 8), *dlogits = dval_out(T * V);
+    float *losses = dev_out(T), *lse = dev_out(T);
     int32_t *labels = dev_ints(T, 0, (int32_t)V, 0.25);
-    float *dloss = dev_uniform(T, 0, 1), *dlogits = dev_out(T * V);
+    float *dloss = dev_uniform(T, 0, 1);
     be->crossentropy_fwd(be, losses, lse, logits, labels, eps, T, V);
-    SAVE_F32("logits", logits, T * V);
-    /* In place, as evo-train will run it: the logits buffer becomes dlogits. */
-    be->copy(be, dlogits, logits, T * V * sizeof(float));
+    SAVE_D("logits", logits, T * V);
+    /* In place, as evo-train runs it: the logits buffer becomes dlogits. */
+    be->copy(be, dlogits, logits, evo_dval_bytes(be, T * V));
     be->crossentropy_bwd(be, dlogits, dloss, dlogits, lse, labels, eps, T, V, 0, V);
     SAVE_I32("labels", labels, T);
     SAVE_F32("dloss", dloss, T);
     SAVE_F32("losses", losses, T);
-    SAVE_F32("dlogits", dlogits, T * V);
+    SAVE_D("dlogits", dlogits, T * V);
     end();
 }
 
@@ -336,22 +384,22 @@ static void check_crossentropy_shards(float eps)
 {
     size_t T = small ? 16 : 64, V = 300, S = 3, Vl = V / S;
     begin("crossentropy_shards", "\"T\": %zu, \"V\": %zu, \"shards\": %zu, \"eps\": %.9g", T, V, S, (double)eps);
-    float *logits = dev_uniform(T * V, -8, 8), *losses = dev_out(T), *lse = dev_out(T);
+    evo_dval *logits = dval_uniform(T * V, -8, 8), *shard = dval_out(T * Vl), *dlogits = dval_out(T * V);
+    float *losses = dev_out(T), *lse = dev_out(T);
     int32_t *labels = dev_ints(T, 0, (int32_t)V, 0.25);
-    float *dloss = dev_uniform(T, 0, 1), *shard = dev_out(T * Vl), *parts = dev_out(3 * T * S);
-    float *dlogits = dev_out(T * V);
+    float *dloss = dev_uniform(T, 0, 1), *parts = dev_out(3 * T * S);
     be->crossentropy_fwd(be, losses, lse, logits, labels, eps, T, V);
     for (size_t r = 0; r < S; r++) {
-        be->copy2d(be, shard, Vl, logits + r * Vl, V, T, Vl);
+        be->copy2d(be, shard, Vl, evo_dval_at(be, logits, r * Vl), V, T, Vl);
         be->crossentropy_shard_fwd(be, parts + r * 3 * T, shard, labels, T, r * Vl, Vl);
         be->crossentropy_bwd(be, shard, dloss, shard, lse, labels, eps, T, V, r * Vl, Vl);
-        be->copy2d(be, dlogits + r * Vl, V, shard, Vl, T, Vl);
+        be->copy2d(be, evo_dval_at(be, dlogits, r * Vl), V, shard, Vl, T, Vl);
     }
-    SAVE_F32("logits", logits, T * V);
+    SAVE_D("logits", logits, T * V);
     SAVE_I32("labels", labels, T);
     SAVE_F32("dloss", dloss, T);
     SAVE_F32("parts", parts, 3 * T * S);
-    SAVE_F32("dlogits", dlogits, T * V);
+    SAVE_D("dlogits", dlogits, T * V);
     end();
 }
 
@@ -439,19 +487,25 @@ static void check_cast(void)
     end();
 }
 
-/* fill, add and device-to-device copy. */
+/* fill (fp32), add and device-to-device copy (dtype), and the working
+ * copy of fp32 master weights (rounded to the dtype). */
 static void check_memory(void)
 {
     size_t n = 1000;
     begin("memory", "\"n\": %zu, \"value\": 0.25", n);
-    float *x = dev_uniform(n, -1, 1), *y = dev_out(n), *z = dev_out(n);
-    be->copy(be, y, x, n * sizeof(float));
-    be->fill(be, z, 0.25f, n);
-    SAVE_F32("x", x, n);
-    SAVE_F32("y", y, n);
-    SAVE_F32("z", z, n);
-    be->add(be, y, z, n); /* y = x + 0.25 */
-    SAVE_F32("sum", y, n);
+    evo_dval *x = dval_uniform(n, -1, 1), *y = dval_out(n), *z = dval_uniform(n, -1, 1), *wc = dval_out(n);
+    float *f = dev_out(n), *master = dev_uniform(n, -1, 1);
+    be->copy(be, y, x, evo_dval_bytes(be, n));
+    be->fill(be, f, 0.25f, n);
+    be->working_copy(be, wc, master, n);
+    SAVE_D("x", x, n);
+    SAVE_D("y", y, n);
+    SAVE_D("z", z, n);
+    SAVE_F32("f", f, n);
+    SAVE_F32("master", master, n);
+    SAVE_D("working", wc, n);
+    be->add(be, y, z, n); /* y = x + z */
+    SAVE_D("sum", y, n);
     end();
 }
 
@@ -468,15 +522,21 @@ int main(int argc, char **argv)
         const char *name = argv[a + 1];
         a += 2;
         evo_err e;
-        if (strcmp(name, "cuda") == 0 || strcmp(name, "cuda-tf32") == 0) {
-            if (!(be = evo_backend_cuda(0, strcmp(name, "cuda-tf32") == 0, &e)))
+        evo_dtype dt = strstr(name, "-bf16") ? EVO_BF16 : strstr(name, "-fp16") ? EVO_F16 : EVO_F32;
+        if (!strcmp(name, "emulated-bf16") || !strcmp(name, "emulated-fp16")) {
+            be = evo_backend_emulated(dt);
+        } else if (!strcmp(name, "cuda") || !strcmp(name, "cuda-tf32") || !strcmp(name, "cuda-bf16") ||
+                   !strcmp(name, "cuda-fp16")) {
+            if (!(be = evo_backend_cuda(0, dt, strcmp(name, "cuda-tf32") == 0, &e)))
                 evo_fatal("%s", e.msg);
         } else if (strcmp(name, "cpu") != 0) {
-            evo_usage_error("-b wants cpu, cuda or cuda-tf32, not '%s'", name);
+            evo_usage_error("-b wants cpu, emulated-bf16, emulated-fp16, cuda, cuda-tf32, cuda-bf16 or cuda-fp16, "
+                            "not '%s'",
+                            name);
         }
     }
     if (a + 1 != argc)
-        evo_usage_error("usage: op-check [-s] [-b cpu|cuda|cuda-tf32] DIR");
+        evo_usage_error("usage: op-check [-s] [-b BACKEND] DIR");
     dir = argv[a];
     check_embedding();
     check_matmul();

@@ -215,7 +215,8 @@ def cast(c, m):
 def memory(c, m):
     x, y, z = load(c, "x"), load(c, "y"), load(c, "z")
     report(torch.equal(x, y), c, "copy", "exact")
-    report(bool((z == m["value"]).all()), c, "fill", f"value {m['value']}")
+    report(bool((load(c, "f") == m["value"]).all()), c, "fill", f"value {m['value']}")
+    report(torch.equal(load(c, "working"), load(c, "master")), c, "working copy (fp32)", "exact")
     report(torch.equal(load(c, "sum"), x + z), c, "add", "exact")
 
 

@@ -13,14 +13,15 @@
  *   and an op never reads a host pointer (scalars are passed by value).
  * - Every op computes in fp32 (matmuls accumulate in fp32). A backend has
  *   a compute dtype (`dtype`, from model.dtype): the activations, their
- *   gradients and the working copy of the weights the layers read hold
- *   values of it, every op rounding what it writes to them (to nearest
- *   even, dtype.h). The master weights, parameter gradients, optimizer
- *   state, saved statistics (rstd, lse), losses and the loss-scaled dloss
- *   are fp32 in every dtype. Storage is fp32 today: the CPU backend
- *   computes in fp32 (dtype fp32) and is the reference; the emulated one
- *   (backend_emulated.c) is the CPU's rounding to bf16 or fp16 wherever a
- *   GPU computing in them rounds, mixed precision's numerics on the CPU.
+ *   gradients and the working copy of the weights the layers read are
+ *   stored in it, as evo_dval buffers, every op rounding what it writes to
+ *   them (to nearest even, dtype.h). The master weights, parameter
+ *   gradients, optimizer state, saved statistics (rstd, lse), losses and
+ *   the loss-scaled dloss are fp32 (float *) in every dtype. The CPU
+ *   backend computes and stores fp32 (dtype fp32) and is the reference; the
+ *   emulated one (backend_emulated.c) stores bf16 or fp16 and computes each
+ *   op with the CPU's fp32 code: mixed precision's numerics and storage on
+ *   the CPU, what a GPU computing in the dtype gets.
  * - A micro-batch is one packed row of T tokens (the batch dimension folded
  *   into T); document boundaries are given by cu_seqlens, positions restart
  *   in every segment (InternEvo's `indexes`).
@@ -50,6 +51,12 @@
  * place, with no temporary and no extra pass over it. */
 typedef enum { EVO_OVERWRITE, EVO_ACCUMULATE } evo_grad_mode;
 
+/* A buffer of values in a backend's compute dtype: activations, their
+ * gradients, the working weights. Incomplete on purpose: such a buffer is
+ * reached through evo_dval_at, whose step is the dtype's size, and mixing
+ * one up with an fp32 buffer is a compile error. */
+typedef struct evo_dval evo_dval;
+
 typedef struct evo_backend evo_backend;
 struct evo_backend {
     const char *name;
@@ -57,7 +64,7 @@ struct evo_backend {
      * backend), so a comm may hand it to MPI as it is; 0: the host reaches
      * it only through this table (a GPU's memory), and comms stage it. */
     int host_memory;
-    /* The compute dtype (above); fp32 for the CPU and CUDA backends. */
+    /* The compute dtype, what an evo_dval holds (above). */
     evo_dtype dtype;
 
     /* ---- memory ---------------------------------------------------------
@@ -73,22 +80,22 @@ struct evo_backend {
     void (*upload)(const evo_backend *be, void *dst, const void *host_src, size_t bytes);
     void (*download)(const evo_backend *be, void *host_dst, const void *src, size_t bytes);
     void (*fill)(const evo_backend *be, float *dst, float value, size_t n);
-    void (*add)(const evo_backend *be, float *dst, const float *src, size_t n);
+    void (*add)(const evo_backend *be, evo_dval *dst, const evo_dval *src, size_t n);
     void (*copy)(const evo_backend *be, void *dst, const void *src, size_t bytes);
     void (*cast)(const evo_backend *be, void *dst, evo_dtype dst_dt, const void *src,
                  evo_dtype src_dt, size_t n);
     /* The working copy of n master weights: dst = src rounded to dtype (a
      * plain copy in fp32). */
-    void (*working_copy)(const evo_backend *be, float *dst, const float *src, size_t n);
+    void (*working_copy)(const evo_backend *be, evo_dval *dst, const float *src, size_t n);
 
     /* ---- embedding ------------------------------------------------------
      * out[t,:] = table[ids[t],:], with 0 <= ids[t] < V (checked by the
      * caller when tokens are loaded). Backward scatters the rows back:
      * dtable[ids[t],:] += dout[t,:]; repeated ids add up in token order. */
-    void (*embedding_fwd)(const evo_backend *be, float *out, const int32_t *ids,
-                          const float *table, size_t T, size_t C);
+    void (*embedding_fwd)(const evo_backend *be, evo_dval *out, const int32_t *ids,
+                          const evo_dval *table, size_t T, size_t C);
     void (*embedding_bwd)(const evo_backend *be, float *dtable, const int32_t *ids,
-                          const float *dout, size_t T, size_t C);
+                          const evo_dval *dout, size_t T, size_t C);
 
     /* ---- matmul (nn.Linear) ---------------------------------------------
      * out[T,OC] = inp[T,C] . W[OC,C]^T + b[OC]     (bias may be NULL)
@@ -97,10 +104,10 @@ struct evo_backend {
      *   dW[OC,C]   += dout[T,OC]^T . inp[T,C]
      *   db[OC]     += sum_t dout[t,:]
      * Any of dinp, dW, db may be NULL to skip it. */
-    void (*matmul_fwd)(const evo_backend *be, float *out, const float *inp, const float *W,
-                       const float *b, size_t T, size_t C, size_t OC);
-    void (*matmul_bwd)(const evo_backend *be, float *dinp, float *dW, float *db,
-                       const float *dout, const float *inp, const float *W, size_t T,
+    void (*matmul_fwd)(const evo_backend *be, evo_dval *out, const evo_dval *inp, const evo_dval *W,
+                       const evo_dval *b, size_t T, size_t C, size_t OC);
+    void (*matmul_bwd)(const evo_backend *be, evo_dval *dinp, float *dW, float *db,
+                       const evo_dval *dout, const evo_dval *inp, const evo_dval *W, size_t T,
                        size_t C, size_t OC, evo_grad_mode dinp_mode);
 
     /* ---- RMSNorm --------------------------------------------------------
@@ -108,10 +115,10 @@ struct evo_backend {
      * rstd [T] is saved for the backward. With xh = x rstd and g = dout w:
      *   dinp[t,c] (+)= rstd[t] (g[t,c] - xh[t,c] mean_c'(g[t,c'] xh[t,c']))
      *   dw[c]     += sum_t dout[t,c] xh[t,c] */
-    void (*rmsnorm_fwd)(const evo_backend *be, float *out, float *rstd, const float *inp,
-                        const float *w, float eps, size_t T, size_t C);
-    void (*rmsnorm_bwd)(const evo_backend *be, float *dinp, float *dw, const float *dout,
-                        const float *inp, const float *w, const float *rstd, size_t T, size_t C,
+    void (*rmsnorm_fwd)(const evo_backend *be, evo_dval *out, float *rstd, const evo_dval *inp,
+                        const evo_dval *w, float eps, size_t T, size_t C);
+    void (*rmsnorm_bwd)(const evo_backend *be, evo_dval *dinp, float *dw, const evo_dval *dout,
+                        const evo_dval *inp, const evo_dval *w, const float *rstd, size_t T, size_t C,
                         evo_grad_mode dinp_mode);
 
     /* ---- rotary position embedding (rotate-half: GPT-NeoX, HF LLaMA,
@@ -122,9 +129,9 @@ struct evo_backend {
      * A rotation, so the backward is the rotation by -theta:
      *   dx1 =  dy1 cos + dy2 sin,  dx2 = -dy1 sin + dy2 cos
      * out may equal inp (in place), and dinp may equal dout. */
-    void (*rope_fwd)(const evo_backend *be, float *out, const float *inp, const int32_t *pos,
+    void (*rope_fwd)(const evo_backend *be, evo_dval *out, const evo_dval *inp, const int32_t *pos,
                      size_t T, int H, int hd, float base);
-    void (*rope_bwd)(const evo_backend *be, float *dinp, const float *dout, const int32_t *pos,
+    void (*rope_bwd)(const evo_backend *be, evo_dval *dinp, const evo_dval *dout, const int32_t *pos,
                      size_t T, int H, int hd, float base);
 
     /* ---- causal attention over packed segments (flash-attn varlen) ------
@@ -141,22 +148,22 @@ struct evo_backend {
      *   dk[s,g] = sum_{h in g, t>=s} dS q[t,h] / sqrt(hd)
      *   dv[s,g] = sum_{h in g, t>=s} P dout[t,h]
      * dq, dk, dv are overwritten; scratch is T*H floats of workspace. */
-    void (*attention_fwd)(const evo_backend *be, float *out, float *lse, const float *q,
-                          const float *k, const float *v, const int32_t *cu_seqlens, int n_seg,
+    void (*attention_fwd)(const evo_backend *be, evo_dval *out, float *lse, const evo_dval *q,
+                          const evo_dval *k, const evo_dval *v, const int32_t *cu_seqlens, int n_seg,
                           size_t T, int H, int KVH, int hd);
-    void (*attention_bwd)(const evo_backend *be, float *dq, float *dk, float *dv,
-                          float *scratch, const float *dout, const float *q, const float *k,
-                          const float *v, const float *out, const float *lse,
+    void (*attention_bwd)(const evo_backend *be, evo_dval *dq, evo_dval *dk, evo_dval *dv,
+                          float *scratch, const evo_dval *dout, const evo_dval *q, const evo_dval *k,
+                          const evo_dval *v, const evo_dval *out, const float *lse,
                           const int32_t *cu_seqlens, int n_seg, size_t T, int H, int KVH,
                           int hd);
 
     /* ---- SwiGLU ---------------------------------------------------------
      * out = silu(gate) up, silu(g) = g sigmoid(g), elementwise over n:
      *   dup = dout silu(g);  dgate = dout up sigmoid(g) (1 + g (1 - sigmoid(g))) */
-    void (*swiglu_fwd)(const evo_backend *be, float *out, const float *gate, const float *up,
+    void (*swiglu_fwd)(const evo_backend *be, evo_dval *out, const evo_dval *gate, const evo_dval *up,
                        size_t n);
-    void (*swiglu_bwd)(const evo_backend *be, float *dgate, float *dup, const float *dout,
-                       const float *gate, const float *up, size_t n);
+    void (*swiglu_bwd)(const evo_backend *be, evo_dval *dgate, evo_dval *dup, const evo_dval *dout,
+                       const evo_dval *gate, const evo_dval *up, size_t n);
 
     /* ---- cross-entropy with label smoothing eps (PyTorch's) -------------
      * For a labelled token (y = labels[t] != EVO_IGNORE_LABEL), z = logits[t]:
@@ -168,10 +175,10 @@ struct evo_backend {
      *   dlogits[t,v] = dloss[t] (softmax(z)_v - (1-eps)[v = y] - eps/V)
      * for v in [v0, v0+Vl) (below: a shard of the vocabulary).
      * dlogits may equal logits (the logits are not needed after it). */
-    void (*crossentropy_fwd)(const evo_backend *be, float *losses, float *lse, const float *logits,
+    void (*crossentropy_fwd)(const evo_backend *be, float *losses, float *lse, const evo_dval *logits,
                              const int32_t *labels, float eps, size_t T, size_t V);
-    void (*crossentropy_bwd)(const evo_backend *be, float *dlogits, const float *dloss,
-                             const float *logits, const float *lse, const int32_t *labels,
+    void (*crossentropy_bwd)(const evo_backend *be, evo_dval *dlogits, const float *dloss,
+                             const evo_dval *logits, const float *lse, const int32_t *labels,
                              float eps, size_t T, size_t V, size_t v0, size_t Vl);
     /* The same over a shard of the vocabulary (Megatron's vocab-parallel
      * cross-entropy, InternEvo's parallel_output): logits [T,Vl] hold the
@@ -185,12 +192,13 @@ struct evo_backend {
      *   lse - (1-eps) z_y - eps sum z / V.
      * The backward above takes that global lse, v0 and Vl: it writes the
      * shard's [T,Vl] columns of dlogits (v0 0, Vl V: the whole). */
-    void (*crossentropy_shard_fwd)(const evo_backend *be, float *parts, const float *logits,
+    void (*crossentropy_shard_fwd)(const evo_backend *be, float *parts, const evo_dval *logits,
                                    const int32_t *labels, size_t T, size_t v0, size_t Vl);
     /* ---- strided copy ----------------------------------------------------
      * dst[r*dst_stride + c] = src[r*src_stride + c] for r < rows, c < cols
-     * (floats): a block of columns in or out of a [rows, stride] matrix. */
-    void (*copy2d)(const evo_backend *be, float *dst, size_t dst_stride, const float *src,
+     * (dtype values): a block of columns in or out of a [rows, stride]
+     * matrix. */
+    void (*copy2d)(const evo_backend *be, evo_dval *dst, size_t dst_stride, const evo_dval *src,
                    size_t src_stride, size_t rows, size_t cols);
 
     /* ---- AdamW step (torch.optim.AdamW, decoupled weight decay) ---------
@@ -217,6 +225,14 @@ struct evo_backend {
     void (*sqnorm)(const evo_backend *be, double *acc, const float *x, size_t n);
 };
 
+/* Element i of a dtype buffer, and the bytes of n of its elements. */
+static inline evo_dval *evo_dval_at(const evo_backend *be, const evo_dval *p, size_t i)
+{
+    return p ? (evo_dval *)((const char *)p + i * evo_dtype_size(be->dtype)) : NULL;
+}
+
+static inline size_t evo_dval_bytes(const evo_backend *be, size_t n) { return n * evo_dtype_size(be->dtype); }
+
 /* The CPU backend (OpenMP threads: OMP_NUM_THREADS; OpenBLAS sgemm). */
 const evo_backend *evo_backend_cpu(void);
 
@@ -241,11 +257,12 @@ void evo_backend_profile_print(FILE *f, const char *prefix);
 
 /* The CUDA backend (src/lib/cuda/, kernels/; built by `make CUDA=1`) on GPU
  * number device modulo the visible ones (the PMIx local rank picks it),
- * its matmuls fp32 or, with tf32, on TF32 tensor cores. NULL, with the
- * reason in e, when the build has no CUDA or the machine no GPU: the
- * caller then uses the CPU backend. One GPU per process: later calls
- * return the first one's backend. */
-const evo_backend *evo_backend_cuda(int device, int tf32, evo_err *e);
+ * computing in dtype: bf16 or fp16 tensor-core GEMMs, or with fp32 fp32
+ * GEMMs, on TF32 tensor cores with tf32. NULL, with the reason in e, when
+ * the build has no CUDA or the machine no GPU: the caller then uses the
+ * CPU backend. One GPU per process: later calls return the first one's
+ * backend. */
+const evo_backend *evo_backend_cuda(int device, evo_dtype dtype, int tf32, evo_err *e);
 /* 1 in a `make CUDA=1` build, 0 otherwise. */
 extern const int evo_cuda_built;
 

@@ -43,17 +43,21 @@ EVO_VECTOR_CLONES static void cpu_fill(const evo_backend *be, float *dst, float 
         dst[i] = value;
 }
 
-EVO_VECTOR_CLONES static void cpu_add(const evo_backend *be, float *dst, const float *src, size_t n)
+EVO_VECTOR_CLONES static void cpu_add(const evo_backend *be, evo_dval *dst_, const evo_dval *src_, size_t n)
 {
+    float *dst = (float *)dst_;
+    const float *src = (const float *)src_;
     (void)be;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++)
         dst[i] += src[i];
 }
 
-static void cpu_copy2d(const evo_backend *be, float *dst, size_t dst_stride, const float *src, size_t src_stride,
+static void cpu_copy2d(const evo_backend *be, evo_dval *dst_, size_t dst_stride, const evo_dval *src_, size_t src_stride,
                        size_t rows, size_t cols)
 {
+    float *dst = (float *)dst_;
+    const float *src = (const float *)src_;
     (void)be;
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < rows; r++)
@@ -70,8 +74,9 @@ static void cpu_cast(const evo_backend *be, void *dst, evo_dtype dst_dt, const v
 /* Every op has run when it returns. */
 static void cpu_finish(const evo_backend *be) { (void)be; }
 
-static void cpu_working_copy(const evo_backend *be, float *dst, const float *src, size_t n)
+static void cpu_working_copy(const evo_backend *be, evo_dval *dst_, const float *src, size_t n)
 {
+    float *dst = (float *)dst_;
     cpu_memcpy(be, dst, src, n * sizeof *dst);
 }
 

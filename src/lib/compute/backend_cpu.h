@@ -88,57 +88,60 @@ static inline float evo_cpu_sum(const float *row, size_t n)
     return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
 }
 
+/* The CPU backend's dtype is fp32: each op below views the evo_dval
+ * buffers it is handed (its name_ parameters) as the floats they are. */
+
 /* backend_cpu_layers.c */
-void evo_cpu_embedding_fwd(const evo_backend *be, float *out, const int32_t *ids,
-                           const float *table, size_t T, size_t C);
+void evo_cpu_embedding_fwd(const evo_backend *be, evo_dval *out, const int32_t *ids,
+                           const evo_dval *table, size_t T, size_t C);
 void evo_cpu_embedding_bwd(const evo_backend *be, float *dtable, const int32_t *ids,
-                           const float *dout, size_t T, size_t C);
-void evo_cpu_matmul_fwd(const evo_backend *be, float *out, const float *inp, const float *W,
-                        const float *b, size_t T, size_t C, size_t OC);
-void evo_cpu_matmul_bwd(const evo_backend *be, float *dinp, float *dW, float *db,
-                        const float *dout, const float *inp, const float *W, size_t T, size_t C,
+                           const evo_dval *dout, size_t T, size_t C);
+void evo_cpu_matmul_fwd(const evo_backend *be, evo_dval *out, const evo_dval *inp, const evo_dval *W,
+                        const evo_dval *b, size_t T, size_t C, size_t OC);
+void evo_cpu_matmul_bwd(const evo_backend *be, evo_dval *dinp, float *dW, float *db,
+                        const evo_dval *dout, const evo_dval *inp, const evo_dval *W, size_t T, size_t C,
                         size_t OC, evo_grad_mode dinp_mode);
-void evo_cpu_rmsnorm_fwd(const evo_backend *be, float *out, float *rstd, const float *inp,
-                         const float *w, float eps, size_t T, size_t C);
-void evo_cpu_rmsnorm_bwd(const evo_backend *be, float *dinp, float *dw, const float *dout,
-                         const float *inp, const float *w, const float *rstd, size_t T, size_t C,
+void evo_cpu_rmsnorm_fwd(const evo_backend *be, evo_dval *out, float *rstd, const evo_dval *inp,
+                         const evo_dval *w, float eps, size_t T, size_t C);
+void evo_cpu_rmsnorm_bwd(const evo_backend *be, evo_dval *dinp, float *dw, const evo_dval *dout,
+                         const evo_dval *inp, const evo_dval *w, const float *rstd, size_t T, size_t C,
                          evo_grad_mode dinp_mode);
-void evo_cpu_rope_fwd(const evo_backend *be, float *out, const float *inp, const int32_t *pos,
+void evo_cpu_rope_fwd(const evo_backend *be, evo_dval *out, const evo_dval *inp, const int32_t *pos,
                       size_t T, int H, int hd, float base);
-void evo_cpu_rope_bwd(const evo_backend *be, float *dinp, const float *dout, const int32_t *pos,
+void evo_cpu_rope_bwd(const evo_backend *be, evo_dval *dinp, const evo_dval *dout, const int32_t *pos,
                       size_t T, int H, int hd, float base);
-void evo_cpu_swiglu_fwd(const evo_backend *be, float *out, const float *gate, const float *up,
+void evo_cpu_swiglu_fwd(const evo_backend *be, evo_dval *out, const evo_dval *gate, const evo_dval *up,
                         size_t n);
-void evo_cpu_swiglu_bwd(const evo_backend *be, float *dgate, float *dup, const float *dout,
-                        const float *gate, const float *up, size_t n);
+void evo_cpu_swiglu_bwd(const evo_backend *be, evo_dval *dgate, evo_dval *dup, const evo_dval *dout,
+                        const evo_dval *gate, const evo_dval *up, size_t n);
 
 /* backend_cpu_attention.c: blocked, OpenBLAS (what the table holds);
  * backend_cpu_attention_ref.c: the same contract as plain per-token loops,
  * the spec the blocked kernel is checked against (tests/c/op-check). */
-void evo_cpu_attention_fwd(const evo_backend *be, float *out, float *lse, const float *q,
-                           const float *k, const float *v, const int32_t *cu_seqlens, int n_seg,
+void evo_cpu_attention_fwd(const evo_backend *be, evo_dval *out, float *lse, const evo_dval *q,
+                           const evo_dval *k, const evo_dval *v, const int32_t *cu_seqlens, int n_seg,
                            size_t T, int H, int KVH, int hd);
-void evo_cpu_attention_bwd(const evo_backend *be, float *dq, float *dk, float *dv,
-                           float *scratch, const float *dout, const float *q, const float *k,
-                           const float *v, const float *out, const float *lse,
+void evo_cpu_attention_bwd(const evo_backend *be, evo_dval *dq, evo_dval *dk, evo_dval *dv,
+                           float *scratch, const evo_dval *dout, const evo_dval *q, const evo_dval *k,
+                           const evo_dval *v, const evo_dval *out, const float *lse,
                            const int32_t *cu_seqlens, int n_seg, size_t T, int H, int KVH,
                            int hd);
-void evo_cpu_attention_ref_fwd(const evo_backend *be, float *out, float *lse, const float *q,
-                               const float *k, const float *v, const int32_t *cu_seqlens,
+void evo_cpu_attention_ref_fwd(const evo_backend *be, evo_dval *out, float *lse, const evo_dval *q,
+                               const evo_dval *k, const evo_dval *v, const int32_t *cu_seqlens,
                                int n_seg, size_t T, int H, int KVH, int hd);
-void evo_cpu_attention_ref_bwd(const evo_backend *be, float *dq, float *dk, float *dv,
-                               float *scratch, const float *dout, const float *q, const float *k,
-                               const float *v, const float *out, const float *lse,
+void evo_cpu_attention_ref_bwd(const evo_backend *be, evo_dval *dq, evo_dval *dk, evo_dval *dv,
+                               float *scratch, const evo_dval *dout, const evo_dval *q, const evo_dval *k,
+                               const evo_dval *v, const evo_dval *out, const float *lse,
                                const int32_t *cu_seqlens, int n_seg, size_t T, int H, int KVH,
                                int hd);
 
 /* backend_cpu_loss.c */
-void evo_cpu_crossentropy_fwd(const evo_backend *be, float *losses, float *lse, const float *logits,
+void evo_cpu_crossentropy_fwd(const evo_backend *be, float *losses, float *lse, const evo_dval *logits,
                               const int32_t *labels, float eps, size_t T, size_t V);
-void evo_cpu_crossentropy_bwd(const evo_backend *be, float *dlogits, const float *dloss,
-                              const float *logits, const float *lse, const int32_t *labels,
+void evo_cpu_crossentropy_bwd(const evo_backend *be, evo_dval *dlogits, const float *dloss,
+                              const evo_dval *logits, const float *lse, const int32_t *labels,
                               float eps, size_t T, size_t V, size_t v0, size_t Vl);
-void evo_cpu_crossentropy_shard_fwd(const evo_backend *be, float *parts, const float *logits,
+void evo_cpu_crossentropy_shard_fwd(const evo_backend *be, float *parts, const evo_dval *logits,
                                     const int32_t *labels, size_t T, size_t v0, size_t Vl);
 
 /* backend_cpu_optim.c */

@@ -35,10 +35,14 @@ static inline void axpy(float *y, float a, const float *x, int n)
         y[i] += a * x[i];
 }
 
-void evo_cpu_attention_ref_fwd(const evo_backend *be, float *out, float *lse, const float *q,
-                           const float *k, const float *v, const int32_t *cu_seqlens, int n_seg,
+void evo_cpu_attention_ref_fwd(const evo_backend *be, evo_dval *out_, float *lse, const evo_dval *q_,
+                           const evo_dval *k_, const evo_dval *v_, const int32_t *cu_seqlens, int n_seg,
                            size_t T, int H, int KVH, int hd)
 {
+    float *out = (float *)out_;
+    const float *q = (const float *)q_;
+    const float *k = (const float *)k_;
+    const float *v = (const float *)v_;
     (void)be;
     const float scale = 1.0f / sqrtf((float)hd);
     const int group = H / KVH;
@@ -75,12 +79,20 @@ void evo_cpu_attention_ref_fwd(const evo_backend *be, float *out, float *lse, co
     }
 }
 
-void evo_cpu_attention_ref_bwd(const evo_backend *be, float *dq, float *dk, float *dv,
-                           float *scratch, const float *dout, const float *q, const float *k,
-                           const float *v, const float *out, const float *lse,
+void evo_cpu_attention_ref_bwd(const evo_backend *be, evo_dval *dq_, evo_dval *dk_, evo_dval *dv_,
+                           float *scratch, const evo_dval *dout_, const evo_dval *q_, const evo_dval *k_,
+                           const evo_dval *v_, const evo_dval *out_, const float *lse,
                            const int32_t *cu_seqlens, int n_seg, size_t T, int H, int KVH,
                            int hd)
 {
+    float *dq = (float *)dq_;
+    float *dk = (float *)dk_;
+    float *dv = (float *)dv_;
+    const float *dout = (const float *)dout_;
+    const float *q = (const float *)q_;
+    const float *k = (const float *)k_;
+    const float *v = (const float *)v_;
+    const float *out = (const float *)out_;
     (void)be;
     const float scale = 1.0f / sqrtf((float)hd);
     const int group = H / KVH;

@@ -14,9 +14,11 @@ static inline size_t min_size(size_t a, size_t b)
     return a < b ? a : b;
 }
 
-void evo_cpu_embedding_fwd(const evo_backend *be, float *out, const int32_t *ids,
-                           const float *table, size_t T, size_t C)
+void evo_cpu_embedding_fwd(const evo_backend *be, evo_dval *out_, const int32_t *ids,
+                           const evo_dval *table_, size_t T, size_t C)
 {
+    float *out = (float *)out_;
+    const float *table = (const float *)table_;
     (void)be;
 #pragma omp parallel for schedule(static)
     for (size_t t = 0; t < T; t++) {
@@ -29,8 +31,9 @@ void evo_cpu_embedding_fwd(const evo_backend *be, float *out, const int32_t *ids
 /* Two tokens with the same id add into the same table row, so splitting the
  * tokens over threads would race; each thread owns columns instead. */
 EVO_VECTOR_CLONES void evo_cpu_embedding_bwd(const evo_backend *be, float *dtable, const int32_t *ids,
-                           const float *dout, size_t T, size_t C)
+                           const evo_dval *dout_, size_t T, size_t C)
 {
+    const float *dout = (const float *)dout_;
     (void)be;
 #pragma omp parallel for schedule(static)
     for (size_t c0 = 0; c0 < C; c0 += EVO_CPU_COL_BLOCK) {
@@ -45,9 +48,13 @@ EVO_VECTOR_CLONES void evo_cpu_embedding_bwd(const evo_backend *be, float *dtabl
 
 /* W is stored [OC,C] as nn.Linear's weight, so the forward multiplies by its
  * transpose: one sgemm with TransB. */
-void evo_cpu_matmul_fwd(const evo_backend *be, float *out, const float *inp, const float *W,
-                        const float *b, size_t T, size_t C, size_t OC)
+void evo_cpu_matmul_fwd(const evo_backend *be, evo_dval *out_, const evo_dval *inp_, const evo_dval *W_,
+                        const evo_dval *b_, size_t T, size_t C, size_t OC)
 {
+    float *out = (float *)out_;
+    const float *inp = (const float *)inp_;
+    const float *W = (const float *)W_;
+    const float *b = (const float *)b_;
     (void)be;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)T, (blasint)OC, (blasint)C,
                 1.0f, inp, (blasint)C, W, (blasint)C, 0.0f, out, (blasint)OC);
@@ -59,10 +66,14 @@ void evo_cpu_matmul_fwd(const evo_backend *be, float *out, const float *inp, con
             out[t * OC + o] += b[o];
 }
 
-void evo_cpu_matmul_bwd(const evo_backend *be, float *dinp, float *dW, float *db,
-                        const float *dout, const float *inp, const float *W, size_t T, size_t C,
+void evo_cpu_matmul_bwd(const evo_backend *be, evo_dval *dinp_, float *dW, float *db,
+                        const evo_dval *dout_, const evo_dval *inp_, const evo_dval *W_, size_t T, size_t C,
                         size_t OC, evo_grad_mode dinp_mode)
 {
+    float *dinp = (float *)dinp_;
+    const float *dout = (const float *)dout_;
+    const float *inp = (const float *)inp_;
+    const float *W = (const float *)W_;
     (void)be;
     if (dinp) /* [T,OC] . [OC,C], overwriting (beta 0) or adding (beta 1) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)T, (blasint)C,
@@ -85,9 +96,12 @@ void evo_cpu_matmul_bwd(const evo_backend *be, float *dinp, float *dW, float *db
 
 /* The mean of squares is summed in double: for C in the thousands a float
  * sum loses digits that the rstd then carries into every output. */
-EVO_VECTOR_CLONES void evo_cpu_rmsnorm_fwd(const evo_backend *be, float *out, float *rstd, const float *inp,
-                         const float *w, float eps, size_t T, size_t C)
+EVO_VECTOR_CLONES void evo_cpu_rmsnorm_fwd(const evo_backend *be, evo_dval *out_, float *rstd, const evo_dval *inp_,
+                         const evo_dval *w_, float eps, size_t T, size_t C)
 {
+    float *out = (float *)out_;
+    const float *inp = (const float *)inp_;
+    const float *w = (const float *)w_;
     (void)be;
 #pragma omp parallel for schedule(static)
     for (size_t t = 0; t < T; t++) {
@@ -105,10 +119,14 @@ EVO_VECTOR_CLONES void evo_cpu_rmsnorm_fwd(const evo_backend *be, float *out, fl
 /* out = w xh with xh = x rstd, and rstd depends on every x[c]:
  * d rstd / d x[c] = -rstd^3 x[c] / C, hence
  * dx = rstd g - x rstd^3 mean(g x) = rstd (g - xh mean(g xh)), g = dout w. */
-EVO_VECTOR_CLONES void evo_cpu_rmsnorm_bwd(const evo_backend *be, float *dinp, float *dw, const float *dout,
-                                           const float *inp, const float *w, const float *rstd, size_t T,
+EVO_VECTOR_CLONES void evo_cpu_rmsnorm_bwd(const evo_backend *be, evo_dval *dinp_, float *dw, const evo_dval *dout_,
+                                           const evo_dval *inp_, const evo_dval *w_, const float *rstd, size_t T,
                                            size_t C, evo_grad_mode dinp_mode)
 {
+    float *dinp = (float *)dinp_;
+    const float *dout = (const float *)dout_;
+    const float *inp = (const float *)inp_;
+    const float *w = (const float *)w_;
     (void)be;
 #pragma omp parallel for schedule(static)
     for (size_t t = 0; t < T; t++) {
@@ -161,16 +179,20 @@ EVO_VECTOR_CLONES static void rope_rotate(float *out, const float *inp, const in
     }
 }
 
-void evo_cpu_rope_fwd(const evo_backend *be, float *out, const float *inp, const int32_t *pos,
+void evo_cpu_rope_fwd(const evo_backend *be, evo_dval *out_, const evo_dval *inp_, const int32_t *pos,
                       size_t T, int H, int hd, float base)
 {
+    float *out = (float *)out_;
+    const float *inp = (const float *)inp_;
     (void)be;
     rope_rotate(out, inp, pos, T, H, hd, base, 1.0);
 }
 
-void evo_cpu_rope_bwd(const evo_backend *be, float *dinp, const float *dout, const int32_t *pos,
+void evo_cpu_rope_bwd(const evo_backend *be, evo_dval *dinp_, const evo_dval *dout_, const int32_t *pos,
                       size_t T, int H, int hd, float base)
 {
+    float *dinp = (float *)dinp_;
+    const float *dout = (const float *)dout_;
     (void)be;
     rope_rotate(dinp, dout, pos, T, H, hd, base, -1.0);
 }
@@ -180,9 +202,12 @@ static inline float sigmoidf(float x)
     return 1.0f / (1.0f + evo_cpu_exp(-x));
 }
 
-EVO_VECTOR_CLONES void evo_cpu_swiglu_fwd(const evo_backend *be, float *out, const float *gate, const float *up,
+EVO_VECTOR_CLONES void evo_cpu_swiglu_fwd(const evo_backend *be, evo_dval *out_, const evo_dval *gate_, const evo_dval *up_,
                         size_t n)
 {
+    float *out = (float *)out_;
+    const float *gate = (const float *)gate_;
+    const float *up = (const float *)up_;
     (void)be;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++)
@@ -190,9 +215,14 @@ EVO_VECTOR_CLONES void evo_cpu_swiglu_fwd(const evo_backend *be, float *out, con
 }
 
 /* silu'(g) = s + g s (1 - s) = s (1 + g (1 - s)), s = sigmoid(g). */
-EVO_VECTOR_CLONES void evo_cpu_swiglu_bwd(const evo_backend *be, float *dgate, float *dup, const float *dout,
-                        const float *gate, const float *up, size_t n)
+EVO_VECTOR_CLONES void evo_cpu_swiglu_bwd(const evo_backend *be, evo_dval *dgate_, evo_dval *dup_, const evo_dval *dout_,
+                        const evo_dval *gate_, const evo_dval *up_, size_t n)
 {
+    float *dgate = (float *)dgate_;
+    float *dup = (float *)dup_;
+    const float *dout = (const float *)dout_;
+    const float *gate = (const float *)gate_;
+    const float *up = (const float *)up_;
     (void)be;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {

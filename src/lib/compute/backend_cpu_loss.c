@@ -35,9 +35,10 @@ static inline void token_sums(const float *z, size_t n, float *m, double *sum, d
 }
 
 EVO_VECTOR_CLONES void evo_cpu_crossentropy_fwd(const evo_backend *be, float *losses, float *lse,
-                                                const float *logits, const int32_t *labels, float eps, size_t T,
+                                                const evo_dval *logits_, const int32_t *labels, float eps, size_t T,
                                                 size_t V)
 {
+    const float *logits = (const float *)logits_;
     (void)be;
 #pragma omp parallel for schedule(static)
     for (size_t t = 0; t < T; t++) {
@@ -56,9 +57,10 @@ EVO_VECTOR_CLONES void evo_cpu_crossentropy_fwd(const evo_backend *be, float *lo
     }
 }
 
-EVO_VECTOR_CLONES void evo_cpu_crossentropy_shard_fwd(const evo_backend *be, float *parts, const float *logits,
+EVO_VECTOR_CLONES void evo_cpu_crossentropy_shard_fwd(const evo_backend *be, float *parts, const evo_dval *logits_,
                                                       const int32_t *labels, size_t T, size_t v0, size_t Vl)
 {
+    const float *logits = (const float *)logits_;
     (void)be;
 #pragma omp parallel for schedule(static)
     for (size_t t = 0; t < T; t++) {
@@ -76,10 +78,12 @@ EVO_VECTOR_CLONES void evo_cpu_crossentropy_shard_fwd(const evo_backend *be, flo
     }
 }
 
-EVO_VECTOR_CLONES void evo_cpu_crossentropy_bwd(const evo_backend *be, float *dlogits, const float *dloss,
-                                                const float *logits, const float *lse, const int32_t *labels,
+EVO_VECTOR_CLONES void evo_cpu_crossentropy_bwd(const evo_backend *be, evo_dval *dlogits_, const float *dloss,
+                                                const evo_dval *logits_, const float *lse, const int32_t *labels,
                                                 float eps, size_t T, size_t V, size_t v0, size_t Vl)
 {
+    float *dlogits = (float *)dlogits_;
+    const float *logits = (const float *)logits_;
     (void)be;
 #pragma omp parallel for schedule(static)
     for (size_t t = 0; t < T; t++) {

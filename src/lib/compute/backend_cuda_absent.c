@@ -6,9 +6,9 @@
 
 const int evo_cuda_built = 0;
 
-const evo_backend *evo_backend_cuda(int device, int tf32, evo_err *e)
+const evo_backend *evo_backend_cuda(int device, evo_dtype dtype, int tf32, evo_err *e)
 {
-    (void)device, (void)tf32;
+    (void)device, (void)dtype, (void)tf32;
     evo_errf(e, "this build has no CUDA backend (build with make CUDA=1)");
     return NULL;
 }

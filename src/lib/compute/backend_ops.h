@@ -14,57 +14,66 @@
     X(upload, (const evo_backend *be, void *d, const void *s, size_t b), (be, d, s, b)) \
     X(download, (const evo_backend *be, void *d, const void *s, size_t b), (be, d, s, b)) \
     X(fill, (const evo_backend *be, float *d, float v, size_t n), (be, d, v, n)) \
-    X(add, (const evo_backend *be, float *d, const float *s, size_t n), (be, d, s, n)) \
+    X(add, (const evo_backend *be, evo_dval *d, const evo_dval *s, size_t n), (be, d, s, n)) \
     X(copy, (const evo_backend *be, void *d, const void *s, size_t b), (be, d, s, b)) \
     X(cast, (const evo_backend *be, void *d, evo_dtype dd, const void *s, evo_dtype sd, size_t n), \
             (be, d, dd, s, sd, n)) \
-    X(working_copy, (const evo_backend *be, float *d, const float *s, size_t n), (be, d, s, n)) \
-    X(embedding_fwd, (const evo_backend *be, float *o, const int32_t *i, const float *t, size_t T, size_t C), \
+    X(working_copy, (const evo_backend *be, evo_dval *d, const float *s, size_t n), (be, d, s, n)) \
+    X(embedding_fwd, (const evo_backend *be, evo_dval *o, const int32_t *i, const evo_dval *t, size_t T, size_t C), \
             (be, o, i, t, T, C)) \
-    X(embedding_bwd, (const evo_backend *be, float *o, const int32_t *i, const float *t, size_t T, size_t C), \
+    X(embedding_bwd, (const evo_backend *be, float *o, const int32_t *i, const evo_dval *t, size_t T, size_t C), \
             (be, o, i, t, T, C)) \
     X(matmul_fwd, \
-            (const evo_backend *be, float *o, const float *i, const float *w, const float *b, size_t T, size_t C, \
+            (const evo_backend *be, evo_dval *o, const evo_dval *i, const evo_dval *w, const evo_dval *b, size_t T, size_t C, \
              size_t OC), \
             (be, o, i, w, b, T, C, OC)) \
     X(matmul_bwd, \
-            (const evo_backend *be, float *di, float *dw, float *db, const float *d, const float *i, const float *w, \
+            (const evo_backend *be, evo_dval *di, float *dw, float *db, const evo_dval *d, const evo_dval *i, \
+             const evo_dval *w, \
              size_t T, size_t C, size_t OC, evo_grad_mode m), \
             (be, di, dw, db, d, i, w, T, C, OC, m)) \
     X(rmsnorm_fwd, \
-            (const evo_backend *be, float *o, float *r, const float *i, const float *w, float e, size_t T, size_t C), \
+            (const evo_backend *be, evo_dval *o, float *r, const evo_dval *i, const evo_dval *w, float e, size_t T, \
+             size_t C), \
             (be, o, r, i, w, e, T, C)) \
     X(rmsnorm_bwd, \
-            (const evo_backend *be, float *di, float *dw, const float *d, const float *i, const float *w, const float *r, \
+            (const evo_backend *be, evo_dval *di, float *dw, const evo_dval *d, const evo_dval *i, const evo_dval *w, \
+             const float *r, \
              size_t T, size_t C, evo_grad_mode m), \
             (be, di, dw, d, i, w, r, T, C, m)) \
-    X(rope_fwd, (const evo_backend *be, float *o, const float *i, const int32_t *p, size_t T, int H, int hd, float b), \
+    X(rope_fwd, (const evo_backend *be, evo_dval *o, const evo_dval *i, const int32_t *p, size_t T, int H, int hd, \
+            float b), \
             (be, o, i, p, T, H, hd, b)) \
-    X(rope_bwd, (const evo_backend *be, float *o, const float *i, const int32_t *p, size_t T, int H, int hd, float b), \
+    X(rope_bwd, (const evo_backend *be, evo_dval *o, const evo_dval *i, const int32_t *p, size_t T, int H, int hd, \
+            float b), \
             (be, o, i, p, T, H, hd, b)) \
     X(attention_fwd, \
-            (const evo_backend *be, float *o, float *l, const float *q, const float *k, const float *v, const int32_t *cu, \
+            (const evo_backend *be, evo_dval *o, float *l, const evo_dval *q, const evo_dval *k, const evo_dval *v, \
+             const int32_t *cu, \
              int ns, size_t T, int H, int KVH, int hd), \
             (be, o, l, q, k, v, cu, ns, T, H, KVH, hd)) \
     X(attention_bwd, \
-            (const evo_backend *be, float *dq, float *dk, float *dv, float *s, const float *d, const float *q, \
-             const float *k, const float *v, const float *o, const float *l, const int32_t *cu, int ns, size_t T, int H, \
+            (const evo_backend *be, evo_dval *dq, evo_dval *dk, evo_dval *dv, float *s, const evo_dval *d, \
+             const evo_dval *q, const evo_dval *k, const evo_dval *v, const evo_dval *o, const float *l, const int32_t *cu, int ns, size_t T, int H, \
              int KVH, int hd), \
             (be, dq, dk, dv, s, d, q, k, v, o, l, cu, ns, T, H, KVH, hd)) \
-    X(swiglu_fwd, (const evo_backend *be, float *o, const float *g, const float *u, size_t n), (be, o, g, u, n)) \
-    X(swiglu_bwd, (const evo_backend *be, float *dg, float *du, const float *d, const float *g, const float *u, size_t n), \
+    X(swiglu_fwd, (const evo_backend *be, evo_dval *o, const evo_dval *g, const evo_dval *u, size_t n), (be, o, g, u, n)) \
+    X(swiglu_bwd, (const evo_backend *be, evo_dval *dg, evo_dval *du, const evo_dval *d, const evo_dval *g, \
+             const evo_dval *u, size_t n), \
             (be, dg, du, d, g, u, n)) \
     X(crossentropy_fwd, \
-            (const evo_backend *be, float *ls, float *l, const float *z, const int32_t *y, float e, size_t T, size_t V), \
+            (const evo_backend *be, float *ls, float *l, const evo_dval *z, const int32_t *y, float e, size_t T, \
+             size_t V), \
             (be, ls, l, z, y, e, T, V)) \
     X(crossentropy_bwd, \
-            (const evo_backend *be, float *dz, const float *dl, const float *z, const float *l, const int32_t *y, float e, \
+            (const evo_backend *be, evo_dval *dz, const float *dl, const evo_dval *z, const float *l, const int32_t *y, \
+             float e, \
              size_t T, size_t V, size_t v0, size_t Vl), \
             (be, dz, dl, z, l, y, e, T, V, v0, Vl)) \
     X(crossentropy_shard_fwd, \
-            (const evo_backend *be, float *p, const float *z, const int32_t *y, size_t T, size_t v0, size_t Vl), \
+            (const evo_backend *be, float *p, const evo_dval *z, const int32_t *y, size_t T, size_t v0, size_t Vl), \
             (be, p, z, y, T, v0, Vl)) \
-    X(copy2d, (const evo_backend *be, float *d, size_t ds, const float *s, size_t ss, size_t r, size_t c), \
+    X(copy2d, (const evo_backend *be, evo_dval *d, size_t ds, const evo_dval *s, size_t ss, size_t r, size_t c), \
             (be, d, ds, s, ss, r, c)) \
     X(adamw, \
             (const evo_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2, \

@@ -16,6 +16,7 @@
 typedef struct {
     char *base;
     size_t used;
+    size_t dsize; /* bytes of the backend's dtype */
 } carve;
 
 static void *take(carve *c, size_t n, size_t elem)
@@ -25,6 +26,7 @@ static void *take(carve *c, size_t n, size_t elem)
     return c->base ? c->base + off : NULL;
 }
 #define TAKE_F(c, n) ((float *)take(c, n, sizeof(float)))
+#define TAKE_D(c, n) ((evo_dval *)take(c, n, (c)->dsize))
 #define TAKE_I(c, n) ((int32_t *)take(c, n, sizeof(int32_t)))
 
 /* The layers of the stage's chunk c. */
@@ -42,19 +44,19 @@ static void carve_acts(const evo_transformer *tf, carve *c, evo_layer_acts *a)
 {
     const evo_widths *w = &tf->w;
     size_t T = tf->T_max, Ts = evo_transformer_rows(tf, T), d = w->d;
-    a->n1 = TAKE_F(c, Ts * d);
+    a->n1 = TAKE_D(c, Ts * d);
     a->rstd1 = TAKE_F(c, Ts);
-    a->q = TAKE_F(c, T * w->q);
-    a->k = TAKE_F(c, T * w->kv);
-    a->v = TAKE_F(c, T * w->kv);
-    a->att = TAKE_F(c, T * w->q);
+    a->q = TAKE_D(c, T * w->q);
+    a->k = TAKE_D(c, T * w->kv);
+    a->v = TAKE_D(c, T * w->kv);
+    a->att = TAKE_D(c, T * w->q);
     a->lse = TAKE_F(c, T * (size_t)w->heads);
-    a->h = TAKE_F(c, Ts * d);
-    a->n2 = TAKE_F(c, Ts * d);
+    a->h = TAKE_D(c, Ts * d);
+    a->n2 = TAKE_D(c, Ts * d);
     a->rstd2 = TAKE_F(c, Ts);
-    a->gate = TAKE_F(c, T * w->ffn);
-    a->up = TAKE_F(c, T * w->ffn);
-    a->act = TAKE_F(c, T * w->ffn);
+    a->gate = TAKE_D(c, T * w->ffn);
+    a->up = TAKE_D(c, T * w->ffn);
+    a->act = TAKE_D(c, T * w->ffn);
 }
 
 static void layout(evo_transformer *tf, carve *c)
@@ -64,7 +66,8 @@ static void layout(evo_transformer *tf, carve *c)
     size_t T = tf->T_max, Ts = evo_transformer_rows(tf, T), d = w->d;
     tf->params = TAKE_F(c, m->n_params);
     tf->grads = TAKE_F(c, m->n_params);
-    tf->weights = tf->be->dtype == EVO_F32 ? tf->params : TAKE_F(c, m->n_params);
+    /* in fp32 the layers read the master weights themselves */
+    tf->weights = tf->be->dtype == EVO_F32 ? (evo_dval *)tf->params : TAKE_D(c, m->n_params);
     if (tf->n_recompute)
         carve_acts(tf, c, &tf->recompute);
     for (int s = 0; s < tf->n_slots; s++) {
@@ -74,7 +77,7 @@ static void layout(evo_transformer *tf, carve *c)
         mb->positions = TAKE_I(c, T);
         mb->cu_seqlens = TAKE_I(c, T + 1);
         for (uint32_t j = 0; j <= tf->max_chunk; j++)
-            mb->x[j] = TAKE_F(c, Ts * d);
+            mb->x[j] = TAKE_D(c, Ts * d);
         /* layer j of a slot keeps its own activations unless it is
          * recomputed in every chunk the slot may hold */
         for (uint32_t j = 0; j < tf->max_chunk; j++) {
@@ -85,34 +88,34 @@ static void layout(evo_transformer *tf, carve *c)
                 carve_acts(tf, c, &mb->own[j]);
         }
         if (tf->last_stage) {
-            mb->nf = TAKE_F(c, Ts * d);
+            mb->nf = TAKE_D(c, Ts * d);
             mb->rstdf = TAKE_F(c, Ts);
             mb->losses = TAKE_F(c, T);
             mb->ce_lse = TAKE_F(c, T);
         }
     }
     if (tf->last_stage)
-        tf->logits = TAKE_F(c, tf->loss_rows * w->vocab);
-    tf->dx = TAKE_F(c, Ts * d);
-    tf->dn = TAKE_F(c, T * d);
-    tf->dq = TAKE_F(c, T * w->q);
-    tf->dk = TAKE_F(c, T * w->kv);
-    tf->dv = TAKE_F(c, T * w->kv);
-    tf->dgate = TAKE_F(c, T * w->ffn);
-    tf->dup = TAKE_F(c, T * w->ffn);
-    tf->dact = TAKE_F(c, T * w->ffn);
+        tf->logits = TAKE_D(c, tf->loss_rows * w->vocab);
+    tf->dx = TAKE_D(c, Ts * d);
+    tf->dn = TAKE_D(c, T * d);
+    tf->dq = TAKE_D(c, T * w->q);
+    tf->dk = TAKE_D(c, T * w->kv);
+    tf->dv = TAKE_D(c, T * w->kv);
+    tf->dgate = TAKE_D(c, T * w->ffn);
+    tf->dup = TAKE_D(c, T * w->ffn);
+    tf->dact = TAKE_D(c, T * w->ffn);
     tf->scratch = TAKE_F(c, T * (size_t)w->heads);
     tf->dloss = TAKE_F(c, T);
     if (m->tp > 1) {
-        tf->emb_mine = TAKE_F(c, T * d / m->tp);
-        tf->emb_all = TAKE_F(c, T * d);
+        tf->emb_mine = TAKE_D(c, T * d / m->tp);
+        tf->emb_all = TAKE_D(c, T * d);
         tf->ce_parts = TAKE_F(c, 3 * T);
         tf->ce_all = TAKE_F(c, 3 * T * m->tp);
     }
     if (tf->tensors.sequence_parallel) {
-        tf->row_a = TAKE_F(c, T * d);
-        tf->row_b = TAKE_F(c, T * d);
-        tf->dn_mine = TAKE_F(c, Ts * d);
+        tf->row_a = TAKE_D(c, T * d);
+        tf->row_b = TAKE_D(c, T * d);
+        tf->dn_mine = TAKE_D(c, Ts * d);
     }
 }
 
@@ -200,10 +203,10 @@ void evo_transformer_init(evo_transformer *tf, const evo_model *m, const evo_bac
             .down = offset_of(m, "blocks.%d.mlp.down.weight", l, 0),
         };
     }
-    carve c = {0};
+    carve c = {.dsize = evo_dtype_size(be->dtype)};
     layout(tf, &c);
     tf->arena = be->alloc(be, c.used);
-    c = (carve){.base = tf->arena};
+    c = (carve){.base = tf->arena, .dsize = c.dsize};
     layout(tf, &c);
 }
 
@@ -263,7 +266,7 @@ void evo_transformer_init_params(evo_transformer *tf, uint64_t seed)
 
 void evo_transformer_weights_changed(evo_transformer *tf)
 {
-    if (tf->weights != tf->params)
+    if (tf->weights != (evo_dval *)tf->params)
         tf->be->working_copy(tf->be, tf->weights, tf->params, tf->m->n_params);
 }
 
@@ -272,31 +275,43 @@ void evo_transformer_zero_grad(evo_transformer *tf)
     tf->be->fill(tf->be, tf->grads, 0.0f, tf->m->n_params);
 }
 
-/* A pointer into params or grads, NULL for an absent bias. */
-static float *at(float *base, uint64_t off)
+/* The working weight of the tensor at off (a weight the layers read), and
+ * the gradient of the tensor at off; NULL for an absent bias. */
+static const evo_dval *weight(const evo_transformer *tf, uint64_t off)
 {
-    return off == EVO_NO_TENSOR ? NULL : base + off;
+    return off == EVO_NO_TENSOR ? NULL : evo_dval_at(tf->be, tf->weights, off);
+}
+
+static float *grad(const evo_transformer *tf, uint64_t off)
+{
+    return off == EVO_NO_TENSOR ? NULL : tf->grads + off;
+}
+
+/* Element i of an activation buffer. */
+static evo_dval *act_at(const evo_transformer *tf, const evo_dval *x, size_t i)
+{
+    return evo_dval_at(tf->be, x, i);
 }
 
 /* dst[t,:] += src[t,:] over T rows of C: residual adds and summed gradients. */
-static void add_rows(const evo_transformer *tf, float *dst, const float *src, size_t T, size_t C)
+static void add_rows(const evo_transformer *tf, evo_dval *dst, const evo_dval *src, size_t T, size_t C)
 {
     tf->be->add(tf->be, dst, src, T * C);
 }
 
 /* The whole row [T, d] of a tensor x holding this rank's tokens of it:
  * gathered into `whole` with sequence parallelism, else x itself. */
-static const float *whole_row(const evo_transformer *tf, float *whole, const float *x, size_t T)
+static const evo_dval *whole_row(const evo_transformer *tf, evo_dval *whole, const evo_dval *x, size_t T)
 {
     if (!tf->tensors.sequence_parallel)
         return x;
-    tf->tensors.allgather(tf->tensors.ctx, whole, x, evo_transformer_rows(tf, T) * tf->w.d);
+    tf->tensors.allgather(tf->tensors.ctx, tf->be->dtype, whole, x, evo_transformer_rows(tf, T) * tf->w.d);
     return whole;
 }
 
 /* Where a column-cut layer writes its partial sum [T, d]: straight into
  * out (summed there in place), or a whole row to be scattered. */
-static float *partial_of(const evo_transformer *tf, float *out)
+static evo_dval *partial_of(const evo_transformer *tf, evo_dval *out)
 {
     return tf->tensors.sequence_parallel ? tf->row_a : out;
 }
@@ -304,19 +319,20 @@ static float *partial_of(const evo_transformer *tf, float *out)
 /* The sum over the tensor ranks of a partial result (nothing with tp 1),
  * into out: this rank's tokens of it with sequence parallelism (the
  * partial was written where partial_of said), else the whole in place. */
-static void tensor_sum(const evo_transformer *tf, float *out, const float *partial, size_t T)
+static void tensor_sum(const evo_transformer *tf, evo_dval *out, const evo_dval *partial, size_t T)
 {
     if (tf->tensors.sequence_parallel)
-        tf->tensors.reduce_scatter(tf->tensors.ctx, out, partial, evo_transformer_rows(tf, T) * tf->w.d);
+        tf->tensors.reduce_scatter(tf->tensors.ctx, tf->be->dtype, out, partial,
+                                   evo_transformer_rows(tf, T) * tf->w.d);
     else if (tf->m->tp > 1)
-        tf->tensors.allreduce(tf->tensors.ctx, out, T * tf->w.d);
+        tf->tensors.allreduce(tf->tensors.ctx, tf->be->dtype, out, T * tf->w.d);
 }
 
 /* The input gradient of a row-cut layer, a partial sum [T, d] in tf->dn,
  * summed: where it is, or this rank's tokens of it in tf->dn_mine. */
-static const float *input_grad(const evo_transformer *tf, size_t T)
+static const evo_dval *input_grad(const evo_transformer *tf, size_t T)
 {
-    float *out = tf->tensors.sequence_parallel ? tf->dn_mine : tf->dn;
+    evo_dval *out = tf->tensors.sequence_parallel ? tf->dn_mine : tf->dn;
     tensor_sum(tf, out, tf->dn, T);
     return out;
 }
@@ -324,7 +340,7 @@ static const float *input_grad(const evo_transformer *tf, size_t T)
 /* x[T,d] = the embedding of the tokens. A tensor rank holds d/tp columns
  * of the table: it looks up its columns, and every rank's are gathered
  * and put side by side. */
-static void embed(evo_transformer *tf, evo_microbatch *mb, const float *table)
+static void embed(evo_transformer *tf, evo_microbatch *mb, const evo_dval *table)
 {
     const evo_backend *be = tf->be;
     size_t T = mb->T, d = tf->w.d, tp = tf->m->tp, dl = d / tp, Ts = evo_transformer_rows(tf, T);
@@ -332,13 +348,13 @@ static void embed(evo_transformer *tf, evo_microbatch *mb, const float *table)
         be->embedding_fwd(be, mb->x[0], mb->tokens, table, T, d);
         return;
     }
-    float *x = tf->tensors.sequence_parallel ? tf->row_a : mb->x[0];
+    evo_dval *x = tf->tensors.sequence_parallel ? tf->row_a : mb->x[0];
     be->embedding_fwd(be, tf->emb_mine, mb->tokens, table, T, dl);
-    tf->tensors.allgather(tf->tensors.ctx, tf->emb_all, tf->emb_mine, T * dl);
+    tf->tensors.allgather(tf->tensors.ctx, be->dtype, tf->emb_all, tf->emb_mine, T * dl);
     for (size_t r = 0; r < tp; r++)
-        be->copy2d(be, x + r * dl, d, tf->emb_all + r * T * dl, dl, T, dl);
+        be->copy2d(be, act_at(tf, x, r * dl), d, act_at(tf, tf->emb_all, r * T * dl), dl, T, dl);
     if (x != mb->x[0]) /* this rank's tokens */
-        be->copy(be, mb->x[0], x + tf->m->tp_rank * Ts * d, Ts * d * sizeof *x);
+        be->copy(be, mb->x[0], act_at(tf, x, tf->m->tp_rank * Ts * d), evo_dval_bytes(be, Ts * d));
 }
 
 static void embed_backward(evo_transformer *tf, const evo_microbatch *mb, float *dtable)
@@ -349,8 +365,8 @@ static void embed_backward(evo_transformer *tf, const evo_microbatch *mb, float 
         be->embedding_bwd(be, dtable, mb->tokens, tf->dx, T, d);
         return;
     }
-    const float *dx = whole_row(tf, tf->row_a, tf->dx, T);
-    be->copy2d(be, tf->emb_mine, dl, dx + tf->m->tp_rank * dl, d, T, dl);
+    const evo_dval *dx = whole_row(tf, tf->row_a, tf->dx, T);
+    be->copy2d(be, tf->emb_mine, dl, act_at(tf, dx, tf->m->tp_rank * dl), d, T, dl);
     be->embedding_bwd(be, dtable, mb->tokens, tf->emb_mine, T, dl);
 }
 
@@ -363,10 +379,10 @@ size_t evo_transformer_loss_rows(size_t vocab, uint32_t tp)
 /* The head's logits of rows [t0, t0+n) of the row, into tf->logits: the
  * forward makes them for the loss and the backward again for its gradient,
  * the same op on the same inputs, so the same bits. */
-static void head_logits(evo_transformer *tf, const float *nf_whole, size_t t0, size_t n)
+static void head_logits(evo_transformer *tf, const evo_dval *nf_whole, size_t t0, size_t n)
 {
-    tf->be->matmul_fwd(tf->be, tf->logits, nf_whole + t0 * tf->w.d, tf->weights + tf->head, NULL, n, tf->w.d,
-                       tf->w.vocab);
+    tf->be->matmul_fwd(tf->be, tf->logits, act_at(tf, nf_whole, t0 * tf->w.d), weight(tf, tf->head), NULL, n,
+                       tf->w.d, tf->w.vocab);
 }
 
 /* The losses [T] of the row, and the log-sum-exp its backward needs, from
@@ -375,7 +391,7 @@ static void head_logits(evo_transformer *tf, const float *nf_whole, size_t t0, s
  * columns of the logits (Megatron's vocab-parallel cross-entropy): each
  * computes its parts, every rank's are gathered and combined on the host,
  * in rank order. */
-static void loss(evo_transformer *tf, evo_microbatch *mb, const float *nf_whole, const int32_t *labels,
+static void loss(evo_transformer *tf, evo_microbatch *mb, const evo_dval *nf_whole, const int32_t *labels,
                  float *losses)
 {
     const evo_backend *be = tf->be;
@@ -394,7 +410,7 @@ static void loss(evo_transformer *tf, evo_microbatch *mb, const float *nf_whole,
     }
     head_logits(tf, nf_whole, 0, T);
     be->crossentropy_shard_fwd(be, tf->ce_parts, tf->logits, mb->labels, T, m->tp_rank * tf->w.vocab, tf->w.vocab);
-    tf->tensors.allgather(tf->tensors.ctx, tf->ce_all, tf->ce_parts, 3 * T);
+    tf->tensors.allgather(tf->tensors.ctx, EVO_F32, tf->ce_all, tf->ce_parts, 3 * T);
     float *parts = evo_malloc(3 * T * tp * sizeof *parts), *lse = evo_malloc(T * sizeof *lse);
     be->download(be, parts, tf->ce_all, 3 * T * tp * sizeof *parts);
     for (size_t t = 0; t < T; t++) {
@@ -431,29 +447,28 @@ static void layer_forward(evo_transformer *tf, evo_microbatch *mb, uint32_t i)
     size_t T = mb->T, d = w->d, Ts = evo_transformer_rows(tf, T);
     int hd = (int)m->head_dim;
     float eps = (float)m->eps, base = (float)m->rope_base;
-    float *P = tf->weights;
     const evo_layer_offsets *o = &tf->layer[tf->chunk_at[mb->chunk] + i];
     evo_layer_acts *a = &mb->acts[i];
     /* h = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))) */
-    be->rmsnorm_fwd(be, a->n1, a->rstd1, mb->x[i], P + o->attn_norm, eps, Ts, d);
-    const float *n1 = whole_row(tf, tf->row_b, a->n1, T);
-    be->matmul_fwd(be, a->q, n1, P + o->q, at(P, o->q_bias), T, d, w->q);
-    be->matmul_fwd(be, a->k, n1, P + o->k, at(P, o->k_bias), T, d, w->kv);
-    be->matmul_fwd(be, a->v, n1, P + o->v, at(P, o->v_bias), T, d, w->kv);
+    be->rmsnorm_fwd(be, a->n1, a->rstd1, mb->x[i], weight(tf, o->attn_norm), eps, Ts, d);
+    const evo_dval *n1 = whole_row(tf, tf->row_b, a->n1, T);
+    be->matmul_fwd(be, a->q, n1, weight(tf, o->q), weight(tf, o->q_bias), T, d, w->q);
+    be->matmul_fwd(be, a->k, n1, weight(tf, o->k), weight(tf, o->k_bias), T, d, w->kv);
+    be->matmul_fwd(be, a->v, n1, weight(tf, o->v), weight(tf, o->v_bias), T, d, w->kv);
     be->rope_fwd(be, a->q, a->q, mb->positions, T, w->heads, hd, base);
     be->rope_fwd(be, a->k, a->k, mb->positions, T, w->kv_heads, hd, base);
     be->attention_fwd(be, a->att, a->lse, a->q, a->k, a->v, mb->cu_seqlens, mb->n_seg, T, w->heads, w->kv_heads,
                       hd);
-    be->matmul_fwd(be, partial_of(tf, a->h), a->att, P + o->o, at(P, o->o_bias), T, w->q, d);
+    be->matmul_fwd(be, partial_of(tf, a->h), a->att, weight(tf, o->o), weight(tf, o->o_bias), T, w->q, d);
     tensor_sum(tf, a->h, partial_of(tf, a->h), T);
     add_rows(tf, a->h, mb->x[i], Ts, d);
     /* y = h + down(silu(gate(n2)) up(n2)) */
-    be->rmsnorm_fwd(be, a->n2, a->rstd2, a->h, P + o->mlp_norm, eps, Ts, d);
-    const float *n2 = whole_row(tf, tf->row_b, a->n2, T);
-    be->matmul_fwd(be, a->gate, n2, P + o->gate, NULL, T, d, w->ffn);
-    be->matmul_fwd(be, a->up, n2, P + o->up, NULL, T, d, w->ffn);
+    be->rmsnorm_fwd(be, a->n2, a->rstd2, a->h, weight(tf, o->mlp_norm), eps, Ts, d);
+    const evo_dval *n2 = whole_row(tf, tf->row_b, a->n2, T);
+    be->matmul_fwd(be, a->gate, n2, weight(tf, o->gate), NULL, T, d, w->ffn);
+    be->matmul_fwd(be, a->up, n2, weight(tf, o->up), NULL, T, d, w->ffn);
     be->swiglu_fwd(be, a->act, a->gate, a->up, T * w->ffn);
-    be->matmul_fwd(be, partial_of(tf, mb->x[i + 1]), a->act, P + o->down, NULL, T, w->ffn, d);
+    be->matmul_fwd(be, partial_of(tf, mb->x[i + 1]), a->act, weight(tf, o->down), NULL, T, w->ffn, d);
     tensor_sum(tf, mb->x[i + 1], partial_of(tf, mb->x[i + 1]), T);
     add_rows(tf, mb->x[i + 1], a->h, Ts, d);
 }
@@ -469,7 +484,6 @@ double evo_transformer_forward(evo_transformer *tf, int slot, uint32_t chunk, co
                   row->cu_seqlens[row->n_segments], tf->T_max);
     size_t d = w->d, Ts = evo_transformer_rows(tf, T);
     float eps = (float)m->eps;
-    float *P = tf->weights;
     mb->T = T;
     mb->chunk = chunk;
     mb->n_seg = (int)row->n_segments;
@@ -484,12 +498,12 @@ double evo_transformer_forward(evo_transformer *tf, int slot, uint32_t chunk, co
     be->upload(be, mb->cu_seqlens, row->cu_seqlens, (row->n_segments + 1) * sizeof(int32_t));
 
     if (tf->first_stage && chunk == 0)
-        embed(tf, mb, P + tf->embedding);
+        embed(tf, mb, weight(tf, tf->embedding));
     for (uint32_t i = 0; i < chunk_len(tf, chunk); i++)
         layer_forward(tf, mb, i);
     if (!tf->last_stage || chunk + 1 < tf->chunks)
         return 0;
-    be->rmsnorm_fwd(be, mb->nf, mb->rstdf, mb->x[chunk_len(tf, chunk)], P + tf->norm, eps, Ts, d);
+    be->rmsnorm_fwd(be, mb->nf, mb->rstdf, mb->x[chunk_len(tf, chunk)], weight(tf, tf->norm), eps, Ts, d);
 
     /* The mean over labelled tokens, summed on the host in double in token
      * order (T floats: small next to the logits, and deterministic). */
@@ -511,7 +525,6 @@ void evo_transformer_backward(evo_transformer *tf, int slot, float scale)
     size_t T = mb->T, d = w->d, Ts = evo_transformer_rows(tf, T);
     int hd = (int)m->head_dim;
     float base = (float)m->rope_base;
-    float *P = tf->weights, *G = tf->grads;
     if (!mb->n_labelled)
         return;
     /* A tensor rank's gradient of an input its row-cut layers (q k v,
@@ -521,19 +534,19 @@ void evo_transformer_backward(evo_transformer *tf, int slot, float scale)
         /* loss = sum_t losses[t] / n, so every labelled token gets scale / n
          * (ignored tokens get no gradient whatever dloss says). */
         be->fill(be, tf->dloss, scale / (float)mb->n_labelled, T);
-        const float *nf = whole_row(tf, tf->row_b, mb->nf, T);
+        const evo_dval *nf = whole_row(tf, tf->row_b, mb->nf, T);
         for (size_t t0 = 0; t0 < T; t0 += tf->loss_rows) {
             size_t n = T - t0 < tf->loss_rows ? T - t0 : tf->loss_rows;
             head_logits(tf, nf, t0, n);
             be->crossentropy_bwd(be, tf->logits, tf->dloss + t0, tf->logits, mb->ce_lse + t0, mb->labels + t0,
                                  tf->label_smoothing, n, m->vocab, m->tp_rank * w->vocab, w->vocab);
-            be->matmul_bwd(be, tf->dn + t0 * d, G + tf->head, NULL, tf->logits, nf + t0 * d, P + tf->head, n, d,
-                           w->vocab, EVO_OVERWRITE);
+            be->matmul_bwd(be, act_at(tf, tf->dn, t0 * d), grad(tf, tf->head), NULL, tf->logits,
+                           act_at(tf, nf, t0 * d), weight(tf, tf->head), n, d, w->vocab, EVO_OVERWRITE);
         }
         /* dx carries dL/d(residual stream) down the layers; the branches
          * add their share to it in place. */
-        be->rmsnorm_bwd(be, tf->dx, G + tf->norm, input_grad(tf, T), mb->x[chunk_len(tf, chunk)], P + tf->norm,
-                        mb->rstdf, Ts, d, EVO_OVERWRITE);
+        be->rmsnorm_bwd(be, tf->dx, grad(tf, tf->norm), input_grad(tf, T), mb->x[chunk_len(tf, chunk)],
+                        weight(tf, tf->norm), mb->rstdf, Ts, d, EVO_OVERWRITE);
     }
     /* With sequence parallelism the whole rows a layer's backward reads
      * are gathered again (Megatron's choice: the activations stay cut). */
@@ -543,29 +556,36 @@ void evo_transformer_backward(evo_transformer *tf, int slot, float scale)
         if (recomputed(tf, chunk, i)) /* the same ops on the same input: the same bits */
             layer_forward(tf, mb, i);
         /* y = h + down(act): dh = dy + mlp_norm'(gate' + up') */
-        const float *dy = whole_row(tf, tf->row_a, tf->dx, T);
-        be->matmul_bwd(be, tf->dact, G + o->down, NULL, dy, a->act, P + o->down, T, w->ffn, d, EVO_OVERWRITE);
+        const evo_dval *dy = whole_row(tf, tf->row_a, tf->dx, T);
+        be->matmul_bwd(be, tf->dact, grad(tf, o->down), NULL, dy, a->act, weight(tf, o->down), T, w->ffn, d,
+                       EVO_OVERWRITE);
         be->swiglu_bwd(be, tf->dgate, tf->dup, tf->dact, a->gate, a->up, T * w->ffn);
         /* n2 feeds gate and up: its gradient is the sum of both */
-        const float *n2 = whole_row(tf, tf->row_b, a->n2, T);
-        be->matmul_bwd(be, tf->dn, G + o->gate, NULL, tf->dgate, n2, P + o->gate, T, d, w->ffn, EVO_OVERWRITE);
-        be->matmul_bwd(be, tf->dn, G + o->up, NULL, tf->dup, n2, P + o->up, T, d, w->ffn, EVO_ACCUMULATE);
-        be->rmsnorm_bwd(be, tf->dx, G + o->mlp_norm, input_grad(tf, T), a->h, P + o->mlp_norm, a->rstd2, Ts, d,
-                        EVO_ACCUMULATE);
+        const evo_dval *n2 = whole_row(tf, tf->row_b, a->n2, T);
+        be->matmul_bwd(be, tf->dn, grad(tf, o->gate), NULL, tf->dgate, n2, weight(tf, o->gate), T, d, w->ffn,
+                       EVO_OVERWRITE);
+        be->matmul_bwd(be, tf->dn, grad(tf, o->up), NULL, tf->dup, n2, weight(tf, o->up), T, d, w->ffn,
+                       EVO_ACCUMULATE);
+        be->rmsnorm_bwd(be, tf->dx, grad(tf, o->mlp_norm), input_grad(tf, T), a->h, weight(tf, o->mlp_norm),
+                        a->rstd2, Ts, d, EVO_ACCUMULATE);
         /* h = x + o(att): dx = dh + attn_norm'(q' + k' + v') */
-        const float *dh = whole_row(tf, tf->row_a, tf->dx, T);
-        be->matmul_bwd(be, tf->dn, G + o->o, at(G, o->o_bias), dh, a->att, P + o->o, T, w->q, d, EVO_OVERWRITE);
+        const evo_dval *dh = whole_row(tf, tf->row_a, tf->dx, T);
+        be->matmul_bwd(be, tf->dn, grad(tf, o->o), grad(tf, o->o_bias), dh, a->att, weight(tf, o->o), T, w->q, d,
+                       EVO_OVERWRITE);
         be->attention_bwd(be, tf->dq, tf->dk, tf->dv, tf->scratch, tf->dn, a->q, a->k, a->v, a->att, a->lse,
                           mb->cu_seqlens, mb->n_seg, T, w->heads, w->kv_heads, hd);
         be->rope_bwd(be, tf->dq, tf->dq, mb->positions, T, w->heads, hd, base);
         be->rope_bwd(be, tf->dk, tf->dk, mb->positions, T, w->kv_heads, hd, base);
-        const float *n1 = whole_row(tf, tf->row_b, a->n1, T);
-        be->matmul_bwd(be, tf->dn, G + o->q, at(G, o->q_bias), tf->dq, n1, P + o->q, T, d, w->q, EVO_OVERWRITE);
-        be->matmul_bwd(be, tf->dn, G + o->k, at(G, o->k_bias), tf->dk, n1, P + o->k, T, d, w->kv, EVO_ACCUMULATE);
-        be->matmul_bwd(be, tf->dn, G + o->v, at(G, o->v_bias), tf->dv, n1, P + o->v, T, d, w->kv, EVO_ACCUMULATE);
-        be->rmsnorm_bwd(be, tf->dx, G + o->attn_norm, input_grad(tf, T), mb->x[i], P + o->attn_norm, a->rstd1, Ts, d,
-                        EVO_ACCUMULATE);
+        const evo_dval *n1 = whole_row(tf, tf->row_b, a->n1, T);
+        be->matmul_bwd(be, tf->dn, grad(tf, o->q), grad(tf, o->q_bias), tf->dq, n1, weight(tf, o->q), T, d, w->q,
+                       EVO_OVERWRITE);
+        be->matmul_bwd(be, tf->dn, grad(tf, o->k), grad(tf, o->k_bias), tf->dk, n1, weight(tf, o->k), T, d, w->kv,
+                       EVO_ACCUMULATE);
+        be->matmul_bwd(be, tf->dn, grad(tf, o->v), grad(tf, o->v_bias), tf->dv, n1, weight(tf, o->v), T, d, w->kv,
+                       EVO_ACCUMULATE);
+        be->rmsnorm_bwd(be, tf->dx, grad(tf, o->attn_norm), input_grad(tf, T), mb->x[i], weight(tf, o->attn_norm),
+                        a->rstd1, Ts, d, EVO_ACCUMULATE);
     }
     if (tf->first_stage && chunk == 0)
-        embed_backward(tf, mb, G + tf->embedding);
+        embed_backward(tf, mb, grad(tf, tf->embedding));
 }

@@ -34,14 +34,18 @@
 #include "formats/model.h"
 #include "formats/pack.h"
 
-/* What the forward keeps per layer for the backward (device pointers). */
+/* What the forward keeps per layer for the backward (device pointers):
+ * activations in the backend's dtype, statistics in fp32. */
 typedef struct {
-    float *n1, *rstd1;   /* attn_norm(x) [T,d], its 1/rms [T] */
-    float *q, *k, *v;    /* after RoPE for q, k: [T,d], [T,kvd], [T,kvd] */
-    float *att, *lse;    /* attention output [T,d], log-sum-exp [T,H] */
-    float *h;            /* x + o(att) [T,d] */
-    float *n2, *rstd2;   /* mlp_norm(h) [T,d], [T] */
-    float *gate, *up, *act; /* [T,ffn]; act = silu(gate) up */
+    evo_dval *n1;            /* attn_norm(x) [T,d] */
+    float *rstd1;            /* its 1/rms [T] */
+    evo_dval *q, *k, *v;     /* after RoPE for q, k: [T,d], [T,kvd], [T,kvd] */
+    evo_dval *att;           /* attention output [T,d] */
+    float *lse;              /* its log-sum-exp [T,H] */
+    evo_dval *h;             /* x + o(att) [T,d] */
+    evo_dval *n2;            /* mlp_norm(h) [T,d] */
+    float *rstd2;            /* [T] */
+    evo_dval *gate, *up, *act; /* [T,ffn]; act = silu(gate) up */
 } evo_layer_acts;
 
 /* Where a layer's tensors start in the flat buffers (params and grads
@@ -61,12 +65,14 @@ typedef struct {
  * backward all-reduces the input gradients of the row-cut layers. */
 typedef struct {
     void *ctx;
-    /* buf[i] = the sum over the tensor ranks of buf[i] */
-    void (*allreduce)(void *ctx, float *buf, size_t n);
+    /* Over n values of dtype dt (the backend's for activations, fp32 for
+     * the loss's parts), in backend memory:
+     * buf[i] = the sum over the tensor ranks of buf[i] */
+    void (*allreduce)(void *ctx, evo_dtype dt, void *buf, size_t n);
     /* out [tp, n] = every tensor rank's in [n], in rank order */
-    void (*allgather)(void *ctx, float *out, const float *in, size_t n);
+    void (*allgather)(void *ctx, evo_dtype dt, void *out, const void *in, size_t n);
     /* out [n] = this rank's n of the sum over the ranks of in [tp, n] */
-    void (*reduce_scatter)(void *ctx, float *out, const float *in, size_t n);
+    void (*reduce_scatter)(void *ctx, evo_dtype dt, void *out, const void *in, size_t n);
     /* Megatron's sequence parallelism (InternEvo's msp): the residual
      * stream, the norms and their inputs hold T / tp tokens of the row on
      * each rank, rank r tokens [r T/tp, (r+1) T/tp); the row-cut layers'
@@ -88,11 +94,12 @@ typedef struct {
     /* x[i] is the residual stream entering the chunk's layer i, x[its
      * layers] the one leaving it; x[i+1] = y of layer i (this rank's tokens
      * of it with sequence parallelism, as n1, h, n2, nf) */
-    float **x;
+    evo_dval **x;
     evo_layer_acts *acts; /* per layer: own[i], or the shared set of a recomputed layer */
     evo_layer_acts *own;
     uint32_t chunk;       /* whose layers the slot holds */
-    float *nf, *rstdf, *losses, *ce_lse; /* final norm, loss: last stage only */
+    evo_dval *nf;                 /* final norm [T,d], last stage only, as: */
+    float *rstdf, *losses, *ce_lse; /* [T] each */
 } evo_microbatch;
 
 /* A tensor rank's widths (the whole model's with tp 1). */
@@ -107,10 +114,10 @@ typedef struct {
     size_t T_max;          /* tokens per row the arena holds */
     float label_smoothing;
     void *arena;           /* the one allocation; everything below points into it */
-    float *params, *grads; /* n_params each, laid out by the tensor table */
+    float *params, *grads; /* n_params each, laid out by the tensor table, fp32 */
     /* what the layers read: the working copy of params in the backend's
      * dtype, or params itself in fp32 (evo_transformer_weights_changed) */
-    float *weights;
+    evo_dval *weights;
     uint64_t embedding, norm, head; /* EVO_NO_TENSOR on a stage without them */
     uint32_t n_layers;              /* the stage's, all chunks */
     evo_layer_offsets *layer;       /* [n_layers], chunk after chunk */
@@ -128,15 +135,17 @@ typedef struct {
      * vocab/tp] (last stage): made, used and dropped by the loss, and made
      * again by its backward, so no [T, vocab] logits are kept. After a
      * forward they hold its last piece: the whole row when T <= loss_rows */
-    float *logits;
+    evo_dval *logits;
     size_t loss_rows;
     /* backward workspace */
-    float *dx, *dn, *dq, *dk, *dv, *dgate, *dup, *dact, *scratch, *dloss;
+    evo_dval *dx, *dn, *dq, *dk, *dv, *dgate, *dup, *dact;
+    float *scratch, *dloss;
     /* tensor parallel: the embedding's columns [T, d/tp] and all of them
      * [tp, T, d/tp]; the loss's parts [3, T] and every rank's [tp, 3, T];
      * sequence parallel: whole rows [T, d] gathered or to be scattered,
      * and this rank's tokens of an input gradient */
-    float *emb_mine, *emb_all, *ce_parts, *ce_all, *row_a, *row_b, *dn_mine;
+    evo_dval *emb_mine, *emb_all, *row_a, *row_b, *dn_mine;
+    float *ce_parts, *ce_all;
 } evo_transformer;
 
 /* Tokens of a row of T that this rank's residual stream holds. */
@@ -186,9 +195,8 @@ void evo_transformer_zero_grad(evo_transformer *tf);
  * in slot and, on the last stage, returns InternEvo's loss of the row: the
  * cross-entropy (with the configured label smoothing) averaged over its
  * labelled tokens; 0 for a row without any (whose backward then adds
- * nothing: evo_transformer_labelled says so on every stage). The logits
- * stay in the slot [T,V] until backward overwrites them. Returns 0 on
- * other stages. */
+ * nothing: evo_transformer_labelled says so on every stage). Returns 0
+ * on other stages. */
 double evo_transformer_forward(evo_transformer *tf, int slot, uint32_t chunk, const evo_pack_row *row, size_t T);
 /* Adds scale * d(loss of the slot's row)/d(params of its chunk) into
  * tf->grads. */
@@ -200,8 +208,8 @@ static inline int32_t evo_transformer_labelled(const evo_transformer *tf, int sl
 }
 /* Where a stage's input goes before forward, and its output is after:
  * [evo_transformer_rows(T), dim] in backend memory. */
-static inline float *evo_transformer_input(evo_transformer *tf, int slot) { return tf->slots[slot].x[0]; }
-static inline float *evo_transformer_output(evo_transformer *tf, int slot)
+static inline evo_dval *evo_transformer_input(evo_transformer *tf, int slot) { return tf->slots[slot].x[0]; }
+static inline evo_dval *evo_transformer_output(evo_transformer *tf, int slot)
 {
     const evo_microbatch *mb = &tf->slots[slot];
     return mb->x[tf->end[mb->chunk] - tf->first[mb->chunk]];

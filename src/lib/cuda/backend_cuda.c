@@ -7,13 +7,18 @@
  * (download) or hands it a host buffer (upload, which then returns with the
  * buffer free for reuse).
  *
- * Matmuls are fp32 GEMMs (TF32 tensor cores when asked) with fp32
- * accumulation; the forward's bias is cuBLASLt's BIAS epilogue, the bias
- * gradient the column-sum kernel (in token order, the CPU's sum): whether
- * cuBLASLt's BGRADB adds into db across micro-batches or overwrites it is
- * not yet checked on a GPU. A GEMM's algorithm is chosen once per shape,
- * kind, bias and operand alignment by cuBLASLt's heuristic (which never
- * sees beta) and cached with its descriptors. */
+ * The backend computes in its dtype (backend.h): activations, their
+ * gradients and the working weights are stored in it (evo_dval), the
+ * kernels read them into fp32 and round what they store (kernels.h).
+ * Matmuls are GEMMs of dtype operands with fp32 accumulation (bf16 or fp16
+ * tensor cores; fp32, on TF32 tensor cores when asked); the forward's and
+ * dinp's results are stored in the dtype, the weight gradient in fp32,
+ * added to with beta 1. The forward's bias is cuBLASLt's BIAS epilogue,
+ * the bias gradient the column-sum kernel (in token order, the CPU's sum):
+ * whether cuBLASLt's BGRADB adds into db across micro-batches or
+ * overwrites it is not yet checked on a GPU. A GEMM's algorithm is chosen
+ * once per shape, kind, types, bias and operand alignment by cuBLASLt's
+ * heuristic (which never sees beta) and cached with its descriptors. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -98,19 +103,22 @@ static void cuda_finish(const evo_backend *be)
     check(cudaStreamSynchronize(cu.stream), "finish");
 }
 
-/* dtype fp32: the working copy is the master weights' bits. */
-static void cuda_working_copy(const evo_backend *be, float *dst, const float *src, size_t n)
+/* The master weights rounded to the dtype; in fp32 their bits. */
+static void cuda_working_copy(const evo_backend *be, evo_dval *dst, const float *src, size_t n)
 {
-    cuda_copy(be, dst, src, n * sizeof *dst);
+    if (be->dtype == EVO_F32)
+        cuda_copy(be, dst, src, n * sizeof *src);
+    else
+        check(evo_k_cast(cu.stream, dst, be->dtype, src, EVO_F32, n), "working copy");
 }
 
-static void cuda_copy2d(const evo_backend *be, float *dst, size_t dst_stride, const float *src, size_t src_stride,
-                        size_t rows, size_t cols)
+static void cuda_copy2d(const evo_backend *be, evo_dval *dst, size_t dst_stride, const evo_dval *src,
+                        size_t src_stride, size_t rows, size_t cols)
 {
-    (void)be;
+    const size_t es = evo_dtype_size(be->dtype);
     if (rows && cols)
-        check(cudaMemcpy2DAsync(dst, dst_stride * sizeof *dst, src, src_stride * sizeof *src, cols * sizeof *dst,
-                                rows, cudaMemcpyDeviceToDevice, cu.stream),
+        check(cudaMemcpy2DAsync(dst, dst_stride * es, src, src_stride * es, cols * es, rows,
+                                cudaMemcpyDeviceToDevice, cu.stream),
               "copy2d");
 }
 
@@ -120,10 +128,9 @@ static void cuda_fill(const evo_backend *be, float *dst, float value, size_t n)
     check(evo_k_fill(cu.stream, dst, value, n), "fill");
 }
 
-static void cuda_add(const evo_backend *be, float *dst, const float *src, size_t n)
+static void cuda_add(const evo_backend *be, evo_dval *dst, const evo_dval *src, size_t n)
 {
-    (void)be;
-    check(evo_k_add(cu.stream, dst, src, n), "add");
+    check(evo_k_add(cu.stream, be->dtype, dst, src, n), "add");
 }
 
 static void cuda_cast(const evo_backend *be, void *dst, evo_dtype dst_dt, const void *src, evo_dtype src_dt,
@@ -133,19 +140,42 @@ static void cuda_cast(const evo_backend *be, void *dst, evo_dtype dst_dt, const 
     check(evo_k_cast(cu.stream, dst, dst_dt, src, src_dt, n), "cast");
 }
 
-/* ---- matmul: cuBLASLt --------------------------------------------------- */
+/* ---- matmul: cuBLASLt ---------------------------------------------------
+ * Types: A and B in the dtype; D (and C, the same buffer) in the dtype for
+ * the forward and dinp, in fp32 for dW; CUBLAS_COMPUTE_32F (fp32
+ * accumulation) with fp32 alpha and beta (scale type CUDA_R_32F). The cuBLAS
+ * documentation's table of cublasLtMatmul's types has, for that compute
+ * and scale type, A/B bf16 with C/D bf16 or fp32, and A/B fp16 with C/D
+ * fp16 or fp32: bf16 operands into an fp32 D with beta 1 is how Megatron
+ * (apex's wgrad_gemm_accum_fp32) and TransformerEngine accumulate weight
+ * gradients. The BIAS epilogue's bias is of D's type unless told
+ * (CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, cublasLt.h); it is set to the
+ * dtype, D's type in the forward, the only GEMM with a bias. TF32
+ * (CUBLAS_COMPUTE_32F_FAST_TF32) is for fp32 operands only. */
+
+static cudaDataType_t lt_type(evo_dtype dt)
+{
+    return dt == EVO_BF16 ? CUDA_R_16BF : dt == EVO_F16 ? CUDA_R_16F : CUDA_R_32F;
+}
+
+static const char *dtype_name(evo_dtype dt)
+{
+    return dt == EVO_BF16 ? "bf16" : dt == EVO_F16 ? "fp16" : "fp32";
+}
 
 typedef struct {
     evo_gemm_kind kind;
     uint64_t T, C, OC;
+    evo_dtype ab, d; /* the types of A and B, and of C and D */
     int bias;
-    unsigned align_a, align_b, align_d;
+    unsigned align_a, align_b, align_d, align_bias;
 } gemm_key;
 
 static int same_key(const gemm_key *a, const gemm_key *b)
 {
-    return a->kind == b->kind && a->T == b->T && a->C == b->C && a->OC == b->OC && a->bias == b->bias &&
-           a->align_a == b->align_a && a->align_b == b->align_b && a->align_d == b->align_d;
+    return a->kind == b->kind && a->T == b->T && a->C == b->C && a->OC == b->OC && a->ab == b->ab && a->d == b->d &&
+           a->bias == b->bias && a->align_a == b->align_a && a->align_b == b->align_b && a->align_d == b->align_d &&
+           a->align_bias == b->align_bias;
 }
 
 typedef struct {
@@ -176,7 +206,10 @@ static void drop_entry(gemm_entry *g)
     g->used = 0;
 }
 
-static gemm_entry *gemm_prepare(const gemm_key *key, const evo_gemm_plan *plan)
+/* The heuristic reads the bias pointer's alignment from the descriptor
+ * (cublasLt.h, CUBLASLT_MATMUL_DESC_BIAS_POINTER), so the first call's
+ * bias is set before it and the bias's alignment is part of the key. */
+static gemm_entry *gemm_prepare(const gemm_key *key, const evo_gemm_plan *plan, const void *bias)
 {
     for (unsigned i = 0; i < GEMM_CACHE; i++)
         if (gemm_cache[i].used && same_key(&gemm_cache[i].key, key))
@@ -184,16 +217,22 @@ static gemm_entry *gemm_prepare(const gemm_key *key, const evo_gemm_plan *plan)
     gemm_entry *g = &gemm_cache[gemm_next++ % GEMM_CACHE];
     drop_entry(g);
     const evo_gemm_plan p = *plan;
-    cublasComputeType_t compute = cu.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    const cudaDataType_t ab = lt_type(key->ab), d = lt_type(key->d);
+    cublasComputeType_t compute = cu.tf32 && key->ab == EVO_F32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     check_lt(cublasLtMatmulDescCreate(&g->desc, compute, CUDA_R_32F), "matmul descriptor");
     cublasOperation_t ta = p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     set_attr(g->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
     set_attr(g->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
     cublasLtEpilogue_t epi = key->bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
     set_attr(g->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
-    check_lt(cublasLtMatrixLayoutCreate(&g->a, CUDA_R_32F, p.a_rows, p.a_cols, (int64_t)p.lda), "layout A");
-    check_lt(cublasLtMatrixLayoutCreate(&g->b, CUDA_R_32F, p.b_rows, p.b_cols, (int64_t)p.ldb), "layout B");
-    check_lt(cublasLtMatrixLayoutCreate(&g->d, CUDA_R_32F, p.d_rows, p.d_cols, (int64_t)p.ldd), "layout D");
+    if (key->bias) {
+        const int32_t bias_type = (int32_t)lt_type(key->ab); /* an evo_dval, of the dtype */
+        set_attr(g->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type);
+        set_attr(g->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    }
+    check_lt(cublasLtMatrixLayoutCreate(&g->a, ab, p.a_rows, p.a_cols, (int64_t)p.lda), "layout A");
+    check_lt(cublasLtMatrixLayoutCreate(&g->b, ab, p.b_rows, p.b_cols, (int64_t)p.ldb), "layout B");
+    check_lt(cublasLtMatrixLayoutCreate(&g->d, d, p.d_rows, p.d_cols, (int64_t)p.ldd), "layout D");
     cublasLtMatmulPreference_t pref;
     check_lt(cublasLtMatmulPreferenceCreate(&pref), "preference");
     uint64_t ws = cu.workspace_bytes;
@@ -210,8 +249,9 @@ static gemm_entry *gemm_prepare(const gemm_key *key, const evo_gemm_plan *plan)
     cublasStatus_t rc = cublasLtMatmulAlgoGetHeuristic(cu.lt, g->desc, g->a, g->b, g->d, g->d, pref, 1, &res, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     if (rc != CUBLAS_STATUS_SUCCESS || found < 1)
-        evo_fatal("cuBLASLt: no algorithm for a %" PRIu64 " x %" PRIu64 " x %" PRIu64 " fp32 GEMM (status %d)",
-                  p.m, p.n, p.k, (int)rc);
+        evo_fatal("cuBLASLt: no algorithm for a %" PRIu64 " x %" PRIu64 " x %" PRIu64
+                  " GEMM of %s operands into %s (status %d)",
+                  p.m, p.n, p.k, dtype_name(key->ab), dtype_name(key->d), (int)rc);
     g->algo = res.algo;
     g->key = *key;
     g->used = 1;
@@ -219,19 +259,23 @@ static gemm_entry *gemm_prepare(const gemm_key *key, const evo_gemm_plan *plan)
 }
 
 /* D = op(A) op(B) (+ D when accumulate) (+ bias), the plan's operands
- * picked from the matmul's buffers. */
-static void gemm(evo_gemm_kind kind, size_t T, size_t C, size_t OC, const float *inp, const float *W,
-                 const float *dout, float *D, const float *bias, int accumulate)
+ * picked from the matmul's buffers (of the dtype); D of the dtype, or fp32
+ * for the weight gradient. */
+static void gemm(const evo_backend *be, evo_gemm_kind kind, size_t T, size_t C, size_t OC, const evo_dval *inp,
+                 const evo_dval *W, const evo_dval *dout, void *D, const evo_dval *bias, int accumulate)
 {
     if (!T || !C || !OC)
         return;
     evo_gemm_plan p = evo_gemm_plan_of(kind, T, C, OC);
-    const float *ops[3] = {[EVO_GEMM_INP] = inp, [EVO_GEMM_WEIGHT] = W, [EVO_GEMM_DOUT] = dout};
-    const float *A = ops[p.a], *B = ops[p.b];
-    gemm_key key = {.kind = kind, .T = T, .C = C, .OC = OC, .bias = bias != NULL,
+    const evo_dval *ops[3] = {[EVO_GEMM_INP] = inp, [EVO_GEMM_WEIGHT] = W, [EVO_GEMM_DOUT] = dout};
+    const evo_dval *A = ops[p.a], *B = ops[p.b];
+    /* alignments in bytes, as MIN_ALIGNMENT_*_BYTES wants them, for any
+     * element size */
+    gemm_key key = {.kind = kind, .T = T, .C = C, .OC = OC, .ab = be->dtype,
+                    .d = kind == EVO_GEMM_DWEIGHT ? EVO_F32 : be->dtype, .bias = bias != NULL,
                     .align_a = evo_gemm_alignment(A), .align_b = evo_gemm_alignment(B),
-                    .align_d = evo_gemm_alignment(D)};
-    gemm_entry *g = gemm_prepare(&key, &p);
+                    .align_d = evo_gemm_alignment(D), .align_bias = bias ? evo_gemm_alignment(bias) : 0};
+    gemm_entry *g = gemm_prepare(&key, &p, bias);
     if (bias)
         set_attr(g->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
     const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
@@ -240,125 +284,113 @@ static void gemm(evo_gemm_kind kind, size_t T, size_t C, size_t OC, const float 
              "matmul");
 }
 
-static void cuda_matmul_fwd(const evo_backend *be, float *out, const float *inp, const float *W, const float *b,
-                            size_t T, size_t C, size_t OC)
+static void cuda_matmul_fwd(const evo_backend *be, evo_dval *out, const evo_dval *inp, const evo_dval *W,
+                            const evo_dval *b, size_t T, size_t C, size_t OC)
 {
-    (void)be;
-    gemm(EVO_GEMM_FORWARD, T, C, OC, inp, W, NULL, out, b, 0);
+    gemm(be, EVO_GEMM_FORWARD, T, C, OC, inp, W, NULL, out, b, 0);
 }
 
-static void cuda_matmul_bwd(const evo_backend *be, float *dinp, float *dW, float *db, const float *dout,
-                            const float *inp, const float *W, size_t T, size_t C, size_t OC,
+static void cuda_matmul_bwd(const evo_backend *be, evo_dval *dinp, float *dW, float *db, const evo_dval *dout,
+                            const evo_dval *inp, const evo_dval *W, size_t T, size_t C, size_t OC,
                             evo_grad_mode dinp_mode)
 {
-    (void)be;
     if (dinp)
-        gemm(EVO_GEMM_DINP, T, C, OC, inp, W, dout, dinp, NULL, dinp_mode == EVO_ACCUMULATE);
+        gemm(be, EVO_GEMM_DINP, T, C, OC, inp, W, dout, dinp, NULL, dinp_mode == EVO_ACCUMULATE);
     if (dW)
-        gemm(EVO_GEMM_DWEIGHT, T, C, OC, inp, W, dout, dW, NULL, 1);
+        gemm(be, EVO_GEMM_DWEIGHT, T, C, OC, inp, W, dout, dW, NULL, 1);
     if (db)
-        check(evo_k_column_sum(cu.stream, db, dout, T, OC), "bias gradient");
+        check(evo_k_column_sum(cu.stream, be->dtype, db, dout, T, OC), "bias gradient");
 }
 
 /* ---- the other ops: kernels/ -------------------------------------------- */
 
-static void cuda_embedding_fwd(const evo_backend *be, float *out, const int32_t *ids, const float *table, size_t T,
-                               size_t C)
-{
-    (void)be;
-    check(evo_k_embedding_fwd(cu.stream, out, ids, table, T, C), "embedding forward");
-}
-
-static void cuda_embedding_bwd(const evo_backend *be, float *dtable, const int32_t *ids, const float *dout,
+static void cuda_embedding_fwd(const evo_backend *be, evo_dval *out, const int32_t *ids, const evo_dval *table,
                                size_t T, size_t C)
 {
-    (void)be;
-    check(evo_k_embedding_bwd(cu.stream, dtable, ids, dout, T, C), "embedding backward");
+    check(evo_k_embedding_fwd(cu.stream, be->dtype, out, ids, table, T, C), "embedding forward");
 }
 
-static void cuda_rmsnorm_fwd(const evo_backend *be, float *out, float *rstd, const float *inp, const float *w,
-                             float eps, size_t T, size_t C)
+static void cuda_embedding_bwd(const evo_backend *be, float *dtable, const int32_t *ids, const evo_dval *dout,
+                               size_t T, size_t C)
 {
-    (void)be;
-    check(evo_k_rmsnorm_fwd(cu.stream, out, rstd, inp, w, eps, T, C), "rmsnorm forward");
+    check(evo_k_embedding_bwd(cu.stream, be->dtype, dtable, ids, dout, T, C), "embedding backward");
 }
 
-static void cuda_rmsnorm_bwd(const evo_backend *be, float *dinp, float *dw, const float *dout, const float *inp,
-                             const float *w, const float *rstd, size_t T, size_t C, evo_grad_mode dinp_mode)
+static void cuda_rmsnorm_fwd(const evo_backend *be, evo_dval *out, float *rstd, const evo_dval *inp,
+                             const evo_dval *w, float eps, size_t T, size_t C)
 {
-    (void)be;
-    check(evo_k_rmsnorm_bwd(cu.stream, dinp, dw, dout, inp, w, rstd, T, C, dinp_mode == EVO_ACCUMULATE),
+    check(evo_k_rmsnorm_fwd(cu.stream, be->dtype, out, rstd, inp, w, eps, T, C), "rmsnorm forward");
+}
+
+static void cuda_rmsnorm_bwd(const evo_backend *be, evo_dval *dinp, float *dw, const evo_dval *dout,
+                             const evo_dval *inp, const evo_dval *w, const float *rstd, size_t T, size_t C,
+                             evo_grad_mode dinp_mode)
+{
+    check(evo_k_rmsnorm_bwd(cu.stream, be->dtype, dinp, dw, dout, inp, w, rstd, T, C, dinp_mode == EVO_ACCUMULATE),
           "rmsnorm backward");
 }
 
-static void cuda_rope_fwd(const evo_backend *be, float *out, const float *inp, const int32_t *pos, size_t T, int H,
-                          int hd, float base)
-{
-    (void)be;
-    check(evo_k_rope(cu.stream, out, inp, pos, T, H, hd, base, 1.0f), "rope forward");
-}
-
-static void cuda_rope_bwd(const evo_backend *be, float *dinp, const float *dout, const int32_t *pos, size_t T,
+static void cuda_rope_fwd(const evo_backend *be, evo_dval *out, const evo_dval *inp, const int32_t *pos, size_t T,
                           int H, int hd, float base)
 {
-    (void)be;
-    check(evo_k_rope(cu.stream, dinp, dout, pos, T, H, hd, base, -1.0f), "rope backward");
+    check(evo_k_rope(cu.stream, be->dtype, out, inp, pos, T, H, hd, base, 1.0f), "rope forward");
 }
 
-static void cuda_attention_fwd(const evo_backend *be, float *out, float *lse, const float *q, const float *k,
-                               const float *v, const int32_t *cu_seqlens, int n_seg, size_t T, int H, int KVH,
-                               int hd)
+static void cuda_rope_bwd(const evo_backend *be, evo_dval *dinp, const evo_dval *dout, const int32_t *pos, size_t T,
+                          int H, int hd, float base)
 {
-    (void)be;
-    check(evo_k_attention_fwd(cu.stream, out, lse, q, k, v, cu_seqlens, n_seg, T, H, KVH, hd),
+    check(evo_k_rope(cu.stream, be->dtype, dinp, dout, pos, T, H, hd, base, -1.0f), "rope backward");
+}
+
+static void cuda_attention_fwd(const evo_backend *be, evo_dval *out, float *lse, const evo_dval *q,
+                               const evo_dval *k, const evo_dval *v, const int32_t *cu_seqlens, int n_seg, size_t T,
+                               int H, int KVH, int hd)
+{
+    check(evo_k_attention_fwd(cu.stream, be->dtype, out, lse, q, k, v, cu_seqlens, n_seg, T, H, KVH, hd),
           "attention forward");
 }
 
-static void cuda_attention_bwd(const evo_backend *be, float *dq, float *dk, float *dv, float *scratch,
-                               const float *dout, const float *q, const float *k, const float *v,
-                               const float *out, const float *lse, const int32_t *cu_seqlens, int n_seg, size_t T,
+static void cuda_attention_bwd(const evo_backend *be, evo_dval *dq, evo_dval *dk, evo_dval *dv, float *scratch,
+                               const evo_dval *dout, const evo_dval *q, const evo_dval *k, const evo_dval *v,
+                               const evo_dval *out, const float *lse, const int32_t *cu_seqlens, int n_seg, size_t T,
                                int H, int KVH, int hd)
 {
-    (void)be;
-    check(evo_k_attention_bwd(cu.stream, dq, dk, dv, scratch, dout, q, k, v, out, lse, cu_seqlens, n_seg, T, H, KVH,
-                              hd),
+    check(evo_k_attention_bwd(cu.stream, be->dtype, dq, dk, dv, scratch, dout, q, k, v, out, lse, cu_seqlens, n_seg,
+                              T, H, KVH, hd),
           "attention backward");
 }
 
-static void cuda_swiglu_fwd(const evo_backend *be, float *out, const float *gate, const float *up, size_t n)
+static void cuda_swiglu_fwd(const evo_backend *be, evo_dval *out, const evo_dval *gate, const evo_dval *up, size_t n)
 {
-    (void)be;
-    check(evo_k_swiglu_fwd(cu.stream, out, gate, up, n), "swiglu forward");
+    check(evo_k_swiglu_fwd(cu.stream, be->dtype, out, gate, up, n), "swiglu forward");
 }
 
-static void cuda_swiglu_bwd(const evo_backend *be, float *dgate, float *dup, const float *dout, const float *gate,
-                            const float *up, size_t n)
+static void cuda_swiglu_bwd(const evo_backend *be, evo_dval *dgate, evo_dval *dup, const evo_dval *dout,
+                            const evo_dval *gate, const evo_dval *up, size_t n)
 {
-    (void)be;
-    check(evo_k_swiglu_bwd(cu.stream, dgate, dup, dout, gate, up, n), "swiglu backward");
+    check(evo_k_swiglu_bwd(cu.stream, be->dtype, dgate, dup, dout, gate, up, n), "swiglu backward");
 }
 
-static void cuda_crossentropy_fwd(const evo_backend *be, float *losses, float *lse, const float *logits,
+static void cuda_crossentropy_fwd(const evo_backend *be, float *losses, float *lse, const evo_dval *logits,
                                   const int32_t *labels, float eps, size_t T, size_t V)
 {
-    (void)be;
-    check(evo_k_crossentropy_fwd(cu.stream, losses, lse, logits, labels, eps, T, V), "cross-entropy forward");
+    check(evo_k_crossentropy_fwd(cu.stream, be->dtype, losses, lse, logits, labels, eps, T, V),
+          "cross-entropy forward");
 }
 
-static void cuda_crossentropy_bwd(const evo_backend *be, float *dlogits, const float *dloss, const float *logits,
-                                  const float *lse, const int32_t *labels, float eps, size_t T, size_t V, size_t v0,
-                                  size_t Vl)
+static void cuda_crossentropy_bwd(const evo_backend *be, evo_dval *dlogits, const float *dloss,
+                                  const evo_dval *logits, const float *lse, const int32_t *labels, float eps, size_t T,
+                                  size_t V, size_t v0, size_t Vl)
 {
-    (void)be;
-    check(evo_k_crossentropy_bwd(cu.stream, dlogits, dloss, logits, lse, labels, eps, T, V, v0, Vl),
+    check(evo_k_crossentropy_bwd(cu.stream, be->dtype, dlogits, dloss, logits, lse, labels, eps, T, V, v0, Vl),
           "cross-entropy backward");
 }
 
-static void cuda_crossentropy_shard_fwd(const evo_backend *be, float *parts, const float *logits,
+static void cuda_crossentropy_shard_fwd(const evo_backend *be, float *parts, const evo_dval *logits,
                                         const int32_t *labels, size_t T, size_t v0, size_t Vl)
 {
-    (void)be;
-    check(evo_k_crossentropy_shard_fwd(cu.stream, parts, logits, labels, T, v0, Vl), "cross-entropy shard forward");
+    check(evo_k_crossentropy_shard_fwd(cu.stream, be->dtype, parts, logits, labels, T, v0, Vl),
+          "cross-entropy shard forward");
 }
 
 /* The step's scalars as backend_cpu_optim.c forms them (in double, as
@@ -381,10 +413,10 @@ static void cuda_sqnorm(const evo_backend *be, double *acc, const float *x, size
     check(evo_k_sqnorm(cu.stream, acc, cu.sqnorm_partial, x, n), "squared norm");
 }
 
+/* dtype is set when the GPU is opened. */
 static evo_backend cuda_backend = {
     .name = cu.name,
     .host_memory = 0,
-    .dtype = EVO_F32,
     .alloc = cuda_alloc,
     .finish = cuda_finish,
     .free = cuda_free,
@@ -419,7 +451,7 @@ const int evo_cuda_built = 1;
 
 cudaStream_t evo_cuda_stream(void) { return cu.stream; }
 
-const evo_backend *evo_backend_cuda(int device, int tf32, evo_err *e)
+const evo_backend *evo_backend_cuda(int device, evo_dtype dtype, int tf32, evo_err *e)
 {
     if (cu.lt) /* one GPU per process: the first call's */
         return &cuda_backend;
@@ -441,7 +473,8 @@ const evo_backend *evo_backend_cuda(int device, int tf32, evo_err *e)
     cu.workspace = cuda_alloc(&cuda_backend, cu.workspace_bytes);
     cu.sqnorm_partial = cuda_alloc(&cuda_backend, EVO_SQNORM_CHUNKS * sizeof(double));
     cu.tf32 = tf32;
+    cuda_backend.dtype = dtype;
     snprintf(cu.name, sizeof cu.name, "cuda (GPU %d: %s, sm_%d%d, %s GEMMs)", device, prop.name, prop.major,
-             prop.minor, tf32 ? "TF32" : "fp32");
+             prop.minor, dtype == EVO_F32 && tf32 ? "TF32" : dtype_name(dtype));
     return &cuda_backend;
 }

@@ -182,15 +182,22 @@ static void *scratch(nccl_impl *m, size_t bytes)
     return m->scratch;
 }
 
-static void allreduce_f32(evo_comm *c, evo_group g, const evo_backend *be, float *buf, size_t n)
+/* NCCL's type of a dtype: a bf16 or fp16 sum is NCCL's, each partial sum
+ * of its ring rounded to the dtype (comm.h). */
+static ncclDataType_t nccl_type(evo_dtype dt)
+{
+    return dt == EVO_BF16 ? ncclBfloat16 : dt == EVO_F16 ? ncclFloat16 : ncclFloat32;
+}
+
+static void allreduce(evo_comm *c, evo_group g, const evo_backend *be, evo_dtype dt, void *buf, size_t n)
 {
     (void)be;
     nccl_impl *m = impl_of(c);
     if (!m->group[g])
         return;
     double t0 = evo_now();
-    check(m, nc.ncclAllReduce(buf, buf, n, ncclFloat32, ncclSum, m->group[g], m->stream), "all-reduce", g);
-    call_end(c, g, "all-reduce", EVO_ALLREDUCE, n * sizeof *buf, t0);
+    check(m, nc.ncclAllReduce(buf, buf, n, nccl_type(dt), ncclSum, m->group[g], m->stream), "all-reduce", g);
+    call_end(c, g, "all-reduce", EVO_ALLREDUCE, n * evo_dtype_size(dt), t0);
 }
 
 /* A collective over host values: uploaded, reduced in place on the
@@ -217,35 +224,37 @@ static void allreduce_f64(evo_comm *c, evo_group g, double *host, size_t n)
 }
 
 /* A reduce-scatter or all-gather over a group of one rank: out is in. */
-static int alone(nccl_impl *m, evo_group g, const evo_backend *be, float *out, const float *in, size_t n)
+static int alone(nccl_impl *m, evo_group g, const evo_backend *be, evo_dtype dt, void *out, const void *in,
+                 size_t n)
 {
     if (m->group[g])
         return 0;
     if (out != in)
-        be->copy(be, out, in, n * sizeof *out);
+        be->copy(be, out, in, n * evo_dtype_size(dt));
     return 1;
 }
 
-static void reduce_scatter_f32(evo_comm *c, evo_group g, const evo_backend *be, float *out, const float *in,
-                               size_t n)
+static void reduce_scatter(evo_comm *c, evo_group g, const evo_backend *be, evo_dtype dt, void *out, const void *in,
+                           size_t n)
 {
     nccl_impl *m = impl_of(c);
-    if (alone(m, g, be, out, in, n))
+    if (alone(m, g, be, dt, out, in, n))
         return;
     double t0 = evo_now();
-    check(m, nc.ncclReduceScatter(in, out, n, ncclFloat32, ncclSum, m->group[g], m->stream), "reduce-scatter", g);
-    call_end(c, g, "reduce-scatter", EVO_REDUCE_SCATTER, n * size_of(c, g) * sizeof *out, t0);
+    check(m, nc.ncclReduceScatter(in, out, n, nccl_type(dt), ncclSum, m->group[g], m->stream), "reduce-scatter", g);
+    call_end(c, g, "reduce-scatter", EVO_REDUCE_SCATTER, n * size_of(c, g) * evo_dtype_size(dt), t0);
 }
 
-static void allgather_f32(evo_comm *c, evo_group g, const evo_backend *be, float *out, const float *in, size_t n)
+static void allgather(evo_comm *c, evo_group g, const evo_backend *be, evo_dtype dt, void *out, const void *in,
+                      size_t n)
 {
     nccl_impl *m = impl_of(c);
-    if (alone(m, g, be, out, in, n))
+    if (alone(m, g, be, dt, out, in, n))
         return;
     double t0 = evo_now();
     /* in place when in is this rank's part of out, as NCCL defines it */
-    check(m, nc.ncclAllGather(in, out, n, ncclFloat32, m->group[g], m->stream), "all-gather", g);
-    call_end(c, g, "all-gather", EVO_ALLGATHER, n * size_of(c, g) * sizeof *out, t0);
+    check(m, nc.ncclAllGather(in, out, n, nccl_type(dt), m->group[g], m->stream), "all-gather", g);
+    call_end(c, g, "all-gather", EVO_ALLGATHER, n * size_of(c, g) * evo_dtype_size(dt), t0);
 }
 
 static void reduce_f32(evo_comm *c, evo_group g, const evo_backend *be, float *buf, size_t n, uint32_t root)
@@ -362,10 +371,10 @@ evo_comm *evo_comm_nccl(const evo_layout *l, const evo_world *w, const evo_backe
     if (evo_comm_share_ids(l, w, sizeof(ncclUniqueId), make_id, NULL, &ids[0][0], e) < 0)
         return NULL;
     static const evo_comm table = {.name = "nccl",
-                                   .allreduce_sum_f32 = allreduce_f32,
+                                   .allreduce_sum = allreduce,
                                    .allreduce_sum_f64 = allreduce_f64,
-                                   .reduce_scatter_sum_f32 = reduce_scatter_f32,
-                                   .allgather_f32 = allgather_f32,
+                                   .reduce_scatter_sum = reduce_scatter,
+                                   .allgather = allgather,
                                    .reduce_sum_f32 = reduce_f32,
                                    .broadcast = broadcast,
                                    .send = send,

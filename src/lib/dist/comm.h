@@ -8,10 +8,12 @@
  * Contract:
  * - Every rank of a group calls the same collectives in the same order
  *   with the same counts (n is per rank where a buffer is cut in parts).
- * - Buffers of f32 calls are backend memory (device pointers for a GPU
- *   backend), as the gradients they reduce; f64 calls and flags are host
- *   values; broadcast, send and recv take either: be NULL says host
- *   memory (a path, a file listing).
+ * - Buffers of the calls that take a dtype (fp32 gradients, or the
+ *   backend's dtype for activations: evo_dval) and of f32 calls are
+ *   backend memory (device pointers for a GPU backend); f64 calls and
+ *   flags are host values; broadcast, send and recv take either: be NULL
+ *   says host memory (a path, a file listing). A bf16 or fp16 sum adds in
+ *   fp32 and rounds each result to the dtype, as NCCL does.
  * - Deterministic: the same layout on the same data gives the same bits
  *   every run (reduction order fixed by the algorithm, not by timing).
  * - bytes[g] counts what this rank sends over group g under the ring
@@ -38,15 +40,16 @@ struct evo_comm {
     double seconds[EVO_N_GROUPS]; /* spent in the group's calls: transfers and waits for peers */
     void *impl;
 
-    /* buf[i] = sum over the group of buf[i]. */
-    void (*allreduce_sum_f32)(evo_comm *c, evo_group g, const evo_backend *be, float *buf, size_t n);
+    /* buf[i] = sum over the group of buf[i], n values of dtype dt. */
+    void (*allreduce_sum)(evo_comm *c, evo_group g, const evo_backend *be, evo_dtype dt, void *buf, size_t n);
     void (*allreduce_sum_f64)(evo_comm *c, evo_group g, double *host, size_t n);
     /* in: size x n values on every rank; out: this rank's n of their sum
      * (out[i] = sum over ranks of in[rank n + i]). */
-    void (*reduce_scatter_sum_f32)(evo_comm *c, evo_group g, const evo_backend *be, float *out, const float *in,
-                                   size_t n);
+    void (*reduce_scatter_sum)(evo_comm *c, evo_group g, const evo_backend *be, evo_dtype dt, void *out,
+                               const void *in, size_t n);
     /* out: size x n, rank r's n values at out + r n; in may be that place. */
-    void (*allgather_f32)(evo_comm *c, evo_group g, const evo_backend *be, float *out, const float *in, size_t n);
+    void (*allgather)(evo_comm *c, evo_group g, const evo_backend *be, evo_dtype dt, void *out, const void *in,
+                      size_t n);
     /* buf on root = sum over the group of buf; other ranks' buf unchanged. */
     void (*reduce_sum_f32)(evo_comm *c, evo_group g, const evo_backend *be, float *buf, size_t n, uint32_t root);
     /* buf of every rank = root's. */

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/dtype_bits.h"
 #include "base/log.h"
 
 enum { CHUNK = 1 << 28 };
@@ -48,6 +49,7 @@ typedef struct {
     size_t n_pending, cap_pending;
     void *stage;           /* host copies of staged backend memory */
     size_t stage_bytes;
+    MPI_Op bf16_sum, f16_sum;
 } mpi_impl;
 
 /* Whether be's memory must go through the host (be NULL: host memory). */
@@ -144,16 +146,54 @@ static int as_int(size_t n, const char *what)
     return (int)n;
 }
 
-static void allreduce_f32(evo_comm *c, evo_group g, const evo_backend *be, float *buf, size_t n)
+/* MPI has no bf16 or fp16: their values travel as 16-bit integers and
+ * are summed by these ops, each pair added in fp32 and rounded to the
+ * dtype (NCCL's way; dtype_bits.h's rounding). */
+static void half_sum(const uint16_t *a, uint16_t *b, int n, evo_dtype dt)
+{
+    for (int i = 0; i < n; i++) {
+        uint32_t ua = dt == EVO_BF16 ? evo_bf16_to_f32_bits(a[i]) : evo_f16_to_f32_bits(a[i]);
+        uint32_t ub = dt == EVO_BF16 ? evo_bf16_to_f32_bits(b[i]) : evo_f16_to_f32_bits(b[i]);
+        float fa, fb;
+        memcpy(&fa, &ua, 4);
+        memcpy(&fb, &ub, 4);
+        fb += fa;
+        memcpy(&ub, &fb, 4);
+        b[i] = dt == EVO_BF16 ? evo_bf16_from_f32_bits(ub) : evo_f16_from_f32_bits(ub);
+    }
+}
+
+static void bf16_sum(void *in, void *inout, int *len, MPI_Datatype *type)
+{
+    (void)type;
+    half_sum(in, inout, *len, EVO_BF16);
+}
+
+static void f16_sum(void *in, void *inout, int *len, MPI_Datatype *type)
+{
+    (void)type;
+    half_sum(in, inout, *len, EVO_F16);
+}
+
+static MPI_Datatype mpi_type(evo_dtype dt) { return dt == EVO_F32 ? MPI_FLOAT : MPI_UINT16_T; }
+
+static MPI_Op sum_op(evo_comm *c, evo_dtype dt)
+{
+    mpi_impl *m = c->impl;
+    return dt == EVO_BF16 ? m->bf16_sum : dt == EVO_F16 ? m->f16_sum : MPI_SUM;
+}
+
+static void allreduce(evo_comm *c, evo_group g, const evo_backend *be, evo_dtype dt, void *buf, size_t n)
 {
     wait_begin(c, "all-reduce", g);
-    float *h = host_view(c, be, buf, n * sizeof *buf, 0, n * sizeof *buf);
+    size_t es = evo_dtype_size(dt);
+    char *h = host_view(c, be, buf, n * es, 0, n * es);
     for (size_t i = 0; i < n; i += CHUNK) {
         size_t k = n - i < CHUNK ? n - i : CHUNK;
-        MPI_Allreduce(MPI_IN_PLACE, h + i, (int)k, MPI_FLOAT, MPI_SUM, comm_of(c, g));
+        MPI_Allreduce(MPI_IN_PLACE, h + i * es, (int)k, mpi_type(dt), sum_op(c, dt), comm_of(c, g));
     }
-    host_return(be, buf, h, n * sizeof *buf);
-    done(c, g, EVO_ALLREDUCE, n * sizeof *buf);
+    host_return(be, buf, h, n * es);
+    done(c, g, EVO_ALLREDUCE, n * es);
 }
 
 static void allreduce_f64(evo_comm *c, evo_group g, double *host, size_t n)
@@ -163,34 +203,35 @@ static void allreduce_f64(evo_comm *c, evo_group g, double *host, size_t n)
     done(c, g, EVO_ALLREDUCE, n * sizeof *host);
 }
 
-static void reduce_scatter_f32(evo_comm *c, evo_group g, const evo_backend *be, float *out, const float *in,
-                               size_t n)
+static void reduce_scatter(evo_comm *c, evo_group g, const evo_backend *be, evo_dtype dt, void *out,
+                           const void *in, size_t n)
 {
     wait_begin(c, "reduce-scatter", g);
-    size_t whole = n * size_of(c, g) * sizeof *in;
+    size_t es = evo_dtype_size(dt), whole = n * size_of(c, g) * es;
     /* staged: the whole input, then this rank's part after it */
-    const float *h_in = host_view(c, be, in, whole, 0, whole + n * sizeof *out);
-    float *h_out = staged(be) ? (float *)((char *)stage(c, whole + n * sizeof *out) + whole) : out;
-    MPI_Reduce_scatter_block(h_in, h_out, as_int(n, "reduce-scatter"), MPI_FLOAT, MPI_SUM, comm_of(c, g));
-    host_return(be, out, h_out, n * sizeof *out);
-    done(c, g, EVO_REDUCE_SCATTER, n * size_of(c, g) * sizeof *out);
+    const void *h_in = host_view(c, be, in, whole, 0, whole + n * es);
+    void *h_out = staged(be) ? (char *)stage(c, whole + n * es) + whole : out;
+    MPI_Reduce_scatter_block(h_in, h_out, as_int(n, "reduce-scatter"), mpi_type(dt), sum_op(c, dt), comm_of(c, g));
+    host_return(be, out, h_out, n * es);
+    done(c, g, EVO_REDUCE_SCATTER, whole);
 }
 
-static void allgather_f32(evo_comm *c, evo_group g, const evo_backend *be, float *out, const float *in, size_t n)
+static void allgather(evo_comm *c, evo_group g, const evo_backend *be, evo_dtype dt, void *out, const void *in,
+                      size_t n)
 {
     wait_begin(c, "all-gather", g);
     int k = as_int(n, "all-gather");
-    size_t mine = (size_t)evo_layout_group_rank(&c->layout, g) * n, whole = n * size_of(c, g) * sizeof *out;
-    const void *send = in == out + mine ? MPI_IN_PLACE : in;
-    float *h_out = out;
+    size_t es = evo_dtype_size(dt), mine = (size_t)evo_layout_group_rank(&c->layout, g) * n * es,
+           whole = n * size_of(c, g) * es;
+    const void *send = in == (char *)out + mine ? MPI_IN_PLACE : in;
+    char *h_out = out;
     if (staged(be)) { /* this rank's part in its place, gathered in place */
-        h_out = host_view(c, be, in, n * sizeof *in, mine * sizeof *out, whole);
-        h_out -= mine;
+        h_out = (char *)host_view(c, be, in, n * es, mine, whole) - mine;
         send = MPI_IN_PLACE;
     }
-    MPI_Allgather(send, k, MPI_FLOAT, h_out, k, MPI_FLOAT, comm_of(c, g));
+    MPI_Allgather(send, k, mpi_type(dt), h_out, k, mpi_type(dt), comm_of(c, g));
     host_return(be, out, h_out, whole);
-    done(c, g, EVO_ALLGATHER, n * size_of(c, g) * sizeof *out);
+    done(c, g, EVO_ALLGATHER, whole);
 }
 
 static void reduce_f32(evo_comm *c, evo_group g, const evo_backend *be, float *buf, size_t n, uint32_t root)
@@ -310,6 +351,8 @@ static void free_mpi(evo_comm *c)
     pthread_join(m->watchdog, NULL);
     for (int g = EVO_GROUP_DATA; g < EVO_N_GROUPS; g++)
         MPI_Comm_free(&m->group[g]);
+    MPI_Op_free(&m->bf16_sum);
+    MPI_Op_free(&m->f16_sum);
     MPI_Finalize();
     free(m);
     free(c);
@@ -334,10 +377,10 @@ evo_comm *evo_comm_mpi(const evo_layout *l, const evo_world *w, double timeout_s
         return NULL;
     }
     static const evo_comm table = {.name = "mpi",
-                                   .allreduce_sum_f32 = allreduce_f32,
+                                   .allreduce_sum = allreduce,
                                    .allreduce_sum_f64 = allreduce_f64,
-                                   .reduce_scatter_sum_f32 = reduce_scatter_f32,
-                                   .allgather_f32 = allgather_f32,
+                                   .reduce_scatter_sum = reduce_scatter,
+                                   .allgather = allgather,
                                    .reduce_sum_f32 = reduce_f32,
                                    .broadcast = broadcast,
                                    .send = send,
@@ -356,6 +399,8 @@ evo_comm *evo_comm_mpi(const evo_layout *l, const evo_world *w, double timeout_s
     for (int g = EVO_GROUP_DATA; g < EVO_N_GROUPS; g++)
         MPI_Comm_split(MPI_COMM_WORLD, (int)evo_layout_group_color(l, (evo_group)g),
                        (int)evo_layout_group_rank(l, (evo_group)g), &m->group[g]);
+    MPI_Op_create(bf16_sum, 1, &m->bf16_sum);
+    MPI_Op_create(f16_sum, 1, &m->f16_sum);
     m->world = *w;
     m->timeout_s = timeout_s;
     pthread_create(&m->watchdog, NULL, watchdog, c);

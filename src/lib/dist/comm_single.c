@@ -4,9 +4,9 @@
 
 #include <stdlib.h>
 
-static void allreduce_f32(evo_comm *c, evo_group g, const evo_backend *be, float *buf, size_t n)
+static void allreduce(evo_comm *c, evo_group g, const evo_backend *be, evo_dtype dt, void *buf, size_t n)
 {
-    (void)c, (void)g, (void)be, (void)buf, (void)n;
+    (void)c, (void)g, (void)be, (void)dt, (void)buf, (void)n;
 }
 
 static void allreduce_f64(evo_comm *c, evo_group g, double *host, size_t n)
@@ -14,11 +14,11 @@ static void allreduce_f64(evo_comm *c, evo_group g, double *host, size_t n)
     (void)c, (void)g, (void)host, (void)n;
 }
 
-static void copy_f32(evo_comm *c, evo_group g, const evo_backend *be, float *out, const float *in, size_t n)
+static void copy(evo_comm *c, evo_group g, const evo_backend *be, evo_dtype dt, void *out, const void *in, size_t n)
 {
     (void)c, (void)g;
     if (out != in)
-        be->copy(be, out, in, n * sizeof *out);
+        be->copy(be, out, in, n * evo_dtype_size(dt));
 }
 
 static void reduce_f32(evo_comm *c, evo_group g, const evo_backend *be, float *buf, size_t n, uint32_t root)
@@ -59,10 +59,10 @@ static void free_single(evo_comm *c) { free(c); }
 evo_comm *evo_comm_single(const evo_layout *l)
 {
     static const evo_comm table = {.name = "single",
-                                   .allreduce_sum_f32 = allreduce_f32,
+                                   .allreduce_sum = allreduce,
                                    .allreduce_sum_f64 = allreduce_f64,
-                                   .reduce_scatter_sum_f32 = copy_f32,
-                                   .allgather_f32 = copy_f32,
+                                   .reduce_scatter_sum = copy,
+                                   .allgather = copy,
                                    .reduce_sum_f32 = reduce_f32,
                                    .broadcast = broadcast,
                                    .send = send,
