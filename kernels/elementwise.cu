@@ -115,8 +115,10 @@ __global__ void swiglu_bwd_kernel(X *dgate, X *dup, const X *dout, const X *gate
     }
 }
 
-__global__ void adamw_kernel(float *p, const float *grad, float *m, float *v, size_t n, float decay, float step_size,
-                             float bc2_sqrt, float b1, float c1, float b2, float c2, float eps, float grad_scale)
+template <typename X>
+__global__ void adamw_kernel(float *p, X *work, const float *grad, float *m, float *v, size_t n, float decay,
+                             float step_size, float bc2_sqrt, float b1, float c1, float b2, float c2, float eps,
+                             float grad_scale)
 {
     EVO_GRID_STRIDE(i, n)
     {
@@ -124,7 +126,10 @@ __global__ void adamw_kernel(float *p, const float *grad, float *m, float *v, si
         float mi = m[i] * b1 + c1 * g, vi = v[i] * b2 + c2 * g * g;
         m[i] = mi;
         v[i] = vi;
-        p[i] = pi - step_size * (mi / (sqrtf(vi) / bc2_sqrt + eps));
+        pi -= step_size * (mi / (sqrtf(vi) / bc2_sqrt + eps));
+        p[i] = pi;
+        if (work) /* the working copy in the same pass: one read of p instead of two */
+            store(work, i, pi);
     }
 }
 
@@ -222,14 +227,16 @@ cudaError_t evo_k_swiglu_bwd(cudaStream_t s, evo_dtype dt, void *dgate, void *du
     });
 }
 
-cudaError_t evo_k_adamw(cudaStream_t s, float *p, const float *grad, float *m, float *v, size_t n, float decay,
-                        float step_size, float bc2_sqrt, float b1, float c1, float b2, float c2, float eps,
-                        float grad_scale)
+cudaError_t evo_k_adamw(cudaStream_t s, evo_dtype dt, float *p, void *work, const float *grad, float *m, float *v,
+                        size_t n, float decay, float step_size, float bc2_sqrt, float b1, float c1, float b2,
+                        float c2, float eps, float grad_scale)
 {
-    if (n)
-        adamw_kernel<<<grid_for(n), kBlock, 0, s>>>(p, grad, m, v, n, decay, step_size, bc2_sqrt, b1, c1, b2, c2,
-                                                    eps, grad_scale);
-    return cudaGetLastError();
+    return dispatch(dt, [&](auto ty) {
+        using X = decltype(ty);
+        if (n)
+            adamw_kernel<<<grid_for(n), kBlock, 0, s>>>(p, (X *)work, grad, m, v, n, decay, step_size, bc2_sqrt, b1,
+                                                        c1, b2, c2, eps, grad_scale);
+    });
 }
 
 } // extern "C"

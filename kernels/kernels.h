@@ -56,10 +56,11 @@ cudaError_t evo_k_swiglu_bwd(cudaStream_t s, evo_dtype dt, void *dgate, void *du
                              const void *gate, const void *up, size_t n);
 /* AdamW with the step's scalars formed on the host (backend_cpu_optim.c's
  * order): p = p decay; m = b1 m + c1 g; v = b2 v + c2 g^2;
- * p -= step_size m / (sqrt(v) / bc2_sqrt + eps), g = grad_scale grad. */
-cudaError_t evo_k_adamw(cudaStream_t s, float *p, const float *grad, float *m, float *v, size_t n, float decay,
-                        float step_size, float bc2_sqrt, float b1, float c1, float b2, float c2, float eps,
-                        float grad_scale);
+ * p -= step_size m / (sqrt(v) / bc2_sqrt + eps), g = grad_scale grad;
+ * and, unless work is NULL, work = p stored in dt (the working copy). */
+cudaError_t evo_k_adamw(cudaStream_t s, evo_dtype dt, float *p, void *work, const float *grad, float *m, float *v,
+                        size_t n, float decay, float step_size, float bc2_sqrt, float b1, float c1, float b2,
+                        float c2, float eps, float grad_scale);
 
 /* norm.cu */
 cudaError_t evo_k_rmsnorm_fwd(cudaStream_t s, evo_dtype dt, void *out, float *rstd, const void *inp, const void *w,

@@ -63,14 +63,10 @@ static int write_state(evo_ckpt_writer *w, const train_run *r, evo_err *e)
     return evo_ckpt_add_state(w, &saved, e);
 }
 
-static int write_model(evo_ckpt_writer *w, const train_run *r, evo_err *e)
+/* masters: the part's fp32 master weights (train_master_weights) */
+static int write_model(evo_ckpt_writer *w, const train_run *r, const float *masters, evo_err *e)
 {
-    const evo_model *m = &r->model;
-    float *host = evo_malloc_large(m->n_params * sizeof *host);
-    r->be->download(r->be, host, r->tf.params, m->n_params * sizeof *host);
-    int rc = evo_ckpt_add_model(w, m, host, EVO_F32, e);
-    free(host);
-    return rc;
+    return evo_ckpt_add_model(w, &r->model, masters, EVO_F32, e);
 }
 
 static int write_optimizer(evo_ckpt_writer *w, const train_run *r, evo_err *e)
@@ -114,8 +110,13 @@ static int save_ranks(train_run *r, evo_err *e)
         evo_ckpt_join(&w, tmp, r->st.step);
     for (size_t i = 0; l->rank == 0 && !failed && i < sizeof rank0_files / sizeof *rank0_files; i++)
         failed = rank0_files[i](&w, r, e) < 0;
-    if (writes_model && !failed)
-        failed = write_model(&w, r, e) < 0;
+    if (writes_optimizer) { /* the zero1 group of data rank 0 gathers its master weights there */
+        float *masters = writes_model ? evo_malloc_large(r->model.n_params * sizeof *masters) : NULL;
+        train_master_weights(r, masters);
+        if (writes_model && !failed)
+            failed = write_model(&w, r, masters, e) < 0;
+        free(masters);
+    }
     if (writes_optimizer && !failed)
         failed = write_optimizer(&w, r, e) < 0;
     if (!failed && l->rank != 0 && w.manifest.len >= sizeof lines)
@@ -157,11 +158,11 @@ int train_checkpoint_save(train_run *r, evo_err *e)
 
 /* --- loading -------------------------------------------------------------- */
 
-/* Uploads tensor kind (weights, or an AdamW moment) of every piece this
- * rank holds into dst, backend memory laid out as its part's flat buffer
- * (the moments where moment_at says, those of the pieces it keeps): each
- * read from the checkpoint's pieces that overlap it, whatever the layout
- * they were saved in. host holds the largest piece. */
+/* Uploads tensor kind of every piece this rank holds: the weights
+ * (train_set_tensor), or an AdamW moment into dst where moment_at says
+ * (those of the pieces it keeps); each read from the checkpoint's pieces
+ * that overlap it, whatever the layout they were saved in. host holds the
+ * largest piece. */
 static void upload_kind(train_run *r, const evo_ckpt_shards *s, int kind, float *dst, float *host)
 {
     const evo_model *m = &r->model;
@@ -173,7 +174,10 @@ static void upload_kind(train_run *r, const evo_ckpt_shards *s, int kind, float 
         if (at == UINT64_MAX)
             continue;
         evo_ckpt_shards_read_piece_f32(s, kind, wi, m->tp_rank, m->tp, host);
-        r->be->upload(r->be, dst + at, host, t->numel * sizeof *host);
+        if (kind == EVO_CKPT_WEIGHTS)
+            train_set_tensor(r, i, host);
+        else
+            r->be->upload(r->be, dst + at, host, t->numel * sizeof *host);
     }
 }
 
@@ -204,8 +208,7 @@ static int load_tensors(train_run *r, const char *dir, int with_moments, evo_err
         for (size_t i = 0; i < m->n_tensors; i++)
             biggest = m->tensors[i].numel > biggest ? m->tensors[i].numel : biggest;
         float *host = evo_malloc_large(biggest * sizeof *host);
-        upload_kind(r, &s, EVO_CKPT_WEIGHTS, r->tf.params, host);
-        evo_transformer_weights_changed(&r->tf);
+        upload_kind(r, &s, EVO_CKPT_WEIGHTS, NULL, host);
         if (with_moments) {
             upload_kind(r, &s, EVO_CKPT_ADAM_M, r->adam_m, host);
             upload_kind(r, &s, EVO_CKPT_ADAM_V, r->adam_v, host);
@@ -260,6 +263,21 @@ static int load_checkpoint(train_run *r, const char *dir, load_what what, evo_er
     return 0;
 }
 
+/* Every tensor from the seed (evo_transformer_init_tensor). */
+static void init_weights(train_run *r, uint64_t seed)
+{
+    const evo_model *m = &r->model;
+    uint64_t biggest = 0;
+    for (size_t i = 0; i < m->n_tensors; i++)
+        biggest = m->tensors[i].numel > biggest ? m->tensors[i].numel : biggest;
+    float *host = evo_malloc_large(biggest * sizeof *host);
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        evo_transformer_init_tensor(m, seed, i, host);
+        train_set_tensor(r, i, host);
+    }
+    free(host);
+}
+
 int train_checkpoint_start(train_run *r, evo_err *e)
 {
     const evo_config *c = r->cfg;
@@ -283,7 +301,7 @@ int train_checkpoint_start(train_run *r, evo_err *e)
             goto fail;
         evo_info("weights from %s; optimizer, schedule and data start afresh", dir);
     } else {
-        evo_transformer_init_params(&r->tf, c->data.seed);
+        init_weights(r, c->data.seed);
         evo_info("weights initialised from seed %" PRIu64, c->data.seed);
     }
     free(dir);

@@ -137,9 +137,9 @@ int train_dry_run(const evo_config *c, uint32_t world)
 
     /* Memory of rank 0, the first pipeline stage (model_tp0_pp0's part).
      * The working weights in the training dtype, the fp32 master weights
-     * (the same buffer in fp32) and gradients, Adam's two moments sharded
-     * by ZeRO-1 (InternEvo also shards the master weights and keeps
-     * gradients in the dtype: evo does not yet). Activations saved
+     * (the same buffer in fp32, else sharded by ZeRO-1 with Adam's two
+     * moments) and the fp32 gradients (whole: InternEvo keeps them in the
+     * dtype, evo does not yet). Activations saved
      * for backward per token and layer: the layer input, the normed inputs
      * and the residual (cut by tensor ranks with sequence parallelism
      * only), q/k/v, the attention output, gate, up and their product (cut
@@ -169,10 +169,10 @@ int train_dry_run(const evo_config *c, uint32_t world)
     /* the head's logits of one piece of the loss (evo_transformer_loss_rows) */
     size_t piece = evo_transformer_loss_rows(m.vocab / tp, tp);
     double logits = pp == 1 ? (double)(piece < tokens_row ? piece : tokens_row) * m.vocab / tp * b : 0;
-    /* evo's arena (transformer.h, optim.c): the fp32 master weights and
-     * gradients whole on every rank, the working copy in the dtype beside
-     * them unless it is fp32, Adam's moments cut by ZeRO-1 */
-    double master = b == 4 ? 0 : local * 4.0, grads = local * 4.0, optim = local * 8.0 / zero;
+    /* evo's arena (transformer.h, optim.c): in fp32 the weights are the
+     * master weights, whole on every rank; in bf16 or fp16 the masters are
+     * cut by ZeRO-1 with Adam's moments; the fp32 gradients whole */
+    double master = b == 4 ? 0 : local * 4.0 / zero, grads = local * 4.0, optim = local * 8.0 / zero;
     printf("\n# memory per rank (rank 0): %u ranks = tensor %u x pipeline %u x data %u, ZeRO-1 over %u, %s\n", world,
            tp, pp, dp, zero, evo_precision_name(c->model.dtype));
     print_count("its parameters", part.n_params);

@@ -12,7 +12,9 @@
  * host as one number: the only host read of the step.
  *
  * ZeRO-1: each rank of a zero1 group keeps the moments of the tensors
- * dealt to it (evo_ckpt_zero_owned), updates those and broadcasts them;
+ * dealt to it (evo_ckpt_zero_owned), and in bf16 or fp16 their fp32
+ * master weights too; it updates those and broadcasts their weights as
+ * the layers read them (fp32, or the dtype working copy: half the bytes);
  * the norm is the sum of the owners' parts, and of the pipeline stages'
  * and tensor ranks' (each holds its part: r->model), the norms' weights,
  * whole on every tensor rank, counted once. Without ZeRO (zero1 1) every
@@ -55,13 +57,48 @@ void train_optim_init(train_run *r)
     r->adam_v = be->alloc(be, n * sizeof(float));
     be->fill(be, r->adam_m, 0.0f, n);
     be->fill(be, r->adam_v, 0.0f, n);
+    r->master = be->dtype == EVO_F32 ? NULL : be->alloc(be, n * sizeof(float));
     r->sqnorm = be->alloc(be, sizeof(double));
+}
+
+void train_set_tensor(train_run *r, size_t i, const float *host)
+{
+    const evo_tensor_info *t = &r->model.tensors[i];
+    evo_transformer_set_weights(&r->tf, t->offset, host, t->numel);
+    if (r->master && r->moment_at[i] != UINT64_MAX)
+        r->be->upload(r->be, r->master + r->moment_at[i], host, t->numel * sizeof *host);
+}
+
+void train_master_weights(train_run *r, float *host)
+{
+    const evo_backend *be = r->be;
+    const evo_layout *l = &r->comm->layout;
+    if (!r->master) {
+        if (host)
+            be->download(be, host, r->tf.params, r->model.n_params * sizeof *host);
+        return;
+    }
+    enum { TAG_MASTER = 3 };
+    train_tensor_run run;
+    for (size_t i = 0; train_next_run(&r->model, r->owner, i, &run); i = run.end) {
+        const float *mine = r->master + r->moment_at[run.first];
+        size_t bytes = run.numel * sizeof *mine;
+        if (run.owner == l->zero1_rank && l->zero1_rank == 0)
+            be->download(be, host + run.offset, mine, bytes);
+        else if (run.owner == l->zero1_rank)
+            r->comm->send(r->comm, EVO_GROUP_ZERO1, be, mine, bytes, 0, TAG_MASTER);
+        else if (l->zero1_rank == 0)
+            r->comm->recv(r->comm, EVO_GROUP_ZERO1, NULL, host + run.offset, bytes, run.owner, TAG_MASTER);
+    }
+    r->comm->wait_sent(r->comm);
 }
 
 void train_optim_free(train_run *r)
 {
     r->be->free(r->be, r->adam_m);
     r->be->free(r->be, r->adam_v);
+    if (r->master)
+        r->be->free(r->be, r->master);
     r->be->free(r->be, r->sqnorm);
     free(r->owner);
     free(r->moment_at);
@@ -144,20 +181,21 @@ train_step_result train_optim_step(train_run *r)
     double clip = c->hybrid_zero_optimizer.clip_grad_norm;
     double coef = clip > 0 ? (res.grad_norm + 1e-6) / clip : 0;
     double combined = scale * (coef > 1 ? coef : 1);
-    /* Each rank updates the weights it keeps the moments of, and sends
-     * them to the rest of its zero1 group. */
+    /* Each rank updates the master weights it keeps, makes their working
+     * copy in the same pass, and sends that to the rest of its zero1
+     * group. */
     for (size_t i = 0; train_next_run(&r->model, r->owner, i, &run); i = run.end) {
-        float *p = r->tf.params + run.offset;
+        evo_dval *w = evo_dval_at(be, r->tf.weights, run.offset);
         if (run.owner == l->zero1_rank) {
             uint64_t at = r->moment_at[run.first];
-            be->adamw(be, p, g + run.offset, r->adam_m + at, r->adam_v + at, run.numel, (float)res.lr,
-                      (float)c->adam.adam_beta1, (float)res.beta2, (float)c->adam.adam_eps,
+            float *p = r->master ? r->master + at : r->tf.params + run.offset;
+            be->adamw(be, p, r->master ? w : NULL, g + run.offset, r->adam_m + at, r->adam_v + at, run.numel,
+                      (float)res.lr, (float)c->adam.adam_beta1, (float)res.beta2, (float)c->adam.adam_eps,
                       (float)c->adam.weight_decay, (float)(1 / combined), (int)(r->st.adam_steps + 1));
         }
         if (l->zero1 > 1)
-            comm->broadcast(comm, EVO_GROUP_ZERO1, be, p, run.numel * sizeof *p, run.owner);
+            comm->broadcast(comm, EVO_GROUP_ZERO1, be, w, evo_dval_bytes(be, run.numel), run.owner);
     }
-    evo_transformer_weights_changed(&r->tf);
     evo_loss_scaler_update(&r->st.scaler, c, 0);
     res.applied = 1;
     return res;

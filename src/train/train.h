@@ -84,8 +84,13 @@ typedef struct {
      * with ZeRO-1 its zero1 rank's share (InternEvo's deal,
      * evo_ckpt_zero_owned), without it all; packed in model order. */
     float *adam_m, *adam_v;
-    uint32_t *owner;     /* the zero1 rank keeping each tensor's moments */
-    uint64_t *moment_at; /* each tensor's place in adam_m/adam_v; UINT64_MAX: another rank's */
+    /* The fp32 master weights of the same tensors, laid out as the
+     * moments, when the backend computes in another dtype (the layers
+     * read tf.weights, their working copy); NULL in fp32, where the
+     * masters are tf.params, whole on every rank. */
+    float *master;
+    uint32_t *owner;     /* the zero1 rank keeping each tensor's moments and master weights */
+    uint64_t *moment_at; /* each tensor's place in adam_m/adam_v/master; UINT64_MAX: another rank's */
     uint64_t n_moments;
     double *sqnorm;         /* one double of backend memory */
     train_state st;
@@ -148,6 +153,15 @@ int train_reduce_to_owners(const evo_layout *l);
 
 void train_optim_init(train_run *r);
 void train_optim_free(train_run *r);
+/* Tensor i of the part's fp32 weights, from the host (initialised or
+ * loaded): into the layers' weights and, where this rank keeps them, the
+ * master weights. */
+void train_set_tensor(train_run *r, size_t i, const float *host);
+/* The part's fp32 master weights whole in host (n_params floats), laid
+ * out by the tensor table, on zero1 rank 0, where the others that keep
+ * some send theirs (host NULL on those). Collective over the zero1
+ * group. */
+void train_master_weights(train_run *r, float *host);
 /* Takes the optimizer step on the accumulated (loss-scaled) gradients. */
 train_step_result train_optim_step(train_run *r);
 

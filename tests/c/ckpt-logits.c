@@ -32,8 +32,7 @@ int main(int argc, char **argv)
     const evo_backend *be = evo_backend_cpu();
     evo_transformer tf;
     evo_transformer_init(&tf, &cm.model, be, &(evo_transformer_opts){.T_max = T, .loss_rows = T}); /* one piece */
-    be->upload(be, tf.params, cm.weights, cm.model.n_params * sizeof *cm.weights);
-    evo_transformer_weights_changed(&tf);
+    evo_transformer_set_weights(&tf, 0, cm.weights, cm.model.n_params);
     evo_transformer_forward(&tf, 0, 0, &row, T);
     float *logits = evo_malloc(T * V * sizeof *logits);
     be->download(be, logits, tf.logits, T * V * sizeof *logits);

@@ -403,7 +403,8 @@ static void check_crossentropy_shards(float eps)
     end();
 }
 
-/* Three steps from zero state, a new gradient each step. */
+/* Three steps from zero state, a new gradient each step, the last one
+ * writing the working copy of p (work) in the same pass. */
 static void check_adamw(void)
 {
     size_t n = small ? 300 : 3000;
@@ -413,6 +414,7 @@ static void check_adamw(void)
           "\"wd\": %.9g, \"grad_scale\": %.9g, \"steps\": 3",
           n, (double)lr, (double)b1, (double)b2, (double)eps, (double)wd, (double)scale);
     float *p = dev_uniform(n, -1, 1), *m = dev_out(n), *v = dev_out(n);
+    evo_dval *work = dval_out(n);
     be->fill(be, m, 0, n);
     be->fill(be, v, 0, n);
     SAVE_F32("p0", p, n);
@@ -421,9 +423,10 @@ static void check_adamw(void)
         char name[16];
         snprintf(name, sizeof name, "g%d", t);
         SAVE_F32(name, g, n);
-        be->adamw(be, p, g, m, v, n, lr, b1, b2, eps, wd, scale, t);
+        be->adamw(be, p, t == 3 ? work : NULL, g, m, v, n, lr, b1, b2, eps, wd, scale, t);
     }
     SAVE_F32("p", p, n);
+    SAVE_D("work", work, n);
     SAVE_F32("m", m, n);
     SAVE_F32("v", v, n);
     end();
@@ -487,23 +490,19 @@ static void check_cast(void)
     end();
 }
 
-/* fill (fp32), add and device-to-device copy (dtype), and the working
- * copy of fp32 master weights (rounded to the dtype). */
+/* fill (fp32), add and device-to-device copy (dtype). */
 static void check_memory(void)
 {
     size_t n = 1000;
     begin("memory", "\"n\": %zu, \"value\": 0.25", n);
-    evo_dval *x = dval_uniform(n, -1, 1), *y = dval_out(n), *z = dval_uniform(n, -1, 1), *wc = dval_out(n);
-    float *f = dev_out(n), *master = dev_uniform(n, -1, 1);
+    evo_dval *x = dval_uniform(n, -1, 1), *y = dval_out(n), *z = dval_uniform(n, -1, 1);
+    float *f = dev_out(n);
     be->copy(be, y, x, evo_dval_bytes(be, n));
     be->fill(be, f, 0.25f, n);
-    be->working_copy(be, wc, master, n);
     SAVE_D("x", x, n);
     SAVE_D("y", y, n);
     SAVE_D("z", z, n);
     SAVE_F32("f", f, n);
-    SAVE_F32("master", master, n);
-    SAVE_D("working", wc, n);
     be->add(be, y, z, n); /* y = x + z */
     SAVE_D("sum", y, n);
     end();

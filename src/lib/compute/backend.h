@@ -84,9 +84,6 @@ struct evo_backend {
     void (*copy)(const evo_backend *be, void *dst, const void *src, size_t bytes);
     void (*cast)(const evo_backend *be, void *dst, evo_dtype dst_dt, const void *src,
                  evo_dtype src_dt, size_t n);
-    /* The working copy of n master weights: dst = src rounded to dtype (a
-     * plain copy in fp32). */
-    void (*working_copy)(const evo_backend *be, evo_dval *dst, const float *src, size_t n);
 
     /* ---- embedding ------------------------------------------------------
      * out[t,:] = table[ids[t],:], with 0 <= ids[t] < V (checked by the
@@ -208,9 +205,11 @@ struct evo_backend {
      *   m   = beta1 m + (1-beta1) g;     v = beta2 v + (1-beta2) g^2
      *   p  -= lr/(1-beta1^t) m / (sqrt(v)/sqrt(1-beta2^t) + eps)
      * over n flat elements (one call per buffer, or one over all of them
-     * when parameters and state live in single arenas). */
-    void (*adamw)(const evo_backend *be, float *p, const float *grad, float *m, float *v,
-                  size_t n, float lr, float beta1, float beta2, float eps, float wd,
+     * when parameters and state live in single arenas). work, unless
+     * NULL, gets the working copy of the new p, rounded to the dtype (a
+     * copy in fp32), in the same pass. */
+    void (*adamw)(const evo_backend *be, float *p, evo_dval *work, const float *grad, float *m,
+                  float *v, size_t n, float lr, float beta1, float beta2, float eps, float wd,
                   float grad_scale, int t);
 
     /* ---- squared L2 norm, for global gradient-norm clipping -------------
@@ -261,7 +260,7 @@ void evo_backend_profile_print(FILE *f, const char *prefix);
  * GEMMs, on TF32 tensor cores with tf32. NULL, with the reason in e, when
  * the build has no CUDA or the machine no GPU: the caller then uses the
  * CPU backend. One GPU per process: later calls return the first one's
- * backend. */
+ * backend, or fail if they ask for another dtype or tf32. */
 const evo_backend *evo_backend_cuda(int device, evo_dtype dtype, int tf32, evo_err *e);
 /* 1 in a `make CUDA=1` build, 0 otherwise. */
 extern const int evo_cuda_built;

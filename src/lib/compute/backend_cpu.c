@@ -74,11 +74,6 @@ static void cpu_cast(const evo_backend *be, void *dst, evo_dtype dst_dt, const v
 /* Every op has run when it returns. */
 static void cpu_finish(const evo_backend *be) { (void)be; }
 
-static void cpu_working_copy(const evo_backend *be, evo_dval *dst_, const float *src, size_t n)
-{
-    float *dst = (float *)dst_;
-    cpu_memcpy(be, dst, src, n * sizeof *dst);
-}
 
 static const evo_backend cpu_backend = {
     .name = "cpu",
@@ -93,7 +88,6 @@ static const evo_backend cpu_backend = {
     .add = cpu_add,
     .copy = cpu_memcpy,
     .cast = cpu_cast,
-    .working_copy = cpu_working_copy,
     .embedding_fwd = evo_cpu_embedding_fwd,
     .embedding_bwd = evo_cpu_embedding_bwd,
     .matmul_fwd = evo_cpu_matmul_fwd,

@@ -145,7 +145,7 @@ void evo_cpu_crossentropy_shard_fwd(const evo_backend *be, float *parts, const e
                                     const int32_t *labels, size_t T, size_t v0, size_t Vl);
 
 /* backend_cpu_optim.c */
-void evo_cpu_adamw(const evo_backend *be, float *p, const float *grad, float *m, float *v,
+void evo_cpu_adamw(const evo_backend *be, float *p, evo_dval *work, const float *grad, float *m, float *v,
                    size_t n, float lr, float beta1, float beta2, float eps, float wd,
                    float grad_scale, int t);
 void evo_cpu_sqnorm(const evo_backend *be, double *acc, const float *x, size_t n);

@@ -7,11 +7,12 @@
 /* The same operations in the same order as torch.optim.AdamW's single-tensor
  * step (PyTorch 1.13), scalars formed in double as Python does and the
  * tensor arithmetic in fp32, so the two agree to the last few ulps. */
-EVO_VECTOR_CLONES void evo_cpu_adamw(const evo_backend *be, float *p, const float *grad, float *m, float *v,
-                   size_t n, float lr, float beta1, float beta2, float eps, float wd,
-                   float grad_scale, int t)
+EVO_VECTOR_CLONES void evo_cpu_adamw(const evo_backend *be, float *p, evo_dval *work_, const float *grad, float *m,
+                                     float *v, size_t n, float lr, float beta1, float beta2, float eps, float wd,
+                                     float grad_scale, int t)
 {
     (void)be;
+    float *work = (float *)work_; /* fp32: the working copy is p's bits */
     const float decay = (float)(1.0 - (double)lr * wd);
     const float step_size = (float)(lr / (1.0 - pow(beta1, t)));
     const float bc2_sqrt = (float)sqrt(1.0 - pow(beta2, t));
@@ -24,6 +25,8 @@ EVO_VECTOR_CLONES void evo_cpu_adamw(const evo_backend *be, float *p, const floa
         v[i] = v[i] * b2 + c2 * g * g;
         p[i] -= step_size * (m[i] / (sqrtf(v[i]) / bc2_sqrt + eps));
     }
+    if (work && work != p)
+        memcpy(work, p, n * sizeof *p);
 }
 
 /* EVO_SQNORM_CHUNKS chunks, each summed by one thread, then the chunk sums

@@ -80,10 +80,6 @@ static void emu_add(const evo_backend *be, evo_dval *dst, const evo_dval *src, s
     narrow(be, dst, d, n);
 }
 
-static void emu_working_copy(const evo_backend *be, evo_dval *dst, const float *src, size_t n)
-{
-    narrow(be, dst, src, n);
-}
 
 /* Rows of whole dtype values: a byte copy, nothing to round. */
 static void emu_copy2d(const evo_backend *be, evo_dval *dst, size_t dst_stride, const evo_dval *src,
@@ -232,6 +228,14 @@ static void emu_crossentropy_bwd(const evo_backend *be, evo_dval *dlogits, const
     narrow(be, dlogits, z, T * Vl);
 }
 
+/* The CPU's step on the fp32 masters, then their working copy rounded. */
+static void emu_adamw(const evo_backend *be, float *p, evo_dval *work, const float *grad, float *m, float *v,
+                      size_t n, float lr, float beta1, float beta2, float eps, float wd, float grad_scale, int t)
+{
+    cpu->adamw(cpu, p, NULL, grad, m, v, n, lr, beta1, beta2, eps, wd, grad_scale, t);
+    narrow(be, work, p, n);
+}
+
 static evo_backend emulated[3]; /* by evo_dtype */
 
 static void fill_table(evo_backend *e, evo_dtype dt, const char *name)
@@ -240,7 +244,6 @@ static void fill_table(evo_backend *e, evo_dtype dt, const char *name)
     e->name = name;
     e->dtype = dt;
     e->add = emu_add;
-    e->working_copy = emu_working_copy;
     e->copy2d = emu_copy2d;
     e->embedding_fwd = emu_embedding_fwd;
     e->embedding_bwd = emu_embedding_bwd;
@@ -257,6 +260,7 @@ static void fill_table(evo_backend *e, evo_dtype dt, const char *name)
     e->crossentropy_fwd = emu_crossentropy_fwd;
     e->crossentropy_bwd = emu_crossentropy_bwd;
     e->crossentropy_shard_fwd = emu_crossentropy_shard_fwd;
+    e->adamw = emu_adamw;
 }
 
 const evo_backend *evo_backend_emulated(evo_dtype dt)

@@ -18,7 +18,6 @@
     X(copy, (const evo_backend *be, void *d, const void *s, size_t b), (be, d, s, b)) \
     X(cast, (const evo_backend *be, void *d, evo_dtype dd, const void *s, evo_dtype sd, size_t n), \
             (be, d, dd, s, sd, n)) \
-    X(working_copy, (const evo_backend *be, evo_dval *d, const float *s, size_t n), (be, d, s, n)) \
     X(embedding_fwd, (const evo_backend *be, evo_dval *o, const int32_t *i, const evo_dval *t, size_t T, size_t C), \
             (be, o, i, t, T, C)) \
     X(embedding_bwd, (const evo_backend *be, float *o, const int32_t *i, const evo_dval *t, size_t T, size_t C), \
@@ -76,9 +75,9 @@
     X(copy2d, (const evo_backend *be, evo_dval *d, size_t ds, const evo_dval *s, size_t ss, size_t r, size_t c), \
             (be, d, ds, s, ss, r, c)) \
     X(adamw, \
-            (const evo_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2, \
-             float e, float wd, float gs, int t), \
-            (be, p, g, m, v, n, lr, b1, b2, e, wd, gs, t)) \
+            (const evo_backend *be, float *p, evo_dval *w, const float *g, float *m, float *v, size_t n, float lr, \
+             float b1, float b2, float e, float wd, float gs, int t), \
+            (be, p, w, g, m, v, n, lr, b1, b2, e, wd, gs, t)) \
     X(sqnorm, (const evo_backend *be, double *a, const float *x, size_t n), (be, a, x, n))
 // clang-format on
 

@@ -64,10 +64,11 @@ static void layout(evo_transformer *tf, carve *c)
     const evo_model *m = tf->m;
     const evo_widths *w = &tf->w;
     size_t T = tf->T_max, Ts = evo_transformer_rows(tf, T), d = w->d;
-    tf->params = TAKE_F(c, m->n_params);
-    tf->grads = TAKE_F(c, m->n_params);
-    /* in fp32 the layers read the master weights themselves */
+    /* in fp32 the layers read the master weights themselves; in another
+     * dtype the masters are the optimizer's (transformer.h) */
+    tf->params = tf->be->dtype == EVO_F32 ? TAKE_F(c, m->n_params) : NULL;
     tf->weights = tf->be->dtype == EVO_F32 ? (evo_dval *)tf->params : TAKE_D(c, m->n_params);
+    tf->grads = TAKE_F(c, m->n_params);
     if (tf->n_recompute)
         carve_acts(tf, c, &tf->recompute);
     for (int s = 0; s < tf->n_slots; s++) {
@@ -242,32 +243,43 @@ static double normal_at(uint64_t key, uint64_t i)
     return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
 
+void evo_transformer_init_tensor(const evo_model *m, uint64_t seed, size_t i, float *host)
+{
+    uint64_t key = mix64(seed ^ 0x65766f2d696e6974ull); /* "evo-init" */
+    const evo_tensor_info *t = &m->tensors[i];
+#pragma omp parallel for schedule(static)
+    for (size_t j = 0; j < t->numel; j++)
+        host[j] = t->init == EVO_INIT_ONES    ? 1.0f
+                  : t->init == EVO_INIT_ZEROS ? 0.0f
+                                              : (float)(t->std * normal_at(key, evo_tensor_src(t, j)));
+}
+
+void evo_transformer_set_weights(evo_transformer *tf, uint64_t offset, const float *host, size_t n)
+{
+    const evo_backend *be = tf->be;
+    if (be->dtype == EVO_F32) {
+        be->upload(be, tf->params + offset, host, n * sizeof *host);
+        return;
+    }
+    void *rounded = evo_malloc_large(evo_dval_bytes(be, n));
+    evo_dtype_cast(rounded, be->dtype, host, EVO_F32, n);
+    be->upload(be, evo_dval_at(be, tf->weights, offset), rounded, evo_dval_bytes(be, n));
+    free(rounded);
+}
+
 void evo_transformer_init_params(evo_transformer *tf, uint64_t seed)
 {
     const evo_model *m = tf->m;
-    uint64_t key = mix64(seed ^ 0x65766f2d696e6974ull); /* "evo-init" */
     size_t biggest = 0;
     for (size_t i = 0; i < m->n_tensors; i++)
         if (m->tensors[i].numel > biggest)
             biggest = m->tensors[i].numel;
     float *h = evo_malloc(biggest * sizeof *h);
     for (size_t i = 0; i < m->n_tensors; i++) {
-        const evo_tensor_info *t = &m->tensors[i];
-#pragma omp parallel for schedule(static)
-        for (size_t j = 0; j < t->numel; j++)
-            h[j] = t->init == EVO_INIT_ONES    ? 1.0f
-                   : t->init == EVO_INIT_ZEROS ? 0.0f
-                                               : (float)(t->std * normal_at(key, evo_tensor_src(t, j)));
-        tf->be->upload(tf->be, tf->params + t->offset, h, t->numel * sizeof *h);
+        evo_transformer_init_tensor(m, seed, i, h);
+        evo_transformer_set_weights(tf, m->tensors[i].offset, h, m->tensors[i].numel);
     }
     free(h);
-    evo_transformer_weights_changed(tf);
-}
-
-void evo_transformer_weights_changed(evo_transformer *tf)
-{
-    if (tf->weights != (evo_dval *)tf->params)
-        tf->be->working_copy(tf->be, tf->weights, tf->params, tf->m->n_params);
 }
 
 void evo_transformer_zero_grad(evo_transformer *tf)

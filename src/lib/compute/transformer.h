@@ -114,9 +114,13 @@ typedef struct {
     size_t T_max;          /* tokens per row the arena holds */
     float label_smoothing;
     void *arena;           /* the one allocation; everything below points into it */
-    float *params, *grads; /* n_params each, laid out by the tensor table, fp32 */
-    /* what the layers read: the working copy of params in the backend's
-     * dtype, or params itself in fp32 (evo_transformer_weights_changed) */
+    /* n_params each, laid out by the tensor table: the fp32 gradients;
+     * what the layers read, the weights in the backend's dtype; and in
+     * fp32 the master weights, which the weights then are (params ==
+     * weights). In another dtype the fp32 masters are not here but the
+     * optimizer's, each rank keeping those it updates (ZeRO-1), and it
+     * writes the weights as their working copy after every step. */
+    float *params, *grads;
     evo_dval *weights;
     uint64_t embedding, norm, head; /* EVO_NO_TENSOR on a stage without them */
     uint32_t n_layers;              /* the stage's, all chunks */
@@ -179,16 +183,18 @@ void evo_transformer_init(evo_transformer *tf, const evo_model *m, const evo_bac
                           const evo_transformer_opts *o);
 void evo_transformer_free(evo_transformer *tf);
 
-/* Initialises every tensor as the table says (normal(0, std), ones,
- * zeros). The normals come from a counter-based generator: element i of
- * the flat buffer is a function of (seed, i) only, so the values do not
- * depend on thread count, on tensor order, or on which rank fills a shard. */
+/* The initial values of tensor i of m (host, numel floats), as the table
+ * says (normal(0, std), ones, zeros). The normals come from a
+ * counter-based generator: element i of the whole model's flat buffer is
+ * a function of (seed, i) only, so the values do not depend on thread
+ * count, on tensor order, or on which rank fills a shard. */
+void evo_transformer_init_tensor(const evo_model *m, uint64_t seed, size_t i, float *host);
+/* n fp32 values from the host into the weights at flat offset: params in
+ * fp32, else rounded to the dtype (evo_dtype_cast, the rounding of the
+ * working copy the optimizer step writes). */
+void evo_transformer_set_weights(evo_transformer *tf, uint64_t offset, const float *host, size_t n);
+/* Every tensor's initial values into the weights (set_weights). */
 void evo_transformer_init_params(evo_transformer *tf, uint64_t seed);
-/* Makes the working copy of the weights after params changed (an
- * optimizer step, a load): the master weights rounded to the backend's
- * dtype, which the layers compute with; nothing in fp32, where the layers
- * read params. init_params calls it. */
-void evo_transformer_weights_changed(evo_transformer *tf);
 void evo_transformer_zero_grad(evo_transformer *tf);
 
 /* Runs the first T tokens of row (T <= T_max; cu_seqlens must end at T)

@@ -103,14 +103,6 @@ static void cuda_finish(const evo_backend *be)
     check(cudaStreamSynchronize(cu.stream), "finish");
 }
 
-/* The master weights rounded to the dtype; in fp32 their bits. */
-static void cuda_working_copy(const evo_backend *be, evo_dval *dst, const float *src, size_t n)
-{
-    if (be->dtype == EVO_F32)
-        cuda_copy(be, dst, src, n * sizeof *src);
-    else
-        check(evo_k_cast(cu.stream, dst, be->dtype, src, EVO_F32, n), "working copy");
-}
 
 static void cuda_copy2d(const evo_backend *be, evo_dval *dst, size_t dst_stride, const evo_dval *src,
                         size_t src_stride, size_t rows, size_t cols)
@@ -395,15 +387,14 @@ static void cuda_crossentropy_shard_fwd(const evo_backend *be, float *parts, con
 
 /* The step's scalars as backend_cpu_optim.c forms them (in double, as
  * PyTorch does in Python), so both backends take the same step. */
-static void cuda_adamw(const evo_backend *be, float *p, const float *grad, float *m, float *v, size_t n, float lr,
-                       float beta1, float beta2, float eps, float wd, float grad_scale, int t)
+static void cuda_adamw(const evo_backend *be, float *p, evo_dval *work, const float *grad, float *m, float *v,
+                       size_t n, float lr, float beta1, float beta2, float eps, float wd, float grad_scale, int t)
 {
-    (void)be;
     const float decay = (float)(1.0 - (double)lr * wd);
     const float step_size = (float)(lr / (1.0 - pow(beta1, t)));
     const float bc2_sqrt = (float)sqrt(1.0 - pow(beta2, t));
-    check(evo_k_adamw(cu.stream, p, grad, m, v, n, decay, step_size, bc2_sqrt, beta1, 1.0f - beta1, beta2,
-                      1.0f - beta2, eps, grad_scale),
+    check(evo_k_adamw(cu.stream, be->dtype, p, work, grad, m, v, n, decay, step_size, bc2_sqrt, beta1,
+                      1.0f - beta1, beta2, 1.0f - beta2, eps, grad_scale),
           "adamw");
 }
 
@@ -426,7 +417,6 @@ static evo_backend cuda_backend = {
     .add = cuda_add,
     .copy = cuda_copy,
     .cast = cuda_cast,
-    .working_copy = cuda_working_copy,
     .embedding_fwd = cuda_embedding_fwd,
     .embedding_bwd = cuda_embedding_bwd,
     .matmul_fwd = cuda_matmul_fwd,
@@ -453,6 +443,10 @@ cudaStream_t evo_cuda_stream(void) { return cu.stream; }
 
 const evo_backend *evo_backend_cuda(int device, evo_dtype dtype, int tf32, evo_err *e)
 {
+    if (cu.lt && (cuda_backend.dtype != dtype || cu.tf32 != tf32)) {
+        evo_errf(e, "the CUDA backend is open already, as %s", cu.name);
+        return NULL;
+    }
     if (cu.lt) /* one GPU per process: the first call's */
         return &cuda_backend;
     int count = 0;
