@@ -88,6 +88,13 @@ check "--backend auto without a GPU: the CPU, silently" sh -c \
 check "the CUDA build on the CPU gives the CPU-only build's bits" sh -c \
     "cmp a/6/model_tp0_pp0.evo c/6/model_tp0_pp0.evo && cmp a/6/optimizer_tp0_pp0_zo0.evo c/6/optimizer_tp0_pp0_zo0.evo"
 check_fails "op-check -b cuda without a GPU names the reason" 1 'no CUDA device' "$EVO_TESTBIN/op-check" -b cuda ops
+check_fails "op-check -b cuda-bf16 without a GPU names the reason" 1 'no CUDA device' \
+    "$EVO_TESTBIN/op-check" -b cuda-bf16 ops
+check_fails "op-check -b with an unknown backend: usage" 2 'emulated-bf16' "$EVO_TESTBIN/op-check" -b cuda-fp8 ops
+# A bf16 config asks the GPU for bf16; without one the CPU trains it (fp32), as any config.
+check "--backend cuda, model.dtype bf16, without a GPU: trains on the CPU" sh -c \
+    "evo-train -q --backend cuda --set model.dtype=bf16 --set ckpt.enable_save_ckpt=false --set data.total_steps=2 \
+     tiny.ini 2>&1 | grep -q 'using the CPU backend'"
 
 check_fails "--comm nccl without a GPU: refused, the NCCL comm needs the CUDA backend (srun -n 2)" 1 \
     'the NCCL comm needs the CUDA backend' \
