@@ -204,10 +204,7 @@ static int load_tensors(train_run *r, const char *dir, int with_moments, evo_err
         rc = evo_errf(e, "%s: a model-only checkpoint (no optimizer state): load it with ckpt.load_model_only_folder",
                       dir);
     if (rc == 0) {
-        uint64_t biggest = 0;
-        for (size_t i = 0; i < m->n_tensors; i++)
-            biggest = m->tensors[i].numel > biggest ? m->tensors[i].numel : biggest;
-        float *host = evo_malloc_large(biggest * sizeof *host);
+        float *host = evo_malloc_large(evo_model_largest_tensor(m) * sizeof *host);
         upload_kind(r, &s, EVO_CKPT_WEIGHTS, NULL, host);
         if (with_moments) {
             upload_kind(r, &s, EVO_CKPT_ADAM_M, r->adam_m, host);
@@ -267,10 +264,7 @@ static int load_checkpoint(train_run *r, const char *dir, load_what what, evo_er
 static void init_weights(train_run *r, uint64_t seed)
 {
     const evo_model *m = &r->model;
-    uint64_t biggest = 0;
-    for (size_t i = 0; i < m->n_tensors; i++)
-        biggest = m->tensors[i].numel > biggest ? m->tensors[i].numel : biggest;
-    float *host = evo_malloc_large(biggest * sizeof *host);
+    float *host = evo_malloc_large(evo_model_largest_tensor(m) * sizeof *host);
     for (size_t i = 0; i < m->n_tensors; i++) {
         evo_transformer_init_tensor(m, seed, i, host);
         train_set_tensor(r, i, host);

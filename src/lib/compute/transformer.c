@@ -270,11 +270,7 @@ void evo_transformer_set_weights(evo_transformer *tf, uint64_t offset, const flo
 void evo_transformer_init_params(evo_transformer *tf, uint64_t seed)
 {
     const evo_model *m = tf->m;
-    size_t biggest = 0;
-    for (size_t i = 0; i < m->n_tensors; i++)
-        if (m->tensors[i].numel > biggest)
-            biggest = m->tensors[i].numel;
-    float *h = evo_malloc(biggest * sizeof *h);
+    float *h = evo_malloc_large(evo_model_largest_tensor(m) * sizeof *h);
     for (size_t i = 0; i < m->n_tensors; i++) {
         evo_transformer_init_tensor(m, seed, i, h);
         evo_transformer_set_weights(tf, m->tensors[i].offset, h, m->tensors[i].numel);

@@ -96,6 +96,14 @@ uint32_t evo_model_layer_stage(uint32_t layers, uint32_t chunks, uint32_t pp, ui
     return p;
 }
 
+uint64_t evo_model_largest_tensor(const evo_model *m)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < m->n_tensors; i++)
+        n = m->tensors[i].numel > n ? m->tensors[i].numel : n;
+    return n;
+}
+
 uint32_t evo_model_part_layers(const evo_model *m)
 {
     uint32_t n = 0;

@@ -74,6 +74,9 @@ void evo_model_stage_layers(uint32_t layers, uint32_t chunks, uint32_t pp, uint3
 uint32_t evo_model_layer_stage(uint32_t layers, uint32_t chunks, uint32_t pp, uint32_t l);
 /* The layers the part holds, all chunks together. */
 uint32_t evo_model_part_layers(const evo_model *m);
+/* The elements of the model's largest tensor (what one host buffer for
+ * any of them holds). */
+uint64_t evo_model_largest_tensor(const evo_model *m);
 
 /* Where element j (row-major) of tensor t is in the whole model's flat
  * buffer. */
