@@ -113,9 +113,14 @@ static void check_half(evo_comm *c, evo_group g, evo_dtype dt, float *ba, float 
     for (uint32_t r = 0; r < size; r++)
         for (size_t i = 0; i < N; i++)
             ok &= got[r * N + i] == half_val(r, i);
+    uint32_t root = size - 1;
+    c->reduce_sum(c, g, be, dt, put_half(dt, ba, a, N), N, root);
+    get_half(dt, got, ba, N);
+    for (size_t i = 0; i < N; i++)
+        ok &= got[i] == (me == root ? sum[i] : half_val(me, i));
     expect[g] += evo_comm_volume(EVO_ALLREDUCE, N * 2, size) + evo_comm_volume(EVO_REDUCE_SCATTER, n * 2, size) +
-                 evo_comm_volume(EVO_ALLGATHER, n * 2, size);
-    snprintf(name, sizeof name, "%s: all-reduce, reduce-scatter and all-gather in %s", evo_group_name(g),
+                 evo_comm_volume(EVO_ALLGATHER, n * 2, size) + evo_comm_volume(EVO_REDUCE, N * 2, size);
+    snprintf(name, sizeof name, "%s: all-reduce, reduce-scatter, all-gather and reduce in %s", evo_group_name(g),
              dt == EVO_BF16 ? "bf16" : "fp16");
     check(ok, name, "rank %u: a wrong sum or part", me);
 }
@@ -200,7 +205,7 @@ static void check_group(evo_comm *c, evo_group g, uint64_t *expect)
     uint32_t root = size - 1;
     for (size_t i = 0; i < N; i++)
         a[i] = val(me, i);
-    c->reduce_sum_f32(c, g, be, up(ba, a, N), N, root);
+    c->reduce_sum(c, g, be, EVO_F32, up(ba, a, N), N, root);
     down(a, ba, N);
     ok = 1;
     for (size_t i = 0; i < N; i++) {

@@ -257,15 +257,16 @@ static void allgather(evo_comm *c, evo_group g, const evo_backend *be, evo_dtype
     call_end(c, g, "all-gather", EVO_ALLGATHER, n * size_of(c, g) * evo_dtype_size(dt), t0);
 }
 
-static void reduce_f32(evo_comm *c, evo_group g, const evo_backend *be, float *buf, size_t n, uint32_t root)
+static void reduce(evo_comm *c, evo_group g, const evo_backend *be, evo_dtype dt, void *buf, size_t n,
+                   uint32_t root)
 {
     (void)be;
     nccl_impl *m = impl_of(c);
     if (!m->group[g])
         return;
     double t0 = evo_now();
-    check(m, nc.ncclReduce(buf, buf, n, ncclFloat32, ncclSum, (int)root, m->group[g], m->stream), "reduce", g);
-    call_end(c, g, "reduce", EVO_REDUCE, n * sizeof *buf, t0);
+    check(m, nc.ncclReduce(buf, buf, n, nccl_type(dt), ncclSum, (int)root, m->group[g], m->stream), "reduce", g);
+    call_end(c, g, "reduce", EVO_REDUCE, n * evo_dtype_size(dt), t0);
 }
 
 static void broadcast(evo_comm *c, evo_group g, const evo_backend *be, void *buf, size_t bytes, uint32_t root)
@@ -375,7 +376,7 @@ evo_comm *evo_comm_nccl(const evo_layout *l, const evo_world *w, const evo_backe
                                    .allreduce_sum_f64 = allreduce_f64,
                                    .reduce_scatter_sum = reduce_scatter,
                                    .allgather = allgather,
-                                   .reduce_sum_f32 = reduce_f32,
+                                   .reduce_sum = reduce,
                                    .broadcast = broadcast,
                                    .send = send,
                                    .recv = recv,

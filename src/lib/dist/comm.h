@@ -50,8 +50,10 @@ struct evo_comm {
     /* out: size x n, rank r's n values at out + r n; in may be that place. */
     void (*allgather)(evo_comm *c, evo_group g, const evo_backend *be, evo_dtype dt, void *out, const void *in,
                       size_t n);
-    /* buf on root = sum over the group of buf; other ranks' buf unchanged. */
-    void (*reduce_sum_f32)(evo_comm *c, evo_group g, const evo_backend *be, float *buf, size_t n, uint32_t root);
+    /* buf on root = sum over the group of buf, n values of dtype dt; other
+     * ranks' buf unchanged. */
+    void (*reduce_sum)(evo_comm *c, evo_group g, const evo_backend *be, evo_dtype dt, void *buf, size_t n,
+                       uint32_t root);
     /* buf of every rank = root's. */
     void (*broadcast)(evo_comm *c, evo_group g, const evo_backend *be, void *buf, size_t bytes, uint32_t root);
     /* Point to point within a group (the pipeline's activations and their

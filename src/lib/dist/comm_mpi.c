@@ -234,18 +234,21 @@ static void allgather(evo_comm *c, evo_group g, const evo_backend *be, evo_dtype
     done(c, g, EVO_ALLGATHER, whole);
 }
 
-static void reduce_f32(evo_comm *c, evo_group g, const evo_backend *be, float *buf, size_t n, uint32_t root)
+static void reduce(evo_comm *c, evo_group g, const evo_backend *be, evo_dtype dt, void *buf, size_t n,
+                   uint32_t root)
 {
     wait_begin(c, "reduce", g);
     int me_root = evo_layout_group_rank(&c->layout, g) == root;
-    float *h = host_view(c, be, buf, n * sizeof *buf, 0, n * sizeof *buf);
+    size_t es = evo_dtype_size(dt);
+    char *h = host_view(c, be, buf, n * es, 0, n * es);
     for (size_t i = 0; i < n; i += CHUNK) {
         size_t k = n - i < CHUNK ? n - i : CHUNK;
-        MPI_Reduce(me_root ? MPI_IN_PLACE : h + i, h + i, (int)k, MPI_FLOAT, MPI_SUM, (int)root, comm_of(c, g));
+        MPI_Reduce(me_root ? MPI_IN_PLACE : h + i * es, h + i * es, (int)k, mpi_type(dt), sum_op(c, dt), (int)root,
+                   comm_of(c, g));
     }
     if (me_root)
-        host_return(be, buf, h, n * sizeof *buf);
-    done(c, g, EVO_REDUCE, n * sizeof *buf);
+        host_return(be, buf, h, n * es);
+    done(c, g, EVO_REDUCE, n * es);
 }
 
 static void broadcast(evo_comm *c, evo_group g, const evo_backend *be, void *buf, size_t bytes, uint32_t root)
@@ -381,7 +384,7 @@ evo_comm *evo_comm_mpi(const evo_layout *l, const evo_world *w, double timeout_s
                                    .allreduce_sum_f64 = allreduce_f64,
                                    .reduce_scatter_sum = reduce_scatter,
                                    .allgather = allgather,
-                                   .reduce_sum_f32 = reduce_f32,
+                                   .reduce_sum = reduce,
                                    .broadcast = broadcast,
                                    .send = send,
                                    .recv = recv,

@@ -21,9 +21,10 @@ static void copy(evo_comm *c, evo_group g, const evo_backend *be, evo_dtype dt, 
         be->copy(be, out, in, n * evo_dtype_size(dt));
 }
 
-static void reduce_f32(evo_comm *c, evo_group g, const evo_backend *be, float *buf, size_t n, uint32_t root)
+static void reduce(evo_comm *c, evo_group g, const evo_backend *be, evo_dtype dt, void *buf, size_t n,
+                   uint32_t root)
 {
-    (void)c, (void)g, (void)be, (void)buf, (void)n, (void)root;
+    (void)c, (void)g, (void)be, (void)dt, (void)buf, (void)n, (void)root;
 }
 
 static void broadcast(evo_comm *c, evo_group g, const evo_backend *be, void *buf, size_t bytes, uint32_t root)
@@ -63,7 +64,7 @@ evo_comm *evo_comm_single(const evo_layout *l)
                                    .allreduce_sum_f64 = allreduce_f64,
                                    .reduce_scatter_sum = copy,
                                    .allgather = copy,
-                                   .reduce_sum_f32 = reduce_f32,
+                                   .reduce_sum = reduce,
                                    .broadcast = broadcast,
                                    .send = send,
                                    .recv = recv,
