@@ -1,6 +1,7 @@
 /* attention.cu - causal attention over packed segments, GQA, forward and
  * backward: the plain kernels, one warp per (token, head), that the tiled
- * tensor-core ones will be checked against. They follow the CPU reference
+ * tensor-core ones (attention_tiled.cu) are checked against, and the
+ * launchers that pick one or the other. They follow the CPU reference
  * (backend_cpu_attention_ref.c) step by step:
  *
  * - forward: a warp holds its query in registers (hd/32 elements a lane)
@@ -18,6 +19,7 @@
 #include <math.h>
 
 #include "common.cuh"
+#include "compute/attention_plan.h"
 #include "compute/segment.h"
 
 using namespace evo;
@@ -205,12 +207,14 @@ unsigned warp_blocks(size_t units)
 
 extern "C" {
 
-cudaError_t evo_k_attention_fwd(cudaStream_t s, evo_dtype dt, void *out, float *lse, const void *q, const void *k,
-                                const void *v, const int32_t *cu_seqlens, int n_seg, size_t T, int H, int KVH,
-                                int hd)
+cudaError_t evo_k_attention_fwd(cudaStream_t s, evo_dtype dt, int tiled, void *out, float *lse, const void *q,
+                                const void *k, const void *v, const int32_t *cu_seqlens, int n_seg, size_t T, int H,
+                                int KVH, int hd)
 {
     if (hd > EVO_K_MAX_HEAD_DIM)
         return cudaErrorInvalidValue;
+    if (tiled && evo_att_tiled(dt, hd))
+        return evo_k_attention_tiled_fwd(s, dt, out, lse, q, k, v, cu_seqlens, n_seg, T, H, KVH, hd);
     return dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
         if (T)
@@ -219,14 +223,15 @@ cudaError_t evo_k_attention_fwd(cudaStream_t s, evo_dtype dt, void *out, float *
     });
 }
 
-cudaError_t evo_k_attention_bwd(cudaStream_t s, evo_dtype dt, void *dq, void *dk, void *dv, float *scratch,
-                                const void *dout, const void *q, const void *k, const void *v, const void *out,
-                                const float *lse, const int32_t *cu_seqlens, int n_seg, size_t T, int H, int KVH,
-                                int hd)
+cudaError_t evo_k_attention_bwd(cudaStream_t s, evo_dtype dt, int tiled, void *dq, void *dk, void *dv,
+                                float *scratch, const void *dout, const void *q, const void *k, const void *v,
+                                const void *out, const float *lse, const int32_t *cu_seqlens, int n_seg, size_t T,
+                                int H, int KVH, int hd)
 {
     if (hd > EVO_K_MAX_HEAD_DIM)
         return cudaErrorInvalidValue;
-    return dispatch(dt, [&](auto ty) {
+    int use_tiled = tiled && evo_att_tiled(dt, hd);
+    cudaError_t rc = dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
         if (!T)
             return;
@@ -234,11 +239,17 @@ cudaError_t evo_k_attention_bwd(cudaStream_t s, evo_dtype dt, void *dq, void *dk
         const X *q_ = (const X *)q, *k_ = (const X *)k, *v_ = (const X *)v, *dout_ = (const X *)dout;
         attention_bwd_d_kernel<<<warp_blocks(T * (size_t)H), threads, 0, s>>>(scratch, dout_, (const X *)out,
                                                                                T * (size_t)H, hd);
+        if (use_tiled)
+            return;
         attention_bwd_dq_kernel<<<warp_blocks(T * (size_t)H), threads, 0, s>>>((X *)dq, scratch, dout_, q_, k_, v_,
                                                                                 lse, cu_seqlens, n_seg, T, H, KVH, hd);
         attention_bwd_dkdv_kernel<<<warp_blocks(T * (size_t)KVH), threads, 0, s>>>(
             (X *)dk, (X *)dv, scratch, dout_, q_, k_, v_, lse, cu_seqlens, n_seg, T, H, KVH, hd);
     });
+    if (rc != cudaSuccess || !use_tiled || !T)
+        return rc;
+    return evo_k_attention_tiled_bwd(s, dt, dq, dk, dv, scratch, dout, q, k, v, lse, cu_seqlens, n_seg, T, H, KVH,
+                                     hd);
 }
 
 } // extern "C"

@@ -75,14 +75,25 @@ cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, evo_dtype dt, void *dinp, void *dw
  * partial holds EVO_SQNORM_CHUNKS doubles. */
 cudaError_t evo_k_sqnorm(cudaStream_t s, evo_dtype dt, double *acc, double *partial, const void *x, size_t n);
 
-/* attention.cu */
-cudaError_t evo_k_attention_fwd(cudaStream_t s, evo_dtype dt, void *out, float *lse, const void *q, const void *k,
-                                const void *v, const int32_t *cu_seqlens, int n_seg, size_t T, int H, int KVH,
-                                int hd);
-cudaError_t evo_k_attention_bwd(cudaStream_t s, evo_dtype dt, void *dq, void *dk, void *dv, float *scratch,
-                                const void *dout, const void *q, const void *k, const void *v, const void *out,
-                                const float *lse, const int32_t *cu_seqlens, int n_seg, size_t T, int H, int KVH,
-                                int hd);
+/* attention.cu: with tiled, the tensor-core kernels (attention_tiled.cu)
+ * where compute/attention_plan.h's evo_att_tiled takes the shape, else
+ * the plain ones */
+cudaError_t evo_k_attention_fwd(cudaStream_t s, evo_dtype dt, int tiled, void *out, float *lse, const void *q,
+                                const void *k, const void *v, const int32_t *cu_seqlens, int n_seg, size_t T, int H,
+                                int KVH, int hd);
+cudaError_t evo_k_attention_bwd(cudaStream_t s, evo_dtype dt, int tiled, void *dq, void *dk, void *dv,
+                                float *scratch, const void *dout, const void *q, const void *k, const void *v,
+                                const void *out, const float *lse, const int32_t *cu_seqlens, int n_seg, size_t T,
+                                int H, int KVH, int hd);
+
+/* attention_tiled.cu (the shapes evo_att_tiled takes; D = dout.out [T,H]) */
+cudaError_t evo_k_attention_tiled_fwd(cudaStream_t s, evo_dtype dt, void *out, float *lse, const void *q,
+                                      const void *k, const void *v, const int32_t *cu_seqlens, int n_seg, size_t T,
+                                      int H, int KVH, int hd);
+cudaError_t evo_k_attention_tiled_bwd(cudaStream_t s, evo_dtype dt, void *dq, void *dk, void *dv, const float *D,
+                                      const void *dout, const void *q, const void *k, const void *v,
+                                      const float *lse, const int32_t *cu_seqlens, int n_seg, size_t T, int H,
+                                      int KVH, int hd);
 
 /* loss.cu */
 cudaError_t evo_k_crossentropy_fwd(cudaStream_t s, evo_dtype dt, float *losses, float *lse, const void *logits,

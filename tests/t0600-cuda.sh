@@ -3,7 +3,9 @@
 # scripts/gpu-check):
 # - the bit-level fp16/bf16 roundings the cast kernel shares with the host
 #   (tests/c/dtype-check) and the GEMM plans handed to cuBLASLt
-#   (tests/c/gemm-plan-check), in every build;
+#   (tests/c/gemm-plan-check), the tensor-core attention's shapes, shared
+#   memory and walk over tiles (tests/c/attention-plan-check), in every
+#   build;
 # - the device-memory contract (backend.h): with --backend guarded the CPU
 #   backend's memory is unreadable outside its ops, so any host access
 #   elsewhere crashes, and the comms stage it as a GPU's; one rank and the
@@ -22,6 +24,14 @@ if [ $rc -eq 0 ] && [ "$n" -eq 15 ]; then
     pass "GEMM plans equal the CPU matmul (5 shapes x forward, dinp, dweight)"
 else
     fail "GEMM plans equal the CPU matmul (5 shapes x forward, dinp, dweight)" "$out"
+fi
+out=$("$EVO_TESTBIN/attention-plan-check" 2>&1)
+rc=$?
+n=$(printf '%s\n' "$out" | grep -c '^ok ')
+if [ $rc -eq 0 ] && [ "$n" -eq 10 ]; then
+    pass "tiled attention: its shapes, 6 shared-memory layouts, and its walk over tiles = the reference (3 cases)"
+else
+    fail "tiled attention: its shapes, 6 shared-memory layouts, and its walk over tiles = the reference (3 cases)" "$out"
 fi
 
 tiny_training

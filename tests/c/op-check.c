@@ -549,6 +549,10 @@ int main(int argc, char **argv)
     /* Scores with a standard deviation of 40: exp of them unshifted would
      * overflow, the softmax is nearly one-hot. */
     check_attention("attention_mqa", 2, 1, 16, small ? mqa_s : mqa, 120);
+    /* head dim 128 and GQA: the GPU's tensor-core kernels' other shape
+     * (compute/attention_plan.h), segments across its 64-token tiles */
+    static const int gqa128[] = {100, 1, 77, 0}, gqa128_s[] = {40, 1, 30, 0};
+    check_attention("attention_gqa128", 4, 2, 128, small ? gqa128_s : gqa128, 3);
     check_swiglu();
     check_crossentropy("crossentropy", 0.0f);
     check_crossentropy("crossentropy_smooth", 0.1f);

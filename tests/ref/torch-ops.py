@@ -223,6 +223,7 @@ def memory(c, m):
 
 CASES = {"embedding": embedding, "matmul": matmul, "rmsnorm": rmsnorm, "rope": rope,
          "attention_gqa": attention, "attention_mha": attention, "attention_mqa": attention,
+         "attention_gqa128": attention,
          "swiglu": swiglu, "crossentropy": crossentropy, "crossentropy_smooth": crossentropy,
          "crossentropy_shards": crossentropy_shards, "adamw": adamw,
          "sqnorm": sqnorm, "cast": cast, "memory": memory}

@@ -22,6 +22,8 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
@@ -41,6 +43,7 @@ static struct {
     int32_t *chain;         /* the embedding backward's workspace: 2 T */
     size_t chain_tokens;    /* the T it has room for */
     int tf32;
+    int attention_tiled; /* the tensor-core attention where it applies (EVO_CUDA_ATTENTION) */
     char name[320];
 } cu;
 
@@ -343,7 +346,8 @@ static void cuda_attention_fwd(const evo_backend *be, evo_dval *out, float *lse,
                                const evo_dval *k, const evo_dval *v, const int32_t *cu_seqlens, int n_seg, size_t T,
                                int H, int KVH, int hd)
 {
-    check(evo_k_attention_fwd(cu.stream, be->dtype, out, lse, q, k, v, cu_seqlens, n_seg, T, H, KVH, hd),
+    check(evo_k_attention_fwd(cu.stream, be->dtype, cu.attention_tiled, out, lse, q, k, v, cu_seqlens, n_seg, T, H,
+                              KVH, hd),
           "attention forward");
 }
 
@@ -352,7 +356,8 @@ static void cuda_attention_bwd(const evo_backend *be, evo_dval *dq, evo_dval *dk
                                const evo_dval *out, const float *lse, const int32_t *cu_seqlens, int n_seg, size_t T,
                                int H, int KVH, int hd)
 {
-    check(evo_k_attention_bwd(cu.stream, be->dtype, dq, dk, dv, scratch, dout, q, k, v, out, lse, cu_seqlens, n_seg,
+    check(evo_k_attention_bwd(cu.stream, be->dtype, cu.attention_tiled, dq, dk, dv, scratch, dout, q, k, v, out, lse,
+                              cu_seqlens, n_seg,
                               T, H, KVH, hd),
           "attention backward");
 }
@@ -453,6 +458,13 @@ const evo_backend *evo_backend_cuda(int device, evo_dtype dtype, int tf32, evo_e
     }
     if (cu.lt) /* one GPU per process: the first call's */
         return &cuda_backend;
+    /* EVO_CUDA_ATTENTION=plain keeps the plain attention kernels for every
+     * shape: the reference, and a way around the tiled ones */
+    const char *att = getenv("EVO_CUDA_ATTENTION");
+    if (att && strcmp(att, "plain") != 0 && strcmp(att, "tiled") != 0) {
+        evo_errf(e, "EVO_CUDA_ATTENTION is '%s', not plain or tiled", att);
+        return NULL;
+    }
     int count = 0;
     cudaError_t rc = cudaGetDeviceCount(&count);
     if (rc != cudaSuccess || count < 1) {
@@ -471,8 +483,10 @@ const evo_backend *evo_backend_cuda(int device, evo_dtype dtype, int tf32, evo_e
     cu.workspace = cuda_alloc(&cuda_backend, cu.workspace_bytes);
     cu.sqnorm_partial = cuda_alloc(&cuda_backend, EVO_SQNORM_CHUNKS * sizeof(double));
     cu.tf32 = tf32;
+    cu.attention_tiled = !att || strcmp(att, "tiled") == 0;
     cuda_backend.dtype = dtype;
-    snprintf(cu.name, sizeof cu.name, "cuda (GPU %d: %s, sm_%d%d, %s GEMMs)", device, prop.name, prop.major,
-             prop.minor, dtype == EVO_F32 && tf32 ? "TF32" : dtype_name(dtype));
+    snprintf(cu.name, sizeof cu.name, "cuda (GPU %d: %s, sm_%d%d, %s GEMMs, %s attention)", device, prop.name,
+             prop.major, prop.minor, dtype == EVO_F32 && tf32 ? "TF32" : dtype_name(dtype),
+             cu.attention_tiled && dtype != EVO_F32 ? "tiled" : "plain");
     return &cuda_backend;
 }
