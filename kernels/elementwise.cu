@@ -2,12 +2,10 @@
  * inputs at the same place: fill, add, casts, the embedding, RoPE, SwiGLU
  * and AdamW; and the sums over tokens of a [T, C] matrix, one thread per
  * column walking the tokens in order (the embedding's and the bias's
- * gradients): no atomics, the CPU backend's order. Activations, the
- * working weights and the gradients of parameters are of the backend's
- * dtype (X below: float, __nv_bfloat16 or __half), read into fp32 and
- * stored rounded (common.cuh); the optimizer's buffers are fp32. A
- * gradient an op adds into is read once, added to in fp32 and stored once
- * (backend.h). */
+ * gradients): no atomics, the CPU backend's order. Activations are of the
+ * backend's dtype (X below: float, __nv_bfloat16 or __half), read into
+ * fp32 and stored rounded (common.cuh); the gradients of parameters and
+ * the optimizer's buffers are fp32. */
 #include <math.h>
 
 #include "common.cuh"
@@ -16,10 +14,10 @@ using namespace evo;
 
 namespace {
 
-template <typename X> __global__ void fill_kernel(X *dst, float value, size_t n)
+__global__ void fill_kernel(float *dst, float value, size_t n)
 {
     EVO_GRID_STRIDE(i, n)
-    store(dst, i, value);
+    dst[i] = value;
 }
 
 /* The sum in fp32, rounded once. */
@@ -48,56 +46,24 @@ template <typename X> __global__ void embedding_fwd_kernel(X *out, const int32_t
     }
 }
 
-/* Tokens with the same id add into the same table row, once each row:
- * chain[t] is the next token after t with t's id (T: none), chain[T + t]
- * 1 when t is its id's first token in the row. A thread per token scans
- * the row's ids: T^2 compares of ids that stay in cache, small beside the
- * backward's GEMMs. */
-__global__ void embedding_chain_kernel(int32_t *chain, const int32_t *ids, size_t T)
-{
-    EVO_GRID_STRIDE(t, T)
-    {
-        const int32_t id = ids[t];
-        size_t next = T;
-        int first = 1;
-        for (size_t u = 0; u < T; u++)
-            if (ids[u] == id) {
-                first &= u >= t;
-                if (u > t && next == T)
-                    next = u;
-            }
-        chain[t] = (int32_t)next;
-        chain[T + t] = first;
-    }
-}
-
-/* A thread per (first token of an id, column): the row's old value plus
- * that id's tokens in order, in fp32, stored once: the CPU's sum. */
+/* Two tokens with the same id add into the same row: a thread owns a
+ * column and adds the tokens in order. */
 template <typename X>
-__global__ void embedding_bwd_kernel(X *dtable, const int32_t *ids, const int32_t *chain, const X *dout, size_t T,
-                                     size_t C)
+__global__ void embedding_bwd_kernel(float *dtable, const int32_t *ids, const X *dout, size_t T, size_t C)
 {
-    EVO_GRID_STRIDE(i, T * C)
-    {
-        const size_t t = i / C, c = i % C;
-        if (!chain[T + t])
-            continue;
-        const size_t at = (size_t)ids[t] * C + c;
-        float s = load(dtable, at);
-        for (size_t u = t; u < T; u = (size_t)chain[u])
-            s += load(dout, u * C + c);
-        store(dtable, at, s);
-    }
+    EVO_GRID_STRIDE(c, C)
+    for (size_t t = 0; t < T; t++)
+        dtable[(size_t)ids[t] * C + c] += load(dout, t * C + c);
 }
 
-template <typename X> __global__ void column_sum_kernel(X *acc, const X *x, size_t T, size_t C)
+template <typename X> __global__ void column_sum_kernel(float *acc, const X *x, size_t T, size_t C)
 {
     EVO_GRID_STRIDE(c, C)
     {
-        float s = load(acc, c);
+        float s = acc[c];
         for (size_t t = 0; t < T; t++)
             s += load(x, t * C + c);
-        store(acc, c, s);
+        acc[c] = s;
     }
 }
 
@@ -150,13 +116,13 @@ __global__ void swiglu_bwd_kernel(X *dgate, X *dup, const X *dout, const X *gate
 }
 
 template <typename X>
-__global__ void adamw_kernel(float *p, X *work, const X *grad, float *m, float *v, size_t n, float decay,
+__global__ void adamw_kernel(float *p, X *work, const float *grad, float *m, float *v, size_t n, float decay,
                              float step_size, float bc2_sqrt, float b1, float c1, float b2, float c2, float eps,
                              float grad_scale)
 {
     EVO_GRID_STRIDE(i, n)
     {
-        float g = load(grad, i) * grad_scale, pi = p[i] * decay;
+        float g = grad[i] * grad_scale, pi = p[i] * decay;
         float mi = m[i] * b1 + c1 * g, vi = v[i] * b2 + c2 * g * g;
         m[i] = mi;
         v[i] = vi;
@@ -171,13 +137,11 @@ __global__ void adamw_kernel(float *p, X *work, const X *grad, float *m, float *
 
 extern "C" {
 
-cudaError_t evo_k_fill(cudaStream_t s, evo_dtype dt, void *dst, float value, size_t n)
+cudaError_t evo_k_fill(cudaStream_t s, float *dst, float value, size_t n)
 {
-    return dispatch(dt, [&](auto ty) {
-        using X = decltype(ty);
-        if (n)
-            fill_kernel<<<grid_for(n), kBlock, 0, s>>>((X *)dst, value, n);
-    });
+    if (n)
+        fill_kernel<<<grid_for(n), kBlock, 0, s>>>(dst, value, n);
+    return cudaGetLastError();
 }
 
 cudaError_t evo_k_add(cudaStream_t s, evo_dtype dt, void *dst, const void *src, size_t n)
@@ -213,24 +177,22 @@ cudaError_t evo_k_embedding_fwd(cudaStream_t s, evo_dtype dt, void *out, const i
     });
 }
 
-cudaError_t evo_k_embedding_bwd(cudaStream_t s, evo_dtype dt, void *dtable, const int32_t *ids, int32_t *chain,
-                                const void *dout, size_t T, size_t C)
+cudaError_t evo_k_embedding_bwd(cudaStream_t s, evo_dtype dt, float *dtable, const int32_t *ids, const void *dout,
+                                size_t T, size_t C)
 {
     return dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
-        if (T && C) {
-            embedding_chain_kernel<<<grid_for(T), kBlock, 0, s>>>(chain, ids, T);
-            embedding_bwd_kernel<<<grid_for(T * C), kBlock, 0, s>>>((X *)dtable, ids, chain, (const X *)dout, T, C);
-        }
+        if (T && C)
+            embedding_bwd_kernel<<<grid_for(C, 64), 64, 0, s>>>(dtable, ids, (const X *)dout, T, C);
     });
 }
 
-cudaError_t evo_k_column_sum(cudaStream_t s, evo_dtype dt, void *acc, const void *x, size_t T, size_t C)
+cudaError_t evo_k_column_sum(cudaStream_t s, evo_dtype dt, float *acc, const void *x, size_t T, size_t C)
 {
     return dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
         if (C)
-            column_sum_kernel<<<grid_for(C, 64), 64, 0, s>>>((X *)acc, (const X *)x, T, C);
+            column_sum_kernel<<<grid_for(C, 64), 64, 0, s>>>(acc, (const X *)x, T, C);
     });
 }
 
@@ -265,15 +227,15 @@ cudaError_t evo_k_swiglu_bwd(cudaStream_t s, evo_dtype dt, void *dgate, void *du
     });
 }
 
-cudaError_t evo_k_adamw(cudaStream_t s, evo_dtype dt, float *p, void *work, const void *grad, float *m, float *v,
+cudaError_t evo_k_adamw(cudaStream_t s, evo_dtype dt, float *p, void *work, const float *grad, float *m, float *v,
                         size_t n, float decay, float step_size, float bc2_sqrt, float b1, float c1, float b2,
                         float c2, float eps, float grad_scale)
 {
     return dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
         if (n)
-            adamw_kernel<<<grid_for(n), kBlock, 0, s>>>(p, (X *)work, (const X *)grad, m, v, n, decay, step_size,
-                                                        bc2_sqrt, b1, c1, b2, c2, eps, grad_scale);
+            adamw_kernel<<<grid_for(n), kBlock, 0, s>>>(p, (X *)work, grad, m, v, n, decay, step_size, bc2_sqrt, b1,
+                                                        c1, b2, c2, eps, grad_scale);
     });
 }
 

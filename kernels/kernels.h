@@ -35,21 +35,19 @@ enum { EVO_K_MAX_HEAD_DIM = 256 };
  * evo_dval) are `void *` of the dtype dt (fp32, bf16 or fp16): each kernel
  * is a template over that storage type, reads it into fp32 registers,
  * computes in fp32 and stores rounded to nearest even (dtype_bits.h's
- * rounding, the CPU's); so are the parameters' gradients. Everything typed
- * float is fp32 in every dtype: rstd, lse, losses, the optimizer's
- * buffers. */
+ * rounding, the CPU's). Everything typed float is fp32 in every dtype:
+ * parameter gradients, rstd, lse, losses, the optimizer's buffers. */
 
 /* elementwise.cu */
-cudaError_t evo_k_fill(cudaStream_t s, evo_dtype dt, void *dst, float value, size_t n);
+cudaError_t evo_k_fill(cudaStream_t s, float *dst, float value, size_t n);
 cudaError_t evo_k_add(cudaStream_t s, evo_dtype dt, void *dst, const void *src, size_t n);
 cudaError_t evo_k_cast(cudaStream_t s, void *dst, evo_dtype dst_dt, const void *src, evo_dtype src_dt, size_t n);
 cudaError_t evo_k_embedding_fwd(cudaStream_t s, evo_dtype dt, void *out, const int32_t *ids, const void *table,
                                 size_t T, size_t C);
-/* chain: 2 T int32 of workspace */
-cudaError_t evo_k_embedding_bwd(cudaStream_t s, evo_dtype dt, void *dtable, const int32_t *ids, int32_t *chain,
-                                const void *dout, size_t T, size_t C);
+cudaError_t evo_k_embedding_bwd(cudaStream_t s, evo_dtype dt, float *dtable, const int32_t *ids, const void *dout,
+                                size_t T, size_t C);
 /* acc[c] += sum_t x[t,c]: the bias gradient (tokens in order) */
-cudaError_t evo_k_column_sum(cudaStream_t s, evo_dtype dt, void *acc, const void *x, size_t T, size_t C);
+cudaError_t evo_k_column_sum(cudaStream_t s, evo_dtype dt, float *acc, const void *x, size_t T, size_t C);
 /* sign +1: the forward rotation, -1: the backward */
 cudaError_t evo_k_rope(cudaStream_t s, evo_dtype dt, void *out, const void *inp, const int32_t *pos, size_t T,
                        int H, int hd, float base, float sign);
@@ -60,7 +58,7 @@ cudaError_t evo_k_swiglu_bwd(cudaStream_t s, evo_dtype dt, void *dgate, void *du
  * order): p = p decay; m = b1 m + c1 g; v = b2 v + c2 g^2;
  * p -= step_size m / (sqrt(v) / bc2_sqrt + eps), g = grad_scale grad;
  * and, unless work is NULL, work = p stored in dt (the working copy). */
-cudaError_t evo_k_adamw(cudaStream_t s, evo_dtype dt, float *p, void *work, const void *grad, float *m, float *v,
+cudaError_t evo_k_adamw(cudaStream_t s, evo_dtype dt, float *p, void *work, const float *grad, float *m, float *v,
                         size_t n, float decay, float step_size, float bc2_sqrt, float b1, float c1, float b2,
                         float c2, float eps, float grad_scale);
 
@@ -68,12 +66,12 @@ cudaError_t evo_k_adamw(cudaStream_t s, evo_dtype dt, float *p, void *work, cons
 cudaError_t evo_k_rmsnorm_fwd(cudaStream_t s, evo_dtype dt, void *out, float *rstd, const void *inp, const void *w,
                               float eps, size_t T, size_t C);
 /* accumulate: 1 adds into dinp, 0 overwrites it */
-cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, evo_dtype dt, void *dinp, void *dw, const void *dout,
+cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, evo_dtype dt, void *dinp, float *dw, const void *dout,
                               const void *inp, const void *w, const float *rstd, size_t T, size_t C,
                               int accumulate);
 /* acc[0] += sum x^2 in double, over backend.h's EVO_SQNORM_CHUNKS chunks;
  * partial holds EVO_SQNORM_CHUNKS doubles. */
-cudaError_t evo_k_sqnorm(cudaStream_t s, evo_dtype dt, double *acc, double *partial, const void *x, size_t n);
+cudaError_t evo_k_sqnorm(cudaStream_t s, double *acc, double *partial, const float *x, size_t n);
 
 /* attention.cu: with tiled, the tensor-core kernels (attention_tiled.cu)
  * where compute/attention_plan.h's evo_att_tiled takes the shape, else

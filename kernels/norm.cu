@@ -1,10 +1,10 @@
 /* norm.cu - RMSNorm forward and backward, and the squared norm of the
  * gradients. One block per token row for the norm; the row's sums are in
  * double, as on the CPU (for C in the thousands an fp32 sum loses digits
- * that rstd then carries into every output). x, w, out, dout, dinp, dw
- * and the gradients whose norm is taken are of the backend's dtype (X:
- * float, __nv_bfloat16 or __half), computed on in fp32 (common.cuh); rstd
- * is fp32. */
+ * that rstd then carries into every output). x, w, out, dout and dinp are
+ * of the backend's dtype (X: float, __nv_bfloat16 or __half), computed on
+ * in fp32 (common.cuh); rstd, dw and the gradients whose norm is taken are
+ * fp32. */
 #include <math.h>
 
 #include "common.cuh"
@@ -54,28 +54,27 @@ __global__ void rmsnorm_bwd_dinp_kernel(X *dinp, const X *dout, const X *inp, co
 
 /* dw[c] += sum_t dout[t,c] xh[t,c]: a thread per column, tokens in order. */
 template <typename X>
-__global__ void rmsnorm_bwd_dw_kernel(X *dw, const X *dout, const X *inp, const float *rstd, size_t T, size_t C)
+__global__ void rmsnorm_bwd_dw_kernel(float *dw, const X *dout, const X *inp, const float *rstd, size_t T,
+                                      size_t C)
 {
     EVO_GRID_STRIDE(c, C)
     {
-        float s = load(dw, c);
+        float s = dw[c];
         for (size_t t = 0; t < T; t++)
             s += load(dout, t * C + c) * (load(inp, t * C + c) * rstd[t]);
-        store(dw, c, s);
+        dw[c] = s;
     }
 }
 
 /* Chunk c of EVO_SQNORM_CHUNKS, as backend_cpu_optim.c cuts them: a block
  * sums its chunk in double; then one thread adds the chunks in order. */
-template <typename X> __global__ void sqnorm_chunks_kernel(double *partial, const X *x, size_t n)
+__global__ void sqnorm_chunks_kernel(double *partial, const float *x, size_t n)
 {
     const size_t len = (n + EVO_SQNORM_CHUNKS - 1) / EVO_SQNORM_CHUNKS, c = blockIdx.x;
     const size_t i0 = c * len < n ? c * len : n, i1 = i0 + len < n ? i0 + len : n;
     double s = 0;
-    for (size_t i = i0 + threadIdx.x; i < i1; i += blockDim.x) {
-        const double xi = load(x, i);
-        s += xi * xi;
-    }
+    for (size_t i = i0 + threadIdx.x; i < i1; i += blockDim.x)
+        s += (double)x[i] * x[i];
     s = block_sum(s);
     if (threadIdx.x == 0)
         partial[c] = s;
@@ -104,7 +103,7 @@ cudaError_t evo_k_rmsnorm_fwd(cudaStream_t s, evo_dtype dt, void *out, float *rs
     });
 }
 
-cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, evo_dtype dt, void *dinp, void *dw, const void *dout,
+cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, evo_dtype dt, void *dinp, float *dw, const void *dout,
                               const void *inp, const void *w, const float *rstd, size_t T, size_t C,
                               int accumulate)
 {
@@ -113,19 +112,16 @@ cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, evo_dtype dt, void *dinp, void *dw
         if (T) {
             rmsnorm_bwd_dinp_kernel<<<(unsigned)T, kBlock, 0, s>>>((X *)dinp, (const X *)dout, (const X *)inp,
                                                                    (const X *)w, rstd, C, accumulate);
-            rmsnorm_bwd_dw_kernel<<<grid_for(C, 64), 64, 0, s>>>((X *)dw, (const X *)dout, (const X *)inp, rstd, T,
-                                                                 C);
+            rmsnorm_bwd_dw_kernel<<<grid_for(C, 64), 64, 0, s>>>(dw, (const X *)dout, (const X *)inp, rstd, T, C);
         }
     });
 }
 
-cudaError_t evo_k_sqnorm(cudaStream_t s, evo_dtype dt, double *acc, double *partial, const void *x, size_t n)
+cudaError_t evo_k_sqnorm(cudaStream_t s, double *acc, double *partial, const float *x, size_t n)
 {
-    return dispatch(dt, [&](auto ty) {
-        using X = decltype(ty);
-        sqnorm_chunks_kernel<<<EVO_SQNORM_CHUNKS, kBlock, 0, s>>>(partial, (const X *)x, n);
-        sqnorm_total_kernel<<<1, 1, 0, s>>>(acc, partial);
-    });
+    sqnorm_chunks_kernel<<<EVO_SQNORM_CHUNKS, kBlock, 0, s>>>(partial, x, n);
+    sqnorm_total_kernel<<<1, 1, 0, s>>>(acc, partial);
+    return cudaGetLastError();
 }
 
 } // extern "C"

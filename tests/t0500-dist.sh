@@ -402,7 +402,7 @@ if [ -z "${EVO_SANITIZED:-}" ]; then
     # (half its 4-byte masters). Peak RSS of rank 0 in the four runs; the
     # gradients are reduced in buckets of 1 M elements, so that what Open
     # MPI allocates for a collective (all-reduce with zero1 1, reduce with
-    # 2, of fp32 or bf16) is small beside the masters.
+    # 2) is small beside the masters.
     params=$(evo-train --dry-run M.ini | awk '$1 == "its" && $2 == "parameters" {print $3}')
     for run in "f32 1 --backend cpu" "f32 2 --backend cpu" "b16 1 --backend emulated --set model.dtype=bf16" \
         "b16 2 --backend emulated --set model.dtype=bf16"; do

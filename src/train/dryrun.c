@@ -36,15 +36,16 @@ static uint32_t recomputed_layers(const evo_config *c, const evo_model *m)
  * activations on, and gradients back only from its chunks after the first
  * (interleaved); with ZeRO-1 the weights it
  * broadcasts are those its zero1 rank keeps. Rows without a labelled
- * token have no backward, and send less than this. Activations travel
- * in model.dtype, as the GPU and emulated backends send them (the CPU
- * backend computes and sends fp32). */
+ * token have no backward, and send less than this. Activations, and the
+ * working weights ZeRO-1 broadcasts, travel in model.dtype, as the GPU
+ * and emulated backends send them (the CPU backend computes and sends
+ * fp32); gradients are reduced in fp32. */
 static void print_comm(const evo_config *c, const evo_model *m, const evo_layout *l)
 {
     uint64_t bytes[EVO_N_GROUPS] = {0};
     uint64_t rows = (uint64_t)c->data.micro_num * l->dp, T = (uint64_t)c->data.seq_len * c->data.micro_bsz;
     bytes[EVO_GROUP_WORLD] += evo_comm_volume(EVO_ALLREDUCE, (rows + 1) * sizeof(double), l->world);
-    uint64_t es = dtype_bytes(c->model.dtype), act = T * m->dim * es, layers = evo_model_part_layers(m);
+    uint64_t act = T * m->dim * dtype_bytes(c->model.dtype), layers = evo_model_part_layers(m);
     int seq = evo_layout_sequence_parallel(l);
     /* the first stage sends every row's output on, for each of its chunks,
      * and the input gradients of its chunks after the first back */
@@ -68,7 +69,7 @@ static void print_comm(const evo_config *c, const evo_model *m, const evo_layout
     bytes[EVO_GROUP_TENSOR] += c->data.micro_num * per_row + evo_comm_volume(EVO_ALLREDUCE, sizeof(double), l->tp);
     for (size_t i = 0; seq && i < m->n_tensors; i++)
         if (m->tensors[i].tp_replicated)
-            bytes[EVO_GROUP_TENSOR] += evo_comm_volume(EVO_ALLREDUCE, m->tensors[i].numel * es, l->tp);
+            bytes[EVO_GROUP_TENSOR] += evo_comm_volume(EVO_ALLREDUCE, m->tensors[i].numel * sizeof(float), l->tp);
     uint32_t *owner = evo_malloc((m->n_tensors + 1) * sizeof *owner);
     evo_ckpt_zero_owned(m, l->zero1, 0, owner);
     train_tensor_run run;
@@ -76,18 +77,18 @@ static void print_comm(const evo_config *c, const evo_model *m, const evo_layout
     if (!train_reduce_to_owners(l))
         for (uint64_t at = 0; at < m->n_params; at += n) {
             n = train_bucket(bucket, m->n_params - at);
-            bytes[EVO_GROUP_DATA] += evo_comm_volume(EVO_ALLREDUCE, n * es, l->dp);
+            bytes[EVO_GROUP_DATA] += evo_comm_volume(EVO_ALLREDUCE, n * sizeof(float), l->dp);
         }
     else
         for (size_t i = 0; train_next_run(m, owner, i, &run); i = run.end)
             for (uint64_t at = 0; at < run.numel; at += n) {
                 n = train_bucket(bucket, run.numel - at);
-                bytes[EVO_GROUP_DATA] += evo_comm_volume(EVO_REDUCE, n * es, l->dp);
+                bytes[EVO_GROUP_DATA] += evo_comm_volume(EVO_REDUCE, n * sizeof(float), l->dp);
             }
     bytes[EVO_GROUP_ZERO1] += evo_comm_volume(EVO_ALLREDUCE, sizeof(double), l->zero1);
     bytes[EVO_GROUP_PIPELINE] += evo_comm_volume(EVO_ALLREDUCE, sizeof(double), l->pp);
     for (size_t i = 0; l->zero1 > 1 && train_next_run(m, owner, i, &run); i = run.end)
-        bytes[EVO_GROUP_ZERO1] += evo_comm_volume(EVO_BROADCAST, run.numel * es, l->zero1);
+        bytes[EVO_GROUP_ZERO1] += evo_comm_volume(EVO_BROADCAST, run.numel * dtype_bytes(c->model.dtype), l->zero1);
     free(owner);
     printf("\n# communication per step, bytes rank 0 sends (ring algorithms; the metrics' comm_bytes)\n");
     for (int g = 0; g < EVO_N_GROUPS; g++)
@@ -136,9 +137,10 @@ int train_dry_run(const evo_config *c, uint32_t world)
            (uint64_t)c->data.micro_num * tokens_row * dp, c->data.micro_num, c->data.micro_bsz, seq, dp);
 
     /* Memory of rank 0, the first pipeline stage (model_tp0_pp0's part).
-     * The working weights and the gradients in the training dtype (whole,
-     * as InternEvo keeps them), the fp32 master weights (the same buffer
-     * in fp32, else sharded by ZeRO-1 with Adam's two moments). Activations saved
+     * The working weights in the training dtype, the fp32 master weights
+     * (the same buffer in fp32, else sharded by ZeRO-1 with Adam's two
+     * moments) and the fp32 gradients (whole: InternEvo keeps them in the
+     * dtype, evo does not yet). Activations saved
      * for backward per token and layer: the layer input, the normed inputs
      * and the residual (cut by tensor ranks with sequence parallelism
      * only), q/k/v, the attention output, gate, up and their product (cut
@@ -170,8 +172,8 @@ int train_dry_run(const evo_config *c, uint32_t world)
     double logits = pp == 1 ? (double)(piece < tokens_row ? piece : tokens_row) * m.vocab / tp * b : 0;
     /* evo's arena (transformer.h, optim.c): in fp32 the weights are the
      * master weights, whole on every rank; in bf16 or fp16 the masters are
-     * cut by ZeRO-1 with Adam's moments; the gradients whole, in the dtype */
-    double master = b == 4 ? 0 : local * 4.0 / zero, grads = local * b, optim = local * 8.0 / zero;
+     * cut by ZeRO-1 with Adam's moments; the fp32 gradients whole */
+    double master = b == 4 ? 0 : local * 4.0 / zero, grads = local * 4.0, optim = local * 8.0 / zero;
     printf("\n# memory per rank (rank 0): %u ranks = tensor %u x pipeline %u x data %u, ZeRO-1 over %u, %s\n", world,
            tp, pp, dp, zero, evo_precision_name(c->model.dtype));
     print_count("its parameters", part.n_params);
@@ -184,9 +186,7 @@ int train_dry_run(const evo_config *c, uint32_t world)
     printf("%s)\n", pp > 1 ? ", the embedding" : ", all");
     if (master > 0)
         printf("  master weights (fp32)      %8.2f GiB\n", gib(master));
-    char grads_label[32];
-    snprintf(grads_label, sizeof grads_label, "gradients (%s)", b == 4 ? "fp32" : evo_precision_name(c->model.dtype));
-    printf("  %-27s%8.2f GiB\n", grads_label, gib(grads));
+    printf("  gradients (fp32)           %8.2f GiB\n", gib(grads));
     printf("  optimizer (m, v)           %8.2f GiB\n", gib(optim));
     printf("  activations                %8.2f GiB (%u row%s of %" PRIu64 " tokens%s)\n", gib(act), in_flight,
            in_flight > 1 ? "s" : "", tokens_row, part.chunks > 1 ? ", a chunk each" : "");

@@ -55,8 +55,8 @@ void train_optim_init(train_run *r)
     size_t n = r->n_moments ? r->n_moments : 1;
     r->adam_m = be->alloc(be, n * sizeof(float));
     r->adam_v = be->alloc(be, n * sizeof(float));
-    be->fill(be, r->adam_m, EVO_F32, 0.0f, n);
-    be->fill(be, r->adam_v, EVO_F32, 0.0f, n);
+    be->fill(be, r->adam_m, 0.0f, n);
+    be->fill(be, r->adam_v, 0.0f, n);
     r->master = be->dtype == EVO_F32 ? NULL : be->alloc(be, n * sizeof(float));
     r->sqnorm = be->alloc(be, sizeof(double));
 }
@@ -117,18 +117,17 @@ int train_reduce_to_owners(const evo_layout *l) { return l->zero1 > 1 && l->zero
 static void reduce_gradients(train_run *r)
 {
     evo_comm *comm = r->comm;
-    const evo_backend *be = r->be;
-    evo_dval *g = r->tf.grads;
+    float *g = r->tf.grads;
     for (size_t i = 0; evo_layout_sequence_parallel(&comm->layout) && i < r->model.n_tensors; i++) {
         const evo_tensor_info *t = &r->model.tensors[i];
         if (t->tp_replicated)
-            comm->allreduce_sum(comm, EVO_GROUP_TENSOR, be, be->dtype, evo_dval_at(be, g, t->offset), t->numel);
+            comm->allreduce_sum(comm, EVO_GROUP_TENSOR, r->be, EVO_F32, g + t->offset, t->numel);
     }
     uint64_t bucket = r->cfg->hybrid_zero_optimizer.reduce_bucket_size, n;
     if (!train_reduce_to_owners(&comm->layout)) {
         for (uint64_t at = 0; at < r->model.n_params; at += n) {
             n = train_bucket(bucket, r->model.n_params - at);
-            comm->allreduce_sum(comm, EVO_GROUP_DATA, be, be->dtype, evo_dval_at(be, g, at), n);
+            comm->allreduce_sum(comm, EVO_GROUP_DATA, r->be, EVO_F32, g + at, n);
         }
         return;
     }
@@ -136,7 +135,7 @@ static void reduce_gradients(train_run *r)
     for (size_t i = 0; train_next_run(&r->model, r->owner, i, &run); i = run.end)
         for (uint64_t at = 0; at < run.numel; at += n) {
             n = train_bucket(bucket, run.numel - at);
-            comm->reduce_sum(comm, EVO_GROUP_DATA, be, be->dtype, evo_dval_at(be, g, run.offset + at), n, run.owner);
+            comm->reduce_sum(comm, EVO_GROUP_DATA, r->be, EVO_F32, g + run.offset + at, n, run.owner);
         }
 }
 
@@ -146,7 +145,7 @@ train_step_result train_optim_step(train_run *r)
     evo_comm *comm = r->comm;
     const evo_layout *l = &comm->layout;
     const evo_config *c = r->cfg;
-    const evo_dval *g = r->tf.grads;
+    float *g = r->tf.grads;
     train_tensor_run run;
 
     /* Data parallel: the step's gradient is the mean over ranks; the sum
@@ -159,12 +158,12 @@ train_step_result train_optim_step(train_run *r)
         if (run.owner != l->zero1_rank)
             continue;
         if (l->tp_rank == 0) {
-            be->sqnorm(be, r->sqnorm, evo_dval_at(be, g, run.offset), run.numel);
+            be->sqnorm(be, r->sqnorm, g + run.offset, run.numel);
             continue;
         }
         for (size_t k = run.first; k < run.end; k++) /* the norms count on tensor rank 0 */
             if (!r->model.tensors[k].tp_replicated)
-                be->sqnorm(be, r->sqnorm, evo_dval_at(be, g, r->model.tensors[k].offset), r->model.tensors[k].numel);
+                be->sqnorm(be, r->sqnorm, g + r->model.tensors[k].offset, r->model.tensors[k].numel);
     }
     be->download(be, &acc, r->sqnorm, sizeof acc);
     comm->allreduce_sum_f64(comm, EVO_GROUP_ZERO1, &acc, 1);
@@ -190,8 +189,7 @@ train_step_result train_optim_step(train_run *r)
         if (run.owner == l->zero1_rank) {
             uint64_t at = r->moment_at[run.first];
             float *p = r->master ? r->master + at : r->tf.params + run.offset;
-            be->adamw(be, p, r->master ? w : NULL, evo_dval_at(be, g, run.offset), r->adam_m + at, r->adam_v + at,
-                      run.numel,
+            be->adamw(be, p, r->master ? w : NULL, g + run.offset, r->adam_m + at, r->adam_v + at, run.numel,
                       (float)res.lr, (float)c->adam.adam_beta1, (float)res.beta2, (float)c->adam.adam_eps,
                       (float)c->adam.weight_decay, (float)(1 / combined), (int)(r->st.adam_steps + 1));
         }

@@ -111,7 +111,7 @@ static int run_batch(train_run *r, const evo_batch_set *skip, const evo_batch_se
     st->rows += global_rows;
     st->tokens += (uint64_t)r->row_losses[global_rows];
     if (evo_batch_set_has(poison, st->batch))
-        r->be->fill(r->be, r->tf.grads, r->be->dtype, NAN, 1);
+        r->be->fill(r->be, r->tf.grads, NAN, 1);
     train_report rep = {.loss = loss / global_rows, .rows = global_rows, .step = train_optim_step(r)};
     for (int g = 0; g < EVO_N_GROUPS; g++)
         rep.comm_bytes[g] = r->comm->bytes[g] - sent[g];

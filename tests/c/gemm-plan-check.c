@@ -95,7 +95,7 @@ static void check_shape(size_t T, size_t C, size_t OC)
         else if (kind == EVO_GEMM_DINP)
             be->matmul_bwd(be, (evo_dval *)want, NULL, NULL, dv_dout, dv_inp, dv_W, T, C, OC, EVO_ACCUMULATE);
         else
-            be->matmul_bwd(be, NULL, (evo_dval *)want, NULL, dv_dout, dv_inp, dv_W, T, C, OC, EVO_OVERWRITE);
+            be->matmul_bwd(be, NULL, want, NULL, dv_dout, dv_inp, dv_W, T, C, OC, EVO_OVERWRITE);
         compare(names[kind], T, C, OC, got, want, nd);
     }
     free(inp), free(W), free(dout), free(dinp0), free(dW0), free(want), free(got);

@@ -160,12 +160,17 @@ static void SAVE_D(const char *name, const evo_dval *dev, size_t n)
     free(f);
 }
 
-/* An uninitialised device buffer; and in the dtype, one too, or one
- * filled with random values saved under NAME first (a gradient that the op
- * must accumulate into). */
+/* An uninitialised device buffer, or one filled with random values saved
+ * under NAME first (a gradient that the op must accumulate into). */
 static float *dev_out(size_t n)
 {
     return dev_alloc(n * sizeof(float));
+}
+static float *dev_acc(const char *name, size_t n)
+{
+    float *d = dev_uniform(n, -1, 1);
+    SAVE_F32(name, d, n);
+    return d;
 }
 static evo_dval *dval_out(size_t n) { return dev_alloc(evo_dval_bytes(be, n)); }
 static evo_dval *dval_acc(const char *name, size_t n)
@@ -182,14 +187,14 @@ static void check_embedding(void)
     int32_t *ids = dev_ints(T, 0, (int32_t)V, 0);
     evo_dval *table = dval_uniform(V * C, -1, 1), *out = dval_out(T * C);
     evo_dval *dout = dval_uniform(T * C, -1, 1);
-    evo_dval *dtable = dval_acc("dtable0", V * C);
+    float *dtable = dev_acc("dtable0", V * C);
     be->embedding_fwd(be, out, ids, table, T, C);
     be->embedding_bwd(be, dtable, ids, dout, T, C);
     SAVE_I32("ids", ids, T);
     SAVE_D("table", table, V * C);
     SAVE_D("dout", dout, T * C);
     SAVE_D("out", out, T * C);
-    SAVE_D("dtable", dtable, V * C);
+    SAVE_F32("dtable", dtable, V * C);
     end();
 }
 
@@ -200,7 +205,7 @@ static void check_matmul(void)
     evo_dval *inp = dval_uniform(T * C, -1, 1), *W = dval_uniform(OC * C, -0.2f, 0.2f);
     evo_dval *b = dval_uniform(OC, -1, 1), *out = dval_out(T * OC), *dout = dval_uniform(T * OC, -1, 1);
     evo_dval *dinp = dval_out(T * C);
-    evo_dval *dW = dval_acc("dW0", OC * C), *db = dval_acc("db0", OC);
+    float *dW = dev_acc("dW0", OC * C), *db = dev_acc("db0", OC);
     be->matmul_fwd(be, out, inp, W, b, T, C, OC);
     be->matmul_bwd(be, dinp, dW, db, dout, inp, W, T, C, OC, EVO_OVERWRITE);
     evo_dval *dinp_acc = dval_acc("dinp0", T * C);
@@ -212,8 +217,8 @@ static void check_matmul(void)
     SAVE_D("out", out, T * OC);
     SAVE_D("dinp", dinp, T * C);
     SAVE_D("dinp_acc", dinp_acc, T * C);
-    SAVE_D("dW", dW, OC * C);
-    SAVE_D("db", db, OC);
+    SAVE_F32("dW", dW, OC * C);
+    SAVE_F32("db", db, OC);
     end();
 }
 
@@ -224,12 +229,11 @@ static void check_rmsnorm(void)
     begin("rmsnorm", "\"T\": %zu, \"C\": %zu, \"eps\": %.9g", T, C, (double)eps);
     evo_dval *inp = dval_uniform(T * C, -2, 2), *w = dval_uniform(C, 0.5f, 1.5f);
     evo_dval *out = dval_out(T * C), *dout = dval_uniform(T * C, -1, 1), *dinp = dval_out(T * C);
-    float *rstd = dev_out(T);
-    evo_dval *dw = dval_acc("dw0", C);
+    float *rstd = dev_out(T), *dw = dev_acc("dw0", C);
     be->rmsnorm_fwd(be, out, rstd, inp, w, eps, T, C);
     be->rmsnorm_bwd(be, dinp, dw, dout, inp, w, rstd, T, C, EVO_OVERWRITE);
     evo_dval *dinp_acc = dval_acc("dinp0", T * C);
-    evo_dval *dw_again = dval_out(C);
+    float *dw_again = dev_out(C);
     be->rmsnorm_bwd(be, dinp_acc, dw_again, dout, inp, w, rstd, T, C, EVO_ACCUMULATE);
     SAVE_D("inp", inp, T * C);
     SAVE_D("w", w, C);
@@ -238,7 +242,7 @@ static void check_rmsnorm(void)
     SAVE_F32("rstd", rstd, T);
     SAVE_D("dinp", dinp, T * C);
     SAVE_D("dinp_acc", dinp_acc, T * C);
-    SAVE_D("dw", dw, C);
+    SAVE_F32("dw", dw, C);
     end();
 }
 
@@ -411,14 +415,14 @@ static void check_adamw(void)
           n, (double)lr, (double)b1, (double)b2, (double)eps, (double)wd, (double)scale);
     float *p = dev_uniform(n, -1, 1), *m = dev_out(n), *v = dev_out(n);
     evo_dval *work = dval_out(n);
-    be->fill(be, m, EVO_F32, 0, n);
-    be->fill(be, v, EVO_F32, 0, n);
+    be->fill(be, m, 0, n);
+    be->fill(be, v, 0, n);
     SAVE_F32("p0", p, n);
     for (int t = 1; t <= 3; t++) {
-        evo_dval *g = dval_uniform(n, -2, 2);
+        float *g = dev_uniform(n, -2, 2);
         char name[16];
         snprintf(name, sizeof name, "g%d", t);
-        SAVE_D(name, g, n);
+        SAVE_F32(name, g, n);
         be->adamw(be, p, t == 3 ? work : NULL, g, m, v, n, lr, b1, b2, eps, wd, scale, t);
     }
     SAVE_F32("p", p, n);
@@ -434,16 +438,14 @@ static void check_sqnorm(void)
 {
     size_t n = small ? 1001 : 100003;
     begin("sqnorm", "\"n\": %zu, \"acc0\": 1.5", n);
-    evo_dval *x = dval_uniform(n, -3, 3);
+    float *x = dev_uniform(n, -3, 3);
     double acc0[3] = {1.5, 0, 0};
     double *acc = dev_from(acc0, sizeof acc0);
     be->sqnorm(be, acc, x, n);
-    SAVE_D("x", x, n);
+    SAVE_F32("x", x, n);
     float bad[2] = {INFINITY, NAN};
     for (int i = 0; i < 2; i++) {
-        unsigned char one[sizeof(float)];
-        evo_dtype_cast(one, be->dtype, &bad[i], EVO_F32, 1);
-        be->upload(be, evo_dval_at(be, x, n / 2), one, evo_dval_bytes(be, 1));
+        be->upload(be, x + n / 2, &bad[i], sizeof bad[i]);
         be->sqnorm(be, acc + 1 + i, x, n);
     }
     save("acc", "f64", acc, 3, 8);
@@ -488,21 +490,19 @@ static void check_cast(void)
     end();
 }
 
-/* fill (fp32 and the dtype), add and device-to-device copy (dtype). */
+/* fill (fp32), add and device-to-device copy (dtype). */
 static void check_memory(void)
 {
     size_t n = 1000;
     begin("memory", "\"n\": %zu, \"value\": 0.25", n);
-    evo_dval *x = dval_uniform(n, -1, 1), *y = dval_out(n), *z = dval_uniform(n, -1, 1), *fd = dval_out(n);
+    evo_dval *x = dval_uniform(n, -1, 1), *y = dval_out(n), *z = dval_uniform(n, -1, 1);
     float *f = dev_out(n);
     be->copy(be, y, x, evo_dval_bytes(be, n));
-    be->fill(be, f, EVO_F32, 0.25f, n);
-    be->fill(be, fd, be->dtype, 0.25f, n);
+    be->fill(be, f, 0.25f, n);
     SAVE_D("x", x, n);
     SAVE_D("y", y, n);
     SAVE_D("z", z, n);
     SAVE_F32("f", f, n);
-    SAVE_D("fd", fd, n);
     be->add(be, y, z, n); /* y = x + z */
     SAVE_D("sum", y, n);
     end();

@@ -10,50 +10,11 @@
 #define EVO_DTYPE_H
 
 #include <stddef.h>
-#include <stdint.h>
-#include <string.h>
-
-#include "base/dtype_bits.h"
 
 typedef enum { EVO_F32, EVO_BF16, EVO_F16 } evo_dtype;
 
 /* Bytes per element of a dtype (4, 2, 2). */
 size_t evo_dtype_size(evo_dtype dt);
-
-static inline float evo_f32_from_bits(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static inline uint32_t evo_f32_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-
-/* Element i of n values of dt as fp32 (exact), and f stored into one
- * rounded: what evo_dtype_cast does to each element, for a loop that
- * converts as it goes. */
-static inline float evo_dtype_load(const void *src, evo_dtype dt, size_t i)
-{
-    switch (dt) {
-    case EVO_BF16: return evo_f32_from_bits(evo_bf16_to_f32_bits(((const uint16_t *)src)[i]));
-    case EVO_F16: return evo_f32_from_bits(evo_f16_to_f32_bits(((const uint16_t *)src)[i]));
-    default: return ((const float *)src)[i];
-    }
-}
-
-static inline void evo_dtype_store(void *dst, evo_dtype dt, size_t i, float f)
-{
-    switch (dt) {
-    case EVO_BF16: ((uint16_t *)dst)[i] = evo_bf16_from_f32_bits(evo_f32_bits(f)); break;
-    case EVO_F16: ((uint16_t *)dst)[i] = evo_f16_from_f32_bits(evo_f32_bits(f)); break;
-    default: ((float *)dst)[i] = f; break;
-    }
-}
 
 /* Converts n elements of host memory, rounding to nearest even when
  * narrowing (f32 -> bf16/f16, and f16 <-> bf16 through the exact f32

@@ -13,17 +13,16 @@
  *   and an op never reads a host pointer (scalars are passed by value).
  * - Every op computes in fp32 (matmuls accumulate in fp32). A backend has
  *   a compute dtype (`dtype`, from model.dtype): the activations, their
- *   gradients, the working copy of the weights the layers read and the
- *   parameters' gradients are stored in it, as evo_dval buffers, every op
- *   rounding what it writes to them (to nearest even, dtype.h); an op
- *   that adds into a parameter gradient reads it, adds its whole
- *   contribution in fp32 and rounds once (cuBLAS's beta = 1), so a
- *   gradient is rounded once per op call, not once per token. The master
- *   weights, optimizer state, saved statistics (rstd, lse), losses and
- *   the loss-scaled dloss are fp32 (float *) in every dtype; the
- *   optimizer's ops (adamw, sqnorm) widen the gradients they read to fp32
- *   (exactly) and compute on that, as InternEvo's optimizer computes on
- *   fp32 copies of its shard of the bf16/fp16 gradients. The CPU
+ *   gradients and the working copy of the weights the layers read are
+ *   stored in it, as evo_dval buffers, every op rounding what it writes to
+ *   them (to nearest even, dtype.h). The master weights, parameter
+ *   gradients, optimizer state, saved statistics (rstd, lse), losses and
+ *   the loss-scaled dloss are fp32 (float *) in every dtype. Parameter
+ *   gradients stay fp32 as Megatron's main_grad does, where InternEvo keeps
+ *   them in the dtype: tried in bf16 (git f9d8e68, reverted), they saved
+ *   2 bytes a parameter but put the emulated bf16 loss of gpu-check's
+ *   small model 2.3-3.3% from fp32's at its worst step (3 seeds), against
+ *   1.5-1.9% with fp32 gradients, past the 2% the GPU must meet. The CPU
  *   backend computes and stores fp32 (dtype fp32) and is the reference; the
  *   emulated one (backend_emulated.c) stores bf16 or fp16 and computes each
  *   op with the CPU's fp32 code: mixed precision's numerics and storage on
@@ -75,8 +74,7 @@ struct evo_backend {
 
     /* ---- memory ---------------------------------------------------------
      * alloc never returns NULL (out of memory is fatal, as everywhere in
-     * evo); its memory is uninitialised. fill writes n copies of value
-     * rounded to dt (fp32 buffers, or the dtype's: zeroing gradients).
+     * evo); its memory is uninitialised. fill writes n fp32 copies of value.
      * copy is device to device; upload/download cross to and from the host.
      * cast converts n elements with evo_dtype_cast's rounding (dtype.h). */
     void *(*alloc)(const evo_backend *be, size_t bytes);
@@ -86,7 +84,7 @@ struct evo_backend {
     void (*free)(const evo_backend *be, void *p);
     void (*upload)(const evo_backend *be, void *dst, const void *host_src, size_t bytes);
     void (*download)(const evo_backend *be, void *host_dst, const void *src, size_t bytes);
-    void (*fill)(const evo_backend *be, void *dst, evo_dtype dt, float value, size_t n);
+    void (*fill)(const evo_backend *be, float *dst, float value, size_t n);
     void (*add)(const evo_backend *be, evo_dval *dst, const evo_dval *src, size_t n);
     void (*copy)(const evo_backend *be, void *dst, const void *src, size_t bytes);
     void (*cast)(const evo_backend *be, void *dst, evo_dtype dst_dt, const void *src,
@@ -95,11 +93,10 @@ struct evo_backend {
     /* ---- embedding ------------------------------------------------------
      * out[t,:] = table[ids[t],:], with 0 <= ids[t] < V (checked by the
      * caller when tokens are loaded). Backward scatters the rows back:
-     * dtable[ids[t],:] += dout[t,:]; repeated ids add up in token order, in
-     * fp32, onto the row's old value, which is then rounded once. */
+     * dtable[ids[t],:] += dout[t,:]; repeated ids add up in token order. */
     void (*embedding_fwd)(const evo_backend *be, evo_dval *out, const int32_t *ids,
                           const evo_dval *table, size_t T, size_t C);
-    void (*embedding_bwd)(const evo_backend *be, evo_dval *dtable, const int32_t *ids,
+    void (*embedding_bwd)(const evo_backend *be, float *dtable, const int32_t *ids,
                           const evo_dval *dout, size_t T, size_t C);
 
     /* ---- matmul (nn.Linear) ---------------------------------------------
@@ -111,7 +108,7 @@ struct evo_backend {
      * Any of dinp, dW, db may be NULL to skip it. */
     void (*matmul_fwd)(const evo_backend *be, evo_dval *out, const evo_dval *inp, const evo_dval *W,
                        const evo_dval *b, size_t T, size_t C, size_t OC);
-    void (*matmul_bwd)(const evo_backend *be, evo_dval *dinp, evo_dval *dW, evo_dval *db,
+    void (*matmul_bwd)(const evo_backend *be, evo_dval *dinp, float *dW, float *db,
                        const evo_dval *dout, const evo_dval *inp, const evo_dval *W, size_t T,
                        size_t C, size_t OC, evo_grad_mode dinp_mode);
 
@@ -122,7 +119,7 @@ struct evo_backend {
      *   dw[c]     += sum_t dout[t,c] xh[t,c] */
     void (*rmsnorm_fwd)(const evo_backend *be, evo_dval *out, float *rstd, const evo_dval *inp,
                         const evo_dval *w, float eps, size_t T, size_t C);
-    void (*rmsnorm_bwd)(const evo_backend *be, evo_dval *dinp, evo_dval *dw, const evo_dval *dout,
+    void (*rmsnorm_bwd)(const evo_backend *be, evo_dval *dinp, float *dw, const evo_dval *dout,
                         const evo_dval *inp, const evo_dval *w, const float *rstd, size_t T, size_t C,
                         evo_grad_mode dinp_mode);
 
@@ -207,8 +204,8 @@ struct evo_backend {
                    size_t src_stride, size_t rows, size_t cols);
 
     /* ---- AdamW step (torch.optim.AdamW, decoupled weight decay) ---------
-     * With g = grad_scale grad (grad widened to fp32; unscaling and
-     * clipping folded into one factor) and t >= 1 the step number:
+     * With g = grad_scale grad (unscaling and clipping folded into one
+     * factor) and t >= 1 the step number:
      *   p  -= lr wd p
      *   m   = beta1 m + (1-beta1) g;     v = beta2 v + (1-beta2) g^2
      *   p  -= lr/(1-beta1^t) m / (sqrt(v)/sqrt(1-beta2^t) + eps)
@@ -216,13 +213,12 @@ struct evo_backend {
      * when parameters and state live in single arenas). work, unless
      * NULL, gets the working copy of the new p, rounded to the dtype (a
      * copy in fp32), in the same pass. */
-    void (*adamw)(const evo_backend *be, float *p, evo_dval *work, const evo_dval *grad, float *m,
+    void (*adamw)(const evo_backend *be, float *p, evo_dval *work, const float *grad, float *m,
                   float *v, size_t n, float lr, float beta1, float beta2, float eps, float wd,
                   float grad_scale, int t);
 
     /* ---- squared L2 norm, for global gradient-norm clipping -------------
-     * acc[0] += sum_i x[i]^2 (x a gradient, widened from the dtype),
-     * summed in double into ONE double in device
+     * acc[0] += sum_i x[i]^2, summed in double into ONE double in device
      * memory, so the norm over all parameter buffers costs one download
      * per step rather than one host sync per buffer. In double the sum of
      * squared floats cannot overflow (FLT_MAX^2 * 2^64 < DBL_MAX), so the
@@ -230,7 +226,7 @@ struct evo_backend {
      * overflow test of the loss scaler. Every backend cuts x into the same
      * EVO_SQNORM_CHUNKS chunks, sums each and adds the chunk sums in order,
      * so the grouping of the sum depends on n only. */
-    void (*sqnorm)(const evo_backend *be, double *acc, const evo_dval *x, size_t n);
+    void (*sqnorm)(const evo_backend *be, double *acc, const float *x, size_t n);
 };
 
 /* Element i of a dtype buffer, and the bytes of n of its elements. */

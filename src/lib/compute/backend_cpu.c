@@ -35,22 +35,12 @@ static void cpu_memcpy(const evo_backend *be, void *dst, const void *src, size_t
         memcpy(dst, src, bytes);
 }
 
-/* Any dtype: value rounded once (evo_dtype_cast), then its bits copied. */
-EVO_VECTOR_CLONES static void cpu_fill(const evo_backend *be, void *dst, evo_dtype dt, float value, size_t n)
+EVO_VECTOR_CLONES static void cpu_fill(const evo_backend *be, float *dst, float value, size_t n)
 {
     (void)be;
-    if (dt == EVO_F32) {
-        float *d = dst;
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < n; i++)
-            d[i] = value;
-        return;
-    }
-    uint16_t bits, *d = dst;
-    evo_dtype_cast(&bits, dt, &value, EVO_F32, 1);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++)
-        d[i] = bits;
+        dst[i] = value;
 }
 
 EVO_VECTOR_CLONES static void cpu_add(const evo_backend *be, evo_dval *dst_, const evo_dval *src_, size_t n)

@@ -94,16 +94,16 @@ static inline float evo_cpu_sum(const float *row, size_t n)
 /* backend_cpu_layers.c */
 void evo_cpu_embedding_fwd(const evo_backend *be, evo_dval *out, const int32_t *ids,
                            const evo_dval *table, size_t T, size_t C);
-void evo_cpu_embedding_bwd(const evo_backend *be, evo_dval *dtable, const int32_t *ids,
+void evo_cpu_embedding_bwd(const evo_backend *be, float *dtable, const int32_t *ids,
                            const evo_dval *dout, size_t T, size_t C);
 void evo_cpu_matmul_fwd(const evo_backend *be, evo_dval *out, const evo_dval *inp, const evo_dval *W,
                         const evo_dval *b, size_t T, size_t C, size_t OC);
-void evo_cpu_matmul_bwd(const evo_backend *be, evo_dval *dinp, evo_dval *dW, evo_dval *db,
+void evo_cpu_matmul_bwd(const evo_backend *be, evo_dval *dinp, float *dW, float *db,
                         const evo_dval *dout, const evo_dval *inp, const evo_dval *W, size_t T, size_t C,
                         size_t OC, evo_grad_mode dinp_mode);
 void evo_cpu_rmsnorm_fwd(const evo_backend *be, evo_dval *out, float *rstd, const evo_dval *inp,
                          const evo_dval *w, float eps, size_t T, size_t C);
-void evo_cpu_rmsnorm_bwd(const evo_backend *be, evo_dval *dinp, evo_dval *dw, const evo_dval *dout,
+void evo_cpu_rmsnorm_bwd(const evo_backend *be, evo_dval *dinp, float *dw, const evo_dval *dout,
                          const evo_dval *inp, const evo_dval *w, const float *rstd, size_t T, size_t C,
                          evo_grad_mode dinp_mode);
 void evo_cpu_rope_fwd(const evo_backend *be, evo_dval *out, const evo_dval *inp, const int32_t *pos,
@@ -145,9 +145,9 @@ void evo_cpu_crossentropy_shard_fwd(const evo_backend *be, float *parts, const e
                                     const int32_t *labels, size_t T, size_t v0, size_t Vl);
 
 /* backend_cpu_optim.c */
-void evo_cpu_adamw(const evo_backend *be, float *p, evo_dval *work, const evo_dval *grad, float *m, float *v,
+void evo_cpu_adamw(const evo_backend *be, float *p, evo_dval *work, const float *grad, float *m, float *v,
                    size_t n, float lr, float beta1, float beta2, float eps, float wd,
                    float grad_scale, int t);
-void evo_cpu_sqnorm(const evo_backend *be, double *acc, const evo_dval *x, size_t n);
+void evo_cpu_sqnorm(const evo_backend *be, double *acc, const float *x, size_t n);
 
 #endif

@@ -30,10 +30,9 @@ void evo_cpu_embedding_fwd(const evo_backend *be, evo_dval *out_, const int32_t 
 
 /* Two tokens with the same id add into the same table row, so splitting the
  * tokens over threads would race; each thread owns columns instead. */
-EVO_VECTOR_CLONES void evo_cpu_embedding_bwd(const evo_backend *be, evo_dval *dtable_, const int32_t *ids,
+EVO_VECTOR_CLONES void evo_cpu_embedding_bwd(const evo_backend *be, float *dtable, const int32_t *ids,
                            const evo_dval *dout_, size_t T, size_t C)
 {
-    float *dtable = (float *)dtable_;
     const float *dout = (const float *)dout_;
     (void)be;
 #pragma omp parallel for schedule(static)
@@ -67,11 +66,11 @@ void evo_cpu_matmul_fwd(const evo_backend *be, evo_dval *out_, const evo_dval *i
             out[t * OC + o] += b[o];
 }
 
-void evo_cpu_matmul_bwd(const evo_backend *be, evo_dval *dinp_, evo_dval *dW_, evo_dval *db_,
+void evo_cpu_matmul_bwd(const evo_backend *be, evo_dval *dinp_, float *dW, float *db,
                         const evo_dval *dout_, const evo_dval *inp_, const evo_dval *W_, size_t T, size_t C,
                         size_t OC, evo_grad_mode dinp_mode)
 {
-    float *dinp = (float *)dinp_, *dW = (float *)dW_, *db = (float *)db_;
+    float *dinp = (float *)dinp_;
     const float *dout = (const float *)dout_;
     const float *inp = (const float *)inp_;
     const float *W = (const float *)W_;
@@ -120,11 +119,11 @@ EVO_VECTOR_CLONES void evo_cpu_rmsnorm_fwd(const evo_backend *be, evo_dval *out_
 /* out = w xh with xh = x rstd, and rstd depends on every x[c]:
  * d rstd / d x[c] = -rstd^3 x[c] / C, hence
  * dx = rstd g - x rstd^3 mean(g x) = rstd (g - xh mean(g xh)), g = dout w. */
-EVO_VECTOR_CLONES void evo_cpu_rmsnorm_bwd(const evo_backend *be, evo_dval *dinp_, evo_dval *dw_,
-                                           const evo_dval *dout_, const evo_dval *inp_, const evo_dval *w_,
-                                           const float *rstd, size_t T, size_t C, evo_grad_mode dinp_mode)
+EVO_VECTOR_CLONES void evo_cpu_rmsnorm_bwd(const evo_backend *be, evo_dval *dinp_, float *dw, const evo_dval *dout_,
+                                           const evo_dval *inp_, const evo_dval *w_, const float *rstd, size_t T,
+                                           size_t C, evo_grad_mode dinp_mode)
 {
-    float *dinp = (float *)dinp_, *dw = (float *)dw_;
+    float *dinp = (float *)dinp_;
     const float *dout = (const float *)dout_;
     const float *inp = (const float *)inp_;
     const float *w = (const float *)w_;

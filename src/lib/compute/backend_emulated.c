@@ -10,14 +10,11 @@
  * (EVO_ACCUMULATE) reads the old value too and rounds once, as cuBLAS's
  * beta = 1 does.
  *
- * The parameter gradients (dW, db, dw, dtable) are in the dtype too: an op
- * widens the one it adds into, adds its whole contribution in fp32 and
- * rounds once. What stays fp32, as the contract says: the saved
- * statistics (rstd, lse), the losses and the cross-entropy's parts, the
- * loss-scaled dloss, the optimizer's state and master weights. adamw,
- * sqnorm and fill are the CPU backend's own, which read and write the
- * dtype element by element (they see this table's dtype). Memory is the host's (host_memory
- * 1), so the comms sum and send the dtype itself, as NCCL would.
+ * What stays fp32, as the contract says: parameter gradients (dW, db, dw,
+ * dtable), the saved statistics (rstd, lse), the losses and the
+ * cross-entropy's parts, the loss-scaled dloss (fill), the optimizer's
+ * state and master weights. Memory is the host's (host_memory 1), so the
+ * comms sum and send the dtype itself, as NCCL would.
  *
  * The fp32 copies live in scratch buffers that grow to the largest op and
  * stay: after the first step a step allocates nothing. A reference, not a
@@ -99,44 +96,10 @@ static void emu_embedding_fwd(const evo_backend *be, evo_dval *out, const int32_
         memcpy(evo_dval_at(be, out, t * C), evo_dval_at(be, table, (size_t)ids[t] * C), evo_dval_bytes(be, C));
 }
 
-/* A token of the row, to visit the row by id and, within an id, in token
- * order. */
-typedef struct {
-    int32_t id;
-    uint32_t t;
-} token_at;
-
-static int by_id_then_token(const void *a_, const void *b_)
-{
-    const token_at *a = a_, *b = b_;
-    return a->id != b->id ? (a->id > b->id) - (a->id < b->id) : (a->t > b->t) - (a->t < b->t);
-}
-
-/* Each table row the row's tokens touch: widened, its tokens' gradients
- * added in token order (the CPU's sum), rounded once. */
-static void emu_embedding_bwd(const evo_backend *be, evo_dval *dtable, const int32_t *ids, const evo_dval *dout,
+static void emu_embedding_bwd(const evo_backend *be, float *dtable, const int32_t *ids, const evo_dval *dout,
                               size_t T, size_t C)
 {
-    static token_at *order;
-    static size_t cap;
-    if (cap < T) {
-        free(order);
-        order = evo_malloc(T * sizeof *order);
-        cap = T;
-    }
-    for (size_t t = 0; t < T; t++)
-        order[t] = (token_at){ids[t], (uint32_t)t};
-    qsort(order, T, sizeof *order, by_id_then_token);
-    const float *d = wide(be, 0, dout, T * C);
-    float *row = room(1, C);
-    for (size_t i = 0, j; i < T; i = j) {
-        evo_dval *dst = evo_dval_at(be, dtable, (size_t)order[i].id * C);
-        evo_dtype_cast(row, EVO_F32, dst, be->dtype, C);
-        for (j = i; j < T && order[j].id == order[i].id; j++)
-            for (size_t c = 0; c < C; c++)
-                row[c] += d[(size_t)order[j].t * C + c];
-        narrow(be, dst, row, C);
-    }
+    cpu->embedding_bwd(cpu, dtable, ids, DV(wide(be, 0, dout, T * C)), T, C);
 }
 
 static void emu_matmul_fwd(const evo_backend *be, evo_dval *out, const evo_dval *inp, const evo_dval *W,
@@ -148,17 +111,13 @@ static void emu_matmul_fwd(const evo_backend *be, evo_dval *out, const evo_dval 
     narrow(be, out, o, T * OC);
 }
 
-static void emu_matmul_bwd(const evo_backend *be, evo_dval *dinp, evo_dval *dW, evo_dval *db,
-                           const evo_dval *dout, const evo_dval *inp, const evo_dval *W, size_t T, size_t C, size_t OC,
-                           evo_grad_mode mode)
+static void emu_matmul_bwd(const evo_backend *be, evo_dval *dinp, float *dW, float *db, const evo_dval *dout,
+                           const evo_dval *inp, const evo_dval *W, size_t T, size_t C, size_t OC, evo_grad_mode mode)
 {
     float *di = output(be, 0, dinp, T * C, mode);
-    float *dw = output(be, 4, dW, OC * C, EVO_ACCUMULATE), *dbias = output(be, 5, db, OC, EVO_ACCUMULATE);
-    cpu->matmul_bwd(cpu, DV(di), DV(dw), DV(dbias), DV(wide(be, 1, dout, T * OC)),
-                    DV(wide(be, 2, dW ? inp : NULL, T * C)), DV(wide(be, 3, dinp ? W : NULL, OC * C)), T, C, OC, mode);
+    cpu->matmul_bwd(cpu, DV(di), dW, db, DV(wide(be, 1, dout, T * OC)), DV(wide(be, 2, dW ? inp : NULL, T * C)),
+                    DV(wide(be, 3, dinp ? W : NULL, OC * C)), T, C, OC, mode);
     narrow(be, dinp, di, T * C);
-    narrow(be, dW, dw, OC * C);
-    narrow(be, db, dbias, OC);
 }
 
 static void emu_rmsnorm_fwd(const evo_backend *be, evo_dval *out, float *rstd, const evo_dval *inp,
@@ -169,15 +128,14 @@ static void emu_rmsnorm_fwd(const evo_backend *be, evo_dval *out, float *rstd, c
     narrow(be, out, o, T * C);
 }
 
-static void emu_rmsnorm_bwd(const evo_backend *be, evo_dval *dinp, evo_dval *dw, const evo_dval *dout,
+static void emu_rmsnorm_bwd(const evo_backend *be, evo_dval *dinp, float *dw, const evo_dval *dout,
                             const evo_dval *inp, const evo_dval *w, const float *rstd, size_t T, size_t C,
                             evo_grad_mode mode)
 {
-    float *di = output(be, 0, dinp, T * C, mode), *dweight = output(be, 4, dw, C, EVO_ACCUMULATE);
-    cpu->rmsnorm_bwd(cpu, DV(di), DV(dweight), DV(wide(be, 1, dout, T * C)), DV(wide(be, 2, inp, T * C)),
+    float *di = output(be, 0, dinp, T * C, mode);
+    cpu->rmsnorm_bwd(cpu, DV(di), dw, DV(wide(be, 1, dout, T * C)), DV(wide(be, 2, inp, T * C)),
                      DV(wide(be, 3, w, C)), rstd, T, C, mode);
     narrow(be, dinp, di, T * C);
-    narrow(be, dw, dweight, C);
 }
 
 /* RoPE runs in place on the widened copy (out may be inp): op is the
@@ -270,6 +228,14 @@ static void emu_crossentropy_bwd(const evo_backend *be, evo_dval *dlogits, const
     narrow(be, dlogits, z, T * Vl);
 }
 
+/* The CPU's step on the fp32 masters, then their working copy rounded. */
+static void emu_adamw(const evo_backend *be, float *p, evo_dval *work, const float *grad, float *m, float *v,
+                      size_t n, float lr, float beta1, float beta2, float eps, float wd, float grad_scale, int t)
+{
+    cpu->adamw(cpu, p, NULL, grad, m, v, n, lr, beta1, beta2, eps, wd, grad_scale, t);
+    narrow(be, work, p, n);
+}
+
 static evo_backend emulated[3]; /* by evo_dtype */
 
 static void fill_table(evo_backend *e, evo_dtype dt, const char *name)
@@ -294,6 +260,7 @@ static void fill_table(evo_backend *e, evo_dtype dt, const char *name)
     e->crossentropy_fwd = emu_crossentropy_fwd;
     e->crossentropy_bwd = emu_crossentropy_bwd;
     e->crossentropy_shard_fwd = emu_crossentropy_shard_fwd;
+    e->adamw = emu_adamw;
 }
 
 const evo_backend *evo_backend_emulated(evo_dtype dt)

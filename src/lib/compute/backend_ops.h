@@ -13,21 +13,21 @@
     X(finish, (const evo_backend *be), (be)) \
     X(upload, (const evo_backend *be, void *d, const void *s, size_t b), (be, d, s, b)) \
     X(download, (const evo_backend *be, void *d, const void *s, size_t b), (be, d, s, b)) \
-    X(fill, (const evo_backend *be, void *d, evo_dtype dt, float v, size_t n), (be, d, dt, v, n)) \
+    X(fill, (const evo_backend *be, float *d, float v, size_t n), (be, d, v, n)) \
     X(add, (const evo_backend *be, evo_dval *d, const evo_dval *s, size_t n), (be, d, s, n)) \
     X(copy, (const evo_backend *be, void *d, const void *s, size_t b), (be, d, s, b)) \
     X(cast, (const evo_backend *be, void *d, evo_dtype dd, const void *s, evo_dtype sd, size_t n), \
             (be, d, dd, s, sd, n)) \
     X(embedding_fwd, (const evo_backend *be, evo_dval *o, const int32_t *i, const evo_dval *t, size_t T, size_t C), \
             (be, o, i, t, T, C)) \
-    X(embedding_bwd, (const evo_backend *be, evo_dval *o, const int32_t *i, const evo_dval *t, size_t T, size_t C), \
+    X(embedding_bwd, (const evo_backend *be, float *o, const int32_t *i, const evo_dval *t, size_t T, size_t C), \
             (be, o, i, t, T, C)) \
     X(matmul_fwd, \
             (const evo_backend *be, evo_dval *o, const evo_dval *i, const evo_dval *w, const evo_dval *b, size_t T, size_t C, \
              size_t OC), \
             (be, o, i, w, b, T, C, OC)) \
     X(matmul_bwd, \
-            (const evo_backend *be, evo_dval *di, evo_dval *dw, evo_dval *db, const evo_dval *d, const evo_dval *i, \
+            (const evo_backend *be, evo_dval *di, float *dw, float *db, const evo_dval *d, const evo_dval *i, \
              const evo_dval *w, \
              size_t T, size_t C, size_t OC, evo_grad_mode m), \
             (be, di, dw, db, d, i, w, T, C, OC, m)) \
@@ -36,7 +36,7 @@
              size_t C), \
             (be, o, r, i, w, e, T, C)) \
     X(rmsnorm_bwd, \
-            (const evo_backend *be, evo_dval *di, evo_dval *dw, const evo_dval *d, const evo_dval *i, const evo_dval *w, \
+            (const evo_backend *be, evo_dval *di, float *dw, const evo_dval *d, const evo_dval *i, const evo_dval *w, \
              const float *r, \
              size_t T, size_t C, evo_grad_mode m), \
             (be, di, dw, d, i, w, r, T, C, m)) \
@@ -75,10 +75,10 @@
     X(copy2d, (const evo_backend *be, evo_dval *d, size_t ds, const evo_dval *s, size_t ss, size_t r, size_t c), \
             (be, d, ds, s, ss, r, c)) \
     X(adamw, \
-            (const evo_backend *be, float *p, evo_dval *w, const evo_dval *g, float *m, float *v, size_t n, float lr, \
+            (const evo_backend *be, float *p, evo_dval *w, const float *g, float *m, float *v, size_t n, float lr, \
              float b1, float b2, float e, float wd, float gs, int t), \
             (be, p, w, g, m, v, n, lr, b1, b2, e, wd, gs, t)) \
-    X(sqnorm, (const evo_backend *be, double *a, const evo_dval *x, size_t n), (be, a, x, n))
+    X(sqnorm, (const evo_backend *be, double *a, const float *x, size_t n), (be, a, x, n))
 // clang-format on
 
 #endif

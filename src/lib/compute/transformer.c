@@ -68,7 +68,7 @@ static void layout(evo_transformer *tf, carve *c)
      * dtype the masters are the optimizer's (transformer.h) */
     tf->params = tf->be->dtype == EVO_F32 ? TAKE_F(c, m->n_params) : NULL;
     tf->weights = tf->be->dtype == EVO_F32 ? (evo_dval *)tf->params : TAKE_D(c, m->n_params);
-    tf->grads = TAKE_D(c, m->n_params);
+    tf->grads = TAKE_F(c, m->n_params);
     if (tf->n_recompute)
         carve_acts(tf, c, &tf->recompute);
     for (int s = 0; s < tf->n_slots; s++) {
@@ -280,7 +280,7 @@ void evo_transformer_init_params(evo_transformer *tf, uint64_t seed)
 
 void evo_transformer_zero_grad(evo_transformer *tf)
 {
-    tf->be->fill(tf->be, tf->grads, tf->be->dtype, 0.0f, tf->m->n_params);
+    tf->be->fill(tf->be, tf->grads, 0.0f, tf->m->n_params);
 }
 
 /* The working weight of the tensor at off (a weight the layers read), and
@@ -290,9 +290,9 @@ static const evo_dval *weight(const evo_transformer *tf, uint64_t off)
     return off == EVO_NO_TENSOR ? NULL : evo_dval_at(tf->be, tf->weights, off);
 }
 
-static evo_dval *grad(const evo_transformer *tf, uint64_t off)
+static float *grad(const evo_transformer *tf, uint64_t off)
 {
-    return off == EVO_NO_TENSOR ? NULL : evo_dval_at(tf->be, tf->grads, off);
+    return off == EVO_NO_TENSOR ? NULL : tf->grads + off;
 }
 
 /* Element i of an activation buffer. */
@@ -365,7 +365,7 @@ static void embed(evo_transformer *tf, evo_microbatch *mb, const evo_dval *table
         be->copy(be, mb->x[0], act_at(tf, x, tf->m->tp_rank * Ts * d), evo_dval_bytes(be, Ts * d));
 }
 
-static void embed_backward(evo_transformer *tf, const evo_microbatch *mb, evo_dval *dtable)
+static void embed_backward(evo_transformer *tf, const evo_microbatch *mb, float *dtable)
 {
     const evo_backend *be = tf->be;
     size_t T = mb->T, d = tf->w.d, tp = tf->m->tp, dl = d / tp;
@@ -541,7 +541,7 @@ void evo_transformer_backward(evo_transformer *tf, int slot, float scale)
     if (tf->last_stage && chunk + 1 == tf->chunks) {
         /* loss = sum_t losses[t] / n, so every labelled token gets scale / n
          * (ignored tokens get no gradient whatever dloss says). */
-        be->fill(be, tf->dloss, EVO_F32, scale / (float)mb->n_labelled, T);
+        be->fill(be, tf->dloss, scale / (float)mb->n_labelled, T);
         const evo_dval *nf = whole_row(tf, tf->row_b, mb->nf, T);
         for (size_t t0 = 0; t0 < T; t0 += tf->loss_rows) {
             size_t n = T - t0 < tf->loss_rows ? T - t0 : tf->loss_rows;

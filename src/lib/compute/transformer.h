@@ -114,15 +114,14 @@ typedef struct {
     size_t T_max;          /* tokens per row the arena holds */
     float label_smoothing;
     void *arena;           /* the one allocation; everything below points into it */
-    /* n_params each, laid out by the tensor table: the gradients and what
-     * the layers read, the weights, both in the backend's dtype (as
-     * InternEvo keeps them); and in fp32 the master weights, which the
-     * weights then are (params == weights). In another dtype the fp32
-     * masters are not here but the optimizer's, each rank keeping those it
-     * updates (ZeRO-1), and it writes the weights as their working copy
-     * after every step. */
-    float *params;
-    evo_dval *weights, *grads;
+    /* n_params each, laid out by the tensor table: the fp32 gradients;
+     * what the layers read, the weights in the backend's dtype; and in
+     * fp32 the master weights, which the weights then are (params ==
+     * weights). In another dtype the fp32 masters are not here but the
+     * optimizer's, each rank keeping those it updates (ZeRO-1), and it
+     * writes the weights as their working copy after every step. */
+    float *params, *grads;
+    evo_dval *weights;
     uint64_t embedding, norm, head; /* EVO_NO_TENSOR on a stage without them */
     uint32_t n_layers;              /* the stage's, all chunks */
     evo_layer_offsets *layer;       /* [n_layers], chunk after chunk */

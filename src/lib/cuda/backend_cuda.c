@@ -8,15 +8,15 @@
  * buffer free for reuse).
  *
  * The backend computes in its dtype (backend.h): activations, their
- * gradients, the working weights and the parameters' gradients are stored
- * in it (evo_dval), the kernels read them into fp32 and round what they
- * store (kernels.h). Matmuls are GEMMs of dtype operands with fp32
- * accumulation (bf16 or fp16 tensor cores; fp32, on TF32 tensor cores when
- * asked), their results stored in the dtype; the weight gradient is added
- * to with beta 1. The forward's bias is cuBLASLt's BIAS epilogue, the bias
- * gradient the column-sum kernel (in token order, the CPU's sum), as
- * cuBLASLt's BGRADB epilogue writes the bias gradient rather than adding
- * to it, and db accumulates over micro-batches. A GEMM's algorithm is chosen
+ * gradients and the working weights are stored in it (evo_dval), the
+ * kernels read them into fp32 and round what they store (kernels.h).
+ * Matmuls are GEMMs of dtype operands with fp32 accumulation (bf16 or fp16
+ * tensor cores; fp32, on TF32 tensor cores when asked); the forward's and
+ * dinp's results are stored in the dtype, the weight gradient in fp32,
+ * added to with beta 1. The forward's bias is cuBLASLt's BIAS epilogue,
+ * the bias gradient the column-sum kernel (in token order, the CPU's sum):
+ * whether cuBLASLt's BGRADB adds into db across micro-batches or
+ * overwrites it is not yet checked on a GPU. A GEMM's algorithm is chosen
  * once per shape, kind, types, bias and operand alignment by cuBLASLt's
  * heuristic (which never sees beta) and cached with its descriptors. */
 #include <inttypes.h>
@@ -40,8 +40,6 @@ static struct {
     void *workspace;
     size_t workspace_bytes;
     double *sqnorm_partial; /* EVO_SQNORM_CHUNKS */
-    int32_t *chain;         /* the embedding backward's workspace: 2 T */
-    size_t chain_tokens;    /* the T it has room for */
     int tf32;
     int attention_tiled; /* the tensor-core attention where it applies (EVO_CUDA_ATTENTION) */
     char name[320];
@@ -119,10 +117,10 @@ static void cuda_copy2d(const evo_backend *be, evo_dval *dst, size_t dst_stride,
               "copy2d");
 }
 
-static void cuda_fill(const evo_backend *be, void *dst, evo_dtype dt, float value, size_t n)
+static void cuda_fill(const evo_backend *be, float *dst, float value, size_t n)
 {
     (void)be;
-    check(evo_k_fill(cu.stream, dt, dst, value, n), "fill");
+    check(evo_k_fill(cu.stream, dst, value, n), "fill");
 }
 
 static void cuda_add(const evo_backend *be, evo_dval *dst, const evo_dval *src, size_t n)
@@ -138,15 +136,17 @@ static void cuda_cast(const evo_backend *be, void *dst, evo_dtype dst_dt, const 
 }
 
 /* ---- matmul: cuBLASLt ---------------------------------------------------
- * Types: A, B, C and D (C and D the same buffer) in the dtype, the weight
- * gradient's too; CUBLAS_COMPUTE_32F (fp32 accumulation) with fp32 alpha
- * and beta (scale type CUDA_R_32F): the first rows of the cuBLAS
- * documentation's table of cublasLtMatmul's types (bf16 or fp16 in and
- * out, fp32 compute), what PyTorch's bf16 autocast GEMMs use. The BIAS
- * epilogue's bias is set to the dtype too
- * (CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, cublasLt.h), the forward being the
- * only GEMM with a bias. TF32 (CUBLAS_COMPUTE_32F_FAST_TF32) is for fp32
- * operands only. */
+ * Types: A and B in the dtype; D (and C, the same buffer) in the dtype for
+ * the forward and dinp, in fp32 for dW; CUBLAS_COMPUTE_32F (fp32
+ * accumulation) with fp32 alpha and beta (scale type CUDA_R_32F). The cuBLAS
+ * documentation's table of cublasLtMatmul's types has, for that compute
+ * and scale type, A/B bf16 with C/D bf16 or fp32, and A/B fp16 with C/D
+ * fp16 or fp32: bf16 operands into an fp32 D with beta 1 is how Megatron
+ * (apex's wgrad_gemm_accum_fp32) and TransformerEngine accumulate weight
+ * gradients. The BIAS epilogue's bias is of D's type unless told
+ * (CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, cublasLt.h); it is set to the
+ * dtype, D's type in the forward, the only GEMM with a bias. TF32
+ * (CUBLAS_COMPUTE_32F_FAST_TF32) is for fp32 operands only. */
 
 static cudaDataType_t lt_type(evo_dtype dt)
 {
@@ -161,14 +161,14 @@ static const char *dtype_name(evo_dtype dt)
 typedef struct {
     evo_gemm_kind kind;
     uint64_t T, C, OC;
-    evo_dtype dt; /* of A, B, C, D and the bias */
+    evo_dtype ab, d; /* the types of A and B, and of C and D */
     int bias;
     unsigned align_a, align_b, align_d, align_bias;
 } gemm_key;
 
 static int same_key(const gemm_key *a, const gemm_key *b)
 {
-    return a->kind == b->kind && a->T == b->T && a->C == b->C && a->OC == b->OC && a->dt == b->dt &&
+    return a->kind == b->kind && a->T == b->T && a->C == b->C && a->OC == b->OC && a->ab == b->ab && a->d == b->d &&
            a->bias == b->bias && a->align_a == b->align_a && a->align_b == b->align_b && a->align_d == b->align_d &&
            a->align_bias == b->align_bias;
 }
@@ -212,8 +212,8 @@ static gemm_entry *gemm_prepare(const gemm_key *key, const evo_gemm_plan *plan, 
     gemm_entry *g = &gemm_cache[gemm_next++ % GEMM_CACHE];
     drop_entry(g);
     const evo_gemm_plan p = *plan;
-    const cudaDataType_t type = lt_type(key->dt);
-    cublasComputeType_t compute = cu.tf32 && key->dt == EVO_F32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    const cudaDataType_t ab = lt_type(key->ab), d = lt_type(key->d);
+    cublasComputeType_t compute = cu.tf32 && key->ab == EVO_F32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     check_lt(cublasLtMatmulDescCreate(&g->desc, compute, CUDA_R_32F), "matmul descriptor");
     cublasOperation_t ta = p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     set_attr(g->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
@@ -221,13 +221,13 @@ static gemm_entry *gemm_prepare(const gemm_key *key, const evo_gemm_plan *plan, 
     cublasLtEpilogue_t epi = key->bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
     set_attr(g->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
     if (key->bias) {
-        const int32_t bias_type = (int32_t)type; /* an evo_dval, of the dtype */
+        const int32_t bias_type = (int32_t)lt_type(key->ab); /* an evo_dval, of the dtype */
         set_attr(g->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type);
         set_attr(g->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
     }
-    check_lt(cublasLtMatrixLayoutCreate(&g->a, type, p.a_rows, p.a_cols, (int64_t)p.lda), "layout A");
-    check_lt(cublasLtMatrixLayoutCreate(&g->b, type, p.b_rows, p.b_cols, (int64_t)p.ldb), "layout B");
-    check_lt(cublasLtMatrixLayoutCreate(&g->d, type, p.d_rows, p.d_cols, (int64_t)p.ldd), "layout D");
+    check_lt(cublasLtMatrixLayoutCreate(&g->a, ab, p.a_rows, p.a_cols, (int64_t)p.lda), "layout A");
+    check_lt(cublasLtMatrixLayoutCreate(&g->b, ab, p.b_rows, p.b_cols, (int64_t)p.ldb), "layout B");
+    check_lt(cublasLtMatrixLayoutCreate(&g->d, d, p.d_rows, p.d_cols, (int64_t)p.ldd), "layout D");
     cublasLtMatmulPreference_t pref;
     check_lt(cublasLtMatmulPreferenceCreate(&pref), "preference");
     uint64_t ws = cu.workspace_bytes;
@@ -244,8 +244,9 @@ static gemm_entry *gemm_prepare(const gemm_key *key, const evo_gemm_plan *plan, 
     cublasStatus_t rc = cublasLtMatmulAlgoGetHeuristic(cu.lt, g->desc, g->a, g->b, g->d, g->d, pref, 1, &res, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     if (rc != CUBLAS_STATUS_SUCCESS || found < 1)
-        evo_fatal("cuBLASLt: no algorithm for a %" PRIu64 " x %" PRIu64 " x %" PRIu64 " GEMM in %s (status %d)",
-                  p.m, p.n, p.k, dtype_name(key->dt), (int)rc);
+        evo_fatal("cuBLASLt: no algorithm for a %" PRIu64 " x %" PRIu64 " x %" PRIu64
+                  " GEMM of %s operands into %s (status %d)",
+                  p.m, p.n, p.k, dtype_name(key->ab), dtype_name(key->d), (int)rc);
     g->algo = res.algo;
     g->key = *key;
     g->used = 1;
@@ -253,9 +254,10 @@ static gemm_entry *gemm_prepare(const gemm_key *key, const evo_gemm_plan *plan, 
 }
 
 /* D = op(A) op(B) (+ D when accumulate) (+ bias), the plan's operands
- * picked from the matmul's buffers, all of the dtype. */
+ * picked from the matmul's buffers (of the dtype); D of the dtype, or fp32
+ * for the weight gradient. */
 static void gemm(const evo_backend *be, evo_gemm_kind kind, size_t T, size_t C, size_t OC, const evo_dval *inp,
-                 const evo_dval *W, const evo_dval *dout, evo_dval *D, const evo_dval *bias, int accumulate)
+                 const evo_dval *W, const evo_dval *dout, void *D, const evo_dval *bias, int accumulate)
 {
     if (!T || !C || !OC)
         return;
@@ -264,7 +266,8 @@ static void gemm(const evo_backend *be, evo_gemm_kind kind, size_t T, size_t C, 
     const evo_dval *A = ops[p.a], *B = ops[p.b];
     /* alignments in bytes, as MIN_ALIGNMENT_*_BYTES wants them, for any
      * element size */
-    gemm_key key = {.kind = kind, .T = T, .C = C, .OC = OC, .dt = be->dtype, .bias = bias != NULL,
+    gemm_key key = {.kind = kind, .T = T, .C = C, .OC = OC, .ab = be->dtype,
+                    .d = kind == EVO_GEMM_DWEIGHT ? EVO_F32 : be->dtype, .bias = bias != NULL,
                     .align_a = evo_gemm_alignment(A), .align_b = evo_gemm_alignment(B),
                     .align_d = evo_gemm_alignment(D), .align_bias = bias ? evo_gemm_alignment(bias) : 0};
     gemm_entry *g = gemm_prepare(&key, &p, bias);
@@ -282,8 +285,8 @@ static void cuda_matmul_fwd(const evo_backend *be, evo_dval *out, const evo_dval
     gemm(be, EVO_GEMM_FORWARD, T, C, OC, inp, W, NULL, out, b, 0);
 }
 
-static void cuda_matmul_bwd(const evo_backend *be, evo_dval *dinp, evo_dval *dW, evo_dval *db,
-                            const evo_dval *dout, const evo_dval *inp, const evo_dval *W, size_t T, size_t C, size_t OC,
+static void cuda_matmul_bwd(const evo_backend *be, evo_dval *dinp, float *dW, float *db, const evo_dval *dout,
+                            const evo_dval *inp, const evo_dval *W, size_t T, size_t C, size_t OC,
                             evo_grad_mode dinp_mode)
 {
     if (dinp)
@@ -302,18 +305,10 @@ static void cuda_embedding_fwd(const evo_backend *be, evo_dval *out, const int32
     check(evo_k_embedding_fwd(cu.stream, be->dtype, out, ids, table, T, C), "embedding forward");
 }
 
-/* Its workspace grows to the longest row once, in the first step: after
- * that a step allocates nothing. */
-static void cuda_embedding_bwd(const evo_backend *be, evo_dval *dtable, const int32_t *ids, const evo_dval *dout,
+static void cuda_embedding_bwd(const evo_backend *be, float *dtable, const int32_t *ids, const evo_dval *dout,
                                size_t T, size_t C)
 {
-    if (cu.chain_tokens < T) {
-        if (cu.chain)
-            cuda_free(be, cu.chain);
-        cu.chain = cuda_alloc(be, 2 * T * sizeof *cu.chain);
-        cu.chain_tokens = T;
-    }
-    check(evo_k_embedding_bwd(cu.stream, be->dtype, dtable, ids, cu.chain, dout, T, C), "embedding backward");
+    check(evo_k_embedding_bwd(cu.stream, be->dtype, dtable, ids, dout, T, C), "embedding backward");
 }
 
 static void cuda_rmsnorm_fwd(const evo_backend *be, evo_dval *out, float *rstd, const evo_dval *inp,
@@ -322,7 +317,7 @@ static void cuda_rmsnorm_fwd(const evo_backend *be, evo_dval *out, float *rstd, 
     check(evo_k_rmsnorm_fwd(cu.stream, be->dtype, out, rstd, inp, w, eps, T, C), "rmsnorm forward");
 }
 
-static void cuda_rmsnorm_bwd(const evo_backend *be, evo_dval *dinp, evo_dval *dw, const evo_dval *dout,
+static void cuda_rmsnorm_bwd(const evo_backend *be, evo_dval *dinp, float *dw, const evo_dval *dout,
                              const evo_dval *inp, const evo_dval *w, const float *rstd, size_t T, size_t C,
                              evo_grad_mode dinp_mode)
 {
@@ -397,7 +392,7 @@ static void cuda_crossentropy_shard_fwd(const evo_backend *be, float *parts, con
 
 /* The step's scalars as backend_cpu_optim.c forms them (in double, as
  * PyTorch does in Python), so both backends take the same step. */
-static void cuda_adamw(const evo_backend *be, float *p, evo_dval *work, const evo_dval *grad, float *m, float *v,
+static void cuda_adamw(const evo_backend *be, float *p, evo_dval *work, const float *grad, float *m, float *v,
                        size_t n, float lr, float beta1, float beta2, float eps, float wd, float grad_scale, int t)
 {
     const float decay = (float)(1.0 - (double)lr * wd);
@@ -408,9 +403,10 @@ static void cuda_adamw(const evo_backend *be, float *p, evo_dval *work, const ev
           "adamw");
 }
 
-static void cuda_sqnorm(const evo_backend *be, double *acc, const evo_dval *x, size_t n)
+static void cuda_sqnorm(const evo_backend *be, double *acc, const float *x, size_t n)
 {
-    check(evo_k_sqnorm(cu.stream, be->dtype, acc, cu.sqnorm_partial, x, n), "squared norm");
+    (void)be;
+    check(evo_k_sqnorm(cu.stream, acc, cu.sqnorm_partial, x, n), "squared norm");
 }
 
 /* dtype is set when the GPU is opened. */
