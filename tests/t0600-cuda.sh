@@ -28,10 +28,10 @@ fi
 out=$("$EVO_TESTBIN/attention-plan-check" 2>&1)
 rc=$?
 n=$(printf '%s\n' "$out" | grep -c '^ok ')
-if [ $rc -eq 0 ] && [ "$n" -eq 10 ]; then
-    pass "tiled attention: its shapes, 6 shared-memory layouts, and its walk over tiles = the reference (3 cases)"
+if [ $rc -eq 0 ] && [ "$n" -eq 13 ]; then
+    pass "tiled attention: its shapes, 6 shared-memory layouts, and its walk over tiles = the reference (3 cases, fp32 and bf16 P)"
 else
-    fail "tiled attention: its shapes, 6 shared-memory layouts, and its walk over tiles = the reference (3 cases)" "$out"
+    fail "tiled attention: its shapes, 6 shared-memory layouts, and its walk over tiles = the reference (3 cases, fp32 and bf16 P)" "$out"
 fi
 
 tiny_training
