@@ -4,8 +4,9 @@
  *
  * Everything runs in order on one stream, so an op may follow another
  * without a sync; the host waits only where it reads device memory
- * (download) or hands it a host buffer (upload, which then returns with the
- * buffer free for reuse).
+ * (download) or hands it a large host buffer (upload, which then returns
+ * with the buffer free for reuse); small uploads, a step's, go through
+ * pinned staging buffers without a wait.
  *
  * The backend computes in its dtype (backend.h): activations, their
  * gradients and the working weights are stored in it (evo_dval), the
@@ -34,8 +35,17 @@
 #include "cuda/cuda_stream.h"
 #include "kernels/kernels.h" /* the top-level kernels/ folder */
 
+enum { STAGE_SLOTS = 16, STAGE_BYTES = 1 << 20 };
+
+typedef struct {
+    void *host; /* STAGE_BYTES of pinned memory */
+    cudaEvent_t copied;
+} staging_slot;
+
 static struct {
     cudaStream_t stream;
+    staging_slot stage[STAGE_SLOTS];
+    unsigned stage_next;
     cublasLtHandle_t lt;
     void *workspace;
     size_t workspace_bytes;
@@ -75,11 +85,26 @@ static void cuda_free(const evo_backend *be, void *p)
     check(cudaFree(p), "cudaFree");
 }
 
+/* A small upload (a row's tokens, labels, positions and cu_seqlens; a
+ * scalar) is copied into the next of a ring of pinned staging buffers and
+ * queued, and the host goes on without waiting for the GPU: it queues the
+ * step's kernels while earlier ones run. A slot is reused once the copy
+ * it held is done (its event), STAGE_SLOTS uploads later. A large one
+ * (weights, at start and load) is copied from the caller's memory and
+ * waited for, the caller's buffer then being free. */
 static void cuda_upload(const evo_backend *be, void *dst, const void *host_src, size_t bytes)
 {
     (void)be;
     if (!bytes)
         return;
+    if (bytes <= STAGE_BYTES) {
+        staging_slot *s = &cu.stage[cu.stage_next++ % STAGE_SLOTS];
+        check(cudaEventSynchronize(s->copied), "upload");
+        memcpy(s->host, host_src, bytes);
+        check(cudaMemcpyAsync(dst, s->host, bytes, cudaMemcpyHostToDevice, cu.stream), "upload");
+        check(cudaEventRecord(s->copied, cu.stream), "upload");
+        return;
+    }
     check(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, cu.stream), "upload");
     check(cudaStreamSynchronize(cu.stream), "upload");
 }
@@ -478,6 +503,10 @@ const evo_backend *evo_backend_cuda(int device, evo_dtype dtype, int tf32, evo_e
     cu.workspace_bytes = evo_gemm_workspace_bytes(prop.major);
     cu.workspace = cuda_alloc(&cuda_backend, cu.workspace_bytes);
     cu.sqnorm_partial = cuda_alloc(&cuda_backend, EVO_SQNORM_CHUNKS * sizeof(double));
+    for (int i = 0; i < STAGE_SLOTS; i++) {
+        check(cudaMallocHost(&cu.stage[i].host, STAGE_BYTES), "pinned staging memory");
+        check(cudaEventCreateWithFlags(&cu.stage[i].copied, cudaEventDisableTiming), "staging event");
+    }
     cu.tf32 = tf32;
     cu.attention_tiled = !att || strcmp(att, "tiled") == 0;
     cuda_backend.dtype = dtype;
