@@ -14,10 +14,13 @@
  * Matmuls are GEMMs of dtype operands with fp32 accumulation (bf16 or fp16
  * tensor cores; fp32, on TF32 tensor cores when asked); the forward's and
  * dinp's results are stored in the dtype, the weight gradient in fp32,
- * added to with beta 1. The forward's bias is cuBLASLt's BIAS epilogue,
- * the bias gradient the column-sum kernel (in token order, the CPU's sum):
- * whether cuBLASLt's BGRADB adds into db across micro-batches or
- * overwrites it is not yet checked on a GPU. A GEMM's algorithm is chosen
+ * added to with beta 1. The forward's bias is cuBLASLt's BIAS epilogue;
+ * the bias gradient comes out of the weight gradient's GEMM, its BGRADB
+ * epilogue (the sum of dout over the tokens, its k dimension), which
+ * stores it, so it goes to a scratch vector that is then added to db,
+ * accumulating over micro-batches; where cuBLASLt has no BGRADB algorithm
+ * for a shape, the column-sum kernel takes it (in token order, the CPU's
+ * sum). A GEMM's algorithm is chosen
  * once per shape, kind, types, bias and operand alignment by cuBLASLt's
  * heuristic (which never sees beta) and cached with its descriptors. */
 #include <inttypes.h>
@@ -50,6 +53,8 @@ static struct {
     void *workspace;
     size_t workspace_bytes;
     double *sqnorm_partial; /* EVO_SQNORM_CHUNKS */
+    float *bgrad;           /* BGRADB's bias gradient, before it is added to db */
+    size_t bgrad_n;         /* the floats it has room for */
     int tf32;
     int attention_tiled; /* the tensor-core attention where it applies (EVO_CUDA_ATTENTION) */
     char name[320];
@@ -201,6 +206,7 @@ static int same_key(const gemm_key *a, const gemm_key *b)
 typedef struct {
     gemm_key key;
     int used;
+    int none; /* cuBLASLt has no algorithm for it (asked once) */
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t a, b, d;
     cublasLtMatmulAlgo_t algo;
@@ -228,12 +234,16 @@ static void drop_entry(gemm_entry *g)
 
 /* The heuristic reads the bias pointer's alignment from the descriptor
  * (cublasLt.h, CUBLASLT_MATMUL_DESC_BIAS_POINTER), so the first call's
- * bias is set before it and the bias's alignment is part of the key. */
+ * bias is set before it and the bias's alignment is part of the key. A
+ * bias is the forward's BIAS epilogue input (of the dtype) or the weight
+ * gradient's BGRADB output (fp32, D's type). NULL for a weight gradient
+ * with BGRADB that cuBLASLt cannot do; any other GEMM it cannot do is
+ * fatal. */
 static gemm_entry *gemm_prepare(const gemm_key *key, const evo_gemm_plan *plan, const void *bias)
 {
     for (unsigned i = 0; i < GEMM_CACHE; i++)
         if (gemm_cache[i].used && same_key(&gemm_cache[i].key, key))
-            return &gemm_cache[i];
+            return gemm_cache[i].none ? NULL : &gemm_cache[i];
     gemm_entry *g = &gemm_cache[gemm_next++ % GEMM_CACHE];
     drop_entry(g);
     const evo_gemm_plan p = *plan;
@@ -243,10 +253,12 @@ static gemm_entry *gemm_prepare(const gemm_key *key, const evo_gemm_plan *plan, 
     cublasOperation_t ta = p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     set_attr(g->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
     set_attr(g->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
-    cublasLtEpilogue_t epi = key->bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    const int bgrad = key->kind == EVO_GEMM_DWEIGHT;
+    cublasLtEpilogue_t epi = !key->bias ? CUBLASLT_EPILOGUE_DEFAULT : bgrad ? CUBLASLT_EPILOGUE_BGRADB
+                                                                            : CUBLASLT_EPILOGUE_BIAS;
     set_attr(g->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
     if (key->bias) {
-        const int32_t bias_type = (int32_t)lt_type(key->ab); /* an evo_dval, of the dtype */
+        const int32_t bias_type = (int32_t)(bgrad ? d : ab);
         set_attr(g->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type);
         set_attr(g->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
     }
@@ -268,24 +280,28 @@ static gemm_entry *gemm_prepare(const gemm_key *key, const evo_gemm_plan *plan, 
     int found = 0;
     cublasStatus_t rc = cublasLtMatmulAlgoGetHeuristic(cu.lt, g->desc, g->a, g->b, g->d, g->d, pref, 1, &res, &found);
     cublasLtMatmulPreferenceDestroy(pref);
-    if (rc != CUBLAS_STATUS_SUCCESS || found < 1)
+    g->key = *key;
+    g->used = 1;
+    g->none = rc != CUBLAS_STATUS_SUCCESS || found < 1;
+    if (g->none && key->bias && bgrad)
+        return NULL;
+    if (g->none)
         evo_fatal("cuBLASLt: no algorithm for a %" PRIu64 " x %" PRIu64 " x %" PRIu64
                   " GEMM of %s operands into %s (status %d)",
                   p.m, p.n, p.k, dtype_name(key->ab), dtype_name(key->d), (int)rc);
     g->algo = res.algo;
-    g->key = *key;
-    g->used = 1;
     return g;
 }
 
 /* D = op(A) op(B) (+ D when accumulate) (+ bias), the plan's operands
  * picked from the matmul's buffers (of the dtype); D of the dtype, or fp32
- * for the weight gradient. */
-static void gemm(const evo_backend *be, evo_gemm_kind kind, size_t T, size_t C, size_t OC, const evo_dval *inp,
-                 const evo_dval *W, const evo_dval *dout, void *D, const evo_dval *bias, int accumulate)
+ * for the weight gradient, whose bias, if any, is where BGRADB stores the
+ * bias gradient. 0 when cuBLASLt cannot do that BGRADB (nothing done). */
+static int gemm(const evo_backend *be, evo_gemm_kind kind, size_t T, size_t C, size_t OC, const evo_dval *inp,
+                const evo_dval *W, const evo_dval *dout, void *D, const void *bias, int accumulate)
 {
     if (!T || !C || !OC)
-        return;
+        return 1;
     evo_gemm_plan p = evo_gemm_plan_of(kind, T, C, OC);
     const evo_dval *ops[3] = {[EVO_GEMM_INP] = inp, [EVO_GEMM_WEIGHT] = W, [EVO_GEMM_DOUT] = dout};
     const evo_dval *A = ops[p.a], *B = ops[p.b];
@@ -296,12 +312,28 @@ static void gemm(const evo_backend *be, evo_gemm_kind kind, size_t T, size_t C, 
                     .align_a = evo_gemm_alignment(A), .align_b = evo_gemm_alignment(B),
                     .align_d = evo_gemm_alignment(D), .align_bias = bias ? evo_gemm_alignment(bias) : 0};
     gemm_entry *g = gemm_prepare(&key, &p, bias);
+    if (!g)
+        return 0;
     if (bias)
         set_attr(g->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
     const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     check_lt(cublasLtMatmul(cu.lt, g->desc, &alpha, A, g->a, B, g->b, &beta, D, g->d, D, g->d, &g->algo,
                             cu.workspace, cu.workspace_bytes, cu.stream),
              "matmul");
+    return 1;
+}
+
+/* Room for n floats of BGRADB output: grown in the first step, then
+ * kept. */
+static float *bgrad_room(const evo_backend *be, size_t n)
+{
+    if (cu.bgrad_n < n) {
+        if (cu.bgrad)
+            cuda_free(be, cu.bgrad);
+        cu.bgrad = cuda_alloc(be, n * sizeof *cu.bgrad);
+        cu.bgrad_n = n;
+    }
+    return cu.bgrad;
 }
 
 static void cuda_matmul_fwd(const evo_backend *be, evo_dval *out, const evo_dval *inp, const evo_dval *W,
@@ -316,9 +348,13 @@ static void cuda_matmul_bwd(const evo_backend *be, evo_dval *dinp, float *dW, fl
 {
     if (dinp)
         gemm(be, EVO_GEMM_DINP, T, C, OC, inp, W, dout, dinp, NULL, dinp_mode == EVO_ACCUMULATE);
-    if (dW)
+    int db_done = 0;
+    if (dW && db && T && C && OC && gemm(be, EVO_GEMM_DWEIGHT, T, C, OC, inp, W, dout, dW, bgrad_room(be, OC), 1)) {
+        check(evo_k_add(cu.stream, EVO_F32, db, cu.bgrad, OC), "bias gradient");
+        db_done = 1;
+    } else if (dW)
         gemm(be, EVO_GEMM_DWEIGHT, T, C, OC, inp, W, dout, dW, NULL, 1);
-    if (db)
+    if (db && !db_done)
         check(evo_k_column_sum(cu.stream, be->dtype, db, dout, T, OC), "bias gradient");
 }
 
