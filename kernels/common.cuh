@@ -146,6 +146,56 @@ template <typename F> inline cudaError_t dispatch(evo_dtype dt, F launch)
     return cudaGetLastError();
 }
 
+/* ---- sums over the tokens of a [T, C] matrix ----------------------------
+ * acc[c] += sum_t f(t, c) in a fixed grouping: blocks of kSumThreads
+ * columns by chunks of kSumChunkRows tokens write partial sums (the tokens
+ * in order), then a thread per column adds its chunks' partials in order
+ * to acc. T C / 32 threads at work rather than C: a thread per column
+ * walking every token leaves most of a GPU idle at C in the thousands. The
+ * grouping depends on T alone, so every run gives the same bits (not the
+ * CPU's, which adds the tokens one by one: the two differ by fp32
+ * rounding). partial holds column_partials(T, C) floats. */
+constexpr int kSumThreads = 128, kSumChunkRows = 32;
+
+inline size_t column_chunks(size_t T)
+{
+    return (T + kSumChunkRows - 1) / kSumChunkRows;
+}
+
+template <typename F> __global__ void column_partial_kernel(float *partial, size_t T, size_t C, F f)
+{
+    const size_t c = (size_t)blockIdx.x * blockDim.x + threadIdx.x, chunk = blockIdx.y;
+    if (c >= C)
+        return;
+    const size_t t0 = chunk * kSumChunkRows, t1 = t0 + kSumChunkRows < T ? t0 + kSumChunkRows : T;
+    float s = 0.0f;
+    for (size_t t = t0; t < t1; t++)
+        s += f(t, c);
+    partial[chunk * C + c] = s;
+}
+
+/* (a template, as a header's kernel must be: acc is fp32) */
+template <typename A> __global__ void column_total_kernel(A *acc, const float *partial, size_t chunks, size_t C)
+{
+    EVO_GRID_STRIDE(c, C)
+    {
+        float s = acc[c];
+        for (size_t k = 0; k < chunks; k++)
+            s += partial[k * C + c];
+        acc[c] = s;
+    }
+}
+
+template <typename F> inline void sum_columns(cudaStream_t s, float *acc, float *partial, size_t T, size_t C, F f)
+{
+    if (!T || !C)
+        return;
+    const size_t chunks = column_chunks(T);
+    column_partial_kernel<<<dim3((unsigned)((C + kSumThreads - 1) / kSumThreads), (unsigned)chunks), kSumThreads, 0,
+                            s>>>(partial, T, C, f);
+    column_total_kernel<<<grid_for(C), kBlock, 0, s>>>(acc, partial, chunks, C);
+}
+
 } // namespace evo
 
 #endif

@@ -1,8 +1,9 @@
 /* elementwise.cu - the kernels where each output element depends on a few
  * inputs at the same place: fill, add, casts, the embedding, RoPE, SwiGLU
- * and AdamW; and the sums over tokens of a [T, C] matrix, one thread per
- * column walking the tokens in order (the embedding's and the bias's
- * gradients): no atomics, the CPU backend's order. Activations are of the
+ * and AdamW; and the sums over the tokens of a [T, C] matrix: the bias's
+ * gradient in chunks of tokens (common.cuh's sum_columns), the embedding's
+ * by one thread per column walking the tokens in order (repeated ids add
+ * into the same row), the CPU backend's order; no atomics. Activations are of the
  * backend's dtype (X below: float, __nv_bfloat16 or __half), read into
  * fp32 and stored rounded (common.cuh); the gradients of parameters and
  * the optimizer's buffers are fp32. */
@@ -56,16 +57,12 @@ __global__ void embedding_bwd_kernel(float *dtable, const int32_t *ids, const X 
         dtable[(size_t)ids[t] * C + c] += load(dout, t * C + c);
 }
 
-template <typename X> __global__ void column_sum_kernel(float *acc, const X *x, size_t T, size_t C)
-{
-    EVO_GRID_STRIDE(c, C)
-    {
-        float s = acc[c];
-        for (size_t t = 0; t < T; t++)
-            s += load(x, t * C + c);
-        acc[c] = s;
-    }
-}
+/* x[t,c], for sum_columns */
+template <typename X> struct element_of {
+    const X *x;
+    size_t C;
+    __device__ float operator()(size_t t, size_t c) const { return load(x, t * C + c); }
+};
 
 /* The angle pos base^(-2i/hd) in double, as on the CPU: an fp32 angle is
  * off by up to pos ulps, which at position 4096 is already 1e-3 rad. A
@@ -187,13 +184,18 @@ cudaError_t evo_k_embedding_bwd(cudaStream_t s, evo_dtype dt, float *dtable, con
     });
 }
 
-cudaError_t evo_k_column_sum(cudaStream_t s, evo_dtype dt, float *acc, const void *x, size_t T, size_t C)
+cudaError_t evo_k_column_sum(cudaStream_t s, evo_dtype dt, float *acc, float *partial, const void *x, size_t T,
+                             size_t C)
 {
     return dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
-        if (C)
-            column_sum_kernel<<<grid_for(C, 64), 64, 0, s>>>(acc, (const X *)x, T, C);
+        sum_columns(s, acc, partial, T, C, element_of<X>{(const X *)x, C});
     });
+}
+
+size_t evo_k_column_partials(size_t T, size_t C)
+{
+    return column_chunks(T) * C;
 }
 
 cudaError_t evo_k_rope(cudaStream_t s, evo_dtype dt, void *out, const void *inp, const int32_t *pos, size_t T,

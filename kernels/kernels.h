@@ -10,8 +10,9 @@
  * same bits on every run, as on the CPU.
  *
  * First versions, plain and obviously correct: one warp per (token, head)
- * in attention, one thread per column in the sums over tokens. The fast
- * kernels come after these and are checked against them. */
+ * in attention, one thread per column in the embedding's gradient. The
+ * fast kernels (the tensor-core attention, the chunked sums over tokens)
+ * are checked against them and the CPU backend. */
 #ifndef EVO_KERNELS_H
 #define EVO_KERNELS_H
 
@@ -46,8 +47,12 @@ cudaError_t evo_k_embedding_fwd(cudaStream_t s, evo_dtype dt, void *out, const i
                                 size_t T, size_t C);
 cudaError_t evo_k_embedding_bwd(cudaStream_t s, evo_dtype dt, float *dtable, const int32_t *ids, const void *dout,
                                 size_t T, size_t C);
-/* acc[c] += sum_t x[t,c]: the bias gradient (tokens in order) */
-cudaError_t evo_k_column_sum(cudaStream_t s, evo_dtype dt, float *acc, const void *x, size_t T, size_t C);
+/* acc[c] += sum_t x[t,c]: the bias gradient, in a fixed grouping of the
+ * tokens (common.cuh's sum_columns), partial holding
+ * evo_k_column_partials(T, C) floats of workspace */
+cudaError_t evo_k_column_sum(cudaStream_t s, evo_dtype dt, float *acc, float *partial, const void *x, size_t T,
+                             size_t C);
+size_t evo_k_column_partials(size_t T, size_t C);
 /* sign +1: the forward rotation, -1: the backward */
 cudaError_t evo_k_rope(cudaStream_t s, evo_dtype dt, void *out, const void *inp, const int32_t *pos, size_t T,
                        int H, int hd, float base, float sign);
@@ -65,8 +70,9 @@ cudaError_t evo_k_adamw(cudaStream_t s, evo_dtype dt, float *p, void *work, cons
 /* norm.cu */
 cudaError_t evo_k_rmsnorm_fwd(cudaStream_t s, evo_dtype dt, void *out, float *rstd, const void *inp, const void *w,
                               float eps, size_t T, size_t C);
-/* accumulate: 1 adds into dinp, 0 overwrites it */
-cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, evo_dtype dt, void *dinp, float *dw, const void *dout,
+/* accumulate: 1 adds into dinp, 0 overwrites it; dw's sum over the tokens
+ * as evo_k_column_sum's, with its workspace */
+cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, evo_dtype dt, void *dinp, float *dw, float *partial, const void *dout,
                               const void *inp, const void *w, const float *rstd, size_t T, size_t C,
                               int accumulate);
 /* acc[0] += sum x^2 in double, over backend.h's EVO_SQNORM_CHUNKS chunks;

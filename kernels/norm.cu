@@ -52,19 +52,16 @@ __global__ void rmsnorm_bwd_dinp_kernel(X *dinp, const X *dout, const X *inp, co
     }
 }
 
-/* dw[c] += sum_t dout[t,c] xh[t,c]: a thread per column, tokens in order. */
-template <typename X>
-__global__ void rmsnorm_bwd_dw_kernel(float *dw, const X *dout, const X *inp, const float *rstd, size_t T,
-                                      size_t C)
-{
-    EVO_GRID_STRIDE(c, C)
+/* dout[t,c] xh[t,c], for sum_columns: dw[c] += its sum over t */
+template <typename X> struct norm_weight_grad_of {
+    const X *dout, *inp;
+    const float *rstd;
+    size_t C;
+    __device__ float operator()(size_t t, size_t c) const
     {
-        float s = dw[c];
-        for (size_t t = 0; t < T; t++)
-            s += load(dout, t * C + c) * (load(inp, t * C + c) * rstd[t]);
-        dw[c] = s;
+        return load(dout, t * C + c) * (load(inp, t * C + c) * rstd[t]);
     }
-}
+};
 
 /* Chunk c of EVO_SQNORM_CHUNKS, as backend_cpu_optim.c cuts them: a block
  * sums its chunk in double; then one thread adds the chunks in order. */
@@ -103,7 +100,7 @@ cudaError_t evo_k_rmsnorm_fwd(cudaStream_t s, evo_dtype dt, void *out, float *rs
     });
 }
 
-cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, evo_dtype dt, void *dinp, float *dw, const void *dout,
+cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, evo_dtype dt, void *dinp, float *dw, float *partial, const void *dout,
                               const void *inp, const void *w, const float *rstd, size_t T, size_t C,
                               int accumulate)
 {
@@ -112,7 +109,7 @@ cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, evo_dtype dt, void *dinp, float *d
         if (T) {
             rmsnorm_bwd_dinp_kernel<<<(unsigned)T, kBlock, 0, s>>>((X *)dinp, (const X *)dout, (const X *)inp,
                                                                    (const X *)w, rstd, C, accumulate);
-            rmsnorm_bwd_dw_kernel<<<grid_for(C, 64), 64, 0, s>>>(dw, (const X *)dout, (const X *)inp, rstd, T, C);
+            sum_columns(s, dw, partial, T, C, norm_weight_grad_of<X>{(const X *)dout, (const X *)inp, rstd, C});
         }
     });
 }

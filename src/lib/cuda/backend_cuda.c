@@ -19,8 +19,7 @@
  * epilogue (the sum of dout over the tokens, its k dimension), which
  * stores it, so it goes to a scratch vector that is then added to db,
  * accumulating over micro-batches; where cuBLASLt has no BGRADB algorithm
- * for a shape, the column-sum kernel takes it (in token order, the CPU's
- * sum). A GEMM's algorithm is chosen
+ * for a shape, the column-sum kernel takes it. A GEMM's algorithm is chosen
  * once per shape, kind, types, bias and operand alignment by cuBLASLt's
  * heuristic (which never sees beta) and cached with its descriptors. */
 #include <inttypes.h>
@@ -55,6 +54,8 @@ static struct {
     double *sqnorm_partial; /* EVO_SQNORM_CHUNKS */
     float *bgrad;           /* BGRADB's bias gradient, before it is added to db */
     size_t bgrad_n;         /* the floats it has room for */
+    float *partials;        /* the sums over tokens' partial sums (evo_k_column_partials) */
+    size_t partials_n;
     int tf32;
     int attention_tiled; /* the tensor-core attention where it applies (EVO_CUDA_ATTENTION) */
     char name[320];
@@ -323,17 +324,18 @@ static int gemm(const evo_backend *be, evo_gemm_kind kind, size_t T, size_t C, s
     return 1;
 }
 
-/* Room for n floats of BGRADB output: grown in the first step, then
- * kept. */
-static float *bgrad_room(const evo_backend *be, size_t n)
+/* Room for n floats in a workspace of the backend's (*buf, of *cap):
+ * grown in the first step, then kept, so that later steps allocate
+ * nothing. */
+static float *room(const evo_backend *be, float **buf, size_t *cap, size_t n)
 {
-    if (cu.bgrad_n < n) {
-        if (cu.bgrad)
-            cuda_free(be, cu.bgrad);
-        cu.bgrad = cuda_alloc(be, n * sizeof *cu.bgrad);
-        cu.bgrad_n = n;
+    if (*cap < n) {
+        if (*buf)
+            cuda_free(be, *buf);
+        *buf = cuda_alloc(be, n * sizeof **buf);
+        *cap = n;
     }
-    return cu.bgrad;
+    return *buf;
 }
 
 static void cuda_matmul_fwd(const evo_backend *be, evo_dval *out, const evo_dval *inp, const evo_dval *W,
@@ -349,13 +351,16 @@ static void cuda_matmul_bwd(const evo_backend *be, evo_dval *dinp, float *dW, fl
     if (dinp)
         gemm(be, EVO_GEMM_DINP, T, C, OC, inp, W, dout, dinp, NULL, dinp_mode == EVO_ACCUMULATE);
     int db_done = 0;
-    if (dW && db && T && C && OC && gemm(be, EVO_GEMM_DWEIGHT, T, C, OC, inp, W, dout, dW, bgrad_room(be, OC), 1)) {
+    if (dW && db && T && C && OC &&
+        gemm(be, EVO_GEMM_DWEIGHT, T, C, OC, inp, W, dout, dW, room(be, &cu.bgrad, &cu.bgrad_n, OC), 1)) {
         check(evo_k_add(cu.stream, EVO_F32, db, cu.bgrad, OC), "bias gradient");
         db_done = 1;
     } else if (dW)
         gemm(be, EVO_GEMM_DWEIGHT, T, C, OC, inp, W, dout, dW, NULL, 1);
     if (db && !db_done)
-        check(evo_k_column_sum(cu.stream, be->dtype, db, dout, T, OC), "bias gradient");
+        check(evo_k_column_sum(cu.stream, be->dtype, db,
+                               room(be, &cu.partials, &cu.partials_n, evo_k_column_partials(T, OC)), dout, T, OC),
+              "bias gradient");
 }
 
 /* ---- the other ops: kernels/ -------------------------------------------- */
@@ -382,7 +387,9 @@ static void cuda_rmsnorm_bwd(const evo_backend *be, evo_dval *dinp, float *dw, c
                              const evo_dval *inp, const evo_dval *w, const float *rstd, size_t T, size_t C,
                              evo_grad_mode dinp_mode)
 {
-    check(evo_k_rmsnorm_bwd(cu.stream, be->dtype, dinp, dw, dout, inp, w, rstd, T, C, dinp_mode == EVO_ACCUMULATE),
+    float *partial = room(be, &cu.partials, &cu.partials_n, evo_k_column_partials(T, C));
+    check(evo_k_rmsnorm_bwd(cu.stream, be->dtype, dinp, dw, partial, dout, inp, w, rstd, T, C,
+                            dinp_mode == EVO_ACCUMULATE),
           "rmsnorm backward");
 }
 
