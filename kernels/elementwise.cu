@@ -2,8 +2,8 @@
  * inputs at the same place: fill, add, casts, the embedding, RoPE, SwiGLU
  * and AdamW; and the sums over the tokens of a [T, C] matrix: the bias's
  * gradient in chunks of tokens (common.cuh's sum_columns), the embedding's
- * by one thread per column walking the tokens in order (repeated ids add
- * into the same row), the CPU backend's order; no atomics. Activations are of the
+ * by a thread per (id, column) walking that id's tokens in order (the CPU
+ * backend's order); no atomics. Activations are of the
  * backend's dtype (X below: float, __nv_bfloat16 or __half), read into
  * fp32 and stored rounded (common.cuh); the gradients of parameters and
  * the optimizer's buffers are fp32. */
@@ -47,14 +47,47 @@ template <typename X> __global__ void embedding_fwd_kernel(X *out, const int32_t
     }
 }
 
-/* Two tokens with the same id add into the same row: a thread owns a
- * column and adds the tokens in order. */
-template <typename X>
-__global__ void embedding_bwd_kernel(float *dtable, const int32_t *ids, const X *dout, size_t T, size_t C)
+/* Tokens with the same id add into the same table row: chain[t] is the
+ * next token after t with t's id (T: none), chain[T + t] 1 when t is its
+ * id's first token in the row. A thread per token scans the row's ids:
+ * T^2 compares of ids that stay in cache, small beside the backward's
+ * GEMMs. */
+__global__ void embedding_chain_kernel(int32_t *chain, const int32_t *ids, size_t T)
 {
-    EVO_GRID_STRIDE(c, C)
-    for (size_t t = 0; t < T; t++)
-        dtable[(size_t)ids[t] * C + c] += load(dout, t * C + c);
+    EVO_GRID_STRIDE(t, T)
+    {
+        const int32_t id = ids[t];
+        size_t next = T;
+        int first = 1;
+        for (size_t u = 0; u < T; u++)
+            if (ids[u] == id) {
+                first &= u >= t;
+                if (u > t && next == T)
+                    next = u;
+            }
+        chain[t] = (int32_t)next;
+        chain[T + t] = first;
+    }
+}
+
+/* A thread per (first token of an id, column) adds that id's tokens in
+ * order onto the row's value, in fp32 as the CPU does, one after the
+ * other: the CPU's bits, with T C threads at work rather than C. */
+template <typename X>
+__global__ void embedding_bwd_kernel(float *dtable, const int32_t *ids, const int32_t *chain, const X *dout, size_t T,
+                                     size_t C)
+{
+    EVO_GRID_STRIDE(i, T * C)
+    {
+        const size_t t = i / C, c = i % C;
+        if (!chain[T + t])
+            continue;
+        float *row = dtable + (size_t)ids[t] * C;
+        float s = row[c];
+        for (size_t u = t; u < T; u = (size_t)chain[u])
+            s += load(dout, u * C + c);
+        row[c] = s;
+    }
 }
 
 /* x[t,c], for sum_columns */
@@ -174,13 +207,15 @@ cudaError_t evo_k_embedding_fwd(cudaStream_t s, evo_dtype dt, void *out, const i
     });
 }
 
-cudaError_t evo_k_embedding_bwd(cudaStream_t s, evo_dtype dt, float *dtable, const int32_t *ids, const void *dout,
-                                size_t T, size_t C)
+cudaError_t evo_k_embedding_bwd(cudaStream_t s, evo_dtype dt, float *dtable, const int32_t *ids, int32_t *chain,
+                                const void *dout, size_t T, size_t C)
 {
     return dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
-        if (T && C)
-            embedding_bwd_kernel<<<grid_for(C, 64), 64, 0, s>>>(dtable, ids, (const X *)dout, T, C);
+        if (T && C) {
+            embedding_chain_kernel<<<grid_for(T), kBlock, 0, s>>>(chain, ids, T);
+            embedding_bwd_kernel<<<grid_for(T * C), kBlock, 0, s>>>(dtable, ids, chain, (const X *)dout, T, C);
+        }
     });
 }
 

@@ -9,10 +9,9 @@
  * a reduction whose order depends on scheduling: the same inputs give the
  * same bits on every run, as on the CPU.
  *
- * First versions, plain and obviously correct: one warp per (token, head)
- * in attention, one thread per column in the embedding's gradient. The
- * fast kernels (the tensor-core attention, the chunked sums over tokens)
- * are checked against them and the CPU backend. */
+ * First versions, plain and obviously correct (one warp per token and head
+ * in attention); the fast ones (the tensor-core attention, the sums over
+ * tokens in chunks) are checked against them and the CPU backend. */
 #ifndef EVO_KERNELS_H
 #define EVO_KERNELS_H
 
@@ -45,8 +44,9 @@ cudaError_t evo_k_add(cudaStream_t s, evo_dtype dt, void *dst, const void *src, 
 cudaError_t evo_k_cast(cudaStream_t s, void *dst, evo_dtype dst_dt, const void *src, evo_dtype src_dt, size_t n);
 cudaError_t evo_k_embedding_fwd(cudaStream_t s, evo_dtype dt, void *out, const int32_t *ids, const void *table,
                                 size_t T, size_t C);
-cudaError_t evo_k_embedding_bwd(cudaStream_t s, evo_dtype dt, float *dtable, const int32_t *ids, const void *dout,
-                                size_t T, size_t C);
+/* chain: 2 T int32 of workspace */
+cudaError_t evo_k_embedding_bwd(cudaStream_t s, evo_dtype dt, float *dtable, const int32_t *ids, int32_t *chain,
+                                const void *dout, size_t T, size_t C);
 /* acc[c] += sum_t x[t,c]: the bias gradient, in a fixed grouping of the
  * tokens (common.cuh's sum_columns), partial holding
  * evo_k_column_partials(T, C) floats of workspace */

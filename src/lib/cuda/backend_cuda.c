@@ -44,6 +44,11 @@ typedef struct {
     cudaEvent_t copied;
 } staging_slot;
 
+typedef struct {
+    void *p;
+    size_t bytes;
+} op_workspace;
+
 static struct {
     cudaStream_t stream;
     staging_slot stage[STAGE_SLOTS];
@@ -52,10 +57,10 @@ static struct {
     void *workspace;
     size_t workspace_bytes;
     double *sqnorm_partial; /* EVO_SQNORM_CHUNKS */
-    float *bgrad;           /* BGRADB's bias gradient, before it is added to db */
-    size_t bgrad_n;         /* the floats it has room for */
-    float *partials;        /* the sums over tokens' partial sums (evo_k_column_partials) */
-    size_t partials_n;
+    /* workspaces of some ops, sized by the first step's shapes */
+    op_workspace bgrad;    /* BGRADB's bias gradient, before it is added to db */
+    op_workspace partials; /* the sums over tokens' partial sums (evo_k_column_partials) */
+    op_workspace chain;    /* the embedding backward's tokens by id: 2 T int32 */
     int tf32;
     int attention_tiled; /* the tensor-core attention where it applies (EVO_CUDA_ATTENTION) */
     char name[320];
@@ -324,18 +329,17 @@ static int gemm(const evo_backend *be, evo_gemm_kind kind, size_t T, size_t C, s
     return 1;
 }
 
-/* Room for n floats in a workspace of the backend's (*buf, of *cap):
- * grown in the first step, then kept, so that later steps allocate
- * nothing. */
-static float *room(const evo_backend *be, float **buf, size_t *cap, size_t n)
+/* At least bytes of a workspace: grown in the first step, then kept, so
+ * that later steps allocate nothing. */
+static void *room(const evo_backend *be, op_workspace *w, size_t bytes)
 {
-    if (*cap < n) {
-        if (*buf)
-            cuda_free(be, *buf);
-        *buf = cuda_alloc(be, n * sizeof **buf);
-        *cap = n;
+    if (w->bytes < bytes) {
+        if (w->p)
+            cuda_free(be, w->p);
+        w->p = cuda_alloc(be, bytes);
+        w->bytes = bytes;
     }
-    return *buf;
+    return w->p;
 }
 
 static void cuda_matmul_fwd(const evo_backend *be, evo_dval *out, const evo_dval *inp, const evo_dval *W,
@@ -352,14 +356,14 @@ static void cuda_matmul_bwd(const evo_backend *be, evo_dval *dinp, float *dW, fl
         gemm(be, EVO_GEMM_DINP, T, C, OC, inp, W, dout, dinp, NULL, dinp_mode == EVO_ACCUMULATE);
     int db_done = 0;
     if (dW && db && T && C && OC &&
-        gemm(be, EVO_GEMM_DWEIGHT, T, C, OC, inp, W, dout, dW, room(be, &cu.bgrad, &cu.bgrad_n, OC), 1)) {
-        check(evo_k_add(cu.stream, EVO_F32, db, cu.bgrad, OC), "bias gradient");
+        gemm(be, EVO_GEMM_DWEIGHT, T, C, OC, inp, W, dout, dW, room(be, &cu.bgrad, OC * sizeof *db), 1)) {
+        check(evo_k_add(cu.stream, EVO_F32, db, cu.bgrad.p, OC), "bias gradient");
         db_done = 1;
     } else if (dW)
         gemm(be, EVO_GEMM_DWEIGHT, T, C, OC, inp, W, dout, dW, NULL, 1);
     if (db && !db_done)
         check(evo_k_column_sum(cu.stream, be->dtype, db,
-                               room(be, &cu.partials, &cu.partials_n, evo_k_column_partials(T, OC)), dout, T, OC),
+                               room(be, &cu.partials, evo_k_column_partials(T, OC) * sizeof(float)), dout, T, OC),
               "bias gradient");
 }
 
@@ -374,7 +378,8 @@ static void cuda_embedding_fwd(const evo_backend *be, evo_dval *out, const int32
 static void cuda_embedding_bwd(const evo_backend *be, float *dtable, const int32_t *ids, const evo_dval *dout,
                                size_t T, size_t C)
 {
-    check(evo_k_embedding_bwd(cu.stream, be->dtype, dtable, ids, dout, T, C), "embedding backward");
+    int32_t *chain = room(be, &cu.chain, 2 * T * sizeof(int32_t));
+    check(evo_k_embedding_bwd(cu.stream, be->dtype, dtable, ids, chain, dout, T, C), "embedding backward");
 }
 
 static void cuda_rmsnorm_fwd(const evo_backend *be, evo_dval *out, float *rstd, const evo_dval *inp,
@@ -387,7 +392,7 @@ static void cuda_rmsnorm_bwd(const evo_backend *be, evo_dval *dinp, float *dw, c
                              const evo_dval *inp, const evo_dval *w, const float *rstd, size_t T, size_t C,
                              evo_grad_mode dinp_mode)
 {
-    float *partial = room(be, &cu.partials, &cu.partials_n, evo_k_column_partials(T, C));
+    float *partial = room(be, &cu.partials, evo_k_column_partials(T, C) * sizeof(float));
     check(evo_k_rmsnorm_bwd(cu.stream, be->dtype, dinp, dw, partial, dout, inp, w, rstd, T, C,
                             dinp_mode == EVO_ACCUMULATE),
           "rmsnorm backward");
