@@ -128,6 +128,20 @@ __device__ inline void acc_plus_p_tile(float *acc, unsigned ldacc, const X *p, u
     }
 }
 
+/* The key tile from k0 (keys before kend; zeros past them) of kv head g
+ * into Ks and Vs, and the warp's scores against it (unscaled, unmasked)
+ * into Sw: the first half of the forward's and dq's step. */
+template <typename X, int HD>
+__device__ inline void scores_of_key_tile(float *Sw, X *Ks, X *Vs, const FragA<X> (&qf)[HD / kF], const X *k,
+                                          const X *v, size_t k0, size_t kend, int KVH, int g, const evo_att_smem &m)
+{
+    load_tile(Ks, m.ld16, k, k0, kend, KVH, g, HD);
+    load_tile(Vs, m.ld16, v, k0, kend, KVH, g, HD);
+    __syncthreads();
+    rows_times_tile_t<X, HD>(Sw, m.ldsf, qf, Ks, m.ld16);
+    __syncwarp();
+}
+
 /* Zeros for a warp's accumulator rows. */
 template <int HD> __device__ inline void zero_acc(float *acc, unsigned ldacc)
 {
@@ -178,11 +192,7 @@ __global__ void __launch_bounds__(kThreads)
     const size_t kend = evo_att_keys_end(t0, T);
     float m_row = -INFINITY, l_row = 0.0f;
     for (size_t k0 = (size_t)seg0[0]; k0 < kend; k0 += kT) {
-        load_tile(Ks, m.ld16, k, k0, kend, KVH, g, HD);
-        load_tile(Vs, m.ld16, v, k0, kend, KVH, g, HD);
-        __syncthreads();
-        rows_times_tile_t<X, HD>(Sw, m.ldsf, qf, Ks, m.ld16);
-        __syncwarp();
+        scores_of_key_tile<X, HD>(Sw, Ks, Vs, qf, k, v, k0, kend, KVH, g, m);
         float sc[kHalf], mx = -INFINITY;
 #pragma unroll
         for (int c = 0; c < kHalf; c++) {
@@ -250,11 +260,7 @@ __global__ void __launch_bounds__(kThreads)
     const float L = lse_s[row], Dt = d_s[row];
     const size_t kend = evo_att_keys_end(t0, T);
     for (size_t k0 = (size_t)seg0[0]; k0 < kend; k0 += kT) {
-        load_tile(Ks, m.ld16, k, k0, kend, KVH, g, HD);
-        load_tile(Vs, m.ld16, v, k0, kend, KVH, g, HD);
-        __syncthreads();
-        rows_times_tile_t<X, HD>(Sw, m.ldsf, qf, Ks, m.ld16);
-        __syncwarp();
+        scores_of_key_tile<X, HD>(Sw, Ks, Vs, qf, k, v, k0, kend, KVH, g, m);
         float p[kHalf];
 #pragma unroll
         for (int c = 0; c < kHalf; c++) {

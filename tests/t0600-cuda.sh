@@ -17,22 +17,19 @@
 . "$(dirname "$0")/lib.sh"
 
 check "fp16/bf16 bit roundings equal the compiler's _Float16" "$EVO_TESTBIN/dtype-check"
-out=$("$EVO_TESTBIN/gemm-plan-check" 2>&1)
-rc=$?
-n=$(printf '%s\n' "$out" | grep -c '^ok ')
-if [ $rc -eq 0 ] && [ "$n" -eq 15 ]; then
-    pass "GEMM plans equal the CPU matmul (5 shapes x forward, dinp, dweight)"
-else
-    fail "GEMM plans equal the CPU matmul (5 shapes x forward, dinp, dweight)" "$out"
-fi
-out=$("$EVO_TESTBIN/attention-plan-check" 2>&1)
-rc=$?
-n=$(printf '%s\n' "$out" | grep -c '^ok ')
-if [ $rc -eq 0 ] && [ "$n" -eq 13 ]; then
-    pass "tiled attention: its shapes, 6 shared-memory layouts, and its walk over tiles = the reference (3 cases, fp32 and bf16 P)"
-else
-    fail "tiled attention: its shapes, 6 shared-memory layouts, and its walk over tiles = the reference (3 cases, fp32 and bf16 P)" "$out"
-fi
+all_ok() { # NAME OK_LINES PROGRAM: the program passes with that many "ok" lines
+    local out rc
+    out=$("$3" 2>&1)
+    rc=$?
+    if [ $rc -eq 0 ] && [ "$(printf '%s\n' "$out" | grep -c '^ok ')" -eq "$2" ]; then
+        pass "$1"
+    else
+        fail "$1" "$out"
+    fi
+}
+all_ok "GEMM plans equal the CPU matmul (5 shapes x forward, dinp, dweight)" 15 "$EVO_TESTBIN/gemm-plan-check"
+all_ok "tiled attention: its shapes, 6 shared-memory layouts, and its walk over tiles = the reference (3 cases, fp32 and bf16 P)" \
+    13 "$EVO_TESTBIN/attention-plan-check"
 
 tiny_training
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
