@@ -139,8 +139,9 @@ int train_dry_run(const evo_config *c, uint32_t world)
     /* Memory of rank 0, the first pipeline stage (model_tp0_pp0's part).
      * The working weights in the training dtype, the fp32 master weights
      * (the same buffer in fp32, else sharded by ZeRO-1 with Adam's two
-     * moments) and the fp32 gradients (whole: InternEvo keeps them in the
-     * dtype, evo does not yet). Activations saved
+     * moments) and the fp32 gradients (whole, as Megatron keeps them;
+     * InternEvo keeps them in the dtype: backend.h says why evo does not).
+     * Activations saved
      * for backward per token and layer: the layer input, the normed inputs
      * and the residual (cut by tensor ranks with sequence parallelism
      * only), q/k/v, the attention output, gate, up and their product (cut

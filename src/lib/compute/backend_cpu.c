@@ -74,7 +74,6 @@ static void cpu_cast(const evo_backend *be, void *dst, evo_dtype dst_dt, const v
 /* Every op has run when it returns. */
 static void cpu_finish(const evo_backend *be) { (void)be; }
 
-
 static const evo_backend cpu_backend = {
     .name = "cpu",
     .host_memory = 1,

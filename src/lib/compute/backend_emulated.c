@@ -80,7 +80,6 @@ static void emu_add(const evo_backend *be, evo_dval *dst, const evo_dval *src, s
     narrow(be, dst, d, n);
 }
 
-
 /* Rows of whole dtype values: a byte copy, nothing to round. */
 static void emu_copy2d(const evo_backend *be, evo_dval *dst, size_t dst_stride, const evo_dval *src,
                        size_t src_stride, size_t rows, size_t cols)

@@ -142,7 +142,6 @@ static void cuda_finish(const evo_backend *be)
     check(cudaStreamSynchronize(cu.stream), "finish");
 }
 
-
 static void cuda_copy2d(const evo_backend *be, evo_dval *dst, size_t dst_stride, const evo_dval *src,
                         size_t src_stride, size_t rows, size_t cols)
 {
