@@ -218,6 +218,58 @@ import json, sys
 j = json.loads(open(sys.argv[1]).readline())
 for g, n in j["comm_bytes"].items(): print(g, n)' mspil/metrics.jsonl >got
 check "tp 2 msp x pp 2 interleaved: the bytes of step 1 are what --dry-run predicts" cmp want got
+# ZeRO-2 (parallel.zero1.shard_grads): the gradients cut as the moments,
+# each unit's (a layer, the embedding, the head) reduced row by row in the
+# backward, so the sums are taken per row first: one rank's run to 1e-5,
+# moving the bytes --dry-run predicts.
+z2=(--set parallel.zero1.shard_grads=true)
+layout one z2dp2 2 "ZeRO-2, dp 2 zero1 2" "${z2[@]}" --set parallel.zero1=2 --set data.micro_num=2
+layout one z2dp4h 4 "ZeRO-2, dp 4 zero1 2 (hybrid: all-reduced, then cut)" "${z2[@]}" --set parallel.zero1=2 \
+    --set data.micro_num=1
+layout one z2pp2 4 "ZeRO-2, dp 2 x pp 2" "${z2[@]}" --set parallel.pipeline.size=2 --set parallel.zero1=2 \
+    --set data.micro_num=2
+layout one z2fsp 4 "ZeRO-2, tp 2 fsp x dp 2" "${z2[@]}" --set parallel.tensor.size=2 --set parallel.tensor.mode=fsp \
+    --set parallel.zero1=2 --set data.micro_num=2
+# Interleaved: the same units in the same order on both data-parallel
+# ranks. (Its weights are 1.4e-5 from one rank's, as ZeRO-1's are 2.8e-5:
+# rounding that AdamW's normalisation of the small mlp_norm gradients
+# brings out.)
+z2il=(--set model.num_layers=4 --set model.num_chunks=2 --set parallel.pipeline.size=2 --set parallel.zero1=2
+    --set data.micro_num=2 "${z2[@]}")
+check "ZeRO-2, dp 2 x pp 2 interleaved: 20 steps" ranks 4 evo-train -q "${common[@]}" "${z2il[@]}" \
+    --set ckpt.save_ckpt_folder=z2il tiny.ini
+check "ZeRO-2, dp 2 x pp 2 interleaved: the losses equal one rank's to 1e-5" close <(field one4/metrics.jsonl loss) \
+    <(field z2il/metrics.jsonl loss)
+check "ZeRO-2, dp 2 x pp 2 interleaved: weights and moments within 1e-4 of one rank's" \
+    /usr/bin/python3 "$EVO_ROOT/tests/ref/ckpt-close.py" one4/20 z2il/20 1e-4
+evo-train --dry-run --world 4 "${common[@]}" "${z2il[@]}" tiny.ini |
+    awk '/^# communication per step/ {on = 1; next} on && /^  (world|data|tensor|pipeline|zero1) / {print $1, $2}' >want
+/usr/bin/python3 -c '
+import json, sys
+j = json.loads(open(sys.argv[1]).readline())
+for g, n in j["comm_bytes"].items(): print(g, n)' z2il/metrics.jsonl >got
+check "ZeRO-2, dp 2 x pp 2 interleaved: the bytes of step 1 are what --dry-run predicts" cmp want got
+# With one row per rank on 2 ranks every sum is ZeRO-1's (0 + g, then
+# g0 + g1): the same bits. Also when a row has no labelled token while the
+# other rank's has (1500 one-token documents and 12 long ones): its
+# backward still joins the reductions, with zeros, on every stage.
+(yes the | head -n 1500; awk 'length > 400' en.txt | head -n 12) >mix.txt
+evo-tokenize -q --no-bos --no-eos -t "$EVO_ROOT/data/tokenizer/evo-bpe8k.model" -o mix.tok mix.txt
+evo-pack -q -s 32 -b 2 -o mix.pack mix.tok
+check "mix.pack: some step of 2 rows pairs a row without labels with one with labels" sh -c \
+    "evo-pack --dump all mix.pack | awk '/^row / {l[n++] = \$7} END {for (i = 0; i + 1 < 60; i += 2) if ((l[i] == 0) != (l[i + 1] == 0)) k++; exit !k}'"
+for pp in 1 2; do
+    for s in false true; do
+        check "dp 2 x pp $pp, zero1 2, shard_grads $s: 30 steps over rows without labels" ranks $((2 * pp)) \
+            evo-train -q "${common[@]}" --set data.train_folder=mix.pack --set data.total_steps=30 \
+            --set parallel.pipeline.size=$pp --set parallel.zero1=2 --set data.micro_num=1 \
+            --set parallel.zero1.shard_grads=$s --set ckpt.save_ckpt_folder=mix$pp$s tiny.ini
+    done
+    for f in mix${pp}false/30/*.evo; do
+        check "ZeRO-2 = ZeRO-1 bit for bit, one row per rank, dp 2 x pp $pp: ${f##*/}" cmp "$f" "mix${pp}true/30/${f##*/}"
+    done
+done
+
 # The moments each rank keeps: InternEvo's deal of whole tensors, so about
 # 1/zero1 of them (the embedding, the largest, sets the imbalance).
 total=$(stat -c %s dp2z1/20/optimizer_tp0_pp0_zo0.evo)
@@ -383,7 +435,8 @@ if [ -z "${EVO_SANITIZED:-}" ]; then
     # stage), whose peak RSS is measured (each rank's /usr/bin/time writes
     # rss.<its PMIx rank>)
     rss_cases=("1" "1 --set model.checkpoint=1" "2" "2 --set parallel.pipeline.size=2"
-        "2 --set parallel.tensor.size=2" "2 --set parallel.tensor.size=2 --set parallel.tensor.mode=msp")
+        "2 --set parallel.tensor.size=2" "2 --set parallel.tensor.size=2 --set parallel.tensor.mode=msp"
+        "2 --set parallel.zero1.shard_grads=true")
     for case in "${rss_cases[@]}"; do
         set -- $case
         n=$1
@@ -418,6 +471,24 @@ if [ -z "${EVO_SANITIZED:-}" ]; then
     check "zero1 2 in bf16 also halves the fp32 master weights: 2 bytes x $params parameters more saved than in fp32, within 15% (fp32 $rss_f321 -> $rss_f322 KB, bf16 $rss_b161 -> $rss_b162 KB)" \
         awk -v f1="$rss_f321" -v f2="$rss_f322" -v b1="$rss_b161" -v b2="$rss_b162" -v n="$params" \
         'BEGIN {s = ((b1 - b2) - (f1 - f2)) * 1024; d = s - 2 * n; if (d < 0) d = -d; exit !(d <= 0.15 * 2 * n)}'
+    # ZeRO-2 keeps the gradients of rank 0's tensors and one unit's window
+    # instead of all of them: 4 (parameters - kept - window) bytes less, as
+    # --dry-run counts them. 16 layers of rows of 512 tokens, so that the
+    # layers' gradients outweigh the window (the head's).
+    evo-pack -q --pack-into-one -s 512 -b 1 -o M1.pack c.tok
+    z2rss=(--set data.micro_bsz=1 --set data.train_folder=M1.pack --set model.num_layers=16 --set parallel.zero1=2
+        --set hybrid_zero_optimizer.reduce_bucket_size=1048576 --set data.total_steps=1)
+    saved=$(evo-train --dry-run --world 2 "${z2rss[@]}" --set parallel.zero1.shard_grads=true M.ini |
+        awk '$1 == "its" && $2 == "parameters" {n = $3} /ZeRO-2: / {k = $6; w = $11; sub(/\)/, "", w)} END {print 4 * (n - k - w)}')
+    for s in false true; do
+        rm -f rss.*
+        ranks 2 sh -c 'exec /usr/bin/time -f "%M" -o "rss.${PMIX_RANK:-0}" "$@"' sh evo-train -q "${z2rss[@]}" \
+            --set parallel.zero1.shard_grads=$s M.ini
+        eval "rss_z2$s=\$(cat rss.0)"
+    done
+    check "ZeRO-2 saves rank 0 the $saved bytes of gradients --dry-run counts, within 15% ($rss_z2false -> $rss_z2true KB)" \
+        awk -v a="$rss_z2false" -v b="$rss_z2true" -v s="$saved" \
+        'BEGIN {d = (a - b) * 1024 - s; if (d < 0) d = -d; exit !(s > 0 && d <= 0.15 * s)}'
 fi
 
 # A rank that fails alone (rank 0 cannot open the metrics file) ends the

@@ -39,7 +39,8 @@ static uint32_t recomputed_layers(const evo_config *c, const evo_model *m)
  * token have no backward, and send less than this. Activations, and the
  * working weights ZeRO-1 broadcasts, travel in model.dtype, as the GPU
  * and emulated backends send them (the CPU backend computes and sends
- * fp32); gradients are reduced in fp32. */
+ * fp32); gradients are reduced in fp32: once a step, or with ZeRO-2 each
+ * unit's for every row (train_flush_grads). */
 static void print_comm(const evo_config *c, const evo_model *m, const evo_layout *l)
 {
     uint64_t bytes[EVO_N_GROUPS] = {0};
@@ -67,24 +68,22 @@ static void print_comm(const evo_config *c, const evo_model *m, const evo_layout
         per_row += evo_comm_volume(EVO_ALLGATHER, 3 * T * l->tp * sizeof(float), l->tp) +
                    (seq ? 2 * gather + scatter : sum);
     bytes[EVO_GROUP_TENSOR] += c->data.micro_num * per_row + evo_comm_volume(EVO_ALLREDUCE, sizeof(double), l->tp);
+    int sharded = train_shards_grads(c, l);
+    uint64_t reductions = sharded ? c->data.micro_num : 1; /* of each gradient a step */
     for (size_t i = 0; seq && i < m->n_tensors; i++)
         if (m->tensors[i].tp_replicated)
-            bytes[EVO_GROUP_TENSOR] += evo_comm_volume(EVO_ALLREDUCE, m->tensors[i].numel * sizeof(float), l->tp);
+            bytes[EVO_GROUP_TENSOR] +=
+                reductions * evo_comm_volume(EVO_ALLREDUCE, m->tensors[i].numel * sizeof(float), l->tp);
     uint32_t *owner = evo_malloc((m->n_tensors + 1) * sizeof *owner);
     evo_ckpt_zero_owned(m, l->zero1, 0, owner);
+    for (uint32_t u = 0; u < (sharded ? m->layers + 2 : 1); u++) {
+        evo_grad_unit span = sharded ? evo_transformer_grad_unit(m, u) : (evo_grad_unit){.numel = m->n_params};
+        train_reduction red = {0};
+        while (train_next_reduction(m, owner, l, c->hybrid_zero_optimizer.reduce_bucket_size, span, &red))
+            bytes[EVO_GROUP_DATA] += reductions * evo_comm_volume(red.root < 0 ? EVO_ALLREDUCE : EVO_REDUCE,
+                                                                  red.n * sizeof(float), l->dp);
+    }
     train_tensor_run run;
-    uint64_t bucket = c->hybrid_zero_optimizer.reduce_bucket_size, n;
-    if (!train_reduce_to_owners(l))
-        for (uint64_t at = 0; at < m->n_params; at += n) {
-            n = train_bucket(bucket, m->n_params - at);
-            bytes[EVO_GROUP_DATA] += evo_comm_volume(EVO_ALLREDUCE, n * sizeof(float), l->dp);
-        }
-    else
-        for (size_t i = 0; train_next_run(m, owner, i, &run); i = run.end)
-            for (uint64_t at = 0; at < run.numel; at += n) {
-                n = train_bucket(bucket, run.numel - at);
-                bytes[EVO_GROUP_DATA] += evo_comm_volume(EVO_REDUCE, n * sizeof(float), l->dp);
-            }
     bytes[EVO_GROUP_ZERO1] += evo_comm_volume(EVO_ALLREDUCE, sizeof(double), l->zero1);
     bytes[EVO_GROUP_PIPELINE] += evo_comm_volume(EVO_ALLREDUCE, sizeof(double), l->pp);
     for (size_t i = 0; l->zero1 > 1 && train_next_run(m, owner, i, &run); i = run.end)
@@ -173,8 +172,16 @@ int train_dry_run(const evo_config *c, uint32_t world)
     double logits = pp == 1 ? (double)(piece < tokens_row ? piece : tokens_row) * m.vocab / tp * b : 0;
     /* evo's arena (transformer.h, optim.c): in fp32 the weights are the
      * master weights, whole on every rank; in bf16 or fp16 the masters are
-     * cut by ZeRO-1 with Adam's moments; the fp32 gradients whole */
+     * cut by ZeRO-1 with Adam's moments; the fp32 gradients whole, or with
+     * ZeRO-2 those of rank 0's tensors and a window of the largest unit */
     double master = b == 4 ? 0 : local * 4.0 / zero, grads = local * 4.0, optim = local * 8.0 / zero;
+    uint64_t grads_kept = 0, window = evo_transformer_grad_window(&part);
+    if (train_shards_grads(c, &l)) {
+        uint32_t *owner = evo_malloc((part.n_tensors + 1) * sizeof *owner);
+        grads_kept = evo_ckpt_zero_owned(&part, zero, 0, owner);
+        free(owner);
+        grads = (grads_kept + window) * 4.0;
+    }
     printf("\n# memory per rank (rank 0): %u ranks = tensor %u x pipeline %u x data %u, ZeRO-1 over %u, %s\n", world,
            tp, pp, dp, zero, evo_precision_name(c->model.dtype));
     print_count("its parameters", part.n_params);
@@ -187,7 +194,10 @@ int train_dry_run(const evo_config *c, uint32_t world)
     printf("%s)\n", pp > 1 ? ", the embedding" : ", all");
     if (master > 0)
         printf("  master weights (fp32)      %8.2f GiB\n", gib(master));
-    printf("  gradients (fp32)           %8.2f GiB\n", gib(grads));
+    printf("  gradients (fp32)           %8.2f GiB", gib(grads));
+    if (grads_kept)
+        printf(" (ZeRO-2: %" PRIu64 " kept, a window of %" PRIu64 ")", grads_kept, window);
+    printf("\n");
     printf("  optimizer (m, v)           %8.2f GiB\n", gib(optim));
     printf("  activations                %8.2f GiB (%u row%s of %" PRIu64 " tokens%s)\n", gib(act), in_flight,
            in_flight > 1 ? "s" : "", tokens_row, part.chunks > 1 ? ", a chunk each" : "");

@@ -18,7 +18,16 @@
  * the norm is the sum of the owners' parts, and of the pipeline stages'
  * and tensor ranks' (each holds its part: r->model), the norms' weights,
  * whole on every tensor rank, counted once. Without ZeRO (zero1 1) every
- * rank owns everything and the same code makes one call of each op. */
+ * rank owns everything and the same code makes one call of each op.
+ *
+ * ZeRO-2 (parallel.zero1.shard_grads, evo's): the fp32 gradients are cut
+ * as the moments too. The backward hands each unit's gradient of one row
+ * to train_flush_grads (the transformer's gradient sink), which reduces
+ * it at once and adds what this rank keeps into its shard; the whole
+ * gradient never exists. 4 (1 - 1/zero1) bytes a parameter less, for
+ * micro_num reductions of the gradient a step instead of one (DeepSpeed's
+ * stage 2 makes the same trade), and sums taken in another order: per
+ * row over the ranks, then over the rows. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -58,6 +67,7 @@ void train_optim_init(train_run *r)
     be->fill(be, r->adam_m, 0.0f, n);
     be->fill(be, r->adam_v, 0.0f, n);
     r->master = be->dtype == EVO_F32 ? NULL : be->alloc(be, n * sizeof(float));
+    r->grad_shard = train_shards_grads(r->cfg, l) ? be->alloc(be, n * sizeof(float)) : NULL;
     r->sqnorm = be->alloc(be, sizeof(double));
 }
 
@@ -99,6 +109,8 @@ void train_optim_free(train_run *r)
     r->be->free(r->be, r->adam_v);
     if (r->master)
         r->be->free(r->be, r->master);
+    if (r->grad_shard)
+        r->be->free(r->be, r->grad_shard);
     r->be->free(r->be, r->sqnorm);
     free(r->owner);
     free(r->moment_at);
@@ -108,35 +120,77 @@ void train_optim_free(train_run *r)
  * zero1 blocks are smaller than dp. */
 int train_reduce_to_owners(const evo_layout *l) { return l->zero1 > 1 && l->zero1 == l->dp; }
 
-/* The gradients summed over the data-parallel ranks where this rank needs
- * them: each run reduced to the rank that updates it, or all-reduced
- * everywhere (train_reduce_to_owners), in buckets of reduce_bucket_size
- * elements. With sequence parallelism the
- * norms' gradients are first summed over the tensor ranks, each having
- * seen its tokens only. */
-static void reduce_gradients(train_run *r)
+int train_shards_grads(const evo_config *c, const evo_layout *l) { return c->parallel.zero1_shard_grads && l->zero1 > 1; }
+
+int train_next_reduction(const evo_model *m, const uint32_t *owner, const evo_layout *l, uint64_t bucket_size,
+                         evo_grad_unit span, train_reduction *red)
+{
+    uint64_t at = red->n ? red->offset + red->n : span.offset, end = span.offset + span.numel;
+    if (at >= end)
+        return 0;
+    if (!train_reduce_to_owners(l)) {
+        *red = (train_reduction){.offset = at, .n = train_bucket(bucket_size, end - at), .root = -1};
+        return 1;
+    }
+    size_t i = 0; /* the tensor holding element at, and the run of its owner from there */
+    while (m->tensors[i].offset + m->tensors[i].numel <= at)
+        i++;
+    train_tensor_run run;
+    train_next_run(m, owner, i, &run);
+    uint64_t run_end = run.offset + run.numel < end ? run.offset + run.numel : end;
+    *red = (train_reduction){.offset = at, .n = train_bucket(bucket_size, run_end - at), .root = run.owner};
+    return 1;
+}
+
+/* The gradients of span (g holds them from span.offset on) summed over
+ * the data-parallel ranks where this rank needs them (train_next_reduction).
+ * With sequence parallelism the norms' gradients are first summed over the
+ * tensor ranks, each having seen its tokens only. */
+static void reduce_span(train_run *r, float *g, evo_grad_unit span)
 {
     evo_comm *comm = r->comm;
-    float *g = r->tf.grads;
     for (size_t i = 0; evo_layout_sequence_parallel(&comm->layout) && i < r->model.n_tensors; i++) {
         const evo_tensor_info *t = &r->model.tensors[i];
-        if (t->tp_replicated)
-            comm->allreduce_sum(comm, EVO_GROUP_TENSOR, r->be, EVO_F32, g + t->offset, t->numel);
+        if (t->tp_replicated && t->offset >= span.offset && t->offset < span.offset + span.numel)
+            comm->allreduce_sum(comm, EVO_GROUP_TENSOR, r->be, EVO_F32, g + (t->offset - span.offset), t->numel);
     }
-    uint64_t bucket = r->cfg->hybrid_zero_optimizer.reduce_bucket_size, n;
-    if (!train_reduce_to_owners(&comm->layout)) {
-        for (uint64_t at = 0; at < r->model.n_params; at += n) {
-            n = train_bucket(bucket, r->model.n_params - at);
-            comm->allreduce_sum(comm, EVO_GROUP_DATA, r->be, EVO_F32, g + at, n);
-        }
-        return;
+    train_reduction red = {0};
+    while (train_next_reduction(&r->model, r->owner, &comm->layout, r->cfg->hybrid_zero_optimizer.reduce_bucket_size,
+                                span, &red)) {
+        float *at = g + (red.offset - span.offset);
+        if (red.root < 0)
+            comm->allreduce_sum(comm, EVO_GROUP_DATA, r->be, EVO_F32, at, red.n);
+        else
+            comm->reduce_sum(comm, EVO_GROUP_DATA, r->be, EVO_F32, at, red.n, (uint32_t)red.root);
     }
-    train_tensor_run run;
-    for (size_t i = 0; train_next_run(&r->model, r->owner, i, &run); i = run.end)
-        for (uint64_t at = 0; at < run.numel; at += n) {
-            n = train_bucket(bucket, run.numel - at);
-            comm->reduce_sum(comm, EVO_GROUP_DATA, r->be, EVO_F32, g + run.offset + at, n, run.owner);
-        }
+}
+
+void train_flush_grads(void *ctx, float *grad, evo_grad_unit unit)
+{
+    train_run *r = ctx;
+    reduce_span(r, grad, unit);
+    for (size_t i = 0; i < r->model.n_tensors; i++) {
+        const evo_tensor_info *t = &r->model.tensors[i];
+        if (r->moment_at[i] != UINT64_MAX && t->offset >= unit.offset && t->offset < unit.offset + unit.numel)
+            r->be->add_f32(r->be, r->grad_shard + r->moment_at[i], grad + (t->offset - unit.offset), t->numel);
+    }
+}
+
+void train_zero_grads(train_run *r)
+{
+    evo_transformer_zero_grad(&r->tf);
+    if (r->grad_shard)
+        r->be->fill(r->be, r->grad_shard, 0.0f, r->n_moments);
+}
+
+void train_poison_grads(train_run *r) { r->be->fill(r->be, r->grad_shard ? r->grad_shard : r->tf.grads, NAN, 1); }
+
+/* The summed gradient of tensor i, which this rank keeps: in its shard,
+ * laid out as the moments, or in the whole buffer. Consecutive tensors
+ * it keeps follow each other in both. */
+static float *kept_grad(const train_run *r, size_t i)
+{
+    return r->grad_shard ? r->grad_shard + r->moment_at[i] : r->tf.grads + r->model.tensors[i].offset;
 }
 
 train_step_result train_optim_step(train_run *r)
@@ -145,25 +199,26 @@ train_step_result train_optim_step(train_run *r)
     evo_comm *comm = r->comm;
     const evo_layout *l = &comm->layout;
     const evo_config *c = r->cfg;
-    float *g = r->tf.grads;
     train_tensor_run run;
 
     /* Data parallel: the step's gradient is the mean over ranks; the sum
-     * is taken here and the division folded into the scale below. The
-     * squared norm: each zero1 rank's share of it, summed over the group. */
-    reduce_gradients(r);
+     * is taken here (with sharded gradients, row by row in the backward)
+     * and the division folded into the scale below. The squared norm:
+     * each zero1 rank's share of it, summed over the group. */
+    if (!r->grad_shard)
+        reduce_span(r, r->tf.grads, (evo_grad_unit){.numel = r->model.n_params});
     double acc = 0;
     be->upload(be, r->sqnorm, &acc, sizeof acc);
     for (size_t i = 0; train_next_run(&r->model, r->owner, i, &run); i = run.end) {
         if (run.owner != l->zero1_rank)
             continue;
         if (l->tp_rank == 0) {
-            be->sqnorm(be, r->sqnorm, g + run.offset, run.numel);
+            be->sqnorm(be, r->sqnorm, kept_grad(r, run.first), run.numel);
             continue;
         }
         for (size_t k = run.first; k < run.end; k++) /* the norms count on tensor rank 0 */
             if (!r->model.tensors[k].tp_replicated)
-                be->sqnorm(be, r->sqnorm, g + r->model.tensors[k].offset, r->model.tensors[k].numel);
+                be->sqnorm(be, r->sqnorm, kept_grad(r, k), r->model.tensors[k].numel);
     }
     be->download(be, &acc, r->sqnorm, sizeof acc);
     comm->allreduce_sum_f64(comm, EVO_GROUP_ZERO1, &acc, 1);
@@ -189,7 +244,7 @@ train_step_result train_optim_step(train_run *r)
         if (run.owner == l->zero1_rank) {
             uint64_t at = r->moment_at[run.first];
             float *p = r->master ? r->master + at : r->tf.params + run.offset;
-            be->adamw(be, p, r->master ? w : NULL, g + run.offset, r->adam_m + at, r->adam_v + at, run.numel,
+            be->adamw(be, p, r->master ? w : NULL, kept_grad(r, run.first), r->adam_m + at, r->adam_v + at, run.numel,
                       (float)res.lr, (float)c->adam.adam_beta1, (float)res.beta2, (float)c->adam.adam_eps,
                       (float)c->adam.weight_decay, (float)(1 / combined), (int)(r->st.adam_steps + 1));
         }

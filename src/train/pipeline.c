@@ -26,8 +26,10 @@
  * input gradient back (tag 1). Sends do not wait (comm.h), receives wait
  * for what the next step needs: any order of steps that the data allow
  * runs without two ranks waiting on each other. A row without labelled
- * tokens has no backward on any stage (every stage reads the row and
- * knows), and no gradient messages. */
+ * tokens has no gradient on any stage (every stage reads the row and
+ * knows), and no gradient messages; with sharded gradients its backward
+ * still hands each unit's zeros to the data-parallel reductions, which the
+ * other data-parallel ranks' rows make. */
 #include <stdlib.h>
 
 #include "base/error.h"
@@ -78,16 +80,13 @@ static void backward(pipe *p, uint32_t j, uint32_t c)
 {
     evo_comm *comm = p->r->comm;
     evo_transformer *tf = &p->r->tf;
-    int slot = p->slot[j * p->v + c];
-    if (evo_transformer_labelled(tf, slot)) {
-        if (!last_virtual(p, c))
-            comm->recv(comm, EVO_GROUP_PIPELINE, p->r->be, tf->dx, stream_bytes(p), (p->s + 1) % p->p,
-                       TAG_GRADIENT);
-        evo_transformer_backward(tf, slot, p->scale);
-        if (!first_virtual(p, c))
-            comm->send(comm, EVO_GROUP_PIPELINE, p->r->be, tf->dx, stream_bytes(p), (p->s + p->p - 1) % p->p,
-                       TAG_GRADIENT);
-    }
+    int slot = p->slot[j * p->v + c], labelled = evo_transformer_labelled(tf, slot) != 0;
+    if (labelled && !last_virtual(p, c))
+        comm->recv(comm, EVO_GROUP_PIPELINE, p->r->be, tf->dx, stream_bytes(p), (p->s + 1) % p->p, TAG_GRADIENT);
+    evo_transformer_backward(tf, slot, p->scale); /* unlabelled: only a gradient sink's reductions */
+    if (labelled && !first_virtual(p, c))
+        comm->send(comm, EVO_GROUP_PIPELINE, p->r->be, tf->dx, stream_bytes(p), (p->s + p->p - 1) % p->p,
+                   TAG_GRADIENT);
     p->free_slots[p->n_free++] = slot;
 }
 

@@ -100,7 +100,7 @@ static int run_batch(train_run *r, const evo_batch_set *skip, const evo_batch_se
     uint64_t sent[EVO_N_GROUPS];
     double waited = comm_seconds(r->comm);
     memcpy(sent, r->comm->bytes, sizeof sent);
-    evo_transformer_zero_grad(&r->tf);
+    train_zero_grads(r);
     /* slots: the batch's row losses, then its real token count */
     memset(r->row_losses, 0, (global_rows + 1) * sizeof *r->row_losses);
     uint32_t mine = l->dp_rank * rows;
@@ -111,7 +111,7 @@ static int run_batch(train_run *r, const evo_batch_set *skip, const evo_batch_se
     st->rows += global_rows;
     st->tokens += (uint64_t)r->row_losses[global_rows];
     if (evo_batch_set_has(poison, st->batch))
-        r->be->fill(r->be, r->tf.grads, NAN, 1);
+        train_poison_grads(r);
     train_report rep = {.loss = loss / global_rows, .rows = global_rows, .step = train_optim_step(r)};
     for (int g = 0; g < EVO_N_GROUPS; g++)
         rep.comm_bytes[g] = r->comm->bytes[g] - sent[g];
@@ -325,11 +325,13 @@ int train_run_main(evo_config *c, const train_options *opt)
                                 .allgather = tensor_allgather,
                                 .reduce_scatter = tensor_reduce_scatter,
                                 .sequence_parallel = evo_layout_sequence_parallel(l)};
+    evo_grad_sink zero2 = {.ctx = &r, .flush = train_flush_grads};
     evo_transformer_opts tf_opts = {.T_max = (size_t)c->data.seq_len * c->data.micro_bsz,
                                     .label_smoothing = (float)c->loss.label_smoothing,
                                     .n_slots = (int)in_flight,
                                     .recompute = c->model.checkpoint,
-                                    .tensors = &tensors};
+                                    .tensors = &tensors,
+                                    .grad_sink = train_shards_grads(c, l) ? &zero2 : NULL};
     evo_transformer_init(&r.tf, &r.model, r.be, &tf_opts);
     train_optim_init(&r);
     evo_loss_scaler_init(&r.st.scaler, c);

@@ -89,6 +89,11 @@ typedef struct {
      * read tf.weights, their working copy); NULL in fp32, where the
      * masters are tf.params, whole on every rank. */
     float *master;
+    /* ZeRO-2 (train_shards_grads): the fp32 gradients of the same
+     * tensors, laid out as the moments, summed over the step's rows and
+     * the data-parallel ranks as the backward hands them over
+     * (train_flush_grads); NULL: they are tf.grads, whole. */
+    float *grad_shard;
     uint32_t *owner;     /* the zero1 rank keeping each tensor's moments and master weights */
     uint64_t *moment_at; /* each tensor's place in adam_m/adam_v/master; UINT64_MAX: another rank's */
     uint64_t n_moments;
@@ -150,6 +155,29 @@ static inline uint64_t train_bucket(uint64_t bucket_size, uint64_t left)
 /* Whether the step reduces each run's gradients to its owner (ZeRO-1 over
  * the whole data-parallel group) rather than all-reducing them. */
 int train_reduce_to_owners(const evo_layout *l);
+/* Whether the gradients are cut as the moments (ZeRO-2): asked for
+ * (parallel.zero1.shard_grads) and a zero1 group of several ranks. */
+int train_shards_grads(const evo_config *c, const evo_layout *l);
+/* One data-parallel reduction of the gradients: n elements from the
+ * flat offset, reduced to zero1 rank root, or all-reduced (root -1). */
+typedef struct {
+    uint64_t offset, n;
+    int64_t root;
+} train_reduction;
+/* The reductions of the gradients in span, one a call (red zeroed before
+ * the first); 0 after the last: each run's (train_next_run) to its owner
+ * (train_reduce_to_owners), else all of them, in buckets of
+ * hybrid_zero_optimizer.reduce_bucket_size elements (bucket_size). */
+int train_next_reduction(const evo_model *m, const uint32_t *owner, const evo_layout *l, uint64_t bucket_size,
+                         evo_grad_unit span, train_reduction *red);
+/* ZeRO-2's gradient sink (evo_grad_sink.flush, ctx the train_run): the
+ * unit's gradient of one row reduced, and what this rank keeps of it
+ * added into grad_shard. */
+void train_flush_grads(void *ctx, float *grad, evo_grad_unit unit);
+/* Zeroes the step's gradients, whole or sharded. */
+void train_zero_grads(train_run *r);
+/* Makes the step's gradients inf/NaN (--inject-nan). */
+void train_poison_grads(train_run *r);
 
 void train_optim_init(train_run *r);
 void train_optim_free(train_run *r);

@@ -496,15 +496,18 @@ static void check_memory(void)
     size_t n = 1000;
     begin("memory", "\"n\": %zu, \"value\": 0.25", n);
     evo_dval *x = dval_uniform(n, -1, 1), *y = dval_out(n), *z = dval_uniform(n, -1, 1);
-    float *f = dev_out(n);
+    float *f = dev_out(n), *g = dev_uniform(n, -1, 1);
     be->copy(be, y, x, evo_dval_bytes(be, n));
     be->fill(be, f, 0.25f, n);
     SAVE_D("x", x, n);
     SAVE_D("y", y, n);
     SAVE_D("z", z, n);
     SAVE_F32("f", f, n);
+    SAVE_F32("g", g, n);
     be->add(be, y, z, n); /* y = x + z */
     SAVE_D("sum", y, n);
+    be->add_f32(be, f, g, n); /* f = 0.25 + g */
+    SAVE_F32("fsum", f, n);
     end();
 }
 

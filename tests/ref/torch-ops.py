@@ -218,6 +218,7 @@ def memory(c, m):
     report(torch.equal(x, y), c, "copy", "exact")
     report(bool((load(c, "f") == m["value"]).all()), c, "fill", f"value {m['value']}")
     report(torch.equal(load(c, "sum"), x + z), c, "add", "exact")
+    report(torch.equal(load(c, "fsum"), m["value"] + load(c, "g")), c, "add_f32", "exact")
 
 
 CASES = {"embedding": embedding, "matmul": matmul, "rmsnorm": rmsnorm, "rope": rope,

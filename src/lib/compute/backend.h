@@ -75,6 +75,8 @@ struct evo_backend {
     /* ---- memory ---------------------------------------------------------
      * alloc never returns NULL (out of memory is fatal, as everywhere in
      * evo); its memory is uninitialised. fill writes n fp32 copies of value.
+     * add adds src to dst over n values in the dtype, add_f32 over n fp32
+     * ones (gradients summed outside the ops: ZeRO's shards, optim.c).
      * copy is device to device; upload/download cross to and from the host.
      * cast converts n elements with evo_dtype_cast's rounding (dtype.h). */
     void *(*alloc)(const evo_backend *be, size_t bytes);
@@ -86,6 +88,7 @@ struct evo_backend {
     void (*download)(const evo_backend *be, void *host_dst, const void *src, size_t bytes);
     void (*fill)(const evo_backend *be, float *dst, float value, size_t n);
     void (*add)(const evo_backend *be, evo_dval *dst, const evo_dval *src, size_t n);
+    void (*add_f32)(const evo_backend *be, float *dst, const float *src, size_t n);
     void (*copy)(const evo_backend *be, void *dst, const void *src, size_t bytes);
     void (*cast)(const evo_backend *be, void *dst, evo_dtype dst_dt, const void *src,
                  evo_dtype src_dt, size_t n);

@@ -43,14 +43,18 @@ EVO_VECTOR_CLONES static void cpu_fill(const evo_backend *be, float *dst, float 
         dst[i] = value;
 }
 
-EVO_VECTOR_CLONES static void cpu_add(const evo_backend *be, evo_dval *dst_, const evo_dval *src_, size_t n)
+EVO_VECTOR_CLONES static void cpu_add_f32(const evo_backend *be, float *dst, const float *src, size_t n)
 {
-    float *dst = (float *)dst_;
-    const float *src = (const float *)src_;
     (void)be;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++)
         dst[i] += src[i];
+}
+
+/* fp32 is this backend's dtype */
+static void cpu_add(const evo_backend *be, evo_dval *dst, const evo_dval *src, size_t n)
+{
+    cpu_add_f32(be, (float *)dst, (const float *)src, n);
 }
 
 static void cpu_copy2d(const evo_backend *be, evo_dval *dst_, size_t dst_stride, const evo_dval *src_, size_t src_stride,
@@ -85,6 +89,7 @@ static const evo_backend cpu_backend = {
     .download = cpu_memcpy,
     .fill = cpu_fill,
     .add = cpu_add,
+    .add_f32 = cpu_add_f32,
     .copy = cpu_memcpy,
     .cast = cpu_cast,
     .embedding_fwd = evo_cpu_embedding_fwd,

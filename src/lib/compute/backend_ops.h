@@ -15,6 +15,7 @@
     X(download, (const evo_backend *be, void *d, const void *s, size_t b), (be, d, s, b)) \
     X(fill, (const evo_backend *be, float *d, float v, size_t n), (be, d, v, n)) \
     X(add, (const evo_backend *be, evo_dval *d, const evo_dval *s, size_t n), (be, d, s, n)) \
+    X(add_f32, (const evo_backend *be, float *d, const float *s, size_t n), (be, d, s, n)) \
     X(copy, (const evo_backend *be, void *d, const void *s, size_t b), (be, d, s, b)) \
     X(cast, (const evo_backend *be, void *d, evo_dtype dd, const void *s, evo_dtype sd, size_t n), \
             (be, d, dd, s, sd, n)) \

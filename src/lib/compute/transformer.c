@@ -68,7 +68,7 @@ static void layout(evo_transformer *tf, carve *c)
      * dtype the masters are the optimizer's (transformer.h) */
     tf->params = tf->be->dtype == EVO_F32 ? TAKE_F(c, m->n_params) : NULL;
     tf->weights = tf->be->dtype == EVO_F32 ? (evo_dval *)tf->params : TAKE_D(c, m->n_params);
-    tf->grads = TAKE_F(c, m->n_params);
+    tf->grads = TAKE_F(c, tf->n_grads);
     if (tf->n_recompute)
         carve_acts(tf, c, &tf->recompute);
     for (int s = 0; s < tf->n_slots; s++) {
@@ -134,6 +134,41 @@ static uint64_t offset_of(const evo_model *m, const char *fmt, uint32_t layer, i
     return EVO_NO_TENSOR;
 }
 
+/* Whether tensor t of m is in unit u (evo_transformer_grad_unit). */
+static int in_unit(const evo_model *m, const evo_tensor_info *t, uint32_t u)
+{
+    unsigned layer;
+    int prefix = 0;
+    if (sscanf(t->name, "blocks.%u.%n", &layer, &prefix) == 1 && prefix)
+        return layer == u;
+    if (u == m->layers)
+        return strcmp(t->name, "embedding.weight") == 0;
+    return u == m->layers + 1 && (strcmp(t->name, "norm.weight") == 0 || strcmp(t->name, "head.weight") == 0);
+}
+
+evo_grad_unit evo_transformer_grad_unit(const evo_model *m, uint32_t u)
+{
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        const evo_tensor_info *t = &m->tensors[i];
+        if (!in_unit(m, t, u))
+            continue;
+        lo = t->offset < lo ? t->offset : lo;
+        hi = t->offset + t->numel > hi ? t->offset + t->numel : hi;
+    }
+    return hi ? (evo_grad_unit){.offset = lo, .numel = hi - lo} : (evo_grad_unit){0};
+}
+
+uint64_t evo_transformer_grad_window(const evo_model *m)
+{
+    uint64_t most = 0;
+    for (uint32_t u = 0; u < m->layers + 2; u++) {
+        uint64_t n = evo_transformer_grad_unit(m, u).numel;
+        most = n > most ? n : most;
+    }
+    return most;
+}
+
 void evo_transformer_init(evo_transformer *tf, const evo_model *m, const evo_backend *be,
                           const evo_transformer_opts *o)
 {
@@ -150,9 +185,12 @@ void evo_transformer_init(evo_transformer *tf, const evo_model *m, const evo_bac
                             .n_recompute = (uint32_t)(m->layers * o->recompute),
                             .first_stage = m->pp_rank == 0,
                             .last_stage = m->pp_rank + 1 == m->pp,
-                            .n_slots = n_slots};
+                            .n_slots = n_slots,
+                            .n_grads = o->grad_sink ? evo_transformer_grad_window(m) : m->n_params};
     if (m->tp > 1)
         tf->tensors = *tg;
+    if (o->grad_sink)
+        tf->sink = *o->grad_sink;
     /* the heads, kv heads, MLP and vocabulary split tp ways (ckpt_layout.h) */
     tf->w = (evo_widths){.d = m->dim,
                          .q = (size_t)m->heads / m->tp * m->head_dim,
@@ -181,6 +219,9 @@ void evo_transformer_init(evo_transformer *tf, const evo_model *m, const evo_bac
         tf->slots[s].own = evo_calloc(tf->max_chunk + 1, sizeof *tf->slots[s].own);
     }
     tf->layer = evo_malloc((tf->n_layers + 1) * sizeof *tf->layer);
+    tf->layer_unit = evo_malloc((tf->n_layers + 1) * sizeof *tf->layer_unit);
+    tf->embedding_unit = evo_transformer_grad_unit(m, m->layers);
+    tf->head_unit = evo_transformer_grad_unit(m, m->layers + 1);
     tf->embedding = offset_of(m, "embedding.weight", 0, !tf->first_stage);
     tf->norm = offset_of(m, "norm.weight", 0, !tf->last_stage);
     tf->head = offset_of(m, "head.weight", 0, !tf->last_stage);
@@ -188,6 +229,7 @@ void evo_transformer_init(evo_transformer *tf, const evo_model *m, const evo_bac
         while (i >= tf->chunk_at[k + 1]) /* the chunks' layers one after the other */
             k++;
         uint32_t l = tf->first[k] + i - tf->chunk_at[k];
+        tf->layer_unit[i] = evo_transformer_grad_unit(m, l);
         tf->layer[i] = (evo_layer_offsets){
             .attn_norm = offset_of(m, "blocks.%d.attn_norm.weight", l, 0),
             .q = offset_of(m, "blocks.%d.attn.q.weight", l, 0),
@@ -221,6 +263,7 @@ void evo_transformer_free(evo_transformer *tf)
     }
     free(tf->slots);
     free(tf->layer);
+    free(tf->layer_unit);
     *tf = (evo_transformer){0};
 }
 
@@ -280,7 +323,7 @@ void evo_transformer_init_params(evo_transformer *tf, uint64_t seed)
 
 void evo_transformer_zero_grad(evo_transformer *tf)
 {
-    tf->be->fill(tf->be, tf->grads, 0.0f, tf->m->n_params);
+    tf->be->fill(tf->be, tf->grads, 0.0f, tf->n_grads);
 }
 
 /* The working weight of the tensor at off (a weight the layers read), and
@@ -292,7 +335,29 @@ static const evo_dval *weight(const evo_transformer *tf, uint64_t off)
 
 static float *grad(const evo_transformer *tf, uint64_t off)
 {
-    return off == EVO_NO_TENSOR ? NULL : tf->grads + off;
+    return off == EVO_NO_TENSOR ? NULL : tf->grads + (off - tf->grad_base);
+}
+
+/* With a sink, the window holds unit u's gradient from here on, starting
+ * from zero; it goes to the sink when the unit is done. */
+static void unit_begin(evo_transformer *tf, evo_grad_unit u)
+{
+    if (!tf->sink.flush)
+        return;
+    tf->grad_base = u.offset;
+    tf->be->fill(tf->be, tf->grads, 0.0f, u.numel);
+}
+
+static void unit_end(const evo_transformer *tf, evo_grad_unit u)
+{
+    if (tf->sink.flush)
+        tf->sink.flush(tf->sink.ctx, tf->grads, u);
+}
+
+static void unit_empty(evo_transformer *tf, evo_grad_unit u)
+{
+    unit_begin(tf, u);
+    unit_end(tf, u);
 }
 
 /* Element i of an activation buffer. */
@@ -533,12 +598,22 @@ void evo_transformer_backward(evo_transformer *tf, int slot, float scale)
     size_t T = mb->T, d = w->d, Ts = evo_transformer_rows(tf, T);
     int hd = (int)m->head_dim;
     float base = (float)m->rope_base;
-    if (!mb->n_labelled)
+    uint32_t chunk = mb->chunk;
+    int has_head = tf->last_stage && chunk + 1 == tf->chunks, has_embedding = tf->first_stage && chunk == 0;
+    const evo_grad_unit *layer_unit = tf->layer_unit + tf->chunk_at[chunk];
+    if (!mb->n_labelled) { /* no gradient; a sink still gets its units, of zeros, in the same order */
+        if (has_head)
+            unit_empty(tf, tf->head_unit);
+        for (uint32_t i = chunk_len(tf, chunk); i-- > 0;)
+            unit_empty(tf, layer_unit[i]);
+        if (has_embedding)
+            unit_empty(tf, tf->embedding_unit);
         return;
+    }
     /* A tensor rank's gradient of an input its row-cut layers (q k v,
      * gate up, head) read is a partial sum: input_grad sums it. */
-    uint32_t chunk = mb->chunk;
-    if (tf->last_stage && chunk + 1 == tf->chunks) {
+    if (has_head) {
+        unit_begin(tf, tf->head_unit);
         /* loss = sum_t losses[t] / n, so every labelled token gets scale / n
          * (ignored tokens get no gradient whatever dloss says). */
         be->fill(be, tf->dloss, scale / (float)mb->n_labelled, T);
@@ -555,6 +630,7 @@ void evo_transformer_backward(evo_transformer *tf, int slot, float scale)
          * add their share to it in place. */
         be->rmsnorm_bwd(be, tf->dx, grad(tf, tf->norm), input_grad(tf, T), mb->x[chunk_len(tf, chunk)],
                         weight(tf, tf->norm), mb->rstdf, Ts, d, EVO_OVERWRITE);
+        unit_end(tf, tf->head_unit);
     }
     /* With sequence parallelism the whole rows a layer's backward reads
      * are gathered again (Megatron's choice: the activations stay cut). */
@@ -563,6 +639,7 @@ void evo_transformer_backward(evo_transformer *tf, int slot, float scale)
         const evo_layer_acts *a = &mb->acts[i];
         if (recomputed(tf, chunk, i)) /* the same ops on the same input: the same bits */
             layer_forward(tf, mb, i);
+        unit_begin(tf, layer_unit[i]);
         /* y = h + down(act): dh = dy + mlp_norm'(gate' + up') */
         const evo_dval *dy = whole_row(tf, tf->row_a, tf->dx, T);
         be->matmul_bwd(be, tf->dact, grad(tf, o->down), NULL, dy, a->act, weight(tf, o->down), T, w->ffn, d,
@@ -593,7 +670,11 @@ void evo_transformer_backward(evo_transformer *tf, int slot, float scale)
                        EVO_ACCUMULATE);
         be->rmsnorm_bwd(be, tf->dx, grad(tf, o->attn_norm), input_grad(tf, T), mb->x[i], weight(tf, o->attn_norm),
                         a->rstd1, Ts, d, EVO_ACCUMULATE);
+        unit_end(tf, layer_unit[i]);
     }
-    if (tf->first_stage && chunk == 0)
+    if (has_embedding) {
+        unit_begin(tf, tf->embedding_unit);
         embed_backward(tf, mb, grad(tf, tf->embedding));
+        unit_end(tf, tf->embedding_unit);
+    }
 }

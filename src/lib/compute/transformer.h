@@ -102,6 +102,35 @@ typedef struct {
     float *rstdf, *losses, *ce_lse; /* [T] each */
 } evo_microbatch;
 
+/* The backward completes a model part's parameter gradients a unit at a
+ * time: the final norm with the head first (last stage), then each layer
+ * from the last, then the embedding (first stage); a unit is the span
+ * [offset, offset + numel) of the flat buffers its tensors take. */
+typedef struct {
+    uint64_t offset, numel;
+} evo_grad_unit;
+
+/* Unit u of part m: u < m->layers is layer u (numel 0 where the part has
+ * not got it), m->layers the embedding, m->layers + 1 the final norm and
+ * the head. */
+evo_grad_unit evo_transformer_grad_unit(const evo_model *m, uint32_t u);
+/* The largest unit of part m: the window a gradient sink takes. */
+uint64_t evo_transformer_grad_window(const evo_model *m);
+
+/* Where the parameter gradients go (evo_transformer_opts.grad_sink). By
+ * default tf->grads holds them all and micro-batches add up there. With a
+ * sink the backward keeps one unit's at a time in a window of the largest
+ * unit's size (evo_transformer_grad_window): it zeroes the window, adds
+ * the unit's gradient of one row into it and hands it to flush, which
+ * must be done with it when it returns. ZeRO-2: flush reduces it to the
+ * ranks keeping its tensors, so none holds the whole. flush is called for
+ * a row without labelled tokens too (a window of zeros), as a sink's
+ * reductions are collective. */
+typedef struct {
+    void *ctx;
+    void (*flush)(void *ctx, float *grad, evo_grad_unit unit);
+} evo_grad_sink;
+
 /* A tensor rank's widths (the whole model's with tp 1). */
 typedef struct {
     size_t d, q, kv, ffn, vocab; /* residual stream, q and attention output, k and v, MLP, logits */
@@ -114,7 +143,8 @@ typedef struct {
     size_t T_max;          /* tokens per row the arena holds */
     float label_smoothing;
     void *arena;           /* the one allocation; everything below points into it */
-    /* n_params each, laid out by the tensor table: the fp32 gradients;
+    /* n_params each, laid out by the tensor table: the fp32 gradients
+     * (with a sink, n_grads of them: the window of the unit at grad_base);
      * what the layers read, the weights in the backend's dtype; and in
      * fp32 the master weights, which the weights then are (params ==
      * weights). In another dtype the fp32 masters are not here but the
@@ -122,9 +152,13 @@ typedef struct {
      * writes the weights as their working copy after every step. */
     float *params, *grads;
     evo_dval *weights;
+    uint64_t n_grads, grad_base;
+    evo_grad_sink sink; /* zeros: none */
     uint64_t embedding, norm, head; /* EVO_NO_TENSOR on a stage without them */
     uint32_t n_layers;              /* the stage's, all chunks */
     evo_layer_offsets *layer;       /* [n_layers], chunk after chunk */
+    evo_grad_unit *layer_unit;      /* [n_layers], their spans; and those of the others: */
+    evo_grad_unit embedding_unit, head_unit;
     uint32_t chunks, first[EVO_MAX_CHUNKS], end[EVO_MAX_CHUNKS]; /* the model's layers each chunk runs */
     uint32_t chunk_at[EVO_MAX_CHUNKS + 1]; /* where each chunk starts in layer[] */
     uint32_t max_chunk;                    /* layers of the longest chunk: what a slot holds */
@@ -168,6 +202,7 @@ typedef struct {
     double recompute;
     const evo_tensor_group *tensors; /* the tensor group's sums (NULL with tp 1) */
     size_t loss_rows; /* tokens per piece of the head and loss (0: evo_transformer_loss_rows) */
+    const evo_grad_sink *grad_sink; /* NULL: tf->grads holds every gradient */
 } evo_transformer_opts;
 
 /* The head's fp32 logits of one piece of the loss take at most this many
@@ -205,7 +240,7 @@ void evo_transformer_zero_grad(evo_transformer *tf);
  * on other stages. */
 double evo_transformer_forward(evo_transformer *tf, int slot, uint32_t chunk, const evo_pack_row *row, size_t T);
 /* Adds scale * d(loss of the slot's row)/d(params of its chunk) into
- * tf->grads. */
+ * tf->grads, or hands it to the sink unit by unit. */
 void evo_transformer_backward(evo_transformer *tf, int slot, float scale);
 /* The labelled tokens of the slot's row, known on every stage. */
 static inline int32_t evo_transformer_labelled(const evo_transformer *tf, int slot)

@@ -163,6 +163,12 @@ static void cuda_add(const evo_backend *be, evo_dval *dst, const evo_dval *src, 
     check(evo_k_add(cu.stream, be->dtype, dst, src, n), "add");
 }
 
+static void cuda_add_f32(const evo_backend *be, float *dst, const float *src, size_t n)
+{
+    (void)be;
+    check(evo_k_add(cu.stream, EVO_F32, dst, src, n), "add");
+}
+
 static void cuda_cast(const evo_backend *be, void *dst, evo_dtype dst_dt, const void *src, evo_dtype src_dt,
                       size_t n)
 {
@@ -492,6 +498,7 @@ static evo_backend cuda_backend = {
     .download = cuda_download,
     .fill = cuda_fill,
     .add = cuda_add,
+    .add_f32 = cuda_add_f32,
     .copy = cuda_copy,
     .cast = cuda_cast,
     .embedding_fwd = cuda_embedding_fwd,

@@ -91,6 +91,7 @@ static const field fields[] = {
     F("ckpt", "limit_margin", T_F64, ckpt.limit_margin),
     F("parallel", "zero1.size", T_I32, parallel.zero1_size),
     FIELD("parallel", "zero1", T_I32, parallel.zero1_size, 1),
+    F("parallel", "zero1.shard_grads", T_BOOL, parallel.zero1_shard_grads),
     F("parallel", "tensor.size", T_U32, parallel.tensor_size),
     FIELD("parallel", "tensor", T_U32, parallel.tensor_size, 1),
     F("parallel", "tensor.mode", T_MODE, parallel.tensor_mode),

@@ -72,6 +72,7 @@ typedef struct {
     } ckpt;
     struct {
         int32_t zero1_size; /* <= 0: the whole data-parallel group */
+        int zero1_shard_grads; /* evo's: ZeRO-2, the zero1 group shards the fp32 gradients too */
         uint32_t tensor_size, pipeline_size;
         char tensor_mode[8];
         int interleaved_overlap, sequence_parallel;
