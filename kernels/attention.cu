@@ -207,13 +207,13 @@ unsigned warp_blocks(size_t units)
 
 extern "C" {
 
-cudaError_t evo_k_attention_fwd(cudaStream_t s, evo_dtype dt, int tiled, void *out, float *lse, const void *q,
+cudaError_t evo_k_attention_fwd(cudaStream_t s, evo_dtype dt, size_t tiled_smem, void *out, float *lse, const void *q,
                                 const void *k, const void *v, const int32_t *cu_seqlens, int n_seg, size_t T, int H,
                                 int KVH, int hd)
 {
     if (hd > EVO_K_MAX_HEAD_DIM)
         return cudaErrorInvalidValue;
-    if (tiled && evo_att_tiled(dt, hd))
+    if (tiled_smem && evo_att_tiled(dt, hd) && evo_att_fits(hd, tiled_smem))
         return evo_k_attention_tiled_fwd(s, dt, out, lse, q, k, v, cu_seqlens, n_seg, T, H, KVH, hd);
     return dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
@@ -223,14 +223,14 @@ cudaError_t evo_k_attention_fwd(cudaStream_t s, evo_dtype dt, int tiled, void *o
     });
 }
 
-cudaError_t evo_k_attention_bwd(cudaStream_t s, evo_dtype dt, int tiled, void *dq, void *dk, void *dv,
+cudaError_t evo_k_attention_bwd(cudaStream_t s, evo_dtype dt, size_t tiled_smem, void *dq, void *dk, void *dv,
                                 float *scratch, const void *dout, const void *q, const void *k, const void *v,
                                 const void *out, const float *lse, const int32_t *cu_seqlens, int n_seg, size_t T,
                                 int H, int KVH, int hd)
 {
     if (hd > EVO_K_MAX_HEAD_DIM)
         return cudaErrorInvalidValue;
-    int use_tiled = tiled && evo_att_tiled(dt, hd);
+    int use_tiled = tiled_smem && evo_att_tiled(dt, hd) && evo_att_fits(hd, tiled_smem);
     cudaError_t rc = dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
         if (!T)

@@ -79,13 +79,14 @@ cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, evo_dtype dt, void *dinp, float *d
  * partial holds EVO_SQNORM_CHUNKS doubles. */
 cudaError_t evo_k_sqnorm(cudaStream_t s, double *acc, double *partial, const float *x, size_t n);
 
-/* attention.cu: with tiled, the tensor-core kernels (attention_tiled.cu)
- * where compute/attention_plan.h's evo_att_tiled takes the shape, else
- * the plain ones */
-cudaError_t evo_k_attention_fwd(cudaStream_t s, evo_dtype dt, int tiled, void *out, float *lse, const void *q,
+/* attention.cu: the tensor-core kernels (attention_tiled.cu) where
+ * compute/attention_plan.h's evo_att_tiled takes the shape and they fit
+ * tiled_smem, the shared memory a block may opt in to (evo_att_fits), else
+ * the plain ones; tiled_smem 0: the plain ones always */
+cudaError_t evo_k_attention_fwd(cudaStream_t s, evo_dtype dt, size_t tiled_smem, void *out, float *lse, const void *q,
                                 const void *k, const void *v, const int32_t *cu_seqlens, int n_seg, size_t T, int H,
                                 int KVH, int hd);
-cudaError_t evo_k_attention_bwd(cudaStream_t s, evo_dtype dt, int tiled, void *dq, void *dk, void *dv,
+cudaError_t evo_k_attention_bwd(cudaStream_t s, evo_dtype dt, size_t tiled_smem, void *dq, void *dk, void *dv,
                                 float *scratch, const void *dout, const void *q, const void *k, const void *v,
                                 const void *out, const float *lse, const int32_t *cu_seqlens, int n_seg, size_t T,
                                 int H, int KVH, int hd);

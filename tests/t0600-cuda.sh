@@ -28,8 +28,8 @@ all_ok() { # NAME OK_LINES PROGRAM: the program passes with that many "ok" lines
     fi
 }
 all_ok "GEMM plans equal the CPU matmul (5 shapes x forward, dinp, dweight)" 15 "$EVO_TESTBIN/gemm-plan-check"
-all_ok "tiled attention: its shapes, 6 shared-memory layouts, and its walk over tiles = the reference (3 cases, fp32 and bf16 P)" \
-    13 "$EVO_TESTBIN/attention-plan-check"
+all_ok "tiled attention: its shapes, 6 shared-memory layouts and where they fit, and its walk over tiles = the reference (3 cases, fp32 and bf16 P)" \
+    14 "$EVO_TESTBIN/attention-plan-check"
 
 tiny_training
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive

@@ -294,6 +294,9 @@ int main(void)
     for (int hd = 64; hd <= EVO_ATT_MAX_HD; hd += 64)
         for (int k = EVO_ATT_FWD; k <= EVO_ATT_BWD_DKDV; k++)
             check_layout((evo_att_kernel)k, hd);
+    report(evo_att_fits(64, EVO_ATT_MAX_SMEM) && evo_att_fits(128, EVO_ATT_MAX_SMEM) && evo_att_fits(128, 227 << 10) &&
+               evo_att_fits(64, 99 << 10) && !evo_att_fits(128, 99 << 10),
+           "fits: hd 64 and 128 in sm_80's 163 KiB and sm_90's 227 KiB, hd 64 only in sm_86's 99 KiB");
     /* segments across tile edges, one longer than two tiles, one of a
      * single token, a row ending mid-tile */
     static const int ragged[] = {37, 150, 1, 64, 29, 0}, one[] = {70, 0};

@@ -123,4 +123,16 @@ EVO_HOST_DEVICE static inline evo_att_smem evo_att_smem_of(evo_att_kernel k, int
     return m;
 }
 
+/* Whether the kernels at head dim hd fit the shared memory a block may
+ * opt in to on the GPU (cudaDevAttrMaxSharedMemoryPerBlockOptin): all of
+ * them on sm_80 (163 KiB) and sm_90 (227 KiB); on sm_86 and sm_89 (99 KiB)
+ * hd 64 only, and the plain kernels run at hd 128. */
+static inline int evo_att_fits(int hd, size_t optin)
+{
+    for (int k = EVO_ATT_FWD; k <= EVO_ATT_BWD_DKDV; k++)
+        if (evo_att_smem_of((evo_att_kernel)k, hd).total > optin)
+            return 0;
+    return 1;
+}
+
 #endif

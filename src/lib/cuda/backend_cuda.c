@@ -32,6 +32,7 @@
 #include <cuda_runtime_api.h>
 
 #include "base/error.h"
+#include "compute/attention_plan.h"
 #include "compute/backend.h"
 #include "compute/gemm_plan.h"
 #include "cuda/cuda_stream.h"
@@ -62,7 +63,9 @@ static struct {
     op_workspace partials; /* the sums over tokens' partial sums (evo_k_column_partials) */
     op_workspace chain;    /* the embedding backward's tokens by id: 2 T int32 */
     int tf32;
-    int attention_tiled; /* the tensor-core attention where it applies (EVO_CUDA_ATTENTION) */
+    /* the shared memory a block may opt in to, for the tensor-core
+     * attention where it applies; 0: the plain kernels (EVO_CUDA_ATTENTION) */
+    size_t attention_smem;
     char name[320];
 } cu;
 
@@ -419,7 +422,7 @@ static void cuda_attention_fwd(const evo_backend *be, evo_dval *out, float *lse,
                                const evo_dval *k, const evo_dval *v, const int32_t *cu_seqlens, int n_seg, size_t T,
                                int H, int KVH, int hd)
 {
-    check(evo_k_attention_fwd(cu.stream, be->dtype, cu.attention_tiled, out, lse, q, k, v, cu_seqlens, n_seg, T, H,
+    check(evo_k_attention_fwd(cu.stream, be->dtype, cu.attention_smem, out, lse, q, k, v, cu_seqlens, n_seg, T, H,
                               KVH, hd),
           "attention forward");
 }
@@ -429,7 +432,7 @@ static void cuda_attention_bwd(const evo_backend *be, evo_dval *dq, evo_dval *dk
                                const evo_dval *out, const float *lse, const int32_t *cu_seqlens, int n_seg, size_t T,
                                int H, int KVH, int hd)
 {
-    check(evo_k_attention_bwd(cu.stream, be->dtype, cu.attention_tiled, dq, dk, dv, scratch, dout, q, k, v, out, lse,
+    check(evo_k_attention_bwd(cu.stream, be->dtype, cu.attention_smem, dq, dk, dv, scratch, dout, q, k, v, out, lse,
                               cu_seqlens, n_seg,
                               T, H, KVH, hd),
           "attention backward");
@@ -562,10 +565,12 @@ const evo_backend *evo_backend_cuda(int device, evo_dtype dtype, int tf32, evo_e
         check(cudaEventCreateWithFlags(&cu.stage[i].copied, cudaEventDisableTiming), "staging event");
     }
     cu.tf32 = tf32;
-    cu.attention_tiled = !att || strcmp(att, "tiled") == 0;
+    cu.attention_smem = !att || strcmp(att, "tiled") == 0 ? prop.sharedMemPerBlockOptin : 0;
     cuda_backend.dtype = dtype;
+    int tiled64 = cu.attention_smem && evo_att_tiled(dtype, 64) && evo_att_fits(64, cu.attention_smem);
+    int tiled128 = tiled64 && evo_att_fits(EVO_ATT_MAX_HD, cu.attention_smem);
     snprintf(cu.name, sizeof cu.name, "cuda (GPU %d: %s, sm_%d%d, %s GEMMs, %s attention)", device, prop.name,
              prop.major, prop.minor, dtype == EVO_F32 && tf32 ? "TF32" : dtype_name(dtype),
-             cu.attention_tiled && dtype != EVO_F32 ? "tiled" : "plain");
+             tiled128 ? "tensor-core (head dims 64, 128)" : tiled64 ? "tensor-core (head dim 64)" : "plain");
     return &cuda_backend;
 }
