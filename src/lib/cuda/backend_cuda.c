@@ -539,10 +539,8 @@ const evo_backend *evo_backend_cuda(int device, evo_dtype dtype, int tf32, evo_e
     /* EVO_CUDA_ATTENTION=plain keeps the plain attention kernels for every
      * shape: the reference, and a way around the tiled ones */
     const char *att = getenv("EVO_CUDA_ATTENTION");
-    if (att && strcmp(att, "plain") != 0 && strcmp(att, "tiled") != 0) {
-        evo_errf(e, "EVO_CUDA_ATTENTION is '%s', not plain or tiled", att);
-        return NULL;
-    }
+    if (att && strcmp(att, "plain") != 0 && strcmp(att, "tiled") != 0) /* not a reason to train on the CPU */
+        evo_fatal("EVO_CUDA_ATTENTION is '%s', not plain or tiled", att);
     int count = 0;
     cudaError_t rc = cudaGetDeviceCount(&count);
     if (rc != cudaSuccess || count < 1) {

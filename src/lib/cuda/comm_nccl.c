@@ -38,6 +38,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cuda_runtime_api.h>
 #include <nccl.h>
@@ -87,6 +88,10 @@ typedef struct {
     _Atomic(const char *) waiting_in;
     _Atomic int waiting_group;
     _Atomic double since;
+    /* collectives recorded, twice each: odd while one is being recorded
+     * (a seqlock: the watchdog trusts what it read only if this did not
+     * move meanwhile) */
+    _Atomic uint64_t records;
     _Atomic int stop;
     pthread_t watchdog;
 } nccl_impl;
@@ -96,9 +101,16 @@ static nccl_impl *impl_of(evo_comm *c) { return c->impl; }
 static uint32_t size_of(evo_comm *c, evo_group g) { return evo_layout_group_size(&c->layout, g); }
 
 /* Ends the job from any thread: every communicator aborted first, so
- * that no kernel of this rank waits on for a peer that is gone. */
+ * that no kernel of this rank waits on for a peer that is gone. The main
+ * thread and the watchdog may both get there (a dead peer fails the next
+ * collective and shows as an async error): the first ends the job, the
+ * other waits for the end. */
 _Noreturn static void abort_job(nccl_impl *m, const char *why)
 {
+    static atomic_flag aborting = ATOMIC_FLAG_INIT;
+    if (atomic_flag_test_and_set(&aborting))
+        for (;;)
+            pause();
     for (int g = 0; g < EVO_N_GROUPS; g++)
         if (m->group[g])
             nc.ncclCommAbort(m->group[g]);
@@ -127,6 +139,7 @@ static void *watchdog(void *arg)
     evo_comm *c = arg;
     nccl_impl *m = c->impl;
     cudaSetDevice(m->device); /* the current device is per thread */
+    uint64_t done = 0;        /* the newest record seen complete */
     while (!m->stop) {
         struct timespec nap = {0, 200 * 1000 * 1000};
         nanosleep(&nap, NULL);
@@ -140,11 +153,15 @@ static void *watchdog(void *arg)
                 abort_job(m, why);
             }
         }
+        uint64_t seq = m->records;
         const char *what = m->waiting_in;
-        if (!what || evo_now() - m->since < m->timeout_s)
+        if (!what || seq % 2 || seq == done || evo_now() - m->since < m->timeout_s)
             continue;
-        if (cudaEventQuery(m->newest) != cudaErrorNotReady) {
-            m->waiting_in = NULL; /* done (or the next call is being recorded) */
+        int pending = cudaEventQuery(m->newest) == cudaErrorNotReady;
+        if (m->records != seq) /* a newer one came meanwhile: look again */
+            continue;
+        if (!pending) {
+            done = seq;
             continue;
         }
         evo_group g = (evo_group)m->waiting_group;
@@ -162,11 +179,12 @@ static void *watchdog(void *arg)
 static void call_end(evo_comm *c, evo_group g, const char *what, evo_coll kind, uint64_t bytes, double t0)
 {
     nccl_impl *m = impl_of(c);
-    m->waiting_in = NULL;
+    m->records++;
     check_cuda(cudaEventRecord(m->newest, m->stream), "event record");
     m->waiting_group = (int)g;
     m->since = evo_now();
     m->waiting_in = what;
+    m->records++;
     c->bytes[g] += evo_comm_volume(kind, bytes, size_of(c, g));
     c->seconds[g] += evo_now() - t0;
 }
