@@ -17,7 +17,11 @@
  *   alone.f32       [T,V] the logits of each segment run as a row of its own
  * It also runs the row with the head and the loss in pieces of 7 tokens
  * (evo_transformer_opts.loss_rows) and fails unless the loss and the
- * gradients are those of the whole row (1e-6 and 1e-5 relative). */
+ * gradients are those of the whole row (1e-6 and 1e-5 relative); and with
+ * a gradient sink (ZeRO-2's windows), failing unless each unit is handed
+ * over once a pass, the units cover every parameter once, and they add up
+ * to the whole gradient (1e-6). */
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +73,17 @@ static void make_row(evo_pack_row *r, size_t T, uint32_t V)
         }
 }
 
+/* |a - want| / |want| in the L2 norm, over n floats. */
+static double rel_l2(const float *a, const float *want, size_t n)
+{
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < n; i++) {
+        diff += ((double)a[i] - want[i]) * ((double)a[i] - want[i]);
+        norm += (double)want[i] * want[i];
+    }
+    return sqrt(diff / norm);
+}
+
 /* The same row with the head and the loss in pieces of 7 tokens: the same
  * loss and gradients as whole (the gradient of the head sums its pieces'
  * parts, so not the same bits). */
@@ -87,15 +102,67 @@ static void check_pieces(const evo_model *m, const evo_backend *be, const evo_pa
     float *g = evo_malloc(m->n_params * sizeof *g), *want = evo_malloc(m->n_params * sizeof *want);
     be->download(be, g, tf.grads, m->n_params * sizeof *g);
     be->download(be, want, whole->grads, m->n_params * sizeof *want);
-    double diff = 0, norm = 0;
-    for (size_t i = 0; i < m->n_params; i++) {
-        diff += ((double)g[i] - want[i]) * ((double)g[i] - want[i]);
-        norm += (double)want[i] * want[i];
-    }
-    if (fabs(l - loss) > 1e-6 * fabs(loss) || sqrt(diff) > 1e-5 * sqrt(norm))
+    double gap = rel_l2(g, want, m->n_params);
+    if (fabs(l - loss) > 1e-6 * fabs(loss) || gap > 1e-5)
         evo_fatal("the loss in pieces of 7 tokens: loss %.9g against %.9g whole, gradients %.3g relative L2 apart", l,
-                  loss, sqrt(diff / norm));
+                  loss, gap);
     free(g);
+    free(want);
+    evo_transformer_free(&tf);
+}
+
+/* A gradient sink that puts each unit back in place on the host, counting
+ * the times each parameter came. */
+typedef struct {
+    const evo_backend *be;
+    float *sum, *window;
+    uint32_t *seen;
+} gather_sink;
+
+static void gather(void *ctx, float *grad, evo_grad_unit u)
+{
+    gather_sink *s = ctx;
+    s->be->download(s->be, s->window, grad, u.numel * sizeof *s->window);
+    for (uint64_t i = 0; i < u.numel; i++) {
+        s->sum[u.offset + i] += s->window[i];
+        s->seen[u.offset + i]++;
+    }
+}
+
+/* The same two passes with the gradients handed over unit by unit from a
+ * window (evo_grad_sink): every parameter once a pass, in a window of the
+ * largest unit, adding up to the whole gradient (not the same bits: the
+ * ops no longer add into the first pass's sums). */
+static void check_sink(const evo_model *m, const evo_backend *be, const evo_pack_row *row, size_t T, float eps,
+                       uint64_t seed, const evo_transformer *whole)
+{
+    gather_sink s = {.be = be,
+                     .sum = evo_calloc(m->n_params, sizeof *s.sum),
+                     .window = evo_malloc(evo_transformer_grad_window(m) * sizeof *s.window),
+                     .seen = evo_calloc(m->n_params, sizeof *s.seen)};
+    evo_grad_sink sink = {.ctx = &s, .flush = gather};
+    evo_transformer tf;
+    evo_transformer_init(&tf, m, be,
+                         &(evo_transformer_opts){.T_max = T, .label_smoothing = eps, .loss_rows = T, .grad_sink = &sink});
+    evo_transformer_init_params(&tf, seed);
+    evo_transformer_zero_grad(&tf);
+    for (int pass = 0; pass < 2; pass++) {
+        evo_transformer_forward(&tf, 0, 0, row, T);
+        evo_transformer_backward(&tf, 0, SCALE / 2);
+    }
+    size_t twice = 0;
+    for (size_t i = 0; i < m->n_params; i++)
+        twice += s.seen[i] == 2;
+    float *want = evo_malloc(m->n_params * sizeof *want);
+    be->download(be, want, whole->grads, m->n_params * sizeof *want);
+    double gap = rel_l2(s.sum, want, m->n_params);
+    if (twice != m->n_params || tf.n_grads >= m->n_params || gap > 1e-6)
+        evo_fatal("a gradient sink: %zu of %" PRIu64 " parameters handed over once a pass, a window of %" PRIu64
+                  ", gradients %.3g relative L2 from the whole buffer's",
+                  twice, m->n_params, tf.n_grads, gap);
+    free(s.sum);
+    free(s.window);
+    free(s.seen);
     free(want);
     evo_transformer_free(&tf);
 }
@@ -165,6 +232,7 @@ int main(int argc, char **argv)
     free(alone);
 
     check_pieces(&m, be, &row, T, (float)c.loss.label_smoothing, seed, loss, &tf);
+    check_sink(&m, be, &row, T, (float)c.loss.label_smoothing, seed, &tf);
 
     char path[4096];
     snprintf(path, sizeof path, "%s/index.json", dir);
