@@ -25,6 +25,23 @@ check "InternLM2-7B (GQA) by --set: 7737708544 parameters" \
         --set model.mlp_ratio=3.5 7b.ini)" = 7737708544
 check "zero1 over 8 ranks divides the optimizer state" \
     sh -c "evo-train --dry-run --world 16 7b.ini | grep -q '16 ranks = tensor 1 x pipeline 1 x data 16, ZeRO-1 over 8'"
+check "ZeRO-2 on 8 ranks: the 7B's fp32 gradients 4.99 GiB a rank, not 27.28" sh -c \
+    "evo-train --dry-run --world 8 --set parallel.zero1.shard_grads=true 7b.ini |
+        grep -Eq 'gradients \(fp32\) +4.99 GiB \(ZeRO-2: 916455424 kept, a window of 422580224\)'"
+# --memory: the fullest rank of the layout (every pipeline stage, every
+# zero1 rank) against what a GPU has.
+check_fails "7B on 8 ranks needs 67.68 GiB a rank: refused by --memory 60" 1 \
+    "needs 67.68 GiB, more than the 60.00 GiB of --memory" evo-train --dry-run --world 8 --memory 60 7b.ini
+check "7B on 8 ranks with recomputation and ZeRO-2 (30.81 GiB) fits --memory 60" evo-train --dry-run --world 8 \
+    --memory 60 --set model.checkpoint=1 --set parallel.zero1.shard_grads=true 7b.ini
+check "pipeline 2, one row a step: the last stage (head, logits) is the fullest rank" sh -c \
+    "evo-train --dry-run --world 2 --set parallel.zero1=1 --set parallel.pipeline.size=2 --set data.micro_num=1 7b.ini |
+        grep -q 'the fullest rank .* GiB (pipeline stage 1, zero1 rank 0)'"
+check "pipeline 2 x zero1 8: zero1 rank 1 of stage 0 keeps the most (InternEvo's deal)" sh -c \
+    "evo-train --dry-run --world 16 --set parallel.pipeline.size=2 --set data.micro_num=4 7b.ini |
+        grep -q 'the fullest rank .* GiB (pipeline stage 0, zero1 rank 1)'"
+check_fails "--memory wants a positive number" 2 "memory wants a positive number of GiB" \
+    evo-train --dry-run --memory -1 7b.ini
 
 # The printed configuration loads back to itself.
 evo-train --dry-run 7b.ini | sed '/^# model/,$d' >printed.ini

@@ -108,3 +108,21 @@ job=$(sbatch --parsable --export=ALL --ntasks-per-node=2 "$sb/train-cpu.sbatch")
 wait_done "$job"
 check "a layout that does not fit: the job fails at --dry-run" grep -q 'cannot be cut into parallel.tensor.size 3' \
     "evo-train-$job.log"
+
+# train-gpu.sbatch's memory gate, run as a batch host would (no GPU node
+# here: stand-ins for nvidia-smi and srun): InternEvo's 7B on 8 ranks
+# needs 67.68 GiB a rank, refused on 40 GB GPUs, started on 80 GB ones.
+mkdir -p fake
+printf '#!/bin/sh\necho "srun $*"\n' >fake/srun
+gpu_job() { # MiB of the stand-in GPUs
+    printf '#!/bin/sh\necho %s\necho %s\n' "$1" "$1" >fake/nvidia-smi
+    chmod +x fake/srun fake/nvidia-smi
+    PATH=$PWD/fake:$PATH SLURM_JOB_ID=1 SLURM_NTASKS=8 SLURM_JOB_NUM_NODES=1 SETTINGS= \
+        CONFIG="$EVO_ROOT/configs/internlm-7b.ini" bash "$sb/train-gpu.sbatch" 2>&1
+}
+out=$(gpu_job 40960)
+check "train-gpu.sbatch on 40 GB GPUs: the 7B is refused at --dry-run" \
+    grep -q 'needs 67.68 GiB, more than the 38.00 GiB of --memory' <<<"$out"
+check "train-gpu.sbatch on 40 GB GPUs: no rank started" test "$(grep -c '^srun' <<<"$out")" = 0
+check "train-gpu.sbatch on 80 GB GPUs: the 7B starts" grep -q '^srun --mpi=pmix --gpus-per-task=1 evo-train' \
+    <<<"$(gpu_job 81559)"

@@ -97,7 +97,65 @@ static void print_comm(const evo_config *c, const evo_model *m, const evo_layout
            "and at every step boundary", 3 * evo_comm_volume(EVO_ALLREDUCE, sizeof(int), l->world));
 }
 
-int train_dry_run(const evo_config *c, uint32_t world)
+/* What one rank holds, in bytes: the part of the model of its pipeline
+ * stage (tensor rank 0's), and the share of it its zero1 rank keeps.
+ * The working weights in the training dtype, the fp32 master weights
+ * (the same buffer in fp32, else those of the kept tensors, with Adam's
+ * two moments) and the fp32 gradients (whole, as Megatron keeps them;
+ * InternEvo keeps them in the dtype: backend.h says why evo does not; or
+ * with ZeRO-2 the kept tensors' and a window of the largest unit).
+ * Activations saved for backward per token and layer: the layer input,
+ * the normed inputs and the residual (cut by tensor ranks with sequence
+ * parallelism only), q/k/v, the attention output, gate, up and their
+ * product (cut by tensor ranks), in the dtype, plus the softmax
+ * log-sum-exp and two rstd (fp32); a recomputed layer keeps its input
+ * only; 1F1B keeps a chunk's for several rows (train_pipeline_in_flight).
+ * The backward's workspace (in the dtype, one row): the residual's and a
+ * normed input's gradients, those of q/k/v, the MLP's three, and with
+ * tensor ranks the gathered embedding (and the gathered rows of sequence
+ * parallelism). Logits (in the dtype) are the last stage's. */
+typedef struct {
+    double weights, master, grads, optim, act, workspace, logits, total;
+    uint64_t kept;   /* elements of the tensors whose moments it keeps */
+    uint64_t window; /* ZeRO-2: the gradients' window, elements; 0 without */
+    uint32_t in_flight;
+} rank_memory;
+
+static rank_memory memory_of(const evo_config *c, const evo_model *m, const evo_model *part, const evo_layout *l,
+                             uint32_t zero_rank)
+{
+    rank_memory r = {0};
+    double tp = l->tp, sp = evo_layout_sequence_parallel(l) ? tp : 1, d = m->dim;
+    double b = dtype_bytes(c->model.dtype), local = (double)part->n_params, tokens_row = (double)c->data.seq_len * c->data.micro_bsz;
+    double kv = (double)m->kv_heads * m->head_dim, chunk_layers = (double)evo_model_part_layers(part) / part->chunks;
+    double per_tok_layer = (4 * d / sp + (2 * d + 2 * kv + 3.0 * m->ffn) / tp) * b + (m->heads / tp + 2 / sp) * 4.0;
+    r.workspace = tokens_row * b *
+                  (2 * d + (d + 2 * kv + 3.0 * m->ffn) / tp + (tp > 1) * (d + d / tp) + (sp > 1) * (2 * d + d / tp));
+    double recomputed = (double)recomputed_layers(c, part) / part->chunks, kept_layers = chunk_layers - recomputed;
+    r.in_flight = train_pipeline_in_flight(part->pp_rank, l->pp, part->chunks, c->data.micro_num);
+    /* a recomputed layer keeps its input; one layer's worth is shared by
+     * them while the backward recomputes them one at a time */
+    r.act = tokens_row * (r.in_flight * (kept_layers * per_tok_layer + recomputed * d * b) +
+                          (recomputed > 0) * per_tok_layer);
+    /* the head's logits of one piece of the loss (evo_transformer_loss_rows) */
+    double piece = (double)evo_transformer_loss_rows(m->vocab / l->tp, l->tp);
+    r.logits = part->pp_rank + 1 == l->pp ? (piece < tokens_row ? piece : tokens_row) * m->vocab / tp * b : 0;
+    uint32_t *owner = evo_malloc((part->n_tensors + 1) * sizeof *owner);
+    r.kept = evo_ckpt_zero_owned(part, l->zero1, zero_rank, owner);
+    free(owner);
+    r.weights = local * b;
+    r.master = b == 4 ? 0 : (double)r.kept * 4.0;
+    r.optim = (double)r.kept * 8.0;
+    r.grads = local * 4.0;
+    if (train_shards_grads(c, l)) {
+        r.window = evo_transformer_grad_window(part);
+        r.grads = (double)(r.kept + r.window) * 4.0;
+    }
+    r.total = r.weights + r.master + r.grads + r.optim + r.act + r.workspace + r.logits;
+    return r;
+}
+
+int train_dry_run(const evo_config *c, uint32_t world, double memory_gib)
 {
     evo_model m;
     evo_err e;
@@ -135,77 +193,60 @@ int train_dry_run(const evo_config *c, uint32_t world)
            " x data parallel %u)\n",
            (uint64_t)c->data.micro_num * tokens_row * dp, c->data.micro_num, c->data.micro_bsz, seq, dp);
 
-    /* Memory of rank 0, the first pipeline stage (model_tp0_pp0's part).
-     * The working weights in the training dtype, the fp32 master weights
-     * (the same buffer in fp32, else sharded by ZeRO-1 with Adam's two
-     * moments) and the fp32 gradients (whole, as Megatron keeps them;
-     * InternEvo keeps them in the dtype: backend.h says why evo does not).
-     * Activations saved
-     * for backward per token and layer: the layer input, the normed inputs
-     * and the residual (cut by tensor ranks with sequence parallelism
-     * only), q/k/v, the attention output, gate, up and their product (cut
-     * by tensor ranks), in the dtype, plus the softmax log-sum-exp and two
-     * rstd (fp32); a recomputed layer keeps its input only; 1F1B keeps a
-     * chunk's for several rows (train_pipeline_in_flight). The backward's
-     * workspace (in the dtype, one row): the residual's and a normed
-     * input's gradients, those of q/k/v, the MLP's three, and with tensor
-     * ranks the gathered embedding (and the gathered rows of sequence
-     * parallelism). Logits (in the dtype) are the last stage's. */
     evo_model part;
     evo_ckpt_layout cut = {.tp = l.tp, .pp = l.pp, .zero = l.zero1};
     if (evo_model_part(&part, &m, &cut, 0, 0, &e) < 0)
         evo_fatal("%s", e.msg);
-    double b = dtype_bytes(c->model.dtype), local = (double)part.n_params;
-    double kv = (double)m.kv_heads * m.head_dim, chunk_layers = (double)evo_model_part_layers(&part) / part.chunks;
-    double sp = evo_layout_sequence_parallel(&l) ? tp : 1, d = m.dim;
-    double per_tok_layer = (4 * d / sp + (2 * d + 2 * kv + 3.0 * m.ffn) / tp) * b + (m.heads / tp + 2 / sp) * 4.0;
-    double workspace = (double)tokens_row * b *
-                       (2 * d + (d + 2 * kv + 3.0 * m.ffn) / tp + (tp > 1) * (d + d / tp) + (sp > 1) * (2 * d + d / tp));
-    double recomputed = (double)recomputed_layers(c, &part) / part.chunks, kept = chunk_layers - recomputed;
-    uint32_t in_flight = train_pipeline_in_flight(0, pp, part.chunks, c->data.micro_num);
-    /* a recomputed layer keeps its input; one layer's worth is shared by
-     * them while the backward recomputes them one at a time */
-    double act = (double)tokens_row * (in_flight * (kept * per_tok_layer + recomputed * m.dim * b) +
-                                       (recomputed > 0) * per_tok_layer);
-    /* the head's logits of one piece of the loss (evo_transformer_loss_rows) */
-    size_t piece = evo_transformer_loss_rows(m.vocab / tp, tp);
-    double logits = pp == 1 ? (double)(piece < tokens_row ? piece : tokens_row) * m.vocab / tp * b : 0;
-    /* evo's arena (transformer.h, optim.c): in fp32 the weights are the
-     * master weights, whole on every rank; in bf16 or fp16 the masters are
-     * cut by ZeRO-1 with Adam's moments; the fp32 gradients whole, or with
-     * ZeRO-2 those of rank 0's tensors and a window of the largest unit */
-    double master = b == 4 ? 0 : local * 4.0 / zero, grads = local * 4.0, optim = local * 8.0 / zero;
-    uint64_t grads_kept = 0, window = evo_transformer_grad_window(&part);
-    if (train_shards_grads(c, &l)) {
-        uint32_t *owner = evo_malloc((part.n_tensors + 1) * sizeof *owner);
-        grads_kept = evo_ckpt_zero_owned(&part, zero, 0, owner);
-        free(owner);
-        grads = (grads_kept + window) * 4.0;
-    }
+    rank_memory r = memory_of(c, &m, &part, &l, 0);
     printf("\n# memory per rank (rank 0): %u ranks = tensor %u x pipeline %u x data %u, ZeRO-1 over %u, %s\n", world,
            tp, pp, dp, zero, evo_precision_name(c->model.dtype));
     print_count("its parameters", part.n_params);
-    printf("  weights                    %8.2f GiB (layers", gib(local * b));
+    printf("  weights                    %8.2f GiB (layers", gib(r.weights));
     for (uint32_t k = 0; k < part.chunks; k++) {
         printf("%s %u", k ? "," : "", part.first[k]);
         if (part.end[k] - part.first[k] > 1)
             printf("-%u", part.end[k] - 1);
     }
     printf("%s)\n", pp > 1 ? ", the embedding" : ", all");
-    if (master > 0)
-        printf("  master weights (fp32)      %8.2f GiB\n", gib(master));
-    printf("  gradients (fp32)           %8.2f GiB", gib(grads));
-    if (grads_kept)
-        printf(" (ZeRO-2: %" PRIu64 " kept, a window of %" PRIu64 ")", grads_kept, window);
+    if (r.master > 0)
+        printf("  master weights (fp32)      %8.2f GiB\n", gib(r.master));
+    printf("  gradients (fp32)           %8.2f GiB", gib(r.grads));
+    if (r.window)
+        printf(" (ZeRO-2: %" PRIu64 " kept, a window of %" PRIu64 ")", r.kept, r.window);
     printf("\n");
-    printf("  optimizer (m, v)           %8.2f GiB\n", gib(optim));
-    printf("  activations                %8.2f GiB (%u row%s of %" PRIu64 " tokens%s)\n", gib(act), in_flight,
-           in_flight > 1 ? "s" : "", tokens_row, part.chunks > 1 ? ", a chunk each" : "");
-    printf("  backward workspace         %8.2f GiB\n", gib(workspace));
-    printf("  logits                     %8.2f GiB\n", gib(logits));
-    printf("  total                      %8.2f GiB\n", gib(local * b + master + grads + optim + act + workspace + logits));
+    printf("  optimizer (m, v)           %8.2f GiB\n", gib(r.optim));
+    printf("  activations                %8.2f GiB (%u row%s of %" PRIu64 " tokens%s)\n", gib(r.act), r.in_flight,
+           r.in_flight > 1 ? "s" : "", tokens_row, part.chunks > 1 ? ", a chunk each" : "");
+    printf("  backward workspace         %8.2f GiB\n", gib(r.workspace));
+    printf("  logits                     %8.2f GiB\n", gib(r.logits));
+    printf("  total                      %8.2f GiB\n", gib(r.total));
+    /* the fullest rank: the stages hold different layers (the last the
+     * head and the logits), the zero1 ranks different shares */
+    double most = r.total;
+    uint32_t most_stage = 0, most_zero = 0;
+    for (uint32_t s = 0; s < pp; s++) {
+        evo_model stage;
+        if (evo_model_part(&stage, &m, &cut, 0, s, &e) < 0)
+            evo_fatal("%s", e.msg);
+        for (uint32_t z = 0; z < zero; z++) {
+            double total = memory_of(c, &m, &stage, &l, z).total;
+            if (total > most)
+                most = total, most_stage = s, most_zero = z;
+        }
+        evo_model_free(&stage);
+    }
+    if (pp > 1 || zero > 1)
+        printf("  the fullest rank           %8.2f GiB (pipeline stage %u, zero1 rank %u)\n", gib(most), most_stage,
+               most_zero);
     print_comm(c, &part, &l);
     evo_model_free(&part);
     evo_model_free(&m);
+    if (memory_gib > 0 && gib(most) > memory_gib) {
+        evo_warn("the fullest rank (pipeline stage %u, zero1 rank %u) needs %.2f GiB, more than the %.2f GiB of "
+                 "--memory: recompute activations (model.checkpoint), cut the gradients too "
+                 "(parallel.zero1.shard_grads), or use more pipeline or tensor ranks",
+                 most_stage, most_zero, gib(most), memory_gib);
+        return EVO_EXIT_FAIL;
+    }
     return EVO_EXIT_OK;
 }

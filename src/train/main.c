@@ -23,6 +23,7 @@ static void usage(void)
            "                        and memory per rank, then exit\n"
            "      --world N         ranks to assume for --dry-run (default: the smallest layout\n"
            "                        the [parallel] section allows)\n"
+           "      --memory GIB      with --dry-run: exit 1 when a rank needs more than GIB (a GPU's)\n"
            "      --metrics FILE    append one JSON line per step to FILE ('-': stdout; default:\n"
            "                        SAVE_CKPT_FOLDER/metrics.jsonl when checkpoints are saved)\n"
            "      --peak-tflops X   the hardware's peak, to report MFU (default: no MFU)\n"
@@ -48,7 +49,7 @@ static void usage(void)
            "requeueing). Run again with the same config to resume from the newest checkpoint.\n");
 }
 
-enum { OPT_SET = 256, OPT_DRY_RUN, OPT_WORLD, OPT_METRICS, OPT_PEAK, OPT_INJECT_NAN, OPT_COMM_TIMEOUT, OPT_BACKEND,
+enum { OPT_SET = 256, OPT_DRY_RUN, OPT_WORLD, OPT_MEMORY, OPT_METRICS, OPT_PEAK, OPT_INJECT_NAN, OPT_COMM_TIMEOUT, OPT_BACKEND,
        OPT_COMM, OPT_PROFILE };
 
 /* The index of arg in names (NULL-terminated), or a usage error. */
@@ -66,7 +67,8 @@ int main(int argc, char **argv)
     evo_set_progname("evo-train");
     static const struct option longopts[] = {
         {"set", required_argument, NULL, OPT_SET},    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
-        {"world", required_argument, NULL, OPT_WORLD}, {"quiet", no_argument, NULL, 'q'},
+        {"world", required_argument, NULL, OPT_WORLD}, {"memory", required_argument, NULL, OPT_MEMORY},
+        {"quiet", no_argument, NULL, 'q'},
         {"metrics", required_argument, NULL, OPT_METRICS}, {"peak-tflops", required_argument, NULL, OPT_PEAK},
         {"inject-nan", required_argument, NULL, OPT_INJECT_NAN},
         {"comm-timeout", required_argument, NULL, OPT_COMM_TIMEOUT},
@@ -77,6 +79,7 @@ int main(int argc, char **argv)
     int dry_run = 0, c, n_sets = 0;
     train_options opt = {.comm_timeout = 600, .backend = TRAIN_BACKEND_AUTO};
     long world = 0;
+    double memory_gib = 0;
     char **sets = evo_calloc((size_t)argc, sizeof *sets);
     while ((c = getopt_long(argc, argv, "qhV", longopts, NULL)) != -1) {
         switch (c) {
@@ -88,6 +91,13 @@ int main(int argc, char **argv)
             world = strtol(optarg, &end, 10);
             if (*end || errno || world < 1 || world > 1 << 20)
                 evo_usage_error("--world wants a rank count from 1 to 1048576, not '%s'", optarg);
+            break;
+        }
+        case OPT_MEMORY: {
+            char *end;
+            memory_gib = strtod(optarg, &end);
+            if (*end || !(memory_gib > 0))
+                evo_usage_error("--memory wants a positive number of GiB, not '%s'", optarg);
             break;
         }
         case OPT_METRICS: opt.metrics_path = optarg; break;
@@ -140,7 +150,7 @@ int main(int argc, char **argv)
     if (evo_config_resolve(&cfg, &e) < 0)
         evo_fatal("%s: %s", argv[optind], e.msg);
     if (dry_run)
-        return train_dry_run(&cfg, (uint32_t)world);
+        return train_dry_run(&cfg, (uint32_t)world, memory_gib);
     opt.config_path = argv[optind];
     return train_run_main(&cfg, &opt);
 }

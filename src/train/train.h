@@ -237,7 +237,8 @@ train_action train_control_poll(const train_run *r);
 
 /* --dry-run: the resolved config, parameter count, FLOPs per token and
  * memory per GPU for world_size ranks (0 = the smallest layout the
- * parallel section allows). */
-int train_dry_run(const evo_config *c, uint32_t world_size);
+ * parallel section allows); with memory_gib > 0, exit 1 when the fullest
+ * rank needs more (--memory). */
+int train_dry_run(const evo_config *c, uint32_t world_size, double memory_gib);
 
 #endif
