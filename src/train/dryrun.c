@@ -36,7 +36,8 @@ static uint32_t recomputed_layers(const evo_config *c, const evo_model *m)
  * activations on, and gradients back only from its chunks after the first
  * (interleaved); with ZeRO-1 the weights it
  * broadcasts are those its zero1 rank keeps. Rows without a labelled
- * token have no backward, and send less than this. Activations, and the
+ * token have no backward, and send less than this (with ZeRO-2 they
+ * still join the gradients' reductions). Activations, and the
  * working weights ZeRO-1 broadcasts, travel in model.dtype, as the GPU
  * and emulated backends send them (the CPU backend computes and sends
  * fp32); gradients are reduced in fp32: once a step, or with ZeRO-2 each
@@ -59,7 +60,8 @@ static void print_comm(const evo_config *c, const evo_model *m, const evo_layout
      * and the head's input gradient all-reduced. Sequence parallel: each
      * all-reduce is a reduce-scatter and an all-gather, the backward
      * gathers the normed inputs again, and the embedding's gradient is
-     * gathered; the norms' gradients are all-reduced with the step. */
+     * gathered; the norms' gradients are all-reduced with the step (with
+ * ZeRO-2, with every row's units). */
     uint64_t gather = evo_comm_volume(EVO_ALLGATHER, act, l->tp), sum = evo_comm_volume(EVO_ALLREDUCE, act, l->tp);
     uint64_t scatter = evo_comm_volume(EVO_REDUCE_SCATTER, act, l->tp);
     uint64_t per_row = gather + (seq ? layers * (6 * gather + 4 * scatter) + gather : 4 * layers * sum);
