@@ -94,6 +94,13 @@ check "emulated bf16, dp 2 zero1 2: 10 steps" ranks 2 evo-train -q "${common[@]}
 check "emulated bf16: zero1 2 = zero1 1, weights bit for bit" cmp dp/10/model_tp0_pp0.evo z2/10/model_tp0_pp0.evo
 # (the gradient norm's double sum is grouped by owner, so only the losses)
 check "emulated bf16: zero1 2 = zero1 1, the losses" cmp <(field dp/metrics.jsonl loss) <(field z2/metrics.jsonl loss)
+# ZeRO-2 (the fp32 gradients cut as the masters): one row per rank, so
+# every sum is ZeRO-1's and every file the same bits
+check "emulated bf16, dp 2 zero1 2 shard_grads: 10 steps" ranks 2 evo-train -q "${common[@]}" --set parallel.zero1=2 \
+    --set parallel.zero1.shard_grads=true --set ckpt.save_ckpt_folder=zero2 tiny.ini
+for f in model_tp0_pp0.evo optimizer_tp0_pp0_zo0.evo optimizer_tp0_pp0_zo1.evo; do
+    check "emulated bf16: ZeRO-2 = ZeRO-1, $f bit for bit" cmp "z2/10/$f" "zero2/10/$f"
+done
 
 # --- bf16 between ranks: activations travel and are summed in bf16 (the
 # MPI comm's 16-bit sums, as NCCL's) -------------------------------------------
