@@ -213,7 +213,7 @@ cudaError_t evo_k_attention_fwd(cudaStream_t s, evo_dtype dt, size_t tiled_smem,
 {
     if (hd > EVO_K_MAX_HEAD_DIM)
         return cudaErrorInvalidValue;
-    if (tiled_smem && evo_att_tiled(dt, hd) && evo_att_fits(hd, tiled_smem))
+    if (evo_att_takes(dt, hd, tiled_smem))
         return evo_k_attention_tiled_fwd(s, dt, out, lse, q, k, v, cu_seqlens, n_seg, T, H, KVH, hd);
     return dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
@@ -230,7 +230,7 @@ cudaError_t evo_k_attention_bwd(cudaStream_t s, evo_dtype dt, size_t tiled_smem,
 {
     if (hd > EVO_K_MAX_HEAD_DIM)
         return cudaErrorInvalidValue;
-    int use_tiled = tiled_smem && evo_att_tiled(dt, hd) && evo_att_fits(hd, tiled_smem);
+    int use_tiled = evo_att_takes(dt, hd, tiled_smem);
     cudaError_t rc = dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
         if (!T)

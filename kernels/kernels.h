@@ -80,9 +80,9 @@ cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, evo_dtype dt, void *dinp, float *d
 cudaError_t evo_k_sqnorm(cudaStream_t s, double *acc, double *partial, const float *x, size_t n);
 
 /* attention.cu: the tensor-core kernels (attention_tiled.cu) where
- * compute/attention_plan.h's evo_att_tiled takes the shape and they fit
- * tiled_smem, the shared memory a block may opt in to (evo_att_fits), else
- * the plain ones; tiled_smem 0: the plain ones always */
+ * compute/attention_plan.h's evo_att_takes the shape on a GPU whose blocks
+ * may opt in to tiled_smem bytes of shared memory, else the plain ones;
+ * tiled_smem 0: the plain ones always */
 cudaError_t evo_k_attention_fwd(cudaStream_t s, evo_dtype dt, size_t tiled_smem, void *out, float *lse, const void *q,
                                 const void *k, const void *v, const int32_t *cu_seqlens, int n_seg, size_t T, int H,
                                 int KVH, int hd);

@@ -40,8 +40,9 @@ check "pipeline 2, one row a step: the last stage (head, logits) is the fullest 
 check "pipeline 2 x zero1 8: zero1 rank 1 of stage 0 keeps the most (InternEvo's deal)" sh -c \
     "evo-train --dry-run --world 16 --set parallel.pipeline.size=2 --set data.micro_num=4 7b.ini |
         grep -q 'the fullest rank .* GiB (pipeline stage 0, zero1 rank 1)'"
-check_fails "--memory wants a positive number" 2 "memory wants a positive number of GiB" \
+check_fails "--memory wants a positive number" 2 "memory wants a positive number" \
     evo-train --dry-run --memory -1 7b.ini
+check_fails "--memory without --dry-run is a usage error" 2 "memory goes with --dry-run" evo-train --memory 80 7b.ini
 
 # The printed configuration loads back to itself.
 evo-train --dry-run 7b.ini | sed '/^# model/,$d' >printed.ini

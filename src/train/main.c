@@ -52,6 +52,16 @@ static void usage(void)
 enum { OPT_SET = 256, OPT_DRY_RUN, OPT_WORLD, OPT_MEMORY, OPT_METRICS, OPT_PEAK, OPT_INJECT_NAN, OPT_COMM_TIMEOUT, OPT_BACKEND,
        OPT_COMM, OPT_PROFILE };
 
+/* arg as a number above 0, or a usage error naming the option. */
+static double positive(const char *arg, const char *option)
+{
+    char *end;
+    double x = strtod(arg, &end);
+    if (*end || !(x > 0))
+        evo_usage_error("%s wants a positive number, not '%s'", option, arg);
+    return x;
+}
+
 /* The index of arg in names (NULL-terminated), or a usage error. */
 static int choice(const char *arg, const char *option, const char *const *names, const char *wanted)
 {
@@ -93,21 +103,9 @@ int main(int argc, char **argv)
                 evo_usage_error("--world wants a rank count from 1 to 1048576, not '%s'", optarg);
             break;
         }
-        case OPT_MEMORY: {
-            char *end;
-            memory_gib = strtod(optarg, &end);
-            if (*end || !(memory_gib > 0))
-                evo_usage_error("--memory wants a positive number of GiB, not '%s'", optarg);
-            break;
-        }
+        case OPT_MEMORY: memory_gib = positive(optarg, "--memory"); break;
         case OPT_METRICS: opt.metrics_path = optarg; break;
-        case OPT_PEAK: {
-            char *end;
-            opt.peak_tflops = strtod(optarg, &end);
-            if (*end || !(opt.peak_tflops > 0))
-                evo_usage_error("--peak-tflops wants a positive number, not '%s'", optarg);
-            break;
-        }
+        case OPT_PEAK: opt.peak_tflops = positive(optarg, "--peak-tflops"); break;
         case OPT_INJECT_NAN: opt.inject_nan = optarg; break;
         case OPT_COMM_TIMEOUT:
             opt.comm_timeout = (double)evo_usage_number(optarg, "--comm-timeout", 1, 1000000);
@@ -138,6 +136,8 @@ int main(int argc, char **argv)
     }
     if (argc - optind != 1)
         evo_usage_error("one CONFIG file expected");
+    if (memory_gib > 0 && !dry_run)
+        evo_usage_error("--memory goes with --dry-run");
     evo_config cfg;
     evo_err e;
     evo_config_defaults(&cfg);

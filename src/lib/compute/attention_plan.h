@@ -135,4 +135,11 @@ static inline int evo_att_fits(int hd, size_t optin)
     return 1;
 }
 
+/* Whether the tensor-core kernels run this shape on a GPU whose blocks
+ * may opt in to optin bytes of shared memory (0: never). */
+static inline int evo_att_takes(evo_dtype dt, int hd, size_t optin)
+{
+    return optin && evo_att_tiled(dt, hd) && evo_att_fits(hd, optin);
+}
+
 #endif

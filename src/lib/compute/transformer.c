@@ -323,7 +323,8 @@ void evo_transformer_init_params(evo_transformer *tf, uint64_t seed)
 
 void evo_transformer_zero_grad(evo_transformer *tf)
 {
-    tf->be->fill(tf->be, tf->grads, 0.0f, tf->n_grads);
+    if (!tf->sink.flush) /* a sink's window starts from zero at every unit */
+        tf->be->fill(tf->be, tf->grads, 0.0f, tf->n_grads);
 }
 
 /* The working weight of the tensor at off (a weight the layers read), and

@@ -365,7 +365,7 @@ static void cuda_matmul_bwd(const evo_backend *be, evo_dval *dinp, float *dW, fl
     int db_done = 0;
     if (dW && db && T && C && OC &&
         gemm(be, EVO_GEMM_DWEIGHT, T, C, OC, inp, W, dout, dW, room(be, &cu.bgrad, OC * sizeof *db), 1)) {
-        check(evo_k_add(cu.stream, EVO_F32, db, cu.bgrad.p, OC), "bias gradient");
+        cuda_add_f32(be, db, cu.bgrad.p, OC);
         db_done = 1;
     } else if (dW)
         gemm(be, EVO_GEMM_DWEIGHT, T, C, OC, inp, W, dout, dW, NULL, 1);
@@ -565,8 +565,8 @@ const evo_backend *evo_backend_cuda(int device, evo_dtype dtype, int tf32, evo_e
     cu.tf32 = tf32;
     cu.attention_smem = !att || strcmp(att, "tiled") == 0 ? prop.sharedMemPerBlockOptin : 0;
     cuda_backend.dtype = dtype;
-    int tiled64 = cu.attention_smem && evo_att_tiled(dtype, 64) && evo_att_fits(64, cu.attention_smem);
-    int tiled128 = tiled64 && evo_att_fits(EVO_ATT_MAX_HD, cu.attention_smem);
+    int tiled64 = evo_att_takes(dtype, 64, cu.attention_smem);
+    int tiled128 = evo_att_takes(dtype, EVO_ATT_MAX_HD, cu.attention_smem);
     snprintf(cu.name, sizeof cu.name, "cuda (GPU %d: %s, sm_%d%d, %s GEMMs, %s attention)", device, prop.name,
              prop.major, prop.minor, dtype == EVO_F32 && tf32 ? "TF32" : dtype_name(dtype),
              tiled128 ? "tensor-core (head dims 64, 128)" : tiled64 ? "tensor-core (head dim 64)" : "plain");
