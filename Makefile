@@ -2,12 +2,15 @@
 #   make                 build bin/evo-* (CPU only: needs no CUDA)
 #   make CUDA=1          the same tools with the CUDA backend too (kernels/, src/lib/cuda/);
 #                        CUDA_HOME=/usr/local/cuda, CUDA_ARCH="80 90" (sm_80, sm_90) by default
+#   make CUDA=emu        the CUDA backend and kernels on the CPU emulator (kernels/emu: no
+#                        toolkit, no GPU), in build/release-cuda-emu; for tests only
 #   make check           run all tests; ends with "N passed, N failed"
 #   make check SANITIZE=1  the same with ASan+UBSan builds (in build/asan)
 #   make check-slow      make check with the long sweeps (200 kills during saves,
 #                        3000 bit flips a file)
 #   make check-all       both of the above (and the CUDA build's host-side tests where
-#                        nvcc is), one summary line (CI)
+#                        nvcc is, and the CUDA backend on the CPU emulator), one summary
+#                        line (CI)
 #   make check-gpu       scripts/gpu-check: every check that needs a GPU, on this machine's
 #                        GPU, with a report in results/gpu/
 #   make fuzz            tests/fuzz/: every reader's libFuzzer harness (clang, ASan+UBSan)
@@ -45,6 +48,17 @@ NVCCFLAGS := -std=c++17 -O3 -lineinfo -Isrc/lib -Ikernels -Werror all-warnings \
              -Xcompiler -Wall,-Wextra,-Werror $(foreach a,$(CUDA_ARCH),-gencode arch=compute_$(a),code=sm_$(a))
 CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcudart_static -ldl -lrt -lstdc++
 endif
+# The emulated flavour: the same host side and kernels compiled by the host's
+# C++ compiler against kernels/emu's CUDA runtime, wmma and cuBLASLt, which
+# run every grid on the CPU (kernels/emu/README.md); no NCCL.
+ifeq ($(CUDA),emu)
+BUILD    := $(BUILD)-cuda-emu
+CXX      ?= g++
+CPPFLAGS += -DEVO_CUDA -DEVO_CUDA_EMULATOR -Ikernels/emu/include -I.
+EMU_CXXFLAGS := -std=c++17 -O2 -g -DEVO_CUDA_EMULATOR -Ikernels/emu/include -Isrc/lib -Ikernels \
+                -Wall -Wextra -Werror -Wno-unknown-pragmas -MMD -MP
+CUDA_LIBS := -lstdc++
+endif
 
 # PMIx (the world under srun --mpi=pmix) and Open MPI (the CPU ranks' comm)
 # from Debian's libpmix-dev and libopenmpi-dev.
@@ -62,6 +76,9 @@ LDFLAGS  += $(LDSAN) -fopenmp -Wl,--as-needed
 ifeq ($(CUDA),1)
 LIB_SRC  := $(filter-out %_absent.c,$(sort $(wildcard src/lib/*/*.c)))
 KERNEL_OBJ := $(patsubst kernels/%.cu,$(BUILD)/kernels/%.o,$(sort $(wildcard kernels/*.cu)))
+else ifeq ($(CUDA),emu)
+LIB_SRC  := $(filter-out src/lib/compute/backend_cuda_absent.c src/lib/cuda/comm_nccl.c,$(sort $(wildcard src/lib/*/*.c)))
+KERNEL_OBJ := $(patsubst kernels/%,$(BUILD)/kernels/%.o,$(sort $(wildcard kernels/*.cu kernels/emu/*.cc)))
 else
 LIB_SRC  := $(filter-out src/lib/cuda/%,$(sort $(wildcard src/lib/*/*.c)))
 KERNEL_OBJ :=
@@ -90,9 +107,19 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
+ifeq ($(CUDA),emu)
+$(BUILD)/kernels/%.cu.o: kernels/%.cu
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -x c++ -c $< -o $@
+
+$(BUILD)/kernels/emu/%.cc.o: kernels/emu/%.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+else
 $(BUILD)/kernels/%.o: kernels/%.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+endif
 
 $(LIBEVO): $(LIB_OBJ)
 	@rm -f $@
@@ -127,12 +154,15 @@ check-slow: all test-progs
 # and no GPU) and runs the tests of what it adds (tests/run.sh: DIR=TESTS).
 HAVE_NVCC := $(wildcard $(NVCC))
 CUDA_FLAVOUR := $(if $(HAVE_NVCC),$(CURDIR)/build/release-cuda/bin=t0200-ops.sh:t0600-cuda.sh)
+# The CUDA backend on the CPU emulator needs no toolkit: always.
+EMU_FLAVOUR := $(CURDIR)/build/release-cuda-emu/bin=t0610-cuda-emulator.sh
 check-all:
 	$(MAKE) all test-progs
 	$(MAKE) all test-progs SANITIZE=1
 	$(MAKE) fuzz-build
 	$(if $(HAVE_NVCC),$(MAKE) all test-progs CUDA=1 BIN=build/release-cuda/bin)
-	@EVO_BINS="$(CURDIR)/bin $(CURDIR)/build/asan/bin $(CUDA_FLAVOUR)" tests/run.sh
+	$(MAKE) all test-progs CUDA=emu BIN=build/release-cuda-emu/bin
+	@EVO_BINS="$(CURDIR)/bin $(CURDIR)/build/asan/bin $(CUDA_FLAVOUR) $(EMU_FLAVOUR)" tests/run.sh
 
 check-gpu:
 	scripts/gpu-check

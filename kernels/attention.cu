@@ -218,8 +218,8 @@ cudaError_t evo_k_attention_fwd(cudaStream_t s, evo_dtype dt, size_t tiled_smem,
     return dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
         if (T)
-            attention_fwd_kernel<<<warp_blocks(T * (size_t)H), kWarpsPerBlock * kWarp, 0, s>>>(
-                (X *)out, lse, (const X *)q, (const X *)k, (const X *)v, cu_seqlens, n_seg, T, H, KVH, hd);
+            launch(attention_fwd_kernel<X>, warp_blocks(T * (size_t)H), kWarpsPerBlock * kWarp, 0, s, (X *)out, lse,
+                   (const X *)q, (const X *)k, (const X *)v, cu_seqlens, n_seg, T, H, KVH, hd);
     });
 }
 
@@ -237,14 +237,14 @@ cudaError_t evo_k_attention_bwd(cudaStream_t s, evo_dtype dt, size_t tiled_smem,
             return;
         const unsigned threads = kWarpsPerBlock * kWarp;
         const X *q_ = (const X *)q, *k_ = (const X *)k, *v_ = (const X *)v, *dout_ = (const X *)dout;
-        attention_bwd_d_kernel<<<warp_blocks(T * (size_t)H), threads, 0, s>>>(scratch, dout_, (const X *)out,
-                                                                               T * (size_t)H, hd);
+        launch(attention_bwd_d_kernel<X>, warp_blocks(T * (size_t)H), threads, 0, s, scratch, dout_, (const X *)out,
+               T * (size_t)H, hd);
         if (use_tiled)
             return;
-        attention_bwd_dq_kernel<<<warp_blocks(T * (size_t)H), threads, 0, s>>>((X *)dq, scratch, dout_, q_, k_, v_,
-                                                                                lse, cu_seqlens, n_seg, T, H, KVH, hd);
-        attention_bwd_dkdv_kernel<<<warp_blocks(T * (size_t)KVH), threads, 0, s>>>(
-            (X *)dk, (X *)dv, scratch, dout_, q_, k_, v_, lse, cu_seqlens, n_seg, T, H, KVH, hd);
+        launch(attention_bwd_dq_kernel<X>, warp_blocks(T * (size_t)H), threads, 0, s, (X *)dq, scratch, dout_, q_, k_,
+               v_, lse, cu_seqlens, n_seg, T, H, KVH, hd);
+        launch(attention_bwd_dkdv_kernel<X>, warp_blocks(T * (size_t)KVH), threads, 0, s, (X *)dk, (X *)dv, scratch,
+               dout_, q_, k_, v_, lse, cu_seqlens, n_seg, T, H, KVH, hd);
     });
     if (rc != cudaSuccess || !use_tiled || !T)
         return rc;

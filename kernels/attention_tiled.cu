@@ -169,7 +169,7 @@ __global__ void __launch_bounds__(kThreads)
     attention_tiled_fwd_kernel(X *out, float *lse, const X *q, const X *k, const X *v, const int32_t *cu, int n_seg,
                                size_t T, int H, int KVH)
 {
-    extern __shared__ __align__(EVO_ATT_ALIGN) char smem[];
+    EVO_DYNAMIC_SMEM(smem, EVO_ATT_ALIGN);
     const evo_att_smem m = evo_att_smem_of(EVO_ATT_FWD, HD);
     X *Qs = (X *)(smem + m.tile[0]), *Ks = (X *)(smem + m.tile[1]), *Vs = (X *)(smem + m.tile[2]);
     const int w = threadIdx.x / kWarp, lane = threadIdx.x % kWarp, r = lane / 2, half = lane % 2;
@@ -233,7 +233,7 @@ __global__ void __launch_bounds__(kThreads)
     attention_tiled_dq_kernel(X *dq, const float *D, const X *dout, const X *q, const X *k, const X *v,
                               const float *lse, const int32_t *cu, int n_seg, size_t T, int H, int KVH)
 {
-    extern __shared__ __align__(EVO_ATT_ALIGN) char smem[];
+    EVO_DYNAMIC_SMEM(smem, EVO_ATT_ALIGN);
     const evo_att_smem m = evo_att_smem_of(EVO_ATT_BWD_DQ, HD);
     X *Qs = (X *)(smem + m.tile[0]), *dOs = (X *)(smem + m.tile[1]);
     X *Ks = (X *)(smem + m.tile[2]), *Vs = (X *)(smem + m.tile[3]);
@@ -292,7 +292,7 @@ __global__ void __launch_bounds__(kThreads)
     attention_tiled_dkdv_kernel(X *dk, X *dv, const float *D, const X *dout, const X *q, const X *k, const X *v,
                                 const float *lse, const int32_t *cu, int n_seg, size_t T, int H, int KVH)
 {
-    extern __shared__ __align__(EVO_ATT_ALIGN) char smem[];
+    EVO_DYNAMIC_SMEM(smem, EVO_ATT_ALIGN);
     const evo_att_smem m = evo_att_smem_of(EVO_ATT_BWD_DKDV, HD);
     X *Qs = (X *)(smem + m.tile[0]), *dOs = (X *)(smem + m.tile[1]);
     const int w = threadIdx.x / kWarp, lane = threadIdx.x % kWarp, r = lane / 2, half = lane % 2;
@@ -397,8 +397,8 @@ cudaError_t evo_k_attention_tiled_fwd(cudaStream_t s, evo_dtype dt, void *out, f
         auto kernel = attention_tiled_fwd_kernel<X, HD>;
         if (!T || (rc = opt_in(kernel, EVO_ATT_FWD, HD)) != cudaSuccess)
             return;
-        kernel<<<dim3(tiles(T), (unsigned)H), kThreads, evo_att_smem_of(EVO_ATT_FWD, HD).total, s>>>(
-            (X *)out, lse, (const X *)q, (const X *)k, (const X *)v, cu_seqlens, n_seg, T, H, KVH);
+        launch(kernel, dim3(tiles(T), (unsigned)H), kThreads, evo_att_smem_of(EVO_ATT_FWD, HD).total, s, (X *)out, lse,
+               (const X *)q, (const X *)k, (const X *)v, cu_seqlens, n_seg, T, H, KVH);
     });
     return rc != cudaSuccess ? rc : launched;
 }
@@ -418,10 +418,10 @@ cudaError_t evo_k_attention_tiled_bwd(cudaStream_t s, evo_dtype dt, void *dq, vo
         if (!T || (rc = opt_in(dq_kernel, EVO_ATT_BWD_DQ, HD)) != cudaSuccess ||
             (rc = opt_in(dkdv_kernel, EVO_ATT_BWD_DKDV, HD)) != cudaSuccess)
             return;
-        dq_kernel<<<dim3(tiles(T), (unsigned)H), kThreads, evo_att_smem_of(EVO_ATT_BWD_DQ, HD).total, s>>>(
-            (X *)dq, D, dout_, q_, k_, v_, lse, cu_seqlens, n_seg, T, H, KVH);
-        dkdv_kernel<<<dim3(tiles(T), (unsigned)KVH), kThreads, evo_att_smem_of(EVO_ATT_BWD_DKDV, HD).total, s>>>(
-            (X *)dk, (X *)dv, D, dout_, q_, k_, v_, lse, cu_seqlens, n_seg, T, H, KVH);
+        launch(dq_kernel, dim3(tiles(T), (unsigned)H), kThreads, evo_att_smem_of(EVO_ATT_BWD_DQ, HD).total, s, (X *)dq,
+               D, dout_, q_, k_, v_, lse, cu_seqlens, n_seg, T, H, KVH);
+        launch(dkdv_kernel, dim3(tiles(T), (unsigned)KVH), kThreads, evo_att_smem_of(EVO_ATT_BWD_DKDV, HD).total, s,
+               (X *)dk, (X *)dv, D, dout_, q_, k_, v_, lse, cu_seqlens, n_seg, T, H, KVH);
     });
     return rc != cudaSuccess ? rc : launched;
 }

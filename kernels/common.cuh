@@ -30,6 +30,26 @@ inline unsigned grid_for(size_t n, int block = kBlock)
     return (unsigned)(b < 1 ? 1 : b > cap ? cap : b);
 }
 
+/* Every kernel starts here: kernel<<<grid, block, smem, s>>>(args) on a
+ * GPU, the grid run on the CPU by the emulator (kernels/emu, make
+ * CUDA=emu); either way its error is cudaGetLastError's. */
+template <typename... P, typename... A>
+inline void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, A... args)
+{
+#ifdef EVO_CUDA_EMULATOR
+    (void)s;
+    evo_emu::launch((const void *)kernel, grid, block, smem, [=] { kernel(args...); });
+#else
+    kernel<<<grid, block, smem, s>>>(args...);
+#endif
+}
+
+/* The block's dynamic shared memory (the launch's smem bytes) as
+ * char name[], aligned to align bytes; the emulator has its own. */
+#ifndef EVO_DYNAMIC_SMEM
+#define EVO_DYNAMIC_SMEM(name, align) extern __shared__ __align__(align) char name[]
+#endif
+
 #define EVO_GRID_STRIDE(i, n)                                                                              \
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
 
@@ -132,15 +152,15 @@ template <typename X> __device__ inline void store(X *p, size_t i, float x)
     p[i] = from_f32<X>(x);
 }
 
-/* A launcher's dispatch on its dtype: launch(X()) with X the storage type
+/* A launcher's dispatch on its dtype: f(X()) with X the storage type
  * of dt (a generic lambda that launches kernel<X>), then the launch's
  * error; cudaErrorInvalidValue for a dtype that is none of the three. */
-template <typename F> inline cudaError_t dispatch(evo_dtype dt, F launch)
+template <typename F> inline cudaError_t dispatch(evo_dtype dt, F f)
 {
     switch (dt) {
-    case EVO_F32: launch(float()); break;
-    case EVO_BF16: launch(__nv_bfloat16()); break;
-    case EVO_F16: launch(__half()); break;
+    case EVO_F32: f(float()); break;
+    case EVO_BF16: f(__nv_bfloat16()); break;
+    case EVO_F16: f(__half()); break;
     default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();
@@ -191,9 +211,9 @@ template <typename F> inline void sum_columns(cudaStream_t s, float *acc, float 
     if (!T || !C)
         return;
     const size_t chunks = column_chunks(T);
-    column_partial_kernel<<<dim3((unsigned)((C + kSumThreads - 1) / kSumThreads), (unsigned)chunks), kSumThreads, 0,
-                            s>>>(partial, T, C, f);
-    column_total_kernel<<<grid_for(C), kBlock, 0, s>>>(acc, partial, chunks, C);
+    launch(column_partial_kernel<F>, dim3((unsigned)((C + kSumThreads - 1) / kSumThreads), (unsigned)chunks),
+           kSumThreads, 0, s, partial, T, C, f);
+    launch(column_total_kernel<float>, grid_for(C), kBlock, 0, s, acc, partial, chunks, C);
 }
 
 } // namespace evo

@@ -170,7 +170,7 @@ extern "C" {
 cudaError_t evo_k_fill(cudaStream_t s, float *dst, float value, size_t n)
 {
     if (n)
-        fill_kernel<<<grid_for(n), kBlock, 0, s>>>(dst, value, n);
+        launch(fill_kernel, grid_for(n), kBlock, 0, s, dst, value, n);
     return cudaGetLastError();
 }
 
@@ -179,7 +179,7 @@ cudaError_t evo_k_add(cudaStream_t s, evo_dtype dt, void *dst, const void *src, 
     return dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
         if (n)
-            add_kernel<<<grid_for(n), kBlock, 0, s>>>((X *)dst, (const X *)src, n);
+            launch(add_kernel<X>, grid_for(n), kBlock, 0, s, (X *)dst, (const X *)src, n);
     });
 }
 
@@ -191,7 +191,7 @@ cudaError_t evo_k_cast(cudaStream_t s, void *dst, evo_dtype dst_dt, const void *
             using Dst = decltype(dst_ty);
             using Src = decltype(src_ty);
             if (n)
-                cast_kernel<<<grid_for(n), kBlock, 0, s>>>((Dst *)dst, (const Src *)src, n);
+                launch(cast_kernel<Dst, Src>, grid_for(n), kBlock, 0, s, (Dst *)dst, (const Src *)src, n);
         });
     });
     return rc != cudaSuccess ? rc : src_rc;
@@ -203,7 +203,7 @@ cudaError_t evo_k_embedding_fwd(cudaStream_t s, evo_dtype dt, void *out, const i
     return dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
         if (T && C)
-            embedding_fwd_kernel<<<grid_for(T * C), kBlock, 0, s>>>((X *)out, ids, (const X *)table, T, C);
+            launch(embedding_fwd_kernel<X>, grid_for(T * C), kBlock, 0, s, (X *)out, ids, (const X *)table, T, C);
     });
 }
 
@@ -213,8 +213,8 @@ cudaError_t evo_k_embedding_bwd(cudaStream_t s, evo_dtype dt, float *dtable, con
     return dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
         if (T && C) {
-            embedding_chain_kernel<<<grid_for(T), kBlock, 0, s>>>(chain, ids, T);
-            embedding_bwd_kernel<<<grid_for(T * C), kBlock, 0, s>>>(dtable, ids, chain, (const X *)dout, T, C);
+            launch(embedding_chain_kernel, grid_for(T), kBlock, 0, s, chain, ids, T);
+            launch(embedding_bwd_kernel<X>, grid_for(T * C), kBlock, 0, s, dtable, ids, chain, (const X *)dout, T, C);
         }
     });
 }
@@ -240,7 +240,7 @@ cudaError_t evo_k_rope(cudaStream_t s, evo_dtype dt, void *out, const void *inp,
     return dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
         if (n)
-            rope_kernel<<<grid_for(n), kBlock, 0, s>>>((X *)out, (const X *)inp, pos, T, H, hd, base, sign);
+            launch(rope_kernel<X>, grid_for(n), kBlock, 0, s, (X *)out, (const X *)inp, pos, T, H, hd, base, sign);
     });
 }
 
@@ -249,7 +249,7 @@ cudaError_t evo_k_swiglu_fwd(cudaStream_t s, evo_dtype dt, void *out, const void
     return dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
         if (n)
-            swiglu_fwd_kernel<<<grid_for(n), kBlock, 0, s>>>((X *)out, (const X *)gate, (const X *)up, n);
+            launch(swiglu_fwd_kernel<X>, grid_for(n), kBlock, 0, s, (X *)out, (const X *)gate, (const X *)up, n);
     });
 }
 
@@ -259,8 +259,8 @@ cudaError_t evo_k_swiglu_bwd(cudaStream_t s, evo_dtype dt, void *dgate, void *du
     return dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
         if (n)
-            swiglu_bwd_kernel<<<grid_for(n), kBlock, 0, s>>>((X *)dgate, (X *)dup, (const X *)dout,
-                                                             (const X *)gate, (const X *)up, n);
+            launch(swiglu_bwd_kernel<X>, grid_for(n), kBlock, 0, s, (X *)dgate, (X *)dup, (const X *)dout,
+                   (const X *)gate, (const X *)up, n);
     });
 }
 
@@ -271,8 +271,8 @@ cudaError_t evo_k_adamw(cudaStream_t s, evo_dtype dt, float *p, void *work, cons
     return dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
         if (n)
-            adamw_kernel<<<grid_for(n), kBlock, 0, s>>>(p, (X *)work, grad, m, v, n, decay, step_size, bc2_sqrt, b1,
-                                                        c1, b2, c2, eps, grad_scale);
+            launch(adamw_kernel<X>, grid_for(n), kBlock, 0, s, p, (X *)work, grad, m, v, n, decay, step_size, bc2_sqrt,
+                   b1, c1, b2, c2, eps, grad_scale);
     });
 }
 

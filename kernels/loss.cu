@@ -109,7 +109,8 @@ cudaError_t evo_k_crossentropy_fwd(cudaStream_t s, evo_dtype dt, float *losses, 
     return dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
         if (T)
-            crossentropy_fwd_kernel<<<(unsigned)T, kBlock, 0, s>>>(losses, lse, (const X *)logits, labels, eps, V);
+            launch(crossentropy_fwd_kernel<X>, (unsigned)T, kBlock, 0, s, losses, lse, (const X *)logits, labels, eps,
+                   V);
     });
 }
 
@@ -119,8 +120,8 @@ cudaError_t evo_k_crossentropy_shard_fwd(cudaStream_t s, evo_dtype dt, float *pa
     return dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
         if (T)
-            crossentropy_shard_fwd_kernel<<<(unsigned)T, kBlock, 0, s>>>(parts, (const X *)logits, labels, T, v0,
-                                                                         Vl);
+            launch(crossentropy_shard_fwd_kernel<X>, (unsigned)T, kBlock, 0, s, parts, (const X *)logits, labels, T, v0,
+                   Vl);
     });
 }
 
@@ -131,8 +132,8 @@ cudaError_t evo_k_crossentropy_bwd(cudaStream_t s, evo_dtype dt, void *dlogits, 
     return dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
         if (T && Vl)
-            crossentropy_bwd_kernel<<<grid_for(T * Vl), kBlock, 0, s>>>((X *)dlogits, dloss, (const X *)logits, lse,
-                                                                        labels, eps, T, V, v0, Vl);
+            launch(crossentropy_bwd_kernel<X>, grid_for(T * Vl), kBlock, 0, s, (X *)dlogits, dloss, (const X *)logits,
+                   lse, labels, eps, T, V, v0, Vl);
     });
 }
 

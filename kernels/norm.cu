@@ -95,8 +95,8 @@ cudaError_t evo_k_rmsnorm_fwd(cudaStream_t s, evo_dtype dt, void *out, float *rs
     return dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
         if (T)
-            rmsnorm_fwd_kernel<<<(unsigned)T, kBlock, 0, s>>>((X *)out, rstd, (const X *)inp, (const X *)w, eps,
-                                                              C);
+            launch(rmsnorm_fwd_kernel<X>, (unsigned)T, kBlock, 0, s, (X *)out, rstd, (const X *)inp, (const X *)w, eps,
+                   C);
     });
 }
 
@@ -107,8 +107,8 @@ cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, evo_dtype dt, void *dinp, float *d
     return dispatch(dt, [&](auto ty) {
         using X = decltype(ty);
         if (T) {
-            rmsnorm_bwd_dinp_kernel<<<(unsigned)T, kBlock, 0, s>>>((X *)dinp, (const X *)dout, (const X *)inp,
-                                                                   (const X *)w, rstd, C, accumulate);
+            launch(rmsnorm_bwd_dinp_kernel<X>, (unsigned)T, kBlock, 0, s, (X *)dinp, (const X *)dout, (const X *)inp,
+                   (const X *)w, rstd, C, accumulate);
             sum_columns(s, dw, partial, T, C, norm_weight_grad_of<X>{(const X *)dout, (const X *)inp, rstd, C});
         }
     });
@@ -116,8 +116,8 @@ cudaError_t evo_k_rmsnorm_bwd(cudaStream_t s, evo_dtype dt, void *dinp, float *d
 
 cudaError_t evo_k_sqnorm(cudaStream_t s, double *acc, double *partial, const float *x, size_t n)
 {
-    sqnorm_chunks_kernel<<<EVO_SQNORM_CHUNKS, kBlock, 0, s>>>(partial, x, n);
-    sqnorm_total_kernel<<<1, 1, 0, s>>>(acc, partial);
+    launch(sqnorm_chunks_kernel, EVO_SQNORM_CHUNKS, kBlock, 0, s, partial, x, n);
+    launch(sqnorm_total_kernel, 1, 1, 0, s, acc, partial);
     return cudaGetLastError();
 }
 

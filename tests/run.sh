@@ -6,8 +6,8 @@
 #             or DIR=t1.sh:t2.sh for the named scripts only (the CUDA build)
 #   TESTS     space-separated subset, e.g. TESTS="t0020-input.sh"
 # Each flavour's test drivers (tests/c/*.c, built by make check) are in its
-# build folder, build/release/tests, build/asan/tests or
-# build/release-cuda/tests: EVO_TESTBIN.
+# build folder, build/release/tests, build/asan/tests,
+# build/release-cuda/tests or build/release-cuda-emu/tests: EVO_TESTBIN.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 export EVO_ROOT=$(dirname "$here")
@@ -23,6 +23,7 @@ for entry in ${EVO_BINS:-$EVO_ROOT/bin}; do
     case $EVO_BIN in
     */asan/*) export EVO_SANITIZED=1 EVO_TESTBIN=$EVO_ROOT/build/asan/tests ;;
     */release-cuda/*) unset EVO_SANITIZED; export EVO_TESTBIN=$EVO_ROOT/build/release-cuda/tests ;;
+    */release-cuda-emu/*) unset EVO_SANITIZED; export EVO_TESTBIN=$EVO_ROOT/build/release-cuda-emu/tests ;;
     *) unset EVO_SANITIZED; export EVO_TESTBIN=$EVO_ROOT/build/release/tests ;;
     esac
     for t in $scripts; do

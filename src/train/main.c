@@ -127,8 +127,11 @@ int main(int argc, char **argv)
             free(sets);
             return EVO_EXIT_OK;
         case 'V':
-            printf("evo-train (evo) %s, backends: cpu%s; comms: mpi%s\n", EVO_VERSION, evo_cuda_built ? ", cuda" : "",
-                   evo_cuda_built ? ", nccl" : "");
+            printf("evo-train (evo) %s, backends: cpu%s; comms: mpi%s\n", EVO_VERSION,
+                   evo_cuda_built == EVO_CUDA_EMULATED ? ", cuda (on the CPU emulator)"
+                   : evo_cuda_built                    ? ", cuda"
+                                                       : "",
+                   evo_cuda_built == 1 ? ", nccl" : "");
             free(sets);
             return EVO_EXIT_OK;
         default: evo_usage_error("bad option");

@@ -270,7 +270,10 @@ void evo_backend_profile_print(FILE *f, const char *prefix);
  * CPU backend. One GPU per process: later calls return the first one's
  * backend, or fail if they ask for another dtype or tf32. */
 const evo_backend *evo_backend_cuda(int device, evo_dtype dtype, int tf32, evo_err *e);
-/* 1 in a `make CUDA=1` build, 0 otherwise. */
+/* 1 in a `make CUDA=1` build, EVO_CUDA_EMULATED in a `make CUDA=emu` one
+ * (the CUDA backend on kernels/emu's CPU emulator, for tests), 0
+ * otherwise. */
+enum { EVO_CUDA_EMULATED = 2 };
 extern const int evo_cuda_built;
 
 #endif

@@ -524,7 +524,11 @@ static evo_backend cuda_backend = {
     .sqnorm = cuda_sqnorm,
 };
 
+#ifdef EVO_CUDA_EMULATOR
+const int evo_cuda_built = EVO_CUDA_EMULATED;
+#else
 const int evo_cuda_built = 1;
+#endif
 
 cudaStream_t evo_cuda_stream(void) { return cu.stream; }
 

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The CUDA backend's kernels and host side, run on the CPU emulator
+# (kernels/emu, make CUDA=emu; its flavour runs only this script): what
+# scripts/gpu-check checks on a GPU, on this machine, on every submission.
+# The emulator runs every block's threads as fibers that switch only at
+# barriers, with cuBLASLt's GEMMs as plain loops: it proves the kernels'
+# indexing, masking, reductions, barriers and the backend's plumbing, not
+# the hardware's speed or its own rounding of sums (kernels/emu/README.md).
+# - every op against the CPU backend, as gpu-check's step 1 and 4: fp32
+#   within 1e-4 relative L2, TF32 within 1e-3, bf16 (the tensor-core
+#   attention at head dims 64 and 128, and the plain one) within 1e-2 of
+#   the CPU's emulated bf16;
+# - barriers: the threads run again in reverse order and give the same
+#   bits (a read of another thread's write without a barrier between
+#   would see another value); a GPU whose blocks may opt in to 99 KiB of
+#   shared memory (sm_86) takes the plain attention at head dim 128;
+# - training (gpu-check's steps 2, 3, 4): fp32 losses equal the CPU's to
+#   1e-5, two runs and a resumed run give identical checkpoints,
+#   recomputation gives the same bits, bf16 at head dim 64 (the tensor-core
+#   attention) follows the CPU's emulated bf16 within 1e-2.
+. "$(dirname "$0")/lib.sh"
+
+case $EVO_BIN in
+*/release-cuda-emu/*) ;;
+*) exit 0 ;; # another flavour: nothing here to run
+esac
+check "evo-train --version names the emulator" sh -c "evo-train --version | grep -q 'cuda (on the CPU emulator)'"
+
+ops() { # BACKEND DIR [ENV...]: op-check's files of a backend; DIR ending in -s: its smaller sizes
+    local small=
+    case $2 in *-s) small=-s ;; esac
+    mkdir -p "$2"
+    env "${@:3}" "$EVO_TESTBIN/op-check" $small -b "$1" "$2" >"$2.log" 2>&1
+}
+compare() { # NAME TOL REF DIR: every tensor within TOL
+    local out
+    if out=$("$EVO_TESTBIN/op-compare" -t "$2" "$3" "$4") && ! printf '%s\n' "$out" | grep -q '^FAIL' &&
+        [ "$(printf '%s\n' "$out" | grep -c '^ok')" -ge 100 ]; then
+        pass "$1 ($(printf '%s\n' "$out" | grep -c '^ok') tensors)"
+    else
+        fail "$1" "$(printf '%s\n' "$out" | grep -v '^ok' | head -5; tail -3 "$4.log")"
+    fi
+}
+# op-check's sizes for fp32 and bf16, its smaller ones (-s: still several
+# 64-token tiles a segment) for the variants
+for d in cpu cpu-s; do ops cpu $d; done
+for d in emu16 emu16-s; do ops emulated-bf16 $d; done
+ops cuda f32 && compare "fp32 ops on the emulated GPU = the CPU backend's within 1e-4" 1e-4 cpu f32
+ops cuda-tf32 tf32-s && compare "TF32 GEMMs within 1e-3" 1e-3 cpu-s tf32-s
+ops cuda-bf16 b16 && compare "bf16 ops (tensor-core attention) within 1e-2 of the emulated bf16" 1e-2 emu16 b16
+ops cuda-bf16 b16-s
+ops emulated-fp16 emu-f16-s
+ops cuda-fp16 f16-s && compare "fp16 ops within 1e-2 of the emulated fp16" 1e-2 emu-f16-s f16-s
+ops cuda-bf16 plain-s EVO_CUDA_ATTENTION=plain &&
+    compare "bf16 ops, plain attention, within 1e-2 of the emulated bf16" 1e-2 emu16-s plain-s
+check "the tensor-core attention ran (its bits differ from the plain kernels')" \
+    sh -c '! cmp -s b16-s/attention_gqa128.out.f32 plain-s/attention_gqa128.out.f32'
+ops cuda-bf16 rev-s EVO_CUDA_EMULATOR_ORDER=reverse
+check "threads in reverse order: the same bits (no read races a barrier misses)" diff -r b16-s rev-s
+ops cuda-bf16 sm86-s EVO_CUDA_EMULATOR_SMEM=101376
+check "99 KiB of shared memory (sm_86): head dim 128 takes the plain attention, 64 the tensor cores" sh -c \
+    'cmp plain-s/attention_gqa128.out.f32 sm86-s/attention_gqa128.out.f32 &&
+     cmp b16-s/attention_mha.out.f32 sm86-s/attention_mha.out.f32'
+# ... and the checks above would see a kernel without its barriers
+catches() { # NAME BARRIER: with the barrier ignored, some attention tensors fail
+    ops cuda-bf16 "no-$2-s" EVO_CUDA_EMULATOR_IGNORE="$2"
+    check "$1" sh -c "$EVO_TESTBIN/op-compare -t 1e-2 emu16-s no-$2-s | grep -q '^FAIL attention'"
+}
+catches "without __syncthreads the attention fails: the check sees a missing block barrier" syncthreads
+catches "without __syncwarp the attention fails: the check sees a missing warp barrier" syncwarp
+
+# Training: tiny.ini's model (head dim 8: the plain attention) for 4 steps.
+tiny_training
+short=(--set data.total_steps=4 --set ckpt.checkpoint_every=2)
+train() { # NAME BACKEND ARGS...
+    local name=$1 be=$2
+    shift 2
+    evo-train -q --backend "$be" --metrics "$name.jsonl" --set ckpt.save_ckpt_folder="$name" "${short[@]}" "$@" \
+        tiny.ini 2>"$name.err"
+}
+losses() { field "$1.jsonl" loss; }
+within() { # A B TOL: every step's loss of run B within TOL relative of A's
+    paste <(losses "$1") <(losses "$2") |
+        awk -v tol="$3" '{d = ($2 - $1) / $1; d = d < 0 ? -d : d; if (d > w) w = d; n++}
+            END {printf "%d steps, worst %.1e\n", n, w; exit !(n == 4 && w <= tol)}'
+}
+same_ckpt() { cmp "$1/4/model_tp0_pp0.evo" "$2/4/model_tp0_pp0.evo" &&
+    cmp "$1/4/optimizer_tp0_pp0_zo0.evo" "$2/4/optimizer_tp0_pp0_zo0.evo"; }
+train cpu cpu
+train gpu cuda
+check "fp32 training: every loss within 1e-5 of the CPU backend's" within cpu gpu 1e-5
+train gpu2 cuda
+check "two runs: identical checkpoints" same_ckpt gpu gpu2
+train half cuda --set data.total_steps=2 --set lr_scheduler.total_steps=4 && train half cuda
+resumed() { same_ckpt gpu half && evo-ckpt verify half/4 >/dev/null; }
+check "2 steps, then resumed to 4: the uninterrupted run's bits, and it verifies" resumed
+train recompute cuda --set model.checkpoint=1
+check "recomputation (model.checkpoint): the same bits" same_ckpt gpu recompute
+# bf16 at head dim 64: the tensor-core attention in training
+wide=(--set model.dtype=bf16 --set model.hidden_size=128 --set model.num_attention_heads=2)
+train emu16 emulated "${wide[@]}"
+train gpu16 cuda "${wide[@]}"
+check "bf16 training, head dim 64: every loss within 1e-2 of the CPU's emulated bf16" within emu16 gpu16 1e-2
+# fp16 and the dynamic loss scaler: from a scale of 3e6, steps 1, 3 and 4
+# overflow and are skipped (the GPU's inf/NaN test), step 2 is applied,
+# as on the CPU's emulated fp16
+half=(--set model.dtype=fp16 --set model.hidden_size=128 --set model.num_attention_heads=2
+    --set grad_scaler.fp16.initial_scale=3e6 --set grad_scaler.hysteresis=1)
+train emu-f16 emulated "${half[@]}"
+train gpu-f16 cuda "${half[@]}"
+same_fp16() { [ "$(field gpu-f16.jsonl skipped_nonfinite | tr '\n' ' ')" = "1 1 2 3 " ] &&
+    [ "$(field emu-f16.jsonl skipped_nonfinite)" = "$(field gpu-f16.jsonl skipped_nonfinite)" ] &&
+    within emu-f16 gpu-f16 1e-2; }
+check "fp16 training: the same steps skipped, every loss within 1e-2 of the CPU's emulated fp16" same_fp16
