@@ -50,14 +50,17 @@ CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcud
 endif
 # The emulated flavour: the same host side and kernels compiled by the host's
 # C++ compiler against kernels/emu's CUDA runtime, wmma and cuBLASLt, which
-# run every grid on the CPU (kernels/emu/README.md); no NCCL.
+# run every grid on the CPU, and its NCCL over shared memory, the
+# libnccl.so.2 in $(BUILD)/lib the NCCL comm loads (kernels/emu/README.md).
 ifeq ($(CUDA),emu)
 BUILD    := $(BUILD)-cuda-emu
 CXX      ?= g++
 CPPFLAGS += -DEVO_CUDA -DEVO_CUDA_EMULATOR -Ikernels/emu/include -I.
 EMU_CXXFLAGS := -std=c++17 -O2 -g -DEVO_CUDA_EMULATOR -Ikernels/emu/include -Isrc/lib -Ikernels \
                 -Wall -Wextra -Werror -Wno-unknown-pragmas -MMD -MP
-CUDA_LIBS := -lstdc++
+# the run path: the tools and the test programs find the emulator's
+# libnccl.so.2 before any other on the machine (a test build: never installed)
+CUDA_LIBS := -lstdc++ -Wl,-rpath,$(CURDIR)/$(BUILD)/lib
 endif
 
 # PMIx (the world under srun --mpi=pmix) and Open MPI (the CPU ranks' comm)
@@ -77,8 +80,8 @@ ifeq ($(CUDA),1)
 LIB_SRC  := $(filter-out %_absent.c,$(sort $(wildcard src/lib/*/*.c)))
 KERNEL_OBJ := $(patsubst kernels/%.cu,$(BUILD)/kernels/%.o,$(sort $(wildcard kernels/*.cu)))
 else ifeq ($(CUDA),emu)
-LIB_SRC  := $(filter-out src/lib/compute/backend_cuda_absent.c src/lib/cuda/comm_nccl.c,$(sort $(wildcard src/lib/*/*.c)))
-KERNEL_OBJ := $(patsubst kernels/%,$(BUILD)/kernels/%.o,$(sort $(wildcard kernels/*.cu kernels/emu/*.cc)))
+LIB_SRC  := $(filter-out %_absent.c,$(sort $(wildcard src/lib/*/*.c)))
+KERNEL_OBJ := $(patsubst kernels/%,$(BUILD)/kernels/%.o,$(sort $(wildcard kernels/*.cu $(filter-out %/nccl.cc,$(wildcard kernels/emu/*.cc)))))
 else
 LIB_SRC  := $(filter-out src/lib/cuda/%,$(sort $(wildcard src/lib/*/*.c)))
 KERNEL_OBJ :=
@@ -115,6 +118,12 @@ $(BUILD)/kernels/%.cu.o: kernels/%.cu
 $(BUILD)/kernels/emu/%.cc.o: kernels/emu/%.cc
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+
+EMU_NCCL := $(BUILD)/lib/libnccl.so.2
+all: $(EMU_NCCL)
+$(EMU_NCCL): kernels/emu/nccl.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -fPIC -shared $< -o $@
 else
 $(BUILD)/kernels/%.o: kernels/%.cu
 	@mkdir -p $(dir $@)

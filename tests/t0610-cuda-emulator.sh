@@ -17,7 +17,10 @@
 # - training (gpu-check's steps 2, 3, 4): fp32 losses equal the CPU's to
 #   1e-5, two runs and a resumed run give identical checkpoints,
 #   recomputation gives the same bits, bf16 at head dim 64 (the tensor-core
-#   attention) follows the CPU's emulated bf16 within 1e-2.
+#   attention) follows the CPU's emulated bf16 within 1e-2, fp16 skips the
+#   steps the CPU's emulated fp16 skips;
+# - NCCL (the emulator's, over shared memory): comm-check's collectives in
+#   every group of four layouts, and ZeRO-1 and ZeRO-2 training over it.
 . "$(dirname "$0")/lib.sh"
 
 case $EVO_BIN in
@@ -112,3 +115,22 @@ same_fp16() { [ "$(field gpu-f16.jsonl skipped_nonfinite | tr '\n' ' ')" = "1 1 
     [ "$(field emu-f16.jsonl skipped_nonfinite)" = "$(field gpu-f16.jsonl skipped_nonfinite)" ] &&
     within emu-f16 gpu-f16 1e-2; }
 check "fp16 training: the same steps skipped, every loss within 1e-2 of the CPU's emulated fp16" same_fp16
+
+# NCCL: the NCCL comm (comm_nccl.c: ids through PMIx, one communicator a
+# group, the collectives on the stream, the watchdog thread) over the
+# emulator's libnccl.so.2, two ranks under srun, as gpu-check's step 6
+use_local_slurm
+export OMPI_MCA_mca_base_component_disable_dlclose=1
+for sizes in "1 1 -1" "2 1 1" "1 2 1" "1 1 2"; do
+    check "NCCL comm-check on emulated device memory (tp pp zero1 $sizes, srun -n 2)" \
+        ranks 2 "$EVO_TESTBIN/comm-check" $sizes cuda nccl
+done
+for z2 in false true; do
+    dp=(--set data.micro_num=2 --set parallel.zero1=2 --set parallel.zero1.shard_grads=$z2)
+    ranks 2 evo-train -q --backend cpu --comm mpi --metrics "mpi$z2.jsonl" --set ckpt.save_ckpt_folder="mpi$z2" \
+        "${short[@]}" "${dp[@]}" tiny.ini
+    ranks 2 evo-train -q --backend cuda --comm nccl --metrics "nccl$z2.jsonl" --set ckpt.save_ckpt_folder="nccl$z2" \
+        "${short[@]}" "${dp[@]}" tiny.ini 2>"nccl$z2.err"
+    check "dp 2 zero1 2$([ $z2 = false ] || echo ' shard_grads (ZeRO-2)') over NCCL: every loss within 1e-5 of the CPU ranks' over Open MPI" \
+        within "mpi$z2" "nccl$z2" 1e-5
+done

@@ -45,7 +45,8 @@ struct evo_emu_preference {
     uint32_t align[4]; /* A, B, C, D; cuBLASLt assumes 256 unless told */
 };
 
-namespace {
+namespace
+{
 
 template <typename T> cublasStatus_t make(T **out)
 {
@@ -109,8 +110,8 @@ struct shape {
 
 /* The GEMM's m, n, k when the layouts chain and their types are a pair
  * cublasLtMatmul's table has for fp32 compute; false otherwise. */
-bool check(const evo_emu_matmul_desc *d, const evo_emu_layout *a, const evo_emu_layout *b,
-           const evo_emu_layout *c, const evo_emu_layout *dd, shape *s)
+bool check(const evo_emu_matmul_desc *d, const evo_emu_layout *a, const evo_emu_layout *b, const evo_emu_layout *c,
+           const evo_emu_layout *dd, shape *s)
 {
     if (!known(a->type) || a->type != b->type || !known(dd->type) || c->type != dd->type)
         return false;
@@ -247,8 +248,7 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmul
 cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const void *alpha, const void *A,
                               cublasLtMatrixLayout_t a, const void *B, cublasLtMatrixLayout_t b, const void *beta,
                               const void *C, cublasLtMatrixLayout_t c, void *D, cublasLtMatrixLayout_t dd,
-                              const cublasLtMatmulAlgo_t *algo, void *workspace, size_t workspace_bytes,
-                              cudaStream_t s)
+                              const cublasLtMatmulAlgo_t *algo, void *workspace, size_t workspace_bytes, cudaStream_t s)
 {
     (void)workspace;
     (void)workspace_bytes;

@@ -31,9 +31,11 @@
 uint3 threadIdx, blockIdx;
 dim3 blockDim, gridDim;
 
-namespace evo_emu {
+namespace evo_emu
+{
 
-namespace {
+namespace
+{
 
 enum state { RUNNABLE, AT_BLOCK, AT_WARP, RETURNED };
 
@@ -69,9 +71,8 @@ struct grid_state {
 
 [[noreturn]] void misuse(const char *what)
 {
-    fprintf(stderr,
-            "evo CUDA emulator: kernel %p, block (%u, %u, %u), thread %u: %s\n", g.kernel, blockIdx.x, blockIdx.y,
-            blockIdx.z, g.current, what);
+    fprintf(stderr, "evo CUDA emulator: kernel %p, block (%u, %u, %u), thread %u: %s\n", g.kernel, blockIdx.x,
+            blockIdx.y, blockIdx.z, g.current, what);
     abort();
 }
 
@@ -206,8 +207,8 @@ cudaError_t run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem, con
         return cudaErrorInvalidValue;
     std::lock_guard<std::mutex> hold(g.lock);
     if (!g.stacks) {
-        void *p = mmap(nullptr, kMaxThreads * kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                       -1, 0);
+        void *p = mmap(nullptr, kMaxThreads * kStack, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (p == MAP_FAILED)
             return cudaErrorMemoryAllocation;
         g.stacks = (char *)p;

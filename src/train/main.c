@@ -131,7 +131,7 @@ int main(int argc, char **argv)
                    evo_cuda_built == EVO_CUDA_EMULATED ? ", cuda (on the CPU emulator)"
                    : evo_cuda_built                    ? ", cuda"
                                                        : "",
-                   evo_cuda_built == 1 ? ", nccl" : "");
+                   evo_cuda_built ? ", nccl" : "");
             free(sets);
             return EVO_EXIT_OK;
         default: evo_usage_error("bad option");

@@ -11,9 +11,21 @@ template <int Kind> struct evo_emu_bits16 {
 using __half = evo_emu_bits16<0>;
 using __nv_bfloat16 = evo_emu_bits16<1>;
 
-inline unsigned short __half_as_ushort(__half h) { return h.bits; }
-inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 h) { return h.bits; }
-inline __half __ushort_as_half(unsigned short u) { return __half{u}; }
-inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short u) { return __nv_bfloat16{u}; }
+inline unsigned short __half_as_ushort(__half h)
+{
+    return h.bits;
+}
+inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 h)
+{
+    return h.bits;
+}
+inline __half __ushort_as_half(unsigned short u)
+{
+    return __half{u};
+}
+inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short u)
+{
+    return __nv_bfloat16{u};
+}
 
 #endif

@@ -38,13 +38,16 @@ struct uint3 {
 
 struct dim3 {
     unsigned x, y, z;
-    constexpr dim3(unsigned vx = 1, unsigned vy = 1, unsigned vz = 1) : x(vx), y(vy), z(vz) {}
+    constexpr dim3(unsigned vx = 1, unsigned vy = 1, unsigned vz = 1) : x(vx), y(vy), z(vz)
+    {
+    }
 };
 
 extern uint3 threadIdx, blockIdx;
 extern dim3 blockDim, gridDim;
 
-namespace evo_emu {
+namespace evo_emu
+{
 
 /* A launch (common.cuh's evo::launch): the shared memory checked against
  * the kernel's opt-in, then run_grid; its error kept for cudaGetLastError. */

@@ -1,0 +1,354 @@
+/* nccl.cc - NCCL's collectives between the ranks of one machine, for the
+ * emulated build's tests (built as libnccl.so.2, which comm_nccl.c loads):
+ * a communicator is a shared-memory segment named after its unique id,
+ * one slot of kSlot bytes a rank. A collective goes in chunks: every rank
+ * puts its part of a chunk in its slot, waits for the others (a barrier
+ * of two counters in the segment), reads what it needs from the slots,
+ * and waits again before the next chunk overwrites them.
+ *
+ * Sums add the ranks in rank order, in fp32 for bf16 and fp16 (rounded
+ * once, to nearest even, dtype_bits.h), in the type otherwise: the same
+ * bits on every run. Each call runs to its end before it returns (the
+ * emulated device has no queue), so a peer that never comes would hold a
+ * rank inside it: a barrier gives up after kTimeout seconds with
+ * ncclRemoteError, and the comm ends the job as it does on a GPU. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "base/dtype_bits.h"
+#include "nccl.h"
+
+namespace
+{
+
+constexpr size_t kSlot = 1 << 20;
+constexpr double kTimeout = 120.0;
+
+struct segment_header {
+    std::atomic<uint64_t> arrived, generation;
+};
+constexpr size_t kHeader = 64; /* the slots start 64-byte aligned */
+static_assert(sizeof(segment_header) <= kHeader, "header fits");
+
+} // namespace
+
+struct evo_emu_nccl_comm {
+    int nranks, rank;
+    size_t bytes;
+    segment_header *head;
+    unsigned char *slots;
+};
+
+namespace
+{
+
+unsigned char *slot(ncclComm_t c, int r)
+{
+    return c->slots + (size_t)r * kSlot;
+}
+
+double now()
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Every rank of the communicator arrives before any leaves. */
+ncclResult_t barrier(ncclComm_t c)
+{
+    const uint64_t gen = c->head->generation.load();
+    if (c->head->arrived.fetch_add(1) + 1 == (uint64_t)c->nranks) {
+        c->head->arrived.store(0);
+        c->head->generation.fetch_add(1);
+        return ncclSuccess;
+    }
+    const double t0 = now();
+    while (c->head->generation.load() == gen) {
+        sched_yield();
+        if (now() - t0 > kTimeout)
+            return ncclRemoteError;
+    }
+    return ncclSuccess;
+}
+
+size_t type_size(ncclDataType_t t)
+{
+    switch (t) {
+    case ncclUint8: return 1;
+    case ncclFloat16:
+    case ncclBfloat16: return 2;
+    case ncclInt32:
+    case ncclFloat32: return 4;
+    case ncclFloat64: return 8;
+    }
+    return 0;
+}
+
+double get(const unsigned char *p, size_t i, ncclDataType_t t)
+{
+    switch (t) {
+    case ncclUint8: return p[i];
+    case ncclInt32: return ((const int32_t *)p)[i];
+    case ncclFloat32: return ((const float *)p)[i];
+    case ncclFloat64: return ((const double *)p)[i];
+    case ncclFloat16:
+    case ncclBfloat16: {
+        const uint16_t h = ((const uint16_t *)p)[i];
+        const uint32_t u = t == ncclBfloat16 ? evo_bf16_to_f32_bits(h) : evo_f16_to_f32_bits(h);
+        float f;
+        memcpy(&f, &u, sizeof f);
+        return f;
+    }
+    }
+    return 0;
+}
+
+void put(unsigned char *p, size_t i, ncclDataType_t t, double v)
+{
+    switch (t) {
+    case ncclUint8: p[i] = (unsigned char)v; break;
+    case ncclInt32: ((int32_t *)p)[i] = (int32_t)v; break;
+    case ncclFloat32: ((float *)p)[i] = (float)v; break;
+    case ncclFloat64: ((double *)p)[i] = v; break;
+    case ncclFloat16:
+    case ncclBfloat16: {
+        const float f = (float)v;
+        uint32_t u;
+        memcpy(&u, &f, sizeof u);
+        ((uint16_t *)p)[i] = t == ncclBfloat16 ? evo_bf16_from_f32_bits(u) : evo_f16_from_f32_bits(u);
+        break;
+    }
+    }
+}
+
+/* The reduction of element i over the ranks' slots, each at offset off
+ * bytes, in rank order: in fp32 for every float type but fp64 (an fp32
+ * sum rounds at every addition, as NCCL's fp32 does), exactly for the
+ * integers. */
+double reduce_at(ncclComm_t c, size_t off, size_t i, ncclDataType_t t, ncclRedOp_t op)
+{
+    const bool f32 = t == ncclFloat32 || t == ncclFloat16 || t == ncclBfloat16;
+    double acc = get(slot(c, 0) + off, i, t);
+    for (int r = 1; r < c->nranks; r++) {
+        const double v = get(slot(c, r) + off, i, t);
+        if (op == ncclSum)
+            acc = f32 ? (double)((float)acc + (float)v) : acc + v;
+        else if (op == ncclMax)
+            acc = v > acc ? v : acc;
+        else
+            acc = v < acc ? v : acc;
+    }
+    return acc;
+}
+
+bool valid(ncclComm_t c, ncclDataType_t t, ncclRedOp_t op)
+{
+    return c && type_size(t) && (op == ncclSum || op == ncclMax || op == ncclMin);
+}
+
+/* The collectives' one loop: chunks of at most per_slot elements of
+ * count; fill(off, n) puts this rank's part in its slot, take(off, n)
+ * reads the slots after every rank has put its part. */
+template <typename Fill, typename Take>
+ncclResult_t chunked(ncclComm_t c, size_t count, size_t per_slot, Fill fill, Take take)
+{
+    for (size_t off = 0; off < count; off += per_slot) {
+        const size_t n = count - off < per_slot ? count - off : per_slot;
+        fill(off, n);
+        ncclResult_t rc = barrier(c);
+        if (rc != ncclSuccess)
+            return rc;
+        take(off, n);
+        if ((rc = barrier(c)) != ncclSuccess)
+            return rc;
+    }
+    return ncclSuccess;
+}
+
+/* The reduction of the ranks' send into recv: on every rank (root -1,
+ * all-reduce) or on root's. */
+ncclResult_t reduce_into(const void *send, void *recv, size_t count, ncclDataType_t type, ncclRedOp_t op, int root,
+                         ncclComm_t c)
+{
+    const size_t es = type_size(type);
+    return chunked(
+        c, count, kSlot / es,
+        [&](size_t off, size_t n) { memcpy(slot(c, c->rank), (const char *)send + off * es, n * es); },
+        [&](size_t off, size_t n) {
+            if (root < 0 || c->rank == root)
+                for (size_t i = 0; i < n; i++)
+                    put((unsigned char *)recv + off * es, i, type, reduce_at(c, 0, i, type, op));
+        });
+}
+
+ncclResult_t unmap(ncclComm_t c)
+{
+    if (c) {
+        munmap(c->head, c->bytes);
+        delete c;
+    }
+    return ncclSuccess;
+}
+
+} // namespace
+
+extern "C" {
+
+const char *ncclGetErrorString(ncclResult_t r)
+{
+    switch (r) {
+    case ncclSuccess: return "no error";
+    case ncclSystemError: return "unhandled system error (the emulator's shared memory)";
+    case ncclInternalError: return "internal error";
+    case ncclInvalidArgument: return "invalid argument";
+    case ncclRemoteError: return "remote process exited or there was a network error (no peer within 120 s)";
+    case ncclInProgress: return "NCCL operation in progress";
+    }
+    return "unknown result code";
+}
+
+ncclResult_t ncclGetUniqueId(ncclUniqueId *id)
+{
+    memset(id, 0, sizeof *id);
+    unsigned char r[16];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+        return ncclSystemError;
+    for (int i = 0; i < 16; i++)
+        snprintf(id->internal + 2 * i, 3, "%02x", r[i]);
+    return ncclSuccess;
+}
+
+/* Every rank maps the segment (the first creates it, zeros: a barrier at
+ * rest); after a first barrier, when all have it open, rank 0 removes its
+ * name, so that nothing is left behind however the job ends. */
+ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId id, int rank)
+{
+    if (nranks < 1 || rank < 0 || rank >= nranks || !id.internal[0])
+        return ncclInvalidArgument;
+    char name[64];
+    snprintf(name, sizeof name, "/evo-nccl-%.32s", id.internal);
+    const size_t bytes = kHeader + (size_t)nranks * kSlot;
+    int fd = shm_open(name, O_CREAT | O_RDWR, 0600);
+    if (fd < 0)
+        return ncclSystemError;
+    void *p =
+        ftruncate(fd, (off_t)bytes) == 0 ? mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+    close(fd);
+    if (p == MAP_FAILED)
+        return ncclSystemError;
+    ncclComm_t c = new evo_emu_nccl_comm{nranks, rank, bytes, (segment_header *)p, (unsigned char *)p + kHeader};
+    ncclResult_t rc = barrier(c);
+    if (rc != ncclSuccess) {
+        unmap(c);
+        return rc;
+    }
+    if (rank == 0)
+        shm_unlink(name);
+    *comm = c;
+    return ncclSuccess;
+}
+
+ncclResult_t ncclCommFinalize(ncclComm_t comm)
+{
+    return comm ? ncclSuccess : ncclInvalidArgument;
+}
+
+ncclResult_t ncclCommDestroy(ncclComm_t comm)
+{
+    return unmap(comm);
+}
+
+ncclResult_t ncclCommAbort(ncclComm_t comm)
+{
+    return unmap(comm);
+}
+
+ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *err)
+{
+    *err = ncclSuccess;
+    return comm ? ncclSuccess : ncclInvalidArgument;
+}
+
+ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count, ncclDataType_t type, ncclRedOp_t op,
+                           ncclComm_t c, cudaStream_t s)
+{
+    (void)s;
+    return valid(c, type, op) ? reduce_into(send, recv, count, type, op, -1, c) : ncclInvalidArgument;
+}
+
+/* send: nranks x count; recv: this rank's count of their sum */
+ncclResult_t ncclReduceScatter(const void *send, void *recv, size_t count, ncclDataType_t type, ncclRedOp_t op,
+                               ncclComm_t c, cudaStream_t s)
+{
+    (void)s;
+    if (!valid(c, type, op))
+        return ncclInvalidArgument;
+    const size_t es = type_size(type), per = kSlot / es / (size_t)c->nranks;
+    return chunked(
+        c, count, per,
+        [&](size_t off, size_t n) {
+            for (int q = 0; q < c->nranks; q++)
+                memcpy(slot(c, c->rank) + (size_t)q * n * es, (const char *)send + ((size_t)q * count + off) * es,
+                       n * es);
+        },
+        [&](size_t off, size_t n) {
+            for (size_t i = 0; i < n; i++)
+                put((unsigned char *)recv + off * es, i, type, reduce_at(c, (size_t)c->rank * n * es, i, type, op));
+        });
+}
+
+/* recv: nranks x count, rank r's at r count */
+ncclResult_t ncclAllGather(const void *send, void *recv, size_t count, ncclDataType_t type, ncclComm_t c,
+                           cudaStream_t s)
+{
+    (void)s;
+    if (!valid(c, type, ncclSum))
+        return ncclInvalidArgument;
+    const size_t es = type_size(type);
+    return chunked(
+        c, count, kSlot / es,
+        [&](size_t off, size_t n) { memcpy(slot(c, c->rank), (const char *)send + off * es, n * es); },
+        [&](size_t off, size_t n) {
+            for (int r = 0; r < c->nranks; r++)
+                memcpy((char *)recv + ((size_t)r * count + off) * es, slot(c, r), n * es);
+        });
+}
+
+ncclResult_t ncclReduce(const void *send, void *recv, size_t count, ncclDataType_t type, ncclRedOp_t op, int root,
+                        ncclComm_t c, cudaStream_t s)
+{
+    (void)s;
+    if (!valid(c, type, op) || root < 0 || root >= c->nranks)
+        return ncclInvalidArgument;
+    return reduce_into(send, recv, count, type, op, root, c);
+}
+
+ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count, ncclDataType_t type, int root, ncclComm_t c,
+                           cudaStream_t s)
+{
+    (void)s;
+    if (!valid(c, type, ncclSum) || root < 0 || root >= c->nranks)
+        return ncclInvalidArgument;
+    const size_t es = type_size(type);
+    return chunked(
+        c, count, kSlot / es,
+        [&](size_t off, size_t n) {
+            if (c->rank == root)
+                memcpy(slot(c, root), (const char *)send + off * es, n * es);
+        },
+        [&](size_t off, size_t n) { memcpy((char *)recv + off * es, slot(c, root), n * es); });
+}
+
+} // extern "C"
