@@ -62,19 +62,13 @@ struct grid_state {
      * next one never overwrites a value a slower lane has still to read */
     uint64_t slots[2][kMaxThreads];
     unsigned shuffles[kMaxThreads];
-    std::vector<char> smem;
+    char *smem = nullptr; /* the dynamic shared memory, 256-byte aligned as a GPU's */
+    size_t smem_bytes = 0;
     const std::function<void()> *body = nullptr;
     const void *kernel = nullptr;
     bool reverse = false;
     bool ignore_syncthreads = false, ignore_syncwarp = false;
 } g;
-
-[[noreturn]] void misuse(const char *what)
-{
-    fprintf(stderr, "evo CUDA emulator: kernel %p, block (%u, %u, %u), thread %u: %s\n", g.kernel, blockIdx.x,
-            blockIdx.y, blockIdx.z, g.current, what);
-    abort();
-}
 
 unsigned warp_lanes(unsigned w)
 {
@@ -171,7 +165,7 @@ void run_block(size_t smem_bytes)
 {
     /* dynamic shared memory starts as NaN bytes: a read before a write
      * shows */
-    memset(g.smem.data(), 0xff, smem_bytes);
+    memset(g.smem, 0xff, smem_bytes);
     for (unsigned i = 0; i < g.n; i++) {
         fiber &f = g.threads[i];
         if (!f.started)
@@ -200,6 +194,13 @@ void run_block(size_t smem_bytes)
 
 } // namespace
 
+[[noreturn]] void misuse(const char *what)
+{
+    fprintf(stderr, "evo CUDA emulator: kernel %p, block (%u, %u, %u), thread %u: %s\n", g.kernel, blockIdx.x,
+            blockIdx.y, blockIdx.z, g.current, what);
+    abort();
+}
+
 cudaError_t run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem, const std::function<void()> &body)
 {
     const size_t n = (size_t)block.x * block.y * block.z;
@@ -217,8 +218,14 @@ cudaError_t run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem, con
         g.ignore_syncthreads = ignore && strcmp(ignore, "syncthreads") == 0;
         g.ignore_syncwarp = ignore && strcmp(ignore, "syncwarp") == 0;
     }
-    if (g.smem.size() < smem + 1)
-        g.smem.resize(smem + 1);
+    if (g.smem_bytes < smem) {
+        free(g.smem);
+        g.smem_bytes = (smem + 255) / 256 * 256;
+        if (!(g.smem = (char *)aligned_alloc(256, g.smem_bytes))) {
+            g.smem_bytes = 0;
+            return cudaErrorMemoryAllocation;
+        }
+    }
     g.n = (unsigned)n;
     g.body = &body;
     g.kernel = kernel;
@@ -235,7 +242,7 @@ cudaError_t run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem, con
 
 char *dynamic_smem()
 {
-    return g.smem.data();
+    return g.smem;
 }
 
 unsigned lane()

@@ -57,6 +57,9 @@ cudaError_t launch(const void *kernel, dim3 grid, dim3 block, size_t smem, const
  * with a message naming the kernel's launch. */
 cudaError_t run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem, const std::function<void()> &body);
 char *dynamic_smem();
+/* A kernel's misuse that would hang or corrupt a GPU: says which launch,
+ * block and thread, and aborts. */
+[[noreturn]] void misuse(const char *what);
 void sync_block();
 /* Every lane of the calling thread's warp arrives before any goes on. */
 void sync_warp(unsigned mask);

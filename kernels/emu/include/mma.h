@@ -18,6 +18,8 @@
 
 #include <type_traits>
 
+#include <stdint.h>
+
 #include "base/dtype_bits.h"
 #include "cuda_runtime.h"
 
@@ -55,6 +57,17 @@ inline float widen(__half x)
     return __uint_as_float(evo_f16_to_f32_bits(x.bits));
 }
 
+/* wmma's rules for a load or store (the CUDA C++ Programming Guide): a
+ * 256-bit aligned pointer, and a leading dimension that is a multiple of
+ * 16 bytes. A GPU's result is undefined otherwise; here it is an abort. */
+template <typename T> inline void check_operand(const T *p, unsigned ld)
+{
+    if ((uintptr_t)p % 32 != 0)
+        evo_emu::misuse("a wmma load or store at an address not 256-bit aligned");
+    if (ld * sizeof(T) % 16 != 0)
+        evo_emu::misuse("a wmma load or store whose leading dimension is not a multiple of 16 bytes");
+}
+
 /* x[r * 16 + c]: element (r, c) of the tile, rows m (or k) by columns. */
 template <typename Use, int M, int N, int K, typename T, typename Layout = void> struct fragment {
     static_assert(M == kTile && N == kTile && K == kTile, "evo uses 16 x 16 x 16 fragments");
@@ -65,6 +78,8 @@ template <typename Use, int M, int N, int K, typename T, typename Layout = void>
 template <typename Use, typename T, typename Layout>
 inline void load_matrix_sync(fragment<Use, kTile, kTile, kTile, T, Layout> &f, const T *p, unsigned ld)
 {
+    static_assert(!std::is_same<Use, accumulator>::value, "an accumulator's load names its memory layout");
+    check_operand(p, ld);
     const bool by_rows = std::is_same<Layout, row_major>::value;
     for (int r = 0; r < kTile; r++)
         for (int c = 0; c < kTile; c++)
@@ -75,6 +90,7 @@ inline void load_matrix_sync(fragment<Use, kTile, kTile, kTile, T, Layout> &f, c
 inline void load_matrix_sync(fragment<accumulator, kTile, kTile, kTile, float> &f, const float *p, unsigned ld,
                              layout_t layout)
 {
+    check_operand(p, ld);
     for (int r = 0; r < kTile; r++)
         for (int c = 0; c < kTile; c++)
             f.x[r * kTile + c] = layout == mem_row_major ? p[(size_t)r * ld + c] : p[(size_t)c * ld + r];
@@ -84,6 +100,7 @@ inline void load_matrix_sync(fragment<accumulator, kTile, kTile, kTile, float> &
 inline void store_matrix_sync(float *p, const fragment<accumulator, kTile, kTile, kTile, float> &f, unsigned ld,
                               layout_t layout)
 {
+    check_operand(p, ld);
     for (int r = 0; r < kTile; r++)
         for (int c = 0; c < kTile; c++)
             if (evo_emu::owns((unsigned)(r * kTile + c)))
