@@ -20,7 +20,8 @@
 #   attention) follows the CPU's emulated bf16 within 1e-2, fp16 skips the
 #   steps the CPU's emulated fp16 skips;
 # - NCCL (the emulator's, over shared memory): comm-check's collectives in
-#   every group of four layouts, and ZeRO-1 and ZeRO-2 training over it.
+#   every group of four layouts, and training over it with ZeRO-1, ZeRO-2,
+#   tensor parallelism (msp) and interleaved pipeline stages.
 . "$(dirname "$0")/lib.sh"
 
 case $EVO_BIN in
@@ -44,11 +45,11 @@ compare() { # NAME TOL REF DIR: every tensor within TOL
         fail "$1" "$(printf '%s\n' "$out" | grep -v '^ok' | head -5; tail -3 "$4.log")"
     fi
 }
-# op-check's sizes for fp32 and bf16, its smaller ones (-s: still several
-# 64-token tiles a segment) for the variants
-for d in cpu cpu-s; do ops cpu $d; done
+# op-check's sizes for bf16 (the tensor-core attention), its smaller ones
+# (-s: still segments across 64-token tiles) for the rest
+ops cpu cpu-s
 for d in emu16 emu16-s; do ops emulated-bf16 $d; done
-ops cuda f32 && compare "fp32 ops on the emulated GPU = the CPU backend's within 1e-4" 1e-4 cpu f32
+ops cuda f32-s && compare "fp32 ops on the emulated GPU = the CPU backend's within 1e-4" 1e-4 cpu-s f32-s
 ops cuda-tf32 tf32-s && compare "TF32 GEMMs within 1e-3" 1e-3 cpu-s tf32-s
 ops cuda-bf16 b16 && compare "bf16 ops (tensor-core attention) within 1e-2 of the emulated bf16" 1e-2 emu16 b16
 ops cuda-bf16 b16-s
@@ -125,12 +126,20 @@ for sizes in "1 1 -1" "2 1 1" "1 2 1" "1 1 2"; do
     check "NCCL comm-check on emulated device memory (tp pp zero1 $sizes, srun -n 2)" \
         ranks 2 "$EVO_TESTBIN/comm-check" $sizes cuda nccl
 done
-for z2 in false true; do
-    dp=(--set data.micro_num=2 --set parallel.zero1=2 --set parallel.zero1.shard_grads=$z2)
-    ranks 2 evo-train -q --backend cpu --comm mpi --metrics "mpi$z2.jsonl" --set ckpt.save_ckpt_folder="mpi$z2" \
-        "${short[@]}" "${dp[@]}" tiny.ini
-    ranks 2 evo-train -q --backend cuda --comm nccl --metrics "nccl$z2.jsonl" --set ckpt.save_ckpt_folder="nccl$z2" \
-        "${short[@]}" "${dp[@]}" tiny.ini 2>"nccl$z2.err"
-    check "dp 2 zero1 2$([ $z2 = false ] || echo ' shard_grads (ZeRO-2)') over NCCL: every loss within 1e-5 of the CPU ranks' over Open MPI" \
-        within "mpi$z2" "nccl$z2" 1e-5
-done
+over_nccl() { # NAME N ARGS...: the layout on emulated GPUs over NCCL against CPU ranks over Open MPI
+    local name=$1 n=$2
+    shift 2
+    ranks "$n" evo-train -q --backend cpu --comm mpi --metrics "mpi-$name.jsonl" \
+        --set ckpt.save_ckpt_folder="mpi-$name" "${short[@]}" "$@" tiny.ini
+    ranks "$n" evo-train -q --backend cuda --comm nccl --metrics "nccl-$name.jsonl" \
+        --set ckpt.save_ckpt_folder="nccl-$name" "${short[@]}" "$@" tiny.ini 2>"nccl-$name.err"
+    check "$name over NCCL (srun -n $n): every loss within 1e-5 of the CPU ranks' over Open MPI" \
+        within "mpi-$name" "nccl-$name" 1e-5
+}
+over_nccl "dp 2 zero1 2" 2 --set data.micro_num=2 --set parallel.zero1=2
+over_nccl "dp 2 zero1 2 shard_grads (ZeRO-2)" 2 --set data.micro_num=2 --set parallel.zero1=2 \
+    --set parallel.zero1.shard_grads=true
+over_nccl "tp 2 msp" 2 --set parallel.tensor.size=2 --set parallel.tensor.mode=msp --set data.micro_num=2
+# pipeline sends go through Open MPI, staged from the emulated device
+over_nccl "pp 2 interleaved" 2 --set model.num_layers=4 --set model.num_chunks=2 --set parallel.pipeline.size=2 \
+    --set data.micro_num=4

@@ -2,8 +2,9 @@
  * fibers on one host thread, switching only at barriers. Fiber i is
  * thread i of every block: it starts once on its own stack (makecontext,
  * swapcontext), then runs one thread after another in a loop, parking
- * between blocks, and switches by _setjmp/_longjmp, which unlike the
- * ucontext calls make no system call (the signal mask is never touched).
+ * between blocks, and switches by GCC's __builtin_setjmp/__builtin_longjmp,
+ * which keep the stack, frame and resume addresses only: no system call
+ * (the ucontext calls set the signal mask), no unwinding (libc's longjmp).
  *
  * A thread runs until it reaches a barrier or returns; the scheduler then
  * resumes the next runnable thread in thread order (reverse order with
@@ -14,9 +15,6 @@
  * a returned lane, or threads waiting at barriers that can never complete
  * (some of a warp at __syncthreads and some at __syncwarp), are bugs that
  * would hang or corrupt a GPU: the emulator says so and aborts. */
-/* __longjmp_chk would take a jump to another fiber's stack for a bug */
-#undef _FORTIFY_SOURCE
-#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,9 +41,19 @@ constexpr size_t kStack = 256 << 10; /* a fiber's stack: wmma fragments of 256 f
 constexpr unsigned kMaxThreads = 1024;
 constexpr unsigned kWarpSize = 32;
 
+/* __builtin_setjmp's buffer: five words */
+typedef void *jump_point[5];
+
+/* Goes on where __builtin_setjmp(p) was called (its own frame: GCC wants
+ * the jump out of a function other than the one that set the point). */
+__attribute__((noinline)) void jump_to(jump_point &p)
+{
+    __builtin_longjmp(p, 1);
+}
+
 struct fiber {
     ucontext_t start;
-    jmp_buf at; /* where it waits, once started */
+    jump_point at; /* where it waits, once started */
     bool started;
     state st;
 };
@@ -53,7 +61,7 @@ struct fiber {
 struct grid_state {
     std::mutex lock; /* one grid at a time, whatever host thread launches */
     ucontext_t scheduler_ctx;
-    jmp_buf scheduler;
+    jump_point scheduler;
     fiber threads[kMaxThreads];
     char *stacks = nullptr;
     unsigned n = 0, current = 0, live = 0, at_block = 0;
@@ -100,8 +108,8 @@ void block_arrivals()
 
 void yield()
 {
-    if (!_setjmp(g.threads[g.current].at))
-        _longjmp(g.scheduler, 1);
+    if (!__builtin_setjmp(g.threads[g.current].at))
+        jump_to(g.scheduler);
 }
 
 /* A fiber's life: thread g.current of each block it is resumed for. */
@@ -122,10 +130,10 @@ void entry()
  * from the fiber lands here and clobbers none of the caller's variables. */
 __attribute__((noinline)) void resume(fiber &f)
 {
-    if (_setjmp(g.scheduler))
+    if (__builtin_setjmp(g.scheduler))
         return;
     if (f.started)
-        _longjmp(f.at, 1);
+        jump_to(f.at);
     f.started = true;
     swapcontext(&g.scheduler_ctx, &f.start);
 }
