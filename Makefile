@@ -163,14 +163,18 @@ check-slow: all test-progs
 # and no GPU) and runs the tests of what it adds (tests/run.sh: DIR=TESTS).
 HAVE_NVCC := $(wildcard $(NVCC))
 CUDA_FLAVOUR := $(if $(HAVE_NVCC),$(CURDIR)/build/release-cuda/bin=t0200-ops.sh:t0600-cuda.sh)
-# The CUDA backend on the CPU emulator needs no toolkit: always.
+# The CUDA backend on the CPU emulator needs no toolkit: always, the
+# programs its test runs.
 EMU_FLAVOUR := $(CURDIR)/build/release-cuda-emu/bin=t0610-cuda-emulator.sh
+EMU_NEEDS   := $(addprefix build/release-cuda-emu/bin/evo-,tokenize pack train ckpt) \
+               $(addprefix build/release-cuda-emu/tests/,op-check op-compare comm-check) \
+               build/release-cuda-emu/lib/libnccl.so.2
 check-all:
 	$(MAKE) all test-progs
 	$(MAKE) all test-progs SANITIZE=1
 	$(MAKE) fuzz-build
 	$(if $(HAVE_NVCC),$(MAKE) all test-progs CUDA=1 BIN=build/release-cuda/bin)
-	$(MAKE) all test-progs CUDA=emu BIN=build/release-cuda-emu/bin
+	$(MAKE) $(EMU_NEEDS) CUDA=emu BIN=build/release-cuda-emu/bin
 	@EVO_BINS="$(CURDIR)/bin $(CURDIR)/build/asan/bin $(CUDA_FLAVOUR) $(EMU_FLAVOUR)" tests/run.sh
 
 check-gpu:

@@ -232,7 +232,8 @@ ncclResult_t ncclGetUniqueId(ncclUniqueId *id)
 
 /* Every rank maps the segment (the first creates it, zeros: a barrier at
  * rest); after a first barrier, when all have it open, rank 0 removes its
- * name, so that nothing is left behind however the job ends. */
+ * name, so that nothing is left behind however the job ends (a rank whose
+ * peers never came removes it too). */
 ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId id, int rank)
 {
     if (nranks < 1 || rank < 0 || rank >= nranks || !id.internal[0])
@@ -250,12 +251,12 @@ ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId id, int
         return ncclSystemError;
     ncclComm_t c = new evo_emu_nccl_comm{nranks, rank, bytes, (segment_header *)p, (unsigned char *)p + kHeader};
     ncclResult_t rc = barrier(c);
+    if (rc != ncclSuccess || rank == 0)
+        shm_unlink(name); /* on a failure, whoever gets here first */
     if (rc != ncclSuccess) {
         unmap(c);
         return rc;
     }
-    if (rank == 0)
-        shm_unlink(name);
     *comm = c;
     return ncclSuccess;
 }
