@@ -36,7 +36,7 @@ ops() { # BACKEND DIR [ENV...]: op-check's files of a backend; DIR ending in -s:
     mkdir -p "$2"
     env "${@:3}" "$EVO_TESTBIN/op-check" $small -b "$1" "$2" >"$2.log" 2>&1
 }
-compare() { # NAME TOL REF DIR: every tensor within TOL
+compare() { # NAME TOL REF DIR: every tensor within TOL (fails when op-check did not run)
     local out
     if out=$("$EVO_TESTBIN/op-compare" -t "$2" "$3" "$4") && ! printf '%s\n' "$out" | grep -q '^FAIL' &&
         [ "$(printf '%s\n' "$out" | grep -c '^ok')" -ge 100 ]; then
@@ -49,14 +49,14 @@ compare() { # NAME TOL REF DIR: every tensor within TOL
 # (-s: still segments across 64-token tiles) for the rest
 ops cpu cpu-s
 for d in emu16 emu16-s; do ops emulated-bf16 $d; done
-ops cuda f32-s && compare "fp32 ops on the emulated GPU = the CPU backend's within 1e-4" 1e-4 cpu-s f32-s
-ops cuda-tf32 tf32-s && compare "TF32 GEMMs within 1e-3" 1e-3 cpu-s tf32-s
-ops cuda-bf16 b16 && compare "bf16 ops (tensor-core attention) within 1e-2 of the emulated bf16" 1e-2 emu16 b16
+ops cuda f32-s; compare "fp32 ops on the emulated GPU = the CPU backend's within 1e-4" 1e-4 cpu-s f32-s
+ops cuda-tf32 tf32-s; compare "TF32 GEMMs within 1e-3" 1e-3 cpu-s tf32-s
+ops cuda-bf16 b16; compare "bf16 ops (tensor-core attention) within 1e-2 of the emulated bf16" 1e-2 emu16 b16
 ops cuda-bf16 b16-s
 ops emulated-fp16 emu-f16-s
-ops cuda-fp16 f16-s && compare "fp16 ops within 1e-2 of the emulated fp16" 1e-2 emu-f16-s f16-s
-ops cuda-bf16 plain-s EVO_CUDA_ATTENTION=plain &&
-    compare "bf16 ops, plain attention, within 1e-2 of the emulated bf16" 1e-2 emu16-s plain-s
+ops cuda-fp16 f16-s; compare "fp16 ops within 1e-2 of the emulated fp16" 1e-2 emu-f16-s f16-s
+ops cuda-bf16 plain-s EVO_CUDA_ATTENTION=plain
+compare "bf16 ops, plain attention, within 1e-2 of the emulated bf16" 1e-2 emu16-s plain-s
 check "the tensor-core attention ran (its bits differ from the plain kernels')" \
     sh -c '! cmp -s b16-s/attention_gqa128.out.f32 plain-s/attention_gqa128.out.f32'
 ops cuda-bf16 rev-s EVO_CUDA_EMULATOR_ORDER=reverse
