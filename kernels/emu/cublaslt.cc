@@ -45,8 +45,7 @@ struct evo_emu_preference {
     uint32_t align[4]; /* A, B, C, D; cuBLASLt assumes 256 unless told */
 };
 
-namespace
-{
+namespace {
 
 template <typename T> cublasStatus_t make(T **out)
 {

@@ -29,8 +29,7 @@
 #include "base/dtype_bits.h"
 #include "nccl.h"
 
-namespace
-{
+namespace {
 
 constexpr size_t kSlot = 1 << 20;
 constexpr double kTimeout = 120.0;
@@ -50,8 +49,7 @@ struct evo_emu_nccl_comm {
     unsigned char *slots;
 };
 
-namespace
-{
+namespace {
 
 unsigned char *slot(ncclComm_t c, int r)
 {

@@ -25,8 +25,7 @@ struct evo_emu_event {
     int unused;
 };
 
-namespace
-{
+namespace {
 
 constexpr size_t kDefaultSmem = 48 << 10, kHopperSmemOptin = 227 << 10;
 
@@ -57,8 +56,7 @@ template <typename T> cudaError_t make(T **out)
 
 } // namespace
 
-namespace evo_emu
-{
+namespace evo_emu {
 
 cudaError_t launch(const void *kernel, dim3 grid, dim3 block, size_t smem, const std::function<void()> &body)
 {

@@ -11,10 +11,13 @@
  * EVO_CUDA_EMULATOR_ORDER=reverse). __syncthreads releases the block when
  * every thread that has not returned is waiting (returned threads count as
  * arrived, as on the hardware); a warp barrier (__syncwarp, a shuffle, a
- * wmma load) releases a warp when all its lanes wait. A warp barrier with
- * a returned lane, or threads waiting at barriers that can never complete
- * (some of a warp at __syncthreads and some at __syncwarp), are bugs that
- * would hang or corrupt a GPU: the emulator says so and aborts. */
+ * wmma load) releases a warp when all its lanes wait. Threads waiting at
+ * barriers that can never complete (some of a warp at __syncthreads and
+ * some at __syncwarp) would hang a GPU, and a barrier over part of a warp
+ * is beyond evo's kernels: the emulator says so and aborts. So it does for
+ * a full-warp barrier with a returned lane, stricter than CUDA (which
+ * counts only the lanes that have not returned; evo's kernels return whole
+ * warps at a time). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,18 +25,15 @@
 #include <ucontext.h>
 
 #include <mutex>
-#include <vector>
 
 #include "cuda_runtime.h"
 
 uint3 threadIdx, blockIdx;
 dim3 blockDim, gridDim;
 
-namespace evo_emu
-{
+namespace evo_emu {
 
-namespace
-{
+namespace {
 
 enum state { RUNNABLE, AT_BLOCK, AT_WARP, RETURNED };
 

@@ -46,8 +46,7 @@ struct dim3 {
 extern uint3 threadIdx, blockIdx;
 extern dim3 blockDim, gridDim;
 
-namespace evo_emu
-{
+namespace evo_emu {
 
 /* A launch (common.cuh's evo::launch): the shared memory checked against
  * the kernel's opt-in, then run_grid; its error kept for cudaGetLastError. */

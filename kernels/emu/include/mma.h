@@ -23,10 +23,8 @@
 #include "base/dtype_bits.h"
 #include "cuda_runtime.h"
 
-namespace nvcuda
-{
-namespace wmma
-{
+namespace nvcuda {
+namespace wmma {
 
 struct matrix_a {
 };
