@@ -19,7 +19,7 @@
 #include <initializer_list>
 #include <vector>
 
-#include "base/dtype_bits.h"
+#include "bits16.h"
 #include "cublasLt.h"
 
 struct evo_emu_lt {
@@ -73,21 +73,15 @@ float widen(const void *p, size_t i, int32_t t)
 {
     if (t == CUDA_R_32F)
         return ((const float *)p)[i];
-    const uint16_t h = ((const uint16_t *)p)[i];
-    uint32_t u = t == CUDA_R_16BF ? evo_bf16_to_f32_bits(h) : evo_f16_to_f32_bits(h);
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
+    return evo_emu_widen16(((const uint16_t *)p)[i], t == CUDA_R_16BF);
 }
 
 void narrow(void *p, size_t i, int32_t t, float f)
 {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
     if (t == CUDA_R_32F)
         ((float *)p)[i] = f;
     else
-        ((uint16_t *)p)[i] = t == CUDA_R_16BF ? evo_bf16_from_f32_bits(u) : evo_f16_from_f32_bits(u);
+        ((uint16_t *)p)[i] = evo_emu_narrow16(f, t == CUDA_R_16BF);
 }
 
 /* TF32: fp32's exponent, 10 mantissa bits, rounded to nearest even. */

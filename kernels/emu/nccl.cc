@@ -26,7 +26,7 @@
 
 #include <atomic>
 
-#include "base/dtype_bits.h"
+#include "bits16.h"
 #include "nccl.h"
 
 namespace {
@@ -102,13 +102,7 @@ double get(const unsigned char *p, size_t i, ncclDataType_t t)
     case ncclFloat32: return ((const float *)p)[i];
     case ncclFloat64: return ((const double *)p)[i];
     case ncclFloat16:
-    case ncclBfloat16: {
-        const uint16_t h = ((const uint16_t *)p)[i];
-        const uint32_t u = t == ncclBfloat16 ? evo_bf16_to_f32_bits(h) : evo_f16_to_f32_bits(h);
-        float f;
-        memcpy(&f, &u, sizeof f);
-        return f;
-    }
+    case ncclBfloat16: return evo_emu_widen16(((const uint16_t *)p)[i], t == ncclBfloat16);
     }
     return 0;
 }
@@ -121,13 +115,7 @@ void put(unsigned char *p, size_t i, ncclDataType_t t, double v)
     case ncclFloat32: ((float *)p)[i] = (float)v; break;
     case ncclFloat64: ((double *)p)[i] = v; break;
     case ncclFloat16:
-    case ncclBfloat16: {
-        const float f = (float)v;
-        uint32_t u;
-        memcpy(&u, &f, sizeof u);
-        ((uint16_t *)p)[i] = t == ncclBfloat16 ? evo_bf16_from_f32_bits(u) : evo_f16_from_f32_bits(u);
-        break;
-    }
+    case ncclBfloat16: ((uint16_t *)p)[i] = evo_emu_narrow16((float)v, t == ncclBfloat16); break;
     }
 }
 

@@ -20,7 +20,6 @@
 
 #include <stdint.h>
 
-#include "base/dtype_bits.h"
 #include "cuda_runtime.h"
 
 namespace nvcuda {
@@ -47,12 +46,12 @@ inline float widen(float x)
 
 inline float widen(__nv_bfloat16 x)
 {
-    return __uint_as_float(evo_bf16_to_f32_bits(x.bits));
+    return evo_emu_widen16(x.bits, true);
 }
 
 inline float widen(__half x)
 {
-    return __uint_as_float(evo_f16_to_f32_bits(x.bits));
+    return evo_emu_widen16(x.bits, false);
 }
 
 /* wmma's rules for a load or store (the CUDA C++ Programming Guide): a
