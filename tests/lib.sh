@@ -3,6 +3,10 @@
 #   check_fails NAME CODE PATTERN CMD...   passes when CMD exits CODE and its
 #                          stderr matches PATTERN (grep -E)
 # Each test script runs in its own scratch directory $T (removed at exit).
+# Scripts run side by side (tests/run.sh, EVO_JOBS), the same script in
+# two flavours too: what one finds by name (pgrep, pkill, scancel --name)
+# has $T or $$ in that name, and a wait for another process allows for a
+# loaded machine.
 set -u
 : "${EVO_BIN:?run tests through tests/run.sh or make check}"
 : "${EVO_RESULTS:=/dev/null}"
@@ -139,6 +143,42 @@ use_local_slurm() {
     if [ -z "${SLURM_CONF:-}" ] && "$EVO_ROOT/scripts/slurm-local-cluster" status >/dev/null 2>&1; then
         eval "$("$EVO_ROOT/scripts/slurm-local-cluster" env)"
     fi
+}
+
+# Batch jobs of the local Slurm. job_state ID: COMPLETED, RUNNING,
+# PENDING, FAILED...; restarts ID: the times it was requeued; wait_done
+# ID: until the job left the queue for good (at most 300 s); completed
+# ID: it did, COMPLETED (after a moment for a requeue to show); wait_for
+# FILE: until it exists (at most 300 s).
+job_state() { scontrol show job "$1" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2; }
+restarts() { scontrol show job "$1" 2>/dev/null | grep -o 'Restarts=[0-9]*' | cut -d= -f2; }
+wait_done() {
+    for _ in $(seq 600); do
+        case $(job_state "$1") in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY) return 0 ;; esac
+        sleep 0.5
+    done
+    return 1
+}
+completed() { sleep 2 && wait_done "$1" && [ "$(job_state "$1")" = COMPLETED ]; }
+wait_for() { for _ in $(seq 600); do [ -e "$1" ] && return 0; sleep 0.5; done; return 1; }
+
+# signal_rank SIG DIR FILE CMD...: CMD (evo-train ranks saving into
+# $T/DIR, stderr to DIR.err) in the background; once FILE exists, SIG to
+# one of its ranks. Sets rc, the job's exit status, and took, the seconds
+# from the signal to the job's end.
+signal_rank() {
+    local sig=$1 dir=$2 file=$3 pid victim start
+    shift 3
+    "$@" 2>"$dir.err" &
+    pid=$!
+    wait_for "$file"
+    victim=$(pgrep -f "^([^ ]*/)?evo-train .*save_ckpt_folder=$T/$dir" | tail -1)
+    kill -"$sig" "${victim:-$pid}"
+    start=$(date +%s)
+    wait $pid
+    rc=$?
+    took=$(($(date +%s) - start))
+    kill -KILL "$victim" 2>/dev/null # a stopped rank the launcher left
 }
 
 # ranks N CMD...: CMD as N ranks with a PMIx server beside each: srun

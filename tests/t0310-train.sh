@@ -66,7 +66,7 @@ check "stop file -5: checkpoints 5 and 20" test -f c/5/5.step -a -f c/20/20.step
 evo-train -q --set ckpt.save_ckpt_folder=s --set data.total_steps=100000 --set ckpt.checkpoint_every=0 \
     tiny.ini 2>sig.err &
 pid=$!
-for _ in $(seq 100); do [ -s s/metrics.jsonl ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -s s/metrics.jsonl ] && break; sleep 0.1; done
 kill -USR1 $pid
 wait $pid
 rc=$?

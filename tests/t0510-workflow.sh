@@ -17,21 +17,6 @@ export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
 export LSAN_OPTIONS=suppressions=$EVO_ROOT/tests/lsan-mpi.supp:print_suppressions=0:fast_unwind_on_malloc=0
 export OMPI_MCA_mca_base_component_disable_dlclose=1
 
-# job_state ID: COMPLETED, RUNNING, PENDING, FAILED...; restarts ID: the
-# times it was requeued.
-job_state() { scontrol show job "$1" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2; }
-restarts() { scontrol show job "$1" 2>/dev/null | grep -o 'Restarts=[0-9]*' | cut -d= -f2; }
-# wait_done ID: until the job left the queue for good (at most 300 s).
-wait_done() {
-    for _ in $(seq 600); do
-        case $(job_state "$1") in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY) return 0 ;; esac
-        sleep 0.5
-    done
-    return 1
-}
-# wait_for FILE: until it exists (at most 300 s).
-wait_for() { for _ in $(seq 600); do [ -e "$1" ] && return 0; sleep 0.5; done; return 1; }
-
 head -n 300 "$EVO_ROOT/data/corpus/en.txt" >en.txt
 head -n 100 "$EVO_ROOT/data/corpus/zh.txt" >zh.txt
 head -n 50 "$EVO_ROOT/data/corpus/code.jsonl" >code.jsonl
@@ -42,8 +27,7 @@ export TOKENIZER=$EVO_ROOT/data/tokenizer/evo-bpe8k.model INPUTS="en.txt zh.txt 
 out=$("$sb/prepare-data" 4)
 pack_job=$(sed -n 's/.*pack: job \([0-9]*\).*/\1/p' <<<"$out")
 check "prepare-data submits the array and the pack ($out)" test -n "$pack_job"
-check "the pack job ran after the array and succeeded" sh -c "$(declare -f job_state wait_done); wait_done $pack_job &&
-    [ \"\$(job_state $pack_job)\" = COMPLETED ]"
+check "the pack job ran after the array and succeeded" completed "$pack_job"
 check "the array wrote 4 parts" test -f tok/part-0.tok -a -f tok/part-3.tok
 evo-tokenize -q -t "$TOKENIZER" -o one.tok $INPUTS
 evo-pack -q -s 32 -b 2 --valid 0.02 --valid-out one-valid.pack -o one.pack one.tok
@@ -63,8 +47,7 @@ export SETTINGS="${run[*]} --set ckpt.save_ckpt_folder=usr1"
 job=$(sbatch --parsable --export=ALL --ntasks-per-node=2 "$sb/train-cpu.sbatch")
 wait_for usr1/50/50.step
 scancel --signal=USR1 "$job"
-check "USR1: the job requeued itself, resumed and completed" sh -c "$(declare -f job_state wait_done);
-    sleep 2; wait_done $job && [ \"\$(job_state $job)\" = COMPLETED ]"
+check "USR1: the job requeued itself, resumed and completed" completed "$job"
 check "USR1: the job ran twice (Restarts=$(restarts "$job"))" test "$(restarts "$job")" = 1
 check "USR1: it resumed (the log says so)" grep -q 'resuming from usr1/' "evo-train-$job.log"
 check "USR1: the last checkpoint verifies" evo-ckpt verify usr1/400
@@ -78,17 +61,16 @@ check "a HuggingFace model" test -s hf/model.safetensors -a -s hf/config.json
 # SIGKILL to the ranks (a node failure: no signal handler runs, a save may
 # be cut off), then a requeue: the next start resumes from the last
 # complete checkpoint
-export SETTINGS="${run[*]} --set ckpt.save_ckpt_folder=kill"
+export SETTINGS="${run[*]} --set ckpt.save_ckpt_folder=$T/kill"
 job=$(sbatch --parsable --export=ALL --ntasks-per-node=2 "$sb/train-cpu.sbatch")
 wait_for kill/100/100.step
-pkill -KILL -f "^([^ ]*/)?evo-train .*save_ckpt_folder=kill" # its ranks die at once, wherever they are
+pkill -KILL -f "^([^ ]*/)?evo-train .*save_ckpt_folder=$T/kill" # its ranks die at once, wherever they are
 wait_done "$job"
 check "SIGKILL: the job failed (state $(job_state "$job"))" test "$(job_state "$job")" != COMPLETED
 n=$(ls kill | grep -E '^[0-9]+$' | sort -n | tail -1)
 check "SIGKILL: the last complete checkpoint ($n) verifies" evo-ckpt verify "kill/$n"
 scontrol requeue "$job"
-check "requeued: it resumed and completed" sh -c "$(declare -f job_state wait_done);
-    sleep 2; wait_done $job && [ \"\$(job_state $job)\" = COMPLETED ]"
+check "requeued: it resumed and completed" completed "$job"
 check "requeued: = the uninterrupted run, bit for bit" cmp ref/400/model_tp0_pp0.evo kill/400/model_tp0_pp0.evo
 check "requeued: no temporary of a killed save is left" sh -c "! ls -a kill | grep -q '^\\.tmp'"
 
