@@ -59,8 +59,11 @@ CPPFLAGS += -DEVO_CUDA -DEVO_CUDA_EMULATOR -Ikernels/emu/include -I.
 EMU_CXXFLAGS := -std=c++17 -O2 -g -DEVO_CUDA_EMULATOR -Ikernels/emu/include -Isrc/lib -Ikernels \
                 -Wall -Wextra -Werror -Wno-unknown-pragmas -MMD -MP
 # the run path: the tools and the test programs find the emulator's
-# libnccl.so.2 before any other on the machine (a test build: never installed)
-CUDA_LIBS := -lstdc++ -Wl,-rpath,$(CURDIR)/$(BUILD)/lib
+# libnccl.so.2 before any other on the machine (a test build: never installed);
+# it asks the programs' emulated runtime which GPU a rank is on and queues
+# its calls on their streams
+CUDA_LIBS := -lstdc++ -Wl,-rpath,$(CURDIR)/$(BUILD)/lib \
+             $(foreach f,cudaGetDevice cudaDeviceGetPCIBusId cudaLaunchHostFunc,-Wl,--export-dynamic-symbol=$(f))
 endif
 
 # PMIx (the world under srun --mpi=pmix) and Open MPI (the CPU ranks' comm)

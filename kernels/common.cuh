@@ -37,8 +37,7 @@ template <typename... P, typename... A>
 inline void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, A... args)
 {
 #ifdef EVO_CUDA_EMULATOR
-    (void)s;
-    evo_emu::launch((const void *)kernel, grid, block, smem, [=] { kernel(args...); });
+    evo_emu::launch((const void *)kernel, grid, block, smem, s, [=] { kernel(args...); });
 #else
     kernel<<<grid, block, smem, s>>>(args...);
 #endif

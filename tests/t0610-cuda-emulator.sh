@@ -19,9 +19,13 @@
 #   recomputation gives the same bits, bf16 at head dim 64 (the tensor-core
 #   attention) follows the CPU's emulated bf16 within 1e-2, fp16 skips the
 #   steps the CPU's emulated fp16 skips;
-# - NCCL (the emulator's, over shared memory): comm-check's collectives in
-#   every group of four layouts, and training over it with ZeRO-1, ZeRO-2,
-#   tensor parallelism (msp) and interleaved pipeline stages.
+# - NCCL (the emulator's, over shared memory, its calls queued on the
+#   emulated streams): comm-check's collectives in every group of four
+#   layouts, training over it with ZeRO-1, ZeRO-2, tensor parallelism
+#   (msp) and interleaved pipeline stages, and the comm's watchdog ending
+#   a job whose rank was stopped;
+# - scripts/sbatch/train-gpu.sbatch under the local Slurm on 2 stand-in
+#   GPUs: a rank a GPU, USR1, requeue, resume, the uninterrupted bits.
 . "$(dirname "$0")/lib.sh"
 
 case $EVO_BIN in
@@ -89,8 +93,10 @@ within() { # A B TOL: every step's loss of run B within TOL relative of A's
         awk -v tol="$3" '{d = ($2 - $1) / $1; d = d < 0 ? -d : d; if (d > w) w = d; n++}
             END {printf "%d steps, worst %.1e\n", n, w; exit !(n == 4 && w <= tol)}'
 }
-same_ckpt() { cmp "$1/4/model_tp0_pp0.evo" "$2/4/model_tp0_pp0.evo" &&
-    cmp "$1/4/optimizer_tp0_pp0_zo0.evo" "$2/4/optimizer_tp0_pp0_zo0.evo"; }
+same_ckpt() { # A B [STEP]: the two runs' checkpoints of STEP (4) identical
+    cmp "$1/${3:-4}/model_tp0_pp0.evo" "$2/${3:-4}/model_tp0_pp0.evo" &&
+        cmp "$1/${3:-4}/optimizer_tp0_pp0_zo0.evo" "$2/${3:-4}/optimizer_tp0_pp0_zo0.evo"
+}
 train cpu cpu
 train gpu cuda
 check "fp32 training: every loss within 1e-5 of the CPU backend's" within cpu gpu 1e-5
@@ -144,3 +150,40 @@ over_nccl "tp 2 msp" 2 --set parallel.tensor.size=2 --set parallel.tensor.mode=m
 # pipeline sends go through Open MPI, staged from the emulated device
 over_nccl "pp 2 interleaved" 2 --set model.num_layers=4 --set model.num_chunks=2 --set parallel.pipeline.size=2 \
     --set data.micro_num=4
+
+# The comm's watchdog: a rank stopped (SIGSTOP, a hung node) leaves its
+# peer's collective pending on the emulated stream; the peer's watchdog
+# ends the job within --comm-timeout, saying which collective waited.
+long=(--set data.total_steps=8 --set ckpt.checkpoint_every=2 --set data.micro_num=2 --set model.num_attention_heads=2)
+signal_rank STOP stopped stopped/2/2.step ranks 2 evo-train -q --backend cuda --comm nccl --comm-timeout 10 \
+    "${long[@]}" --set data.total_steps=100000 --set ckpt.save_ckpt_folder="$T/stopped" tiny.ini
+check "SIGSTOP to one GPU rank: the job ends non-zero (exit $rc) within 40 s of it ($took s)" \
+    test "$rc" != 0 -a "$took" -lt 40
+check "SIGSTOP: the NCCL watchdog says which collective waited" grep -Eq \
+    'rank [01]: .* over the (data|world|zero1) group \(2 ranks\) is not done 10 s after it was started' stopped.err
+
+# train-gpu.sbatch as a user submits it, on 2 of the local Slurm's 8
+# stand-in GPUs: --gpus-per-task=1 gives each rank its own through
+# CUDA_VISIBLE_DEVICES, which the emulated runtime reads as the driver
+# does, and the emulated NCCL refuses two ranks on one GPU, as NCCL does.
+# USR1 in the middle: the ranks save, exit 75, the job requeues itself and
+# resumes on its GPUs, and ends with the uninterrupted run's bits.
+if [ -z "${SLURM_CONF:-}" ]; then
+    if [ -n "${CI:-}" ]; then fail "train-gpu.sbatch needs the local Slurm in CI"; else echo "# no Slurm: train-gpu.sbatch skipped"; fi
+    exit 0
+fi
+check_fails "two ranks that see one GPU: NCCL refuses them" 1 'Duplicate GPU detected' env NCCL_DEBUG=WARN \
+    timeout 300 srun --mpi=pmix -n 2 env CUDA_VISIBLE_DEVICES=1 evo-train -q --backend cuda tiny.ini
+check "the uninterrupted run on 2 GPUs (srun --gpus-per-task=1)" timeout 300 srun --mpi=pmix -n 2 --gpus-per-task=1 \
+    evo-train -q --backend cuda "${long[@]}" --set ckpt.save_ckpt_folder=ref tiny.ini
+export CONFIG=tiny.ini SETTINGS="${long[*]} --set ckpt.save_ckpt_folder=usr1"
+job=$(sbatch --parsable --export=ALL --gpus-per-node=2 --ntasks-per-node=2 --cpus-per-task=1 \
+    "$EVO_ROOT/scripts/sbatch/train-gpu.sbatch")
+wait_for usr1/2/2.step
+scancel --signal=USR1 "$job"
+check "train-gpu.sbatch, USR1: the job requeued itself, resumed and completed" completed "$job"
+check "train-gpu.sbatch: it ran twice (Restarts=$(restarts "$job"))" test "$(restarts "$job")" = 1
+log=evo-train-$job.log
+check "train-gpu.sbatch: on the emulated GPUs, over NCCL" sh -c "grep -q 'backend cuda (GPU 0: evo CUDA emulator' $log &&
+    grep -q 'comm nccl' $log && grep -q 'resuming from usr1/' $log"
+check "train-gpu.sbatch: = the uninterrupted run, bit for bit" same_ckpt ref usr1 8

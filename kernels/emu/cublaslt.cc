@@ -21,6 +21,7 @@
 
 #include "bits16.h"
 #include "cublasLt.h"
+#include "cuda_runtime.h"
 
 struct evo_emu_lt {
     int unused;
@@ -129,6 +130,48 @@ bool check(const evo_emu_matmul_desc *d, const evo_emu_layout *a, const evo_emu_
 bool aligned(const void *p, uint32_t bytes)
 {
     return bytes && (uintptr_t)p % bytes == 0;
+}
+
+/* D = al op(A) op(B) + be C (C not read when be is 0), with d's epilogue:
+ * what cublasLtMatmul queues on its stream. */
+void matmul(const evo_emu_matmul_desc *d, const evo_emu_layout *a, const evo_emu_layout *b, const evo_emu_layout *c,
+            const evo_emu_layout *dd, const shape &g, float al, const void *A, const void *B, float be, const void *C,
+            void *D)
+{
+    const int32_t bias_type = d->bias_type < 0 ? (int32_t)dd->type : d->bias_type;
+    const bool tf = d->compute == CUBLAS_COMPUTE_32F_FAST_TF32;
+    /* op(A) by rows and op(B) by columns, widened: each sum walks two
+     * contiguous runs of k */
+    std::vector<float> ra(g.m * g.k), cb(g.n * g.k);
+    for (uint64_t i = 0; i < g.m; i++)
+        for (uint64_t p = 0; p < g.k; p++) {
+            const float v = widen(A, d->trans_a ? p + i * (uint64_t)a->ld : i + p * (uint64_t)a->ld, a->type);
+            ra[i * g.k + p] = tf ? tf32(v) : v;
+        }
+    for (uint64_t j = 0; j < g.n; j++)
+        for (uint64_t p = 0; p < g.k; p++)
+            cb[j * g.k + p] = widen(B, d->trans_b ? j + p * (uint64_t)b->ld : p + j * (uint64_t)b->ld, b->type);
+    for (uint64_t j = 0; j < g.n; j++) {
+        const float *bj = &cb[j * g.k];
+        for (uint64_t i = 0; i < g.m; i++) {
+            const float *ai = &ra[i * g.k];
+            float sum = 0.0f;
+            for (uint64_t p = 0; p < g.k; p++)
+                sum += ai[p] * (tf ? tf32(bj[p]) : bj[p]);
+            float v = al * sum;
+            if (be != 0.0f)
+                v += be * widen(C, i + j * (uint64_t)c->ld, c->type);
+            if (d->epilogue == CUBLASLT_EPILOGUE_BIAS)
+                v += widen(d->bias, i, bias_type);
+            narrow(D, i + j * (uint64_t)dd->ld, dd->type, v);
+        }
+        if (d->epilogue == CUBLASLT_EPILOGUE_BGRADB) {
+            float sum = 0.0f;
+            for (uint64_t p = 0; p < g.k; p++)
+                sum += bj[p];
+            narrow((void *)d->bias, j, bias_type, sum);
+        }
+    }
 }
 
 } // namespace
@@ -245,7 +288,6 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
 {
     (void)workspace;
     (void)workspace_bytes;
-    (void)s;
     shape g;
     if (!h || !algo || !check(d, a, b, c, dd, &g))
         return CUBLAS_STATUS_INVALID_VALUE;
@@ -253,44 +295,14 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
     for (int i = 0; i < 4; i++)
         if (!aligned(ptr[i], (uint32_t)algo->data[i]))
             return CUBLAS_STATUS_NOT_SUPPORTED;
-    const bool has_bias = d->epilogue != CUBLASLT_EPILOGUE_DEFAULT;
-    if (has_bias && !d->bias)
+    if (d->epilogue != CUBLASLT_EPILOGUE_DEFAULT && !d->bias)
         return CUBLAS_STATUS_INVALID_VALUE;
-    const int32_t bias_type = d->bias_type < 0 ? (int32_t)dd->type : d->bias_type;
+    /* the descriptors and the scalars as they are now: the caller may
+     * change or free them before the stream gets to the product */
     const float al = *(const float *)alpha, be = *(const float *)beta;
-    const bool tf = d->compute == CUBLAS_COMPUTE_32F_FAST_TF32;
-    /* op(A) by rows and op(B) by columns, widened: each sum walks two
-     * contiguous runs of k */
-    std::vector<float> ra(g.m * g.k), cb(g.n * g.k);
-    for (uint64_t i = 0; i < g.m; i++)
-        for (uint64_t p = 0; p < g.k; p++) {
-            const float v = widen(A, d->trans_a ? p + i * (uint64_t)a->ld : i + p * (uint64_t)a->ld, a->type);
-            ra[i * g.k + p] = tf ? tf32(v) : v;
-        }
-    for (uint64_t j = 0; j < g.n; j++)
-        for (uint64_t p = 0; p < g.k; p++)
-            cb[j * g.k + p] = widen(B, d->trans_b ? j + p * (uint64_t)b->ld : p + j * (uint64_t)b->ld, b->type);
-    for (uint64_t j = 0; j < g.n; j++) {
-        const float *bj = &cb[j * g.k];
-        for (uint64_t i = 0; i < g.m; i++) {
-            const float *ai = &ra[i * g.k];
-            float sum = 0.0f;
-            for (uint64_t p = 0; p < g.k; p++)
-                sum += ai[p] * (tf ? tf32(bj[p]) : bj[p]);
-            float v = al * sum;
-            if (be != 0.0f)
-                v += be * widen(C, i + j * (uint64_t)c->ld, c->type);
-            if (d->epilogue == CUBLASLT_EPILOGUE_BIAS)
-                v += widen(d->bias, i, bias_type);
-            narrow(D, i + j * (uint64_t)dd->ld, dd->type, v);
-        }
-        if (d->epilogue == CUBLASLT_EPILOGUE_BGRADB) {
-            float sum = 0.0f;
-            for (uint64_t p = 0; p < g.k; p++)
-                sum += bj[p];
-            narrow((void *)d->bias, j, bias_type, sum);
-        }
-    }
+    evo_emu::enqueue(s, [=, md = *d, la = *a, lb = *b, lc = *c, ld = *dd] {
+        matmul(&md, &la, &lb, &lc, &ld, g, al, A, B, be, C, D);
+    });
     return CUBLAS_STATUS_SUCCESS;
 }
 

@@ -8,10 +8,12 @@
  *
  * Sums add the ranks in rank order, in fp32 for bf16 and fp16 (rounded
  * once, to nearest even, dtype_bits.h), in the type otherwise: the same
- * bits on every run. Each call runs to its end before it returns (the
- * emulated device has no queue), so a peer that never comes would hold a
- * rank inside it: a barrier gives up after kTimeout seconds with
- * ncclRemoteError, and the comm ends the job as it does on a GPU. */
+ * bits on every run. A call goes into its stream's queue, as NCCL's
+ * kernels do (the emulated runtime's cudaLaunchHostFunc), and the caller
+ * goes on: a peer that never comes holds the stream, not the caller, and
+ * the comm's watchdog sees a collective that is not done. A barrier gives
+ * up after kTimeout seconds, or when the comm is aborted; the failure is
+ * the comm's asynchronous error (ncclCommGetAsyncError), as on a GPU. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -25,6 +27,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 
 #include "bits16.h"
 #include "nccl.h"
@@ -47,6 +50,8 @@ struct evo_emu_nccl_comm {
     size_t bytes;
     segment_header *head;
     unsigned char *slots;
+    std::atomic<int> error{ncclSuccess}; /* the first failure of a queued call */
+    std::atomic<bool> aborted{false};
 };
 
 namespace {
@@ -75,9 +80,35 @@ ncclResult_t barrier(ncclComm_t c)
     const double t0 = now();
     while (c->head->generation.load() == gen) {
         sched_yield();
+        if (c->aborted)
+            return ncclInternalError;
         if (now() - t0 > kTimeout)
             return ncclRemoteError;
     }
+    return ncclSuccess;
+}
+
+/* A call queued on stream s, as NCCL's kernels are: it runs when the
+ * stream gets there, after the comm's earlier calls; its failure is the
+ * comm's asynchronous error, and the calls after a failure do nothing. */
+ncclResult_t on_stream(ncclComm_t c, cudaStream_t s, std::function<ncclResult_t()> call)
+{
+    struct queued {
+        ncclComm_t c;
+        std::function<ncclResult_t()> call;
+    };
+    cudaLaunchHostFunc(
+        s,
+        [](void *arg) {
+            queued *q = (queued *)arg;
+            if (q->c->error == ncclSuccess && !q->c->aborted) {
+                const ncclResult_t rc = q->call();
+                if (rc != ncclSuccess)
+                    q->c->error = rc;
+            }
+            delete q;
+        },
+        new queued{c, std::move(call)});
     return ncclSuccess;
 }
 
@@ -188,6 +219,29 @@ ncclResult_t unmap(ncclComm_t c)
     return ncclSuccess;
 }
 
+/* Two ranks of a communicator on one GPU is NCCL's "invalid usage": each
+ * rank puts its GPU's bus id in its slot (the current device's, as NCCL
+ * takes it), and after a barrier every rank compares them. */
+ncclResult_t distinct_gpus(ncclComm_t c)
+{
+    constexpr int kBusId = 32;
+    int device = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetPCIBusId((char *)slot(c, c->rank), kBusId, device) != cudaSuccess)
+        return ncclSystemError;
+    ncclResult_t rc = barrier(c);
+    for (int r = 0; rc == ncclSuccess && r < c->nranks; r++)
+        if (r != c->rank && !strncmp((const char *)slot(c, r), (const char *)slot(c, c->rank), kBusId)) {
+            if (getenv("NCCL_DEBUG"))
+                fprintf(stderr, "NCCL WARN Duplicate GPU detected : rank %d and rank %d both on CUDA device %s\n",
+                        c->rank, r, (const char *)slot(c, r));
+            rc = ncclInvalidUsage;
+        }
+    /* nobody's slot is overwritten by a collective before all have read */
+    const ncclResult_t after = barrier(c);
+    return rc != ncclSuccess ? rc : after;
+}
+
 } // namespace
 
 extern "C" {
@@ -199,6 +253,7 @@ const char *ncclGetErrorString(ncclResult_t r)
     case ncclSystemError: return "unhandled system error (the emulator's shared memory)";
     case ncclInternalError: return "internal error";
     case ncclInvalidArgument: return "invalid argument";
+    case ncclInvalidUsage: return "invalid usage (run with NCCL_DEBUG=WARN for details)";
     case ncclRemoteError: return "remote process exited or there was a network error (no peer within 120 s)";
     case ncclInProgress: return "NCCL operation in progress";
     }
@@ -239,6 +294,8 @@ ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId id, int
     ncclResult_t rc = barrier(c);
     if (rc != ncclSuccess || rank == 0)
         shm_unlink(name); /* on a failure, whoever gets here first */
+    if (rc == ncclSuccess)
+        rc = distinct_gpus(c);
     if (rc != ncclSuccess) {
         unmap(c);
         return rc;
@@ -257,85 +314,96 @@ ncclResult_t ncclCommDestroy(ncclComm_t comm)
     return unmap(comm);
 }
 
+/* Stops the comm's calls, queued or waiting for peers; the segment stays
+ * mapped, as a stream thread may still be inside one (the job ends next). */
 ncclResult_t ncclCommAbort(ncclComm_t comm)
 {
-    return unmap(comm);
+    if (!comm)
+        return ncclInvalidArgument;
+    comm->aborted = true;
+    return ncclSuccess;
 }
 
 ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *err)
 {
-    *err = ncclSuccess;
-    return comm ? ncclSuccess : ncclInvalidArgument;
+    if (!comm)
+        return ncclInvalidArgument;
+    *err = (ncclResult_t)comm->error.load();
+    return ncclSuccess;
 }
 
 ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count, ncclDataType_t type, ncclRedOp_t op,
                            ncclComm_t c, cudaStream_t s)
 {
-    (void)s;
-    return valid(c, type, op) ? reduce_into(send, recv, count, type, op, -1, c) : ncclInvalidArgument;
+    if (!valid(c, type, op))
+        return ncclInvalidArgument;
+    return on_stream(c, s, [=] { return reduce_into(send, recv, count, type, op, -1, c); });
 }
 
 /* send: nranks x count; recv: this rank's count of their sum */
 ncclResult_t ncclReduceScatter(const void *send, void *recv, size_t count, ncclDataType_t type, ncclRedOp_t op,
                                ncclComm_t c, cudaStream_t s)
 {
-    (void)s;
     if (!valid(c, type, op))
         return ncclInvalidArgument;
     const size_t es = type_size(type), per = kSlot / es / (size_t)c->nranks;
-    return chunked(
-        c, count, per,
-        [&](size_t off, size_t n) {
-            for (int q = 0; q < c->nranks; q++)
-                memcpy(slot(c, c->rank) + (size_t)q * n * es, (const char *)send + ((size_t)q * count + off) * es,
-                       n * es);
-        },
-        [&](size_t off, size_t n) {
-            for (size_t i = 0; i < n; i++)
-                put((unsigned char *)recv + off * es, i, type, reduce_at(c, (size_t)c->rank * n * es, i, type, op));
-        });
+    return on_stream(c, s, [=] {
+        return chunked(
+            c, count, per,
+            [&](size_t off, size_t n) {
+                for (int q = 0; q < c->nranks; q++)
+                    memcpy(slot(c, c->rank) + (size_t)q * n * es,
+                           (const char *)send + ((size_t)q * count + off) * es, n * es);
+            },
+            [&](size_t off, size_t n) {
+                for (size_t i = 0; i < n; i++)
+                    put((unsigned char *)recv + off * es, i, type,
+                        reduce_at(c, (size_t)c->rank * n * es, i, type, op));
+            });
+    });
 }
 
 /* recv: nranks x count, rank r's at r count */
 ncclResult_t ncclAllGather(const void *send, void *recv, size_t count, ncclDataType_t type, ncclComm_t c,
                            cudaStream_t s)
 {
-    (void)s;
     if (!valid(c, type, ncclSum))
         return ncclInvalidArgument;
     const size_t es = type_size(type);
-    return chunked(
-        c, count, kSlot / es,
-        [&](size_t off, size_t n) { memcpy(slot(c, c->rank), (const char *)send + off * es, n * es); },
-        [&](size_t off, size_t n) {
-            for (int r = 0; r < c->nranks; r++)
-                memcpy((char *)recv + ((size_t)r * count + off) * es, slot(c, r), n * es);
-        });
+    return on_stream(c, s, [=] {
+        return chunked(
+            c, count, kSlot / es,
+            [&](size_t off, size_t n) { memcpy(slot(c, c->rank), (const char *)send + off * es, n * es); },
+            [&](size_t off, size_t n) {
+                for (int r = 0; r < c->nranks; r++)
+                    memcpy((char *)recv + ((size_t)r * count + off) * es, slot(c, r), n * es);
+            });
+    });
 }
 
 ncclResult_t ncclReduce(const void *send, void *recv, size_t count, ncclDataType_t type, ncclRedOp_t op, int root,
                         ncclComm_t c, cudaStream_t s)
 {
-    (void)s;
     if (!valid(c, type, op) || root < 0 || root >= c->nranks)
         return ncclInvalidArgument;
-    return reduce_into(send, recv, count, type, op, root, c);
+    return on_stream(c, s, [=] { return reduce_into(send, recv, count, type, op, root, c); });
 }
 
 ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count, ncclDataType_t type, int root, ncclComm_t c,
                            cudaStream_t s)
 {
-    (void)s;
     if (!valid(c, type, ncclSum) || root < 0 || root >= c->nranks)
         return ncclInvalidArgument;
     const size_t es = type_size(type);
-    return chunked(
-        c, count, kSlot / es,
-        [&](size_t off, size_t n) {
-            if (c->rank == root)
-                memcpy(slot(c, root), (const char *)send + off * es, n * es);
-        },
-        [&](size_t off, size_t n) { memcpy((char *)recv + off * es, slot(c, root), n * es); });
+    return on_stream(c, s, [=] {
+        return chunked(
+            c, count, kSlot / es,
+            [&](size_t off, size_t n) {
+                if (c->rank == root)
+                    memcpy(slot(c, root), (const char *)send + off * es, n * es);
+            },
+            [&](size_t off, size_t n) { memcpy((char *)recv + off * es, slot(c, root), n * es); });
+    });
 }
 
 } // extern "C"

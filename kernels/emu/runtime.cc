@@ -1,9 +1,22 @@
-/* runtime.cc - the CUDA runtime over host memory: one device, the
- * Hopper-sized shared memory a block may opt in to (or
- * EVO_CUDA_EMULATOR_SMEM bytes, to take a smaller GPU's paths), streams
- * and events that are already done (every call runs to its end before it
- * returns), and the launch checks a GPU makes: a block's dynamic shared
- * memory past 48 KiB needs the kernel's opt-in first.
+/* runtime.cc - the CUDA runtime over host memory: a machine of
+ * EVO_CUDA_EMULATOR_DEVICES GPUs (default 8, an HGX node), of which the
+ * process sees those CUDA_VISIBLE_DEVICES lists, as the driver does (so
+ * Slurm's GPU binding picks them); the current device is per host thread.
+ * Every device is the same memory, the host's. Each has the Hopper-sized
+ * shared memory a block may opt in to (or EVO_CUDA_EMULATOR_SMEM bytes,
+ * to take a smaller GPU's paths), and the launch checks a GPU makes: a
+ * block's dynamic shared memory past 48 KiB needs the kernel's opt-in
+ * first.
+ *
+ * Streams run as a GPU's do, behind the host: a stream is a host thread
+ * that runs its queue in order (grids, GEMMs, copies, NCCL's calls,
+ * event records and waits) while the caller goes on. So the host sees a
+ * result only after it waited for it (cudaStreamSynchronize, an event, a
+ * copy to pageable memory), two streams order their work only through
+ * events, and a pinned buffer is read when its copy runs, not when it was
+ * queued: code that misses one of those reads stale values here too.
+ * Copies from pageable memory take the source at the call, as CUDA's
+ * staging does; cudaFree waits for every stream, as CUDA's does.
  *
  * Device memory is host memory that starts as 0xff bytes (NaN in every
  * float type), so a read of memory nothing wrote shows in the results. */
@@ -12,17 +25,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
+#include <thread>
+#include <vector>
 
 #include "cuda_runtime.h"
 
+/* A stream's queue; its front is the work its thread runs now, taken off
+ * when done, so an empty queue is a stream with nothing left to do. */
 struct evo_emu_stream {
-    int unused;
+    std::deque<std::function<void()>> work;
 };
 
+/* Records counts the cudaEventRecord calls, reached the newest record its
+ * stream has run. */
 struct evo_emu_event {
-    int unused;
+    uint64_t recorded = 0, reached = 0;
 };
 
 namespace {
@@ -32,6 +54,75 @@ constexpr size_t kDefaultSmem = 48 << 10, kHopperSmemOptin = 227 << 10;
 std::mutex lock;
 cudaError_t last_error = cudaSuccess;
 std::map<const void *, size_t> smem_opt_in;
+std::map<const char *, size_t> pinned; /* cudaMallocHost's blocks, by start */
+
+/* The streams' queues and the events, under one lock, and one signal for
+ * "some work was queued or finished". Never destroyed: stream threads
+ * still wait on them while the process exits. */
+std::mutex &queue_lock = *new std::mutex;
+std::condition_variable &queue_moved = *new std::condition_variable;
+std::vector<cudaStream_t> &streams = *new std::vector<cudaStream_t>;
+
+void run_queue(cudaStream_t s)
+{
+    std::unique_lock<std::mutex> l(queue_lock);
+    for (;;) {
+        queue_moved.wait(l, [s] { return !s->work.empty(); });
+        std::function<void()> &f = s->work.front();
+        l.unlock();
+        f();
+        l.lock();
+        s->work.pop_front();
+        queue_moved.notify_all();
+    }
+}
+
+cudaStream_t new_stream()
+{
+    cudaStream_t s = new evo_emu_stream();
+    std::thread(run_queue, s).detach();
+    std::lock_guard<std::mutex> hold(queue_lock);
+    streams.push_back(s);
+    return s;
+}
+
+/* The legacy default stream (0): one more stream, created when first used. */
+cudaStream_t stream_or_default(cudaStream_t s)
+{
+    static cudaStream_t legacy = new_stream();
+    return s ? s : legacy;
+}
+
+void wait_idle(cudaStream_t s)
+{
+    std::unique_lock<std::mutex> l(queue_lock);
+    queue_moved.wait(l, [s] { return s->work.empty(); });
+}
+
+bool is_pinned(const void *p, size_t bytes)
+{
+    std::lock_guard<std::mutex> hold(lock);
+    auto it = pinned.upper_bound((const char *)p);
+    return it != pinned.begin() && (--it, (const char *)p + bytes <= it->first + it->second);
+}
+
+/* A copy on stream s, as CUDA makes it: to or from pinned memory, and
+ * between device buffers, when the stream gets there; from pageable host
+ * memory, the source taken now; to pageable host memory, after the
+ * stream's earlier work and before the call returns. */
+void copy_on(cudaStream_t s, void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
+             const std::function<void(void *, const void *)> &copy)
+{
+    if (kind == cudaMemcpyHostToDevice && !is_pinned(src, bytes)) {
+        auto staged = std::make_shared<std::vector<char>>((const char *)src, (const char *)src + bytes);
+        evo_emu::enqueue(s, [=] { copy(dst, staged->data()); });
+    } else if (kind == cudaMemcpyDeviceToHost && !is_pinned(dst, bytes)) {
+        wait_idle(stream_or_default(s));
+        copy(dst, src);
+    } else {
+        evo_emu::enqueue(s, [=] { copy(dst, src); });
+    }
+}
 
 size_t smem_optin()
 {
@@ -48,6 +139,38 @@ cudaError_t record(cudaError_t e)
     return e;
 }
 
+/* The machine's devices this process sees, by their index on the machine:
+ * all of them, or those CUDA_VISIBLE_DEVICES lists (comma-separated
+ * indices; the driver reads up to the first entry that is not one of the
+ * machine's, or that repeats one, and an empty list hides them all). */
+const std::vector<int> &visible_devices()
+{
+    static const std::vector<int> visible = [] {
+        const char *m = getenv("EVO_CUDA_EMULATOR_DEVICES"), *list = getenv("CUDA_VISIBLE_DEVICES");
+        const long machine = m && *m ? strtol(m, NULL, 10) : 8;
+        std::vector<int> v;
+        for (long i = 0; !list && i < machine; i++)
+            v.push_back((int)i);
+        for (const char *p = list; p;) {
+            char *end;
+            const long i = strtol(p, &end, 10);
+            if (end == p || i < 0 || i >= machine || std::count(v.begin(), v.end(), (int)i))
+                break;
+            v.push_back((int)i);
+            p = *end == ',' ? end + 1 : NULL;
+        }
+        return v;
+    }();
+    return visible;
+}
+
+thread_local int current_device;
+
+bool valid_device(int device)
+{
+    return device >= 0 && (size_t)device < visible_devices().size();
+}
+
 template <typename T> cudaError_t make(T **out)
 {
     *out = new T();
@@ -58,8 +181,18 @@ template <typename T> cudaError_t make(T **out)
 
 namespace evo_emu {
 
-cudaError_t launch(const void *kernel, dim3 grid, dim3 block, size_t smem, const std::function<void()> &body)
+void enqueue(cudaStream_t s, std::function<void()> work)
 {
+    s = stream_or_default(s);
+    std::lock_guard<std::mutex> hold(queue_lock);
+    s->work.push_back(std::move(work));
+    queue_moved.notify_all();
+}
+
+cudaError_t launch(const void *kernel, dim3 grid, dim3 block, size_t smem, cudaStream_t s, std::function<void()> body)
+{
+    if (check_shape(grid, block) != cudaSuccess)
+        return record(cudaErrorInvalidValue);
     size_t allowed = kDefaultSmem;
     {
         std::lock_guard<std::mutex> hold(lock);
@@ -69,7 +202,8 @@ cudaError_t launch(const void *kernel, dim3 grid, dim3 block, size_t smem, const
     }
     if (smem > allowed)
         return record(cudaErrorInvalidValue);
-    return record(run_grid(kernel, grid, block, smem, body));
+    enqueue(s, [=] { run_grid(kernel, grid, block, smem, body); });
+    return cudaSuccess;
 }
 
 } // namespace evo_emu
@@ -99,27 +233,40 @@ cudaError_t cudaGetLastError(void)
 
 cudaError_t cudaGetDeviceCount(int *n)
 {
-    *n = 1;
-    return cudaSuccess;
+    *n = (int)visible_devices().size();
+    return *n ? cudaSuccess : record(cudaErrorNoDevice);
 }
 
 cudaError_t cudaSetDevice(int device)
 {
-    return record(device == 0 ? cudaSuccess : cudaErrorInvalidDevice);
+    if (!valid_device(device))
+        return record(cudaErrorInvalidDevice);
+    current_device = device;
+    return cudaSuccess;
 }
 
 cudaError_t cudaGetDevice(int *device)
 {
-    *device = 0;
+    *device = current_device;
+    return cudaSuccess;
+}
+
+/* The machine's index of the device is its PCI bus: what NCCL tells
+ * GPUs apart by. */
+cudaError_t cudaDeviceGetPCIBusId(char *id, int len, int device)
+{
+    if (!valid_device(device) || len < 1)
+        return record(!valid_device(device) ? cudaErrorInvalidDevice : cudaErrorInvalidValue);
+    snprintf(id, (size_t)len, "0000:%02x:00.0", visible_devices()[(size_t)device]);
     return cudaSuccess;
 }
 
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device)
 {
-    if (device != 0)
+    if (!valid_device(device))
         return record(cudaErrorInvalidDevice);
     memset(prop, 0, sizeof *prop);
-    snprintf(prop->name, sizeof prop->name, "evo CUDA emulator (CPU)");
+    snprintf(prop->name, sizeof prop->name, "evo CUDA emulator (CPU) #%d", visible_devices()[(size_t)device]);
     prop->totalGlobalMem = (size_t)80 << 30;
     prop->sharedMemPerBlock = kDefaultSmem;
     prop->sharedMemPerBlockOptin = smem_optin();
@@ -141,21 +288,33 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
 
 cudaError_t cudaMallocHost(void **p, size_t bytes)
 {
-    return cudaMalloc(p, bytes);
+    cudaError_t rc = cudaMalloc(p, bytes);
+    if (rc == cudaSuccess) {
+        std::lock_guard<std::mutex> hold(lock);
+        pinned[(const char *)*p] = bytes;
+    }
+    return rc;
 }
 
 cudaError_t cudaFree(void *p)
 {
+    std::unique_lock<std::mutex> l(queue_lock);
+    const std::vector<cudaStream_t> all = streams;
+    l.unlock();
+    for (cudaStream_t s : all)
+        wait_idle(s);
+    {
+        std::lock_guard<std::mutex> hold(lock);
+        pinned.erase((const char *)p);
+    }
     free(p);
     return cudaSuccess;
 }
 
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s)
 {
-    (void)kind;
-    (void)s;
     if (bytes)
-        memmove(dst, src, bytes);
+        copy_on(s, dst, src, bytes, kind, [bytes](void *d, const void *from) { memmove(d, from, bytes); });
     return cudaSuccess;
 }
 
@@ -164,20 +323,31 @@ cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t 
 {
     if (width > dpitch || width > spitch)
         return record(cudaErrorInvalidValue);
-    for (size_t r = 0; r < height; r++)
-        cudaMemcpyAsync((char *)dst + r * dpitch, (const char *)src + r * spitch, width, kind, s);
+    const size_t host_pitch = kind == cudaMemcpyDeviceToHost ? dpitch : spitch;
+    if (height && width)
+        copy_on(s, dst, src, (height - 1) * host_pitch + width, kind, [=](void *d, const void *from) {
+            for (size_t r = 0; r < height; r++)
+                memmove((char *)d + r * dpitch, (const char *)from + r * spitch, width);
+        });
+    return cudaSuccess;
+}
+
+cudaError_t cudaLaunchHostFunc(cudaStream_t s, cudaHostFn_t fn, void *arg)
+{
+    evo_emu::enqueue(s, [=] { fn(arg); });
     return cudaSuccess;
 }
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
 {
     (void)flags;
-    return make(s);
+    *s = new_stream();
+    return cudaSuccess;
 }
 
 cudaError_t cudaStreamSynchronize(cudaStream_t s)
 {
-    (void)s;
+    wait_idle(stream_or_default(s));
     return cudaSuccess;
 }
 
@@ -193,22 +363,30 @@ cudaError_t cudaEventDestroy(cudaEvent_t e)
     return cudaSuccess;
 }
 
-cudaError_t cudaEventQuery(cudaEvent_t e)
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
 {
-    (void)e;
+    std::unique_lock<std::mutex> l(queue_lock);
+    const uint64_t mine = ++e->recorded;
+    l.unlock();
+    evo_emu::enqueue(s, [e, mine] {
+        std::lock_guard<std::mutex> hold(queue_lock);
+        e->reached = std::max(e->reached, mine);
+        queue_moved.notify_all();
+    });
     return cudaSuccess;
 }
 
-cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
+cudaError_t cudaEventQuery(cudaEvent_t e)
 {
-    (void)e;
-    (void)s;
-    return cudaSuccess;
+    std::lock_guard<std::mutex> hold(queue_lock);
+    return e->reached >= e->recorded ? cudaSuccess : cudaErrorNotReady;
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t e)
 {
-    (void)e;
+    std::unique_lock<std::mutex> l(queue_lock);
+    const uint64_t want = e->recorded;
+    queue_moved.wait(l, [e, want] { return e->reached >= want; });
     return cudaSuccess;
 }
 

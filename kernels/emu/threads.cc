@@ -209,17 +209,23 @@ void run_block(size_t smem_bytes)
     abort();
 }
 
-cudaError_t run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem, const std::function<void()> &body)
+cudaError_t check_shape(dim3 grid, dim3 block)
 {
     const size_t n = (size_t)block.x * block.y * block.z;
     if (!n || n > kMaxThreads || !grid.x || !grid.y || !grid.z || grid.y > 65535 || grid.z > 65535)
         return cudaErrorInvalidValue;
+    return cudaSuccess;
+}
+
+void run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem, const std::function<void()> &body)
+{
     std::lock_guard<std::mutex> hold(g.lock);
+    g.kernel = kernel;
     if (!g.stacks) {
         void *p = mmap(nullptr, kMaxThreads * kStack, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (p == MAP_FAILED)
-            return cudaErrorMemoryAllocation;
+            misuse("no memory for the threads' stacks");
         g.stacks = (char *)p;
         const char *order = getenv("EVO_CUDA_EMULATOR_ORDER"), *ignore = getenv("EVO_CUDA_EMULATOR_IGNORE");
         g.reverse = order && strcmp(order, "reverse") == 0;
@@ -229,14 +235,11 @@ cudaError_t run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem, con
     if (g.smem_bytes < smem) {
         free(g.smem);
         g.smem_bytes = (smem + 255) / 256 * 256;
-        if (!(g.smem = (char *)aligned_alloc(256, g.smem_bytes))) {
-            g.smem_bytes = 0;
-            return cudaErrorMemoryAllocation;
-        }
+        if (!(g.smem = (char *)aligned_alloc(256, g.smem_bytes)))
+            misuse("no memory for the shared memory");
     }
-    g.n = (unsigned)n;
+    g.n = block.x * block.y * block.z;
     g.body = &body;
-    g.kernel = kernel;
     blockDim = block;
     gridDim = grid;
     for (unsigned z = 0; z < grid.z; z++)
@@ -245,7 +248,6 @@ cudaError_t run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem, con
                 blockIdx = uint3{x, y, z};
                 run_block(smem);
             }
-    return cudaSuccess;
 }
 
 char *dynamic_smem()

@@ -1,9 +1,11 @@
 /* cuda_runtime.h (the CPU emulator's) - the runtime API, and for the
  * kernels (C++) what nvcc gives device code: the execution-space
  * keywords, threadIdx and friends, the barriers and warp shuffles, and the
- * launch (evo::launch in common.cuh calls evo_emu::run_grid).
+ * launch (evo::launch in common.cuh calls evo_emu::launch).
  *
- * A grid runs one block after the other on the calling thread; a block's
+ * A launch goes into its stream's queue (runtime.cc), and the stream's
+ * host thread runs the grid when it gets there, one block after the
+ * other; a block's
  * threads are fibers (threads.cc) that switch only at a barrier
  * (__syncthreads, __syncwarp, a shuffle, a wmma load). Between two
  * barriers a thread runs alone, in thread order (or reverse order:
@@ -48,13 +50,19 @@ extern dim3 blockDim, gridDim;
 
 namespace evo_emu {
 
-/* A launch (common.cuh's evo::launch): the shared memory checked against
- * the kernel's opt-in, then run_grid; its error kept for cudaGetLastError. */
-cudaError_t launch(const void *kernel, dim3 grid, dim3 block, size_t smem, const std::function<void()> &body);
+/* A launch (common.cuh's evo::launch): its shape and shared memory
+ * checked against the limits and the kernel's opt-in (an error is the
+ * launch's, kept for cudaGetLastError), then run_grid queued on s. */
+cudaError_t launch(const void *kernel, dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                   std::function<void()> body);
+/* Work for stream s's host thread, after what is queued there already. */
+void enqueue(cudaStream_t s, std::function<void()> work);
+/* cudaErrorInvalidValue for a grid or block a GPU would not launch. */
+cudaError_t check_shape(dim3 grid, dim3 block);
 /* Runs body once for every thread of the grid; a kernel's fatal misuse
  * (a barrier that cannot complete, a partial warp mask) ends the process
  * with a message naming the kernel's launch. */
-cudaError_t run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem, const std::function<void()> &body);
+void run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem, const std::function<void()> &body);
 char *dynamic_smem();
 /* A kernel's misuse that would hang or corrupt a GPU: says which launch,
  * block and thread, and aborts. */

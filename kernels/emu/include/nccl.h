@@ -18,6 +18,7 @@ typedef enum {
     ncclSystemError = 2,
     ncclInternalError = 3,
     ncclInvalidArgument = 4,
+    ncclInvalidUsage = 5,
     ncclRemoteError = 6,
     ncclInProgress = 7,
 } ncclResult_t;
