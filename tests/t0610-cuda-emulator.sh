@@ -22,7 +22,8 @@
 # - NCCL (the emulator's, over shared memory, its calls queued on the
 #   emulated streams): comm-check's collectives in every group of four
 #   layouts, training over it with ZeRO-1, ZeRO-2, tensor parallelism
-#   (msp) and interleaved pipeline stages, and the comm's watchdog ending
+#   (msp) and interleaved pipeline stages over NCCL's point to point (2 and
+#   4 stages), and the comm's watchdog ending
 #   a job whose rank was stopped;
 # - scripts/sbatch/train-gpu.sbatch under the local Slurm on 2 stand-in
 #   GPUs: a rank a GPU, USR1, requeue, resume, the uninterrupted bits.
@@ -147,8 +148,12 @@ over_nccl "dp 2 zero1 2" 2 --set data.micro_num=2 --set parallel.zero1=2
 over_nccl "dp 2 zero1 2 shard_grads (ZeRO-2)" 2 --set data.micro_num=2 --set parallel.zero1=2 \
     --set parallel.zero1.shard_grads=true
 over_nccl "tp 2 msp" 2 --set parallel.tensor.size=2 --set parallel.tensor.mode=msp --set data.micro_num=2
-# pipeline sends go through Open MPI, staged from the emulated device
+# the pipeline's sends over NCCL's channels: with 2 stages the next stage
+# is the previous one; with 4, the interleaved schedule wraps from the last
+# stage to the first
 over_nccl "pp 2 interleaved" 2 --set model.num_layers=4 --set model.num_chunks=2 --set parallel.pipeline.size=2 \
+    --set data.micro_num=4
+over_nccl "pp 4 interleaved" 4 --set model.num_layers=8 --set model.num_chunks=2 --set parallel.pipeline.size=4 \
     --set data.micro_num=4
 
 # The comm's watchdog: a rank stopped (SIGSTOP, a hung node) leaves its

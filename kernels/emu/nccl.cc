@@ -242,6 +242,31 @@ ncclResult_t distinct_gpus(ncclComm_t c)
     return rc != ncclSuccess ? rc : after;
 }
 
+/* A send or a receive on a two-rank communicator: the message goes
+ * through the sender's slot in chunks, both ranks at every barrier, so a
+ * send is done when the receiver has the last chunk. */
+ncclResult_t point_to_point(void *buf, size_t count, ncclDataType_t type, int peer, ncclComm_t c, cudaStream_t s,
+                            bool sending)
+{
+    if (!valid(c, type, ncclSum) || peer < 0 || peer >= c->nranks || peer == c->rank)
+        return ncclInvalidArgument;
+    if (c->nranks != 2)
+        return ncclInvalidUsage;
+    const size_t es = type_size(type);
+    return on_stream(c, s, [=] {
+        return chunked(
+            c, count, kSlot / es,
+            [&](size_t off, size_t n) {
+                if (sending)
+                    memcpy(slot(c, c->rank), (const char *)buf + off * es, n * es);
+            },
+            [&](size_t off, size_t n) {
+                if (!sending)
+                    memcpy((char *)buf + off * es, slot(c, peer), n * es);
+            });
+    });
+}
+
 } // namespace
 
 extern "C" {
@@ -404,6 +429,16 @@ ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count, ncclDataT
             },
             [&](size_t off, size_t n) { memcpy((char *)recv + off * es, slot(c, root), n * es); });
     });
+}
+
+ncclResult_t ncclSend(const void *send, size_t count, ncclDataType_t type, int peer, ncclComm_t c, cudaStream_t s)
+{
+    return point_to_point((void *)send, count, type, peer, c, s, true);
+}
+
+ncclResult_t ncclRecv(void *recv, size_t count, ncclDataType_t type, int peer, ncclComm_t c, cudaStream_t s)
+{
+    return point_to_point(recv, count, type, peer, c, s, false);
 }
 
 } // extern "C"

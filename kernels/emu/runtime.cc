@@ -351,6 +351,19 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s)
     return cudaSuccess;
 }
 
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags)
+{
+    (void)flags;
+    std::unique_lock<std::mutex> l(queue_lock);
+    const uint64_t want = e->recorded;
+    l.unlock();
+    evo_emu::enqueue(s, [e, want] {
+        std::unique_lock<std::mutex> wait(queue_lock);
+        queue_moved.wait(wait, [e, want] { return e->reached >= want; });
+    });
+    return cudaSuccess;
+}
+
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags)
 {
     (void)flags;

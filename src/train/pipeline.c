@@ -35,8 +35,6 @@
 #include "base/error.h"
 #include "train.h"
 
-enum { TAG_ACTIVATION, TAG_GRADIENT };
-
 typedef struct {
     train_run *r;
     train_data *data;
@@ -66,14 +64,14 @@ static void forward(pipe *p, uint32_t j, uint32_t c)
     int slot = p->slot[j * p->v + c] = p->free_slots[--p->n_free];
     if (!first_virtual(p, c))
         comm->recv(comm, EVO_GROUP_PIPELINE, p->r->be, evo_transformer_input(tf, slot), stream_bytes(p),
-                   (p->s + p->p - 1) % p->p, TAG_ACTIVATION);
+                   (p->s + p->p - 1) % p->p, EVO_TAG_TO_NEXT);
     /* the row is read here, as its forward needs it: data holds one row */
     double loss = evo_transformer_forward(tf, slot, c, train_data_row(p->data, p->first + j), p->T);
     if (last_virtual(p, c) && comm->layout.tp_rank == 0)
         p->r->row_losses[p->slot0 + j] = loss;
     if (!last_virtual(p, c))
         comm->send(comm, EVO_GROUP_PIPELINE, p->r->be, evo_transformer_output(tf, slot), stream_bytes(p),
-                   (p->s + 1) % p->p, TAG_ACTIVATION);
+                   (p->s + 1) % p->p, EVO_TAG_TO_NEXT);
 }
 
 static void backward(pipe *p, uint32_t j, uint32_t c)
@@ -82,11 +80,11 @@ static void backward(pipe *p, uint32_t j, uint32_t c)
     evo_transformer *tf = &p->r->tf;
     int slot = p->slot[j * p->v + c], labelled = evo_transformer_labelled(tf, slot) != 0;
     if (labelled && !last_virtual(p, c))
-        comm->recv(comm, EVO_GROUP_PIPELINE, p->r->be, tf->dx, stream_bytes(p), (p->s + 1) % p->p, TAG_GRADIENT);
+        comm->recv(comm, EVO_GROUP_PIPELINE, p->r->be, tf->dx, stream_bytes(p), (p->s + 1) % p->p, EVO_TAG_TO_PREV);
     evo_transformer_backward(tf, slot, p->scale); /* unlabelled: only a gradient sink's reductions */
     if (labelled && !first_virtual(p, c))
         comm->send(comm, EVO_GROUP_PIPELINE, p->r->be, tf->dx, stream_bytes(p), (p->s + p->p - 1) % p->p,
-                   TAG_GRADIENT);
+                   EVO_TAG_TO_PREV);
     p->free_slots[p->n_free++] = slot;
 }
 

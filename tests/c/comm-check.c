@@ -234,21 +234,21 @@ static void check_group(evo_comm *c, evo_group g, uint64_t *expect)
         uint32_t next = (me + 1) % size, prev = (me + size - 1) % size;
         for (size_t i = 0; i < N; i++)
             a[i] = val(me, i);
-        c->send(c, g, be, up(ba, a, N), sizeof a, next, 0);
+        c->send(c, g, be, up(ba, a, N), sizeof a, next, EVO_TAG_TO_NEXT);
         for (size_t i = 0; i < N; i++)
             a[i] = -val(me, i); /* the first message was copied: changing ba changes nothing */
-        c->send(c, g, be, up(ba, a, N), sizeof a, prev, 1);
-        c->send(c, g, be, ba, sizeof a, next, 0);
+        c->send(c, g, be, up(ba, a, N), sizeof a, prev, EVO_TAG_TO_PREV);
+        c->send(c, g, be, ba, sizeof a, next, EVO_TAG_TO_NEXT);
         ok = 1;
-        c->recv(c, g, be, bpart, sizeof part, next, 1);
+        c->recv(c, g, be, bpart, sizeof part, next, EVO_TAG_TO_PREV);
         down(part, bpart, N);
         for (size_t i = 0; i < N; i++)
             ok &= part[i] == -val(next, i);
-        c->recv(c, g, be, bpart, sizeof part, prev, 0);
+        c->recv(c, g, be, bpart, sizeof part, prev, EVO_TAG_TO_NEXT);
         down(part, bpart, N);
         for (size_t i = 0; i < N; i++)
             ok &= part[i] == val(prev, i);
-        c->recv(c, g, be, bpart, sizeof part, prev, 0);
+        c->recv(c, g, be, bpart, sizeof part, prev, EVO_TAG_TO_NEXT);
         down(part, bpart, N);
         for (size_t i = 0; i < N; i++)
             ok &= part[i] == -val(prev, i);
@@ -279,7 +279,7 @@ static int random_id(void *id, size_t bytes, void *arg, evo_err *e)
 static void check_ids(evo_comm *c, const evo_world *w, uint64_t *expect)
 {
     enum { ID = 128 };
-    unsigned char ids[EVO_N_GROUPS][ID], made[ID];
+    unsigned char ids[EVO_N_IDS][ID], made[ID];
     evo_err e;
     srand((unsigned)w->rank * 7919u + (unsigned)getpid());
     if (evo_comm_share_ids(&c->layout, w, ID, random_id, NULL, &ids[0][0], &e) < 0) {

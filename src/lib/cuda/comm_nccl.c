@@ -10,12 +10,22 @@
  * host broadcast, staged through a small device buffer). Plain first:
  * no overlap of communication with compute yet.
  *
- * Point to point (the pipeline) goes through Open MPI staged through the
- * host (comm_mpi.c), as before NCCL: a stage sends and computes on while
- * its message waits for the peer's receive, and NCCL's ncclSend on the
- * compute stream would hold every later op behind that receive (two stages
- * that each send before they receive would wait on each other). Moving
- * it onto NCCL needs a send stream and a pair of GPUs to prove it on.
+ * Point to point over the pipeline group goes through NCCL. An ncclSend
+ * holds its stream, and its communicator, until the peer receives it:
+ * on the compute stream, two stages that each send before they receive
+ * would wait on each other. So every stage has four channels, a two-rank
+ * communicator each: its messages to the next stage and to the previous
+ * (comm.h's two tags), each sent on a stream of its own, and those from
+ * the previous and from the next, received on the compute stream (a
+ * receive waits for its message, in stream order). A channel carries one
+ * kind of message one way, so its sends and receives match in order. A
+ * send copies its buffer into a staging buffer of the channel on the
+ * compute stream (the caller may write the buffer again at once) and the
+ * channel's stream waits for that copy; wait_sent makes the compute
+ * stream wait for every channel's sends. Channels open in one order on
+ * every rank (by who makes them), so no two ranks wait on each other.
+ * Messages over the other groups (the checkpoint's gather of the master
+ * weights, host memory) go through Open MPI, staged (comm_mpi.c).
  *
  * NCCL is loaded when the comm opens (dlopen of libnccl.so.2), so the CUDA
  * build runs one-GPU and CPU jobs on machines without it.
@@ -51,7 +61,7 @@
 #define NCCL_FUNCS(X)                                                                                                \
     X(ncclGetUniqueId) X(ncclCommInitRank) X(ncclCommFinalize) X(ncclCommDestroy) X(ncclCommAbort) \
     X(ncclCommGetAsyncError) X(ncclGetErrorString) X(ncclAllReduce) X(ncclReduceScatter) X(ncclAllGather)           \
-    X(ncclReduce) X(ncclBroadcast)
+    X(ncclReduce) X(ncclBroadcast) X(ncclSend) X(ncclRecv)
 #define NCCL_POINTER(f) __typeof__(&f) f;
 static struct {
     NCCL_FUNCS(NCCL_POINTER)
@@ -73,9 +83,31 @@ static int load_nccl(evo_err *e)
     return 0;
 }
 
+/* A message staged for its send, the buffer free again once sent. */
+typedef struct {
+    void *buf;
+    size_t bytes;
+    cudaEvent_t sent; /* on the channel's stream, after the send */
+} staged_msg;
+
+/* One kind of message one way between two pipeline stages; the sender is
+ * the communicator's rank 0. */
+typedef struct {
+    ncclComm_t comm;
+    uint32_t peer;       /* the other stage */
+    cudaStream_t stream; /* outgoing channels: where the sends wait */
+    cudaEvent_t all_sent;
+    staged_msg *msgs;
+    size_t n_msgs;
+} channel;
+
+enum { N_CHANNELS = EVO_N_IDS - EVO_N_GROUPS };
+
 typedef struct {
     ncclComm_t group[EVO_N_GROUPS]; /* NULL for groups of one rank */
-    evo_comm *p2p;                  /* Open MPI, for send / recv */
+    channel ch[N_CHANNELS];         /* the pipeline's, by id - EVO_N_GROUPS */
+    cudaEvent_t staged;             /* a send's copy, on the compute stream */
+    evo_comm *p2p;                  /* Open MPI, for send / recv over other groups */
     const evo_backend *be;
     cudaStream_t stream;
     int device;
@@ -305,10 +337,62 @@ static void broadcast(evo_comm *c, evo_group g, const evo_backend *be, void *buf
     }
 }
 
-/* Point to point: Open MPI's, its volume and time counted here too. */
+/* The channel of a message over the pipeline group: tag and peer must be
+ * one of this stage's four. */
+static channel *channel_of(nccl_impl *m, const evo_comm *c, const evo_backend *be, uint32_t peer, int tag, int out)
+{
+    const uint32_t pp = c->layout.pp, s = c->layout.pp_rank;
+    const uint32_t next = (s + 1) % pp, prev = (s + pp - 1) % pp;
+    int id = tag == EVO_TAG_TO_NEXT ? (out ? EVO_ID_TO_NEXT : EVO_ID_FROM_PREV)
+                                    : (out ? EVO_ID_TO_PREV : EVO_ID_FROM_NEXT);
+    if (!be || (tag != EVO_TAG_TO_NEXT && tag != EVO_TAG_TO_PREV) ||
+        peer != ((tag == EVO_TAG_TO_NEXT) == out ? next : prev))
+        evo_fatal("NCCL: a pipeline message %s stage %u with tag %d%s: not one of the stage's channels",
+                  out ? "to" : "from", peer, tag, be ? "" : " in host memory");
+    return &m->ch[id - EVO_N_GROUPS];
+}
+
+/* A staging buffer of ch of at least bytes whose last send is done. */
+static staged_msg *free_msg(nccl_impl *m, channel *ch, size_t bytes)
+{
+    for (size_t i = 0; i < ch->n_msgs; i++) {
+        staged_msg *msg = &ch->msgs[i];
+        if (cudaEventQuery(msg->sent) != cudaSuccess)
+            continue;
+        if (msg->bytes < bytes) {
+            m->be->free(m->be, msg->buf);
+            msg->buf = m->be->alloc(m->be, bytes);
+            msg->bytes = bytes;
+        }
+        return msg;
+    }
+    ch->msgs = evo_realloc(ch->msgs, (ch->n_msgs + 1) * sizeof *ch->msgs);
+    staged_msg *msg = &ch->msgs[ch->n_msgs++];
+    msg->buf = m->be->alloc(m->be, bytes);
+    msg->bytes = bytes;
+    check_cuda(cudaEventCreateWithFlags(&msg->sent, cudaEventDisableTiming), "event");
+    return msg;
+}
+
+/* Point to point: the pipeline's through its channels; over other groups
+ * Open MPI's, its volume and time counted here too. */
 static void send(evo_comm *c, evo_group g, const evo_backend *be, const void *buf, size_t bytes, uint32_t peer, int tag)
 {
-    evo_comm *p = impl_of(c)->p2p;
+    nccl_impl *m = impl_of(c);
+    if (g == EVO_GROUP_PIPELINE) {
+        double t0 = evo_now();
+        channel *ch = channel_of(m, c, be, peer, tag, 1);
+        staged_msg *msg = free_msg(m, ch, bytes);
+        m->be->copy(m->be, msg->buf, buf, bytes);
+        check_cuda(cudaEventRecord(m->staged, m->stream), "event record");
+        check_cuda(cudaStreamWaitEvent(ch->stream, m->staged, 0), "stream wait");
+        check(m, nc.ncclSend(msg->buf, bytes, ncclUint8, 1, ch->comm, ch->stream), "send", g);
+        check_cuda(cudaEventRecord(msg->sent, ch->stream), "event record");
+        c->bytes[g] += evo_comm_volume(EVO_SENDRECV, bytes, 2);
+        c->seconds[g] += evo_now() - t0;
+        return;
+    }
+    evo_comm *p = m->p2p;
     uint64_t b = p->bytes[g];
     double s = p->seconds[g];
     p->send(p, g, be, buf, bytes, peer, tag);
@@ -318,15 +402,34 @@ static void send(evo_comm *c, evo_group g, const evo_backend *be, const void *bu
 
 static void recv(evo_comm *c, evo_group g, const evo_backend *be, void *buf, size_t bytes, uint32_t peer, int tag)
 {
-    evo_comm *p = impl_of(c)->p2p;
+    nccl_impl *m = impl_of(c);
+    if (g == EVO_GROUP_PIPELINE) {
+        double t0 = evo_now();
+        channel *ch = channel_of(m, c, be, peer, tag, 0);
+        check(m, nc.ncclRecv(buf, bytes, ncclUint8, 0, ch->comm, m->stream), "receive", g);
+        call_end(c, g, "a receive", EVO_SENDRECV, 0, t0);
+        return;
+    }
+    evo_comm *p = m->p2p;
     double s = p->seconds[g];
     p->recv(p, g, be, buf, bytes, peer, tag);
     c->seconds[g] += p->seconds[g] - s;
 }
 
+/* The compute stream waits for every channel's sends (the watchdog then
+ * sees one that is not received); Open MPI's sends are waited for. */
 static void wait_sent(evo_comm *c)
 {
-    evo_comm *p = impl_of(c)->p2p;
+    nccl_impl *m = impl_of(c);
+    double t0 = evo_now();
+    for (int i = 0; i < N_CHANNELS; i++)
+        if (m->ch[i].stream) {
+            check_cuda(cudaEventRecord(m->ch[i].all_sent, m->ch[i].stream), "event record");
+            check_cuda(cudaStreamWaitEvent(m->stream, m->ch[i].all_sent, 0), "stream wait");
+        }
+    if (m->ch[0].comm)
+        call_end(c, EVO_GROUP_PIPELINE, "a send's delivery", EVO_SENDRECV, 0, t0);
+    evo_comm *p = m->p2p;
     double s = p->seconds[EVO_GROUP_PIPELINE];
     p->wait_sent(p);
     c->seconds[EVO_GROUP_PIPELINE] += p->seconds[EVO_GROUP_PIPELINE] - s;
@@ -363,11 +466,65 @@ static void free_nccl(evo_comm *c)
             nc.ncclCommFinalize(m->group[g]);
             nc.ncclCommDestroy(m->group[g]);
         }
+    for (int i = 0; i < N_CHANNELS; i++) {
+        channel *ch = &m->ch[i];
+        if (!ch->comm)
+            continue;
+        if (ch->stream)
+            check_cuda(cudaStreamSynchronize(ch->stream), "the comm's last sends");
+        nc.ncclCommFinalize(ch->comm);
+        nc.ncclCommDestroy(ch->comm);
+        for (size_t k = 0; k < ch->n_msgs; k++) {
+            m->be->free(m->be, ch->msgs[k].buf);
+            cudaEventDestroy(ch->msgs[k].sent);
+        }
+        free(ch->msgs);
+    }
+    cudaEventDestroy(m->staged);
     cudaEventDestroy(m->newest);
     m->be->free(m->be, m->scratch);
     m->p2p->free(m->p2p);
     free(m);
     free(c);
+}
+
+/* The pipeline's four channels of this stage, opened in the order of the
+ * stage that makes them, then outgoing before incoming: every channel
+ * has the same place in its two members' orders, so each opens when both
+ * get to it. With two stages, the previous stage is the next one, and
+ * each of the four is a channel of its own still. */
+static void open_channels(nccl_impl *m, const evo_layout *l, unsigned char ids[][sizeof(ncclUniqueId)])
+{
+    const uint32_t pp = l->pp, s = l->pp_rank;
+    if (pp < 2)
+        return;
+    const uint32_t next = (s + 1) % pp, prev = (s + pp - 1) % pp;
+    /* per channel: the peer, the maker's stage, and whether it is the
+     * maker's to-next (0) or to-prev (1) */
+    const uint32_t peer[N_CHANNELS] = {next, prev, prev, next};
+    const uint32_t key[N_CHANNELS] = {2 * s, 2 * s + 1, 2 * prev, 2 * next + 1};
+    int order[N_CHANNELS] = {0, 1, 2, 3};
+    for (int i = 1; i < N_CHANNELS; i++)
+        for (int k = i; k > 0 && key[order[k]] < key[order[k - 1]]; k--) {
+            int t = order[k];
+            order[k] = order[k - 1];
+            order[k - 1] = t;
+        }
+    for (int k = 0; k < N_CHANNELS; k++) {
+        int i = order[k], out = i < 2;
+        channel *ch = &m->ch[i];
+        ch->peer = peer[i];
+        ncclUniqueId id;
+        memcpy(&id, ids[EVO_N_GROUPS + i], sizeof id);
+        ncclResult_t rc = nc.ncclCommInitRank(&ch->comm, 2, id, out ? 0 : 1);
+        if (rc != ncclSuccess)
+            evo_fatal("NCCL: opening the pipeline's channel %s stage %u: %s", out ? "to" : "from", ch->peer,
+                      nc.ncclGetErrorString(rc));
+        if (out) {
+            check_cuda(cudaStreamCreateWithFlags(&ch->stream, cudaStreamNonBlocking), "stream");
+            check_cuda(cudaEventCreateWithFlags(&ch->all_sent, cudaEventDisableTiming), "event");
+        }
+    }
 }
 
 static int make_id(void *id, size_t bytes, void *arg, evo_err *e)
@@ -386,7 +543,7 @@ evo_comm *evo_comm_nccl(const evo_layout *l, const evo_world *w, const evo_backe
     }
     if (load_nccl(e) < 0)
         return NULL;
-    unsigned char ids[EVO_N_GROUPS][sizeof(ncclUniqueId)];
+    unsigned char ids[EVO_N_IDS][sizeof(ncclUniqueId)];
     if (evo_comm_share_ids(l, w, sizeof(ncclUniqueId), make_id, NULL, &ids[0][0], e) < 0)
         return NULL;
     static const evo_comm table = {.name = "nccl",
@@ -414,6 +571,7 @@ evo_comm *evo_comm_nccl(const evo_layout *l, const evo_world *w, const evo_backe
     m->timeout_s = timeout_s;
     check_cuda(cudaGetDevice(&m->device), "device");
     check_cuda(cudaEventCreateWithFlags(&m->newest, cudaEventDisableTiming), "event");
+    check_cuda(cudaEventCreateWithFlags(&m->staged, cudaEventDisableTiming), "event");
     /* Every rank opens its groups in the same order; each init waits for
      * the group's other members, who are on their way through the same
      * order, so no two ranks wait on each other. */
@@ -429,6 +587,7 @@ evo_comm *evo_comm_nccl(const evo_layout *l, const evo_world *w, const evo_backe
             evo_fatal("NCCL: opening the %s group (%u ranks): %s", evo_group_name((evo_group)g), size,
                       nc.ncclGetErrorString(rc));
     }
+    open_channels(m, l, ids);
     m->p2p = evo_comm_mpi(l, w, timeout_s, e);
     if (!m->p2p)
         evo_fatal("%s", e->msg);

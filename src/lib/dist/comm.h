@@ -83,11 +83,24 @@ struct evo_comm {
  * along the ring), send/recv the message. Integer bytes, rounded down. */
 uint64_t evo_comm_volume(evo_coll kind, uint64_t bytes, uint32_t size);
 
-/* The bootstrap of a comm whose groups each need a secret made by one of
- * their ranks (NCCL's unique ids): for every group g of more than one
- * rank, its member 0 makes one with make(id, bytes, arg) and publishes it
- * through PMIx; one fence; then every rank reads its groups' ids into
- * ids + g bytes (groups of one rank get zeros). Collective over the
+/* The pipeline group's two kinds of message: tag EVO_TAG_TO_NEXT goes to
+ * the next stage (activations), EVO_TAG_TO_PREV to the previous one
+ * (gradients). A comm may carry each on a channel of its own (NCCL's). */
+enum { EVO_TAG_TO_NEXT = 0, EVO_TAG_TO_PREV = 1 };
+
+/* The secrets evo_comm_share_ids shares, by index: one per group, then
+ * the pipeline's four channels of this rank: its messages to the next
+ * stage and to the previous one (made by this rank), and from the
+ * previous and from the next (made by them). */
+enum { EVO_ID_TO_NEXT = EVO_N_GROUPS, EVO_ID_TO_PREV, EVO_ID_FROM_PREV, EVO_ID_FROM_NEXT, EVO_N_IDS };
+
+/* The bootstrap of a comm whose groups and channels each need a secret
+ * made by one of their ranks (NCCL's unique ids): for every group g of
+ * more than one rank, its member 0 makes one with make(id, bytes, arg),
+ * and with a pipeline of more than one stage, every stage makes its two
+ * outgoing channels'; each is published through PMIx; one fence; then
+ * every rank reads its groups' and channels' ids into ids + i bytes
+ * (i < EVO_N_IDS; zeros for what it does not have). Collective over the
  * world, one fence whatever the layout. */
 int evo_comm_share_ids(const evo_layout *l, const evo_world *w, size_t bytes,
                        int (*make)(void *id, size_t bytes, void *arg, evo_err *e), void *arg, unsigned char *ids,
@@ -105,7 +118,10 @@ evo_comm *evo_comm_mpi(const evo_layout *l, const evo_world *w, double timeout_s
 /* GPU ranks through NCCL (src/lib/cuda/comm_nccl.c, make CUDA=1 only):
  * be is the CUDA backend, open on this rank's GPU; one communicator per
  * group of more than one rank, their ids shared through PMIx; point to
- * point through Open MPI, staged. The same watchdog contract as
+ * point over the pipeline group through NCCL, one two-rank communicator
+ * for each of a stage's four channels (EVO_TAG_TO_NEXT, EVO_TAG_TO_PREV:
+ * device memory only), over other groups through Open MPI, staged. The
+ * same watchdog contract as
  * evo_comm_mpi. Fails in a build without CUDA, when libnccl.so.2 cannot
  * be loaded, or when be is not the CUDA backend. */
 evo_comm *evo_comm_nccl(const evo_layout *l, const evo_world *w, const evo_backend *be, double timeout_s,
