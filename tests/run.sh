@@ -17,6 +17,10 @@ export EVO_RESULTS=$(mktemp)
 outputs=$(mktemp -d)
 trap 'rm -rf "$EVO_RESULTS" "$outputs"' EXIT
 jobs_max=${EVO_JOBS:-$(nproc)}
+if [ "${BASH_VERSINFO[0]}${BASH_VERSINFO[1]}" -lt 51 ] || ! [ "$jobs_max" -ge 1 ] 2>/dev/null; then
+    echo "run.sh: needs bash 5.1 or later (wait -p) and EVO_JOBS of 1 or more" >&2
+    exit 2
+fi
 
 # run_script BIN SCRIPT: one script against one flavour's binaries, with
 # that flavour's test drivers (EVO_TESTBIN).
@@ -59,12 +63,16 @@ done
 
 # Up to EVO_JOBS scripts at once (tests/lib.sh says how a script keeps out
 # of the others' way), each one's output printed whole when it ends.
-declare -A output_of=()
+declare -A output_of=() job_of=()
 finish_one() {
     local pid
     wait -n -p pid
+    if [ $? -ne 0 ]; then # run_script itself failed: its script's failure must not be lost
+        echo fail >>"$EVO_RESULTS"
+        echo "fail-name ${job_of[$pid]}: its runner died" >>"$EVO_RESULTS"
+    fi
     cat "${output_of[$pid]}"
-    unset "output_of[$pid]"
+    unset "output_of[$pid]" "job_of[$pid]"
 }
 i=0
 for job in "${queue[@]}"; do
@@ -72,6 +80,7 @@ for job in "${queue[@]}"; do
     i=$((i + 1))
     run_script ${job% *} "${job##* }" >"$outputs/$i" 2>&1 &
     output_of[$!]=$outputs/$i
+    job_of[$!]="${job##* } (${job% *})"
 done
 while [ ${#output_of[@]} -gt 0 ]; do finish_one; done
 

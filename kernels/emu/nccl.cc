@@ -242,9 +242,12 @@ ncclResult_t distinct_gpus(ncclComm_t c)
     return rc != ncclSuccess ? rc : after;
 }
 
-/* A send or a receive on a two-rank communicator: the message goes
- * through the sender's slot in chunks, both ranks at every barrier, so a
- * send is done when the receiver has the last chunk. */
+/* A send or a receive on a two-rank communicator: the two ranks first
+ * show each other what they do (a send against a send, a receive
+ * against a receive, or two sizes, would hang NCCL: here it is
+ * ncclInvalidUsage), then the message goes through the sender's slot in
+ * chunks, both ranks at every barrier, so a send is done when the
+ * receiver has the last chunk. */
 ncclResult_t point_to_point(void *buf, size_t count, ncclDataType_t type, int peer, ncclComm_t c, cudaStream_t s,
                             bool sending)
 {
@@ -254,6 +257,23 @@ ncclResult_t point_to_point(void *buf, size_t count, ncclDataType_t type, int pe
         return ncclInvalidUsage;
     const size_t es = type_size(type);
     return on_stream(c, s, [=] {
+        struct intent {
+            uint64_t sending, bytes;
+        } mine = {sending, count * es}, theirs;
+        memcpy(slot(c, c->rank), &mine, sizeof mine);
+        ncclResult_t rc = barrier(c);
+        if (rc != ncclSuccess)
+            return rc;
+        memcpy(&theirs, slot(c, peer), sizeof theirs);
+        if ((rc = barrier(c)) != ncclSuccess)
+            return rc;
+        if (theirs.sending == mine.sending || theirs.bytes != mine.bytes) {
+            if (getenv("NCCL_DEBUG"))
+                fprintf(stderr, "NCCL WARN rank %d: a %s of %llu bytes met a %s of %llu\n", c->rank,
+                        sending ? "send" : "receive", (unsigned long long)mine.bytes,
+                        theirs.sending ? "send" : "receive", (unsigned long long)theirs.bytes);
+            return ncclInvalidUsage;
+        }
         return chunked(
             c, count, kSlot / es,
             [&](size_t off, size_t n) {

@@ -39,6 +39,7 @@
  * when done, so an empty queue is a stream with nothing left to do. */
 struct evo_emu_stream {
     std::deque<std::function<void()>> work;
+    bool destroyed = false; /* its thread ends once the queue is empty */
 };
 
 /* Records counts the cudaEventRecord calls, reached the newest record its
@@ -67,7 +68,12 @@ void run_queue(cudaStream_t s)
 {
     std::unique_lock<std::mutex> l(queue_lock);
     for (;;) {
-        queue_moved.wait(l, [s] { return !s->work.empty(); });
+        queue_moved.wait(l, [s] { return !s->work.empty() || s->destroyed; });
+        if (s->work.empty()) {
+            streams.erase(std::find(streams.begin(), streams.end(), s));
+            delete s;
+            return;
+        }
         std::function<void()> &f = s->work.front();
         l.unlock();
         f();
@@ -298,11 +304,12 @@ cudaError_t cudaMallocHost(void **p, size_t bytes)
 
 cudaError_t cudaFree(void *p)
 {
-    std::unique_lock<std::mutex> l(queue_lock);
-    const std::vector<cudaStream_t> all = streams;
-    l.unlock();
-    for (cudaStream_t s : all)
-        wait_idle(s);
+    {
+        std::unique_lock<std::mutex> l(queue_lock);
+        queue_moved.wait(l, [] {
+            return std::all_of(streams.begin(), streams.end(), [](cudaStream_t s) { return s->work.empty(); });
+        });
+    }
     {
         std::lock_guard<std::mutex> hold(lock);
         pinned.erase((const char *)p);
@@ -342,6 +349,15 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
 {
     (void)flags;
     *s = new_stream();
+    return cudaSuccess;
+}
+
+/* As CUDA's: the queued work still runs, then the stream goes. */
+cudaError_t cudaStreamDestroy(cudaStream_t s)
+{
+    std::lock_guard<std::mutex> hold(queue_lock);
+    s->destroyed = true;
+    queue_moved.notify_all();
     return cudaSuccess;
 }
 

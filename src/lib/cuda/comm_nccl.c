@@ -106,6 +106,7 @@ enum { N_CHANNELS = EVO_N_IDS - EVO_N_GROUPS };
 typedef struct {
     ncclComm_t group[EVO_N_GROUPS]; /* NULL for groups of one rank */
     channel ch[N_CHANNELS];         /* the pipeline's, by id - EVO_N_GROUPS */
+    int ch_order[N_CHANNELS];       /* the order they open and close in */
     cudaEvent_t staged;             /* a send's copy, on the compute stream */
     evo_comm *p2p;                  /* Open MPI, for send / recv over other groups */
     const evo_backend *be;
@@ -143,10 +144,15 @@ _Noreturn static void abort_job(nccl_impl *m, const char *why)
     if (atomic_flag_test_and_set(&aborting))
         for (;;)
             pause();
+    fprintf(stderr, "%s: %s\n", evo_progname(), why);
+    /* the channels first: a send or receive waiting for a dead peer is
+     * what holds the device */
+    for (int i = 0; i < N_CHANNELS; i++)
+        if (m->ch[i].comm)
+            nc.ncclCommAbort(m->ch[i].comm);
     for (int g = 0; g < EVO_N_GROUPS; g++)
         if (m->group[g])
             nc.ncclCommAbort(m->group[g]);
-    fprintf(stderr, "%s: %s\n", evo_progname(), why);
     evo_world_abort(&m->world, EVO_EXIT_FAIL, why);
 }
 
@@ -166,6 +172,18 @@ static void check_cuda(cudaError_t rc, const char *what)
         evo_fatal("CUDA: %s: %s", what, cudaGetErrorString(rc));
 }
 
+/* Ends the job if comm (over what it carries) has failed. */
+static void check_async(nccl_impl *m, ncclComm_t comm, const char *over)
+{
+    ncclResult_t st = ncclSuccess;
+    if (comm && nc.ncclCommGetAsyncError(comm, &st) == ncclSuccess && st != ncclSuccess && st != ncclInProgress) {
+        char why[320];
+        snprintf(why, sizeof why, "NCCL over %s: %s (a peer failed?); ending the job", over,
+                 nc.ncclGetErrorString(st));
+        abort_job(m, why);
+    }
+}
+
 static void *watchdog(void *arg)
 {
     evo_comm *c = arg;
@@ -175,15 +193,14 @@ static void *watchdog(void *arg)
     while (!m->stop) {
         struct timespec nap = {0, 200 * 1000 * 1000};
         nanosleep(&nap, NULL);
-        char why[320];
+        char why[320], over[64];
         for (int g = 0; g < EVO_N_GROUPS; g++) {
-            ncclResult_t st = ncclSuccess;
-            if (m->group[g] && nc.ncclCommGetAsyncError(m->group[g], &st) == ncclSuccess && st != ncclSuccess &&
-                st != ncclInProgress) {
-                snprintf(why, sizeof why, "NCCL over the %s group: %s (a peer failed?); ending the job",
-                         evo_group_name((evo_group)g), nc.ncclGetErrorString(st));
-                abort_job(m, why);
-            }
+            snprintf(over, sizeof over, "the %s group", evo_group_name((evo_group)g));
+            check_async(m, m->group[g], over);
+        }
+        for (int i = 0; i < N_CHANNELS; i++) {
+            snprintf(over, sizeof over, "the pipeline's channel %s stage %u", i < 2 ? "to" : "from", m->ch[i].peer);
+            check_async(m, m->ch[i].comm, over);
         }
         uint64_t seq = m->records;
         const char *what = m->waiting_in;
@@ -352,19 +369,16 @@ static channel *channel_of(nccl_impl *m, const evo_comm *c, const evo_backend *b
     return &m->ch[id - EVO_N_GROUPS];
 }
 
-/* A staging buffer of ch of at least bytes whose last send is done. */
+/* A staging buffer of ch of at least bytes whose last send is done; a
+ * new one when none is (as many as the pipeline has messages in flight,
+ * made in the first step). None is freed before the comm is: cudaFree
+ * waits for the device, and so for sends not yet received. */
 static staged_msg *free_msg(nccl_impl *m, channel *ch, size_t bytes)
 {
     for (size_t i = 0; i < ch->n_msgs; i++) {
         staged_msg *msg = &ch->msgs[i];
-        if (cudaEventQuery(msg->sent) != cudaSuccess)
-            continue;
-        if (msg->bytes < bytes) {
-            m->be->free(m->be, msg->buf);
-            msg->buf = m->be->alloc(m->be, bytes);
-            msg->bytes = bytes;
-        }
-        return msg;
+        if (msg->bytes >= bytes && cudaEventQuery(msg->sent) == cudaSuccess)
+            return msg;
     }
     ch->msgs = evo_realloc(ch->msgs, (ch->n_msgs + 1) * sizeof *ch->msgs);
     staged_msg *msg = &ch->msgs[ch->n_msgs++];
@@ -466,14 +480,19 @@ static void free_nccl(evo_comm *c)
             nc.ncclCommFinalize(m->group[g]);
             nc.ncclCommDestroy(m->group[g]);
         }
-    for (int i = 0; i < N_CHANNELS; i++) {
-        channel *ch = &m->ch[i];
+    for (int i = 0; i < N_CHANNELS; i++)
+        if (m->ch[i].stream)
+            check_cuda(cudaStreamSynchronize(m->ch[i].stream), "the comm's last sends");
+    for (int k = 0; k < N_CHANNELS; k++) { /* in the order they opened: the peers' */
+        channel *ch = &m->ch[m->ch_order[k]];
         if (!ch->comm)
             continue;
-        if (ch->stream)
-            check_cuda(cudaStreamSynchronize(ch->stream), "the comm's last sends");
         nc.ncclCommFinalize(ch->comm);
         nc.ncclCommDestroy(ch->comm);
+        if (ch->stream) {
+            cudaStreamDestroy(ch->stream);
+            cudaEventDestroy(ch->all_sent);
+        }
         for (size_t k = 0; k < ch->n_msgs; k++) {
             m->be->free(m->be, ch->msgs[k].buf);
             cudaEventDestroy(ch->msgs[k].sent);
@@ -488,11 +507,12 @@ static void free_nccl(evo_comm *c)
     free(c);
 }
 
-/* The pipeline's four channels of this stage, opened in the order of the
- * stage that makes them, then outgoing before incoming: every channel
- * has the same place in its two members' orders, so each opens when both
- * get to it. With two stages, the previous stage is the next one, and
- * each of the four is a channel of its own still. */
+/* The pipeline's four channels of this stage, opened by key (the stage
+ * that makes them, then its to-next before its to-prev): one order over
+ * all channels, the same for a channel's two members, so the first not
+ * yet open always has both members waiting at it. With two stages, the
+ * previous stage is the next one, and each of the four is a channel of
+ * its own still. */
 static void open_channels(nccl_impl *m, const evo_layout *l, unsigned char ids[][sizeof(ncclUniqueId)])
 {
     const uint32_t pp = l->pp, s = l->pp_rank;
@@ -503,13 +523,13 @@ static void open_channels(nccl_impl *m, const evo_layout *l, unsigned char ids[]
      * maker's to-next (0) or to-prev (1) */
     const uint32_t peer[N_CHANNELS] = {next, prev, prev, next};
     const uint32_t key[N_CHANNELS] = {2 * s, 2 * s + 1, 2 * prev, 2 * next + 1};
-    int order[N_CHANNELS] = {0, 1, 2, 3};
-    for (int i = 1; i < N_CHANNELS; i++)
-        for (int k = i; k > 0 && key[order[k]] < key[order[k - 1]]; k--) {
-            int t = order[k];
+    int *order = m->ch_order; /* by key: an insertion sort */
+    for (int i = 0; i < N_CHANNELS; i++) {
+        int k = i;
+        for (; k > 0 && key[order[k - 1]] > key[i]; k--)
             order[k] = order[k - 1];
-            order[k - 1] = t;
-        }
+        order[k] = i;
+    }
     for (int k = 0; k < N_CHANNELS; k++) {
         int i = order[k], out = i < 2;
         channel *ch = &m->ch[i];
