@@ -23,8 +23,7 @@
 #   emulated streams): comm-check's collectives in every group of four
 #   layouts, training over it with ZeRO-1, ZeRO-2, tensor parallelism
 #   (msp) and interleaved pipeline stages over NCCL's point to point (2 and
-#   4 stages), and the comm's watchdog ending
-#   a job whose rank was stopped;
+#   4 stages), and the comm's watchdog ending a job whose rank was stopped;
 # - scripts/sbatch/train-gpu.sbatch under the local Slurm on 2 stand-in
 #   GPUs: a rank a GPU, USR1, requeue, resume, the uninterrupted bits.
 . "$(dirname "$0")/lib.sh"

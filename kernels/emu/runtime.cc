@@ -105,6 +105,19 @@ void wait_idle(cudaStream_t s)
     queue_moved.wait(l, [s] { return s->work.empty(); });
 }
 
+/* What waiting for e means at a call: its newest record so far, reached. */
+uint64_t newest_record(cudaEvent_t e)
+{
+    std::lock_guard<std::mutex> hold(queue_lock);
+    return e->recorded;
+}
+
+void wait_reached(cudaEvent_t e, uint64_t want)
+{
+    std::unique_lock<std::mutex> l(queue_lock);
+    queue_moved.wait(l, [e, want] { return e->reached >= want; });
+}
+
 bool is_pinned(const void *p, size_t bytes)
 {
     std::lock_guard<std::mutex> hold(lock);
@@ -370,13 +383,8 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s)
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags)
 {
     (void)flags;
-    std::unique_lock<std::mutex> l(queue_lock);
-    const uint64_t want = e->recorded;
-    l.unlock();
-    evo_emu::enqueue(s, [e, want] {
-        std::unique_lock<std::mutex> wait(queue_lock);
-        queue_moved.wait(wait, [e, want] { return e->reached >= want; });
-    });
+    const uint64_t want = newest_record(e);
+    evo_emu::enqueue(s, [e, want] { wait_reached(e, want); });
     return cudaSuccess;
 }
 
@@ -413,9 +421,7 @@ cudaError_t cudaEventQuery(cudaEvent_t e)
 
 cudaError_t cudaEventSynchronize(cudaEvent_t e)
 {
-    std::unique_lock<std::mutex> l(queue_lock);
-    const uint64_t want = e->recorded;
-    queue_moved.wait(l, [e, want] { return e->reached >= want; });
+    wait_reached(e, newest_record(e));
     return cudaSuccess;
 }
 

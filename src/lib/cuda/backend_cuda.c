@@ -62,8 +62,6 @@ static struct {
     op_workspace bgrad;    /* BGRADB's bias gradient, before it is added to db */
     op_workspace partials; /* the sums over tokens' partial sums (evo_k_column_partials) */
     op_workspace chain;    /* the embedding backward's tokens by id: 2 T int32 */
-    void **outgrown;       /* the workspaces' earlier blocks, never freed (room) */
-    size_t n_outgrown;
     int tf32;
     /* the shared memory a block may opt in to, for the tensor-core
      * attention where it applies; 0: the plain kernels (EVO_CUDA_ATTENTION) */
@@ -340,16 +338,13 @@ static int gemm(const evo_backend *be, evo_gemm_kind kind, size_t T, size_t C, s
 }
 
 /* At least bytes of a workspace: grown in the first step, then kept, so
- * that later steps allocate nothing. The block it outgrows is kept too:
- * cudaFree would wait for the whole device, and so, in a pipeline, for
- * sends that the peer receives only after this stage's next ones. */
+ * that later steps allocate nothing. The block it outgrows is left
+ * allocated for the process's life (a few small blocks, once): cudaFree
+ * would wait for the whole device, and so, in a pipeline, for sends that
+ * the peer receives only after this stage's next ones. */
 static void *room(const evo_backend *be, op_workspace *w, size_t bytes)
 {
     if (w->bytes < bytes) {
-        if (w->p) {
-            cu.outgrown = evo_realloc(cu.outgrown, (cu.n_outgrown + 1) * sizeof *cu.outgrown);
-            cu.outgrown[cu.n_outgrown++] = w->p;
-        }
         w->p = cuda_alloc(be, bytes);
         w->bytes = bytes;
     }

@@ -493,9 +493,9 @@ static void free_nccl(evo_comm *c)
             cudaStreamDestroy(ch->stream);
             cudaEventDestroy(ch->all_sent);
         }
-        for (size_t k = 0; k < ch->n_msgs; k++) {
-            m->be->free(m->be, ch->msgs[k].buf);
-            cudaEventDestroy(ch->msgs[k].sent);
+        for (size_t j = 0; j < ch->n_msgs; j++) {
+            m->be->free(m->be, ch->msgs[j].buf);
+            cudaEventDestroy(ch->msgs[j].sent);
         }
         free(ch->msgs);
     }
